@@ -1,0 +1,2 @@
+//! meshup: an agentless WireGuard full mesh over SSH.
+pub mod cli;

@@ -1,0 +1,4 @@
+//! meshup: the binary only turns a result into an exit code.
+fn main() -> std::process::ExitCode {
+    meshup::cli::main()
+}
