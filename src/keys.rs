@@ -107,8 +107,8 @@ mod tests {
                 PublicKeyError::NotBase64,
             ),
             (
-                "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=AAAA",
-                PublicKeyError::WrongLength(35),
+                "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMk",
+                PublicKeyError::WrongLength(36),
             ),
         ];
         for (text, want) in cases {

@@ -166,6 +166,14 @@ struct Seen<T> {
     span: Span,
 }
 
+/// Where a node records values that must be unique or disjoint across nodes.
+struct SeenValues<'a> {
+    index: usize,
+    addresses4: &'a mut Vec<Seen<Ipv4Addr>>,
+    addresses6: &'a mut Vec<Seen<Ipv6Addr>>,
+    subnets: &'a mut Vec<Seen<IpNet>>,
+}
+
 struct Validator<'a> {
     text: &'a str,
     problems: Problems,
@@ -376,7 +384,13 @@ impl Validator<'_> {
                     names.insert(name.clone(), name_span);
                 }
             }
-            let node = self.node(raw_node, mesh, defaults, name);
+            let mut seen = SeenValues {
+                index,
+                addresses4: &mut addresses4,
+                addresses6: &mut addresses6,
+                subnets: &mut subnets,
+            };
+            let node = self.node(raw_node, mesh, defaults, name, &mut seen);
             if let Some(relay) = &raw_node.relay {
                 relays.push((index, relay.clone()));
             }
@@ -386,37 +400,19 @@ impl Validator<'_> {
                 node_spans.push(name_span);
                 continue;
             };
-            if node.is_present() {
-                if let (Some(address), Some(value)) = (node.address, &raw_node.address) {
-                    addresses4.push(Seen {
-                        value: address,
-                        node: index,
-                        span: self.span(value),
-                    });
-                }
-                if let (Some(address), Some(value)) = (node.address6, &raw_node.address6) {
-                    addresses6.push(Seen {
-                        value: address,
-                        node: index,
-                        span: self.span(value),
-                    });
-                }
-                for (subnet, value) in node.subnets.iter().zip(&raw_node.subnets) {
-                    subnets.push(Seen {
-                        value: *subnet,
-                        node: index,
-                        span: self.span(value),
-                    });
-                }
-            }
             nodes.push(Some(node));
             node_spans.push(name_span);
         }
         self.duplicates(&addresses4, "address");
         self.duplicates(&addresses6, "address6");
-        self.overlapping_subnets(&subnets, &nodes);
+        self.overlapping_subnets(&subnets, &raw.value);
         self.endpoints_outside_subnets(&nodes, &raw.value, &subnets);
-        self.relays_and_nat(&nodes, &relays, &node_spans);
+        let public: Vec<bool> = raw
+            .value
+            .iter()
+            .map(|n| n.endpoint.is_some() && n.state.as_ref().is_none_or(|s| s.value != "absent"))
+            .collect();
+        self.relays_and_nat(&nodes, &relays, &node_spans, &public);
         if let Some(network) = mesh.network {
             let present = nodes.iter().flatten().filter(|n| n.is_present()).count();
             let capacity = (1u64 << (32 - network.prefix_len())).saturating_sub(2);
@@ -439,11 +435,13 @@ impl Validator<'_> {
         mesh: &PartialMesh,
         defaults: &RawSsh,
         name: Option<NodeName>,
+        seen: &mut SeenValues<'_>,
     ) -> Option<Node> {
         let state = match &raw.state {
             Some(value) => self.parse::<NodeState>(value, "invalid state"),
             None => Some(NodeState::Present),
         };
+        let present = state != Some(NodeState::Absent);
         let listen_port = match &raw.listen_port {
             Some(value) => self.int_in(value, 1..=65535, "listen_port"),
             None => mesh.listen_port,
@@ -465,18 +463,50 @@ impl Validator<'_> {
             (None, _) => Some(None),
         };
         let address = match &raw.address {
-            Some(value) => self.address4(value, mesh.network).map(Some),
+            Some(value) => {
+                let address = self.address4(value, mesh.network);
+                if let (Some(address), true) = (address, present) {
+                    let span = self.span(value);
+                    seen.addresses4.push(Seen {
+                        value: address,
+                        node: seen.index,
+                        span,
+                    });
+                }
+                address.map(Some)
+            }
             None => Some(None),
         };
         let address6 = match &raw.address6 {
-            Some(value) => self.address6(value, mesh).map(Some),
+            Some(value) => {
+                let address = self.address6(value, mesh);
+                if let (Some(address), true) = (address, present) {
+                    let span = self.span(value);
+                    seen.addresses6.push(Seen {
+                        value: address,
+                        node: seen.index,
+                        span,
+                    });
+                }
+                address.map(Some)
+            }
             None => Some(None),
         };
         let mut subnets = Vec::new();
         let mut subnets_ok = true;
         for value in &raw.subnets {
             match self.subnet(value, mesh) {
-                Some(net) => subnets.push(net),
+                Some(net) => {
+                    if present {
+                        let span = self.span(value);
+                        seen.subnets.push(Seen {
+                            value: net,
+                            node: seen.index,
+                            span,
+                        });
+                    }
+                    subnets.push(net);
+                }
                 None => subnets_ok = false,
             }
         }
@@ -682,19 +712,16 @@ impl Validator<'_> {
         }
     }
 
-    fn overlapping_subnets(&mut self, subnets: &[Seen<IpNet>], nodes: &[Option<Node>]) {
+    fn overlapping_subnets(&mut self, subnets: &[Seen<IpNet>], raw: &[RawNode]) {
         for (i, later) in subnets.iter().enumerate() {
             if let Some(earlier) = subnets[..i]
                 .iter()
                 .find(|e| overlaps(&e.value, &later.value))
             {
-                let owner = nodes
-                    .get(earlier.node)
-                    .and_then(Option::as_ref)
-                    .map_or_else(
-                        || "another node".to_owned(),
-                        |n| format!("node `{}`", n.name),
-                    );
+                let owner = raw.get(earlier.node).map_or_else(
+                    || "another node".to_owned(),
+                    |n| format!("node `{}`", n.name.value),
+                );
                 let line = self.problems.line_of(earlier.span.offset);
                 let whose = if earlier.node == later.node {
                     "the same node".to_owned()
@@ -752,9 +779,11 @@ impl Validator<'_> {
         nodes: &[Option<Node>],
         relays: &[(usize, Spanned<String>)],
         spans: &[Span],
+        public: &[bool],
     ) {
         let present: Vec<&Node> = nodes.iter().flatten().filter(|n| n.is_present()).collect();
-        let has_public = present.iter().any(|n| n.is_public());
+        // Judged on the raw file so a public node with another error still counts.
+        let has_public = public.iter().any(|p| *p);
         for (index, value) in relays {
             let span = self.span(value);
             let Some(node) = nodes.get(*index).and_then(Option::as_ref) else {
