@@ -1,2 +1,7 @@
 //! meshup: an agentless WireGuard full mesh over SSH.
+pub mod address;
 pub mod cli;
+pub mod inventory;
+pub mod keys;
+pub mod render;
+pub mod topology;

@@ -1,0 +1,187 @@
+//! The inventory: which nodes form the mesh and how to reach them, parsed from YAML and
+//! validated once into newtypes. See `docs/inventory.md` for the format.
+mod error;
+mod names;
+mod raw;
+mod validate;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+pub(crate) use error::Problems;
+pub use error::{InventoryError, Problem, Span};
+pub use names::{
+    Become, Endpoint, EndpointHost, HostKeyChecking, InterfaceName, JumpHost, NodeName, NodeState,
+    RemotePath, SshHost, UserName,
+};
+pub(crate) use validate::push_yaml_error;
+
+/// Default WireGuard interface name.
+pub const DEFAULT_INTERFACE: &str = "wg0";
+/// Default UDP listen port.
+pub const DEFAULT_LISTEN_PORT: u16 = 51820;
+/// Default PersistentKeepalive, seconds.
+pub const DEFAULT_KEEPALIVE: u16 = 25;
+/// Default directory of WireGuard files on each host.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/wireguard";
+/// Default SSH connect timeout, seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+
+/// A validated inventory: mesh settings and every node (present and absent), in file order.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    path: PathBuf,
+    mesh: MeshSettings,
+    nodes: Vec<Node>,
+}
+
+/// Mesh-wide settings (`mesh:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshSettings {
+    /// WireGuard interface name (default `wg0`).
+    pub interface: InterfaceName,
+    /// IPv4 mesh network; node addresses are taken from it.
+    pub network: Ipv4Net,
+    /// Optional IPv6 mesh network (dual stack).
+    pub network6: Option<Ipv6Net>,
+    /// Default UDP listen port (default 51820).
+    pub listen_port: u16,
+    /// PersistentKeepalive in seconds; `None` when set to 0 (disabled).
+    pub persistent_keepalive: Option<u16>,
+    /// Default interface MTU; `None` lets wg-quick decide.
+    pub mtu: Option<u16>,
+    /// Whether each pair of nodes shares a preshared key.
+    pub preshared_keys: bool,
+    /// Directory of WireGuard files on each host (default `/etc/wireguard`).
+    pub config_dir: RemotePath,
+}
+
+/// One node of the inventory, with per-node overrides already applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Unique node name.
+    pub name: NodeName,
+    /// Explicit IPv4 mesh address; `None` = allocated (see `address::allocate`).
+    pub address: Option<Ipv4Addr>,
+    /// Explicit IPv6 mesh address; `None` = allocated when the mesh has `network6`.
+    pub address6: Option<Ipv6Addr>,
+    /// Public endpoint; `None` means the node is behind NAT.
+    pub endpoint: Option<Endpoint>,
+    /// Networks routed behind this node.
+    pub subnets: Vec<IpNet>,
+    /// An address inside `subnets` that `verify` pings.
+    pub probe: Option<IpAddr>,
+    /// Effective UDP listen port (override or mesh default).
+    pub listen_port: u16,
+    /// Effective MTU (override or mesh default).
+    pub mtu: Option<u16>,
+    /// Present or absent.
+    pub state: NodeState,
+    /// For a NAT node: the public node that relays its traffic to other NAT nodes.
+    pub relay: Option<NodeName>,
+    /// How to reach the node over SSH (defaults merged with overrides).
+    pub ssh: SshTarget,
+    /// 1-based line of the node's `name:` in the inventory, for messages.
+    pub line: usize,
+}
+
+impl Node {
+    /// True when the node has a public endpoint.
+    pub fn is_public(&self) -> bool {
+        self.endpoint.is_some()
+    }
+
+    /// True unless the node is marked `state: absent`.
+    pub fn is_present(&self) -> bool {
+        self.state == NodeState::Present
+    }
+}
+
+/// Resolved SSH settings of one node. Local paths are absolute (resolved against the
+/// inventory directory, `~` expanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    /// Host to connect to (defaults to the node name; may be an ssh_config alias).
+    pub host: SshHost,
+    /// Login user (default root).
+    pub user: UserName,
+    /// SSH port (default 22).
+    pub port: u16,
+    /// Private key file for authentication.
+    pub identity_file: Option<PathBuf>,
+    /// ProxyJump host.
+    pub jump: Option<JumpHost>,
+    /// How commands get root.
+    pub become_method: Become,
+    /// Extra known_hosts file.
+    pub known_hosts: Option<PathBuf>,
+    /// Host key policy.
+    pub host_key_checking: HostKeyChecking,
+    /// ssh_config file used like `ssh -F`.
+    pub ssh_config: Option<PathBuf>,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+}
+
+impl Inventory {
+    /// Reads and validates an inventory file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, InventoryError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_str(&text, path)
+    }
+
+    /// Parses and validates inventory text; `path` names the file in messages and is the
+    /// base for relative paths inside it.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str, path: impl AsRef<Path>) -> Result<Self, InventoryError> {
+        validate::parse(text, path.as_ref())
+    }
+
+    /// The inventory file path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The lock file pinning allocated addresses: `<inventory file name>.lock` beside it.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut name = self
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "inventory.yaml".into());
+        name.push(".lock");
+        self.path.with_file_name(name)
+    }
+
+    /// Mesh-wide settings.
+    pub fn mesh(&self) -> &MeshSettings {
+        &self.mesh
+    }
+
+    /// Every node, present and absent, in file order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Nodes that are part of the mesh, in file order.
+    pub fn present_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.is_present())
+    }
+
+    /// Nodes marked `state: absent`, in file order.
+    pub fn absent_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| !n.is_present())
+    }
+
+    /// The node with this name, present or absent.
+    pub fn node(&self, name: &NodeName) -> Option<&Node> {
+        self.nodes.iter().find(|n| &n.name == name)
+    }
+}

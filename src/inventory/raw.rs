@@ -1,0 +1,64 @@
+//! The inventory as written: serde structs with source locations, private to the module.
+//! Strings and numbers are kept raw here so that range and format problems become located,
+//! collected validation errors instead of stopping at the first one.
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// Top level of the inventory file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInventory {
+    pub mesh: Spanned<RawMesh>,
+    #[serde(default)]
+    pub ssh: Option<RawSsh>,
+    pub nodes: Spanned<Vec<RawNode>>,
+}
+
+/// The `mesh:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMesh {
+    pub interface: Option<Spanned<String>>,
+    pub network: Spanned<String>,
+    pub network6: Option<Spanned<String>>,
+    pub listen_port: Option<Spanned<i64>>,
+    pub persistent_keepalive: Option<Spanned<i64>>,
+    pub mtu: Option<Spanned<i64>>,
+    pub preshared_keys: Option<bool>,
+    pub config_dir: Option<Spanned<String>>,
+}
+
+/// The `ssh:` defaults, or a node's `ssh:` overrides.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSsh {
+    pub host: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub identity_file: Option<Spanned<String>>,
+    pub jump: Option<Spanned<String>>,
+    #[serde(rename = "become")]
+    pub become_: Option<Spanned<String>>,
+    pub known_hosts: Option<Spanned<String>>,
+    pub host_key_checking: Option<Spanned<String>>,
+    pub ssh_config: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<i64>>,
+}
+
+/// One entry of `nodes:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNode {
+    pub name: Spanned<String>,
+    pub address: Option<Spanned<String>>,
+    pub address6: Option<Spanned<String>>,
+    pub endpoint: Option<Spanned<String>>,
+    #[serde(default)]
+    pub subnets: Vec<Spanned<String>>,
+    pub probe: Option<Spanned<String>>,
+    pub listen_port: Option<Spanned<i64>>,
+    pub mtu: Option<Spanned<i64>>,
+    pub state: Option<Spanned<String>>,
+    pub relay: Option<Spanned<String>>,
+    pub ssh: Option<RawSsh>,
+}

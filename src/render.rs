@@ -1,0 +1,71 @@
+//! Rendering of a node's WireGuard config (`wg0.conf`). Pure and deterministic: the same
+//! mesh gives byte-identical text. Secrets appear only as tokens the host fills in.
+use std::fmt::Write as _;
+
+use crate::inventory::NodeName;
+use crate::keys::PublicKey;
+use crate::topology::Mesh;
+
+/// The token standing for the host's private key.
+pub const PRIVATE_KEY_TOKEN: &str = "<secret:private.key>";
+/// What a peer's `PublicKey` says before the key exists (generated on the host later).
+pub const UNKNOWN_PUBLIC_KEY: &str = "(generated on host)";
+/// First line of every rendered config.
+pub const HEADER: &str = "# Managed by meshup: local changes are replaced on the next apply.";
+
+/// The token standing for the preshared key shared with `peer`.
+pub fn psk_token(peer: &NodeName) -> String {
+    format!("<secret:psk-{peer}.key>")
+}
+
+/// Renders `node`'s config, in the guide's field order, peers in name order. Returns an
+/// empty string when `node` is not a present node of `mesh`.
+pub fn render_config(
+    mesh: &Mesh,
+    node: &NodeName,
+    public_key: &dyn Fn(&NodeName) -> Option<PublicKey>,
+) -> String {
+    let Some(spec) = mesh.node(node) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "{HEADER}");
+    let _ = writeln!(out, "[Interface]");
+    let addresses: Vec<String> = spec
+        .interface_addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let _ = writeln!(out, "Address = {}", addresses.join(", "));
+    let _ = writeln!(out, "ListenPort = {}", spec.listen_port);
+    if let Some(mtu) = spec.mtu {
+        let _ = writeln!(out, "MTU = {mtu}");
+    }
+    let _ = writeln!(out, "PrivateKey = {PRIVATE_KEY_TOKEN}");
+    for peer in &spec.peers {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "# Peer: {}", peer.name);
+        let _ = writeln!(out, "[Peer]");
+        match public_key(&peer.name) {
+            Some(key) => {
+                let _ = writeln!(out, "PublicKey = {key}");
+            }
+            None => {
+                let _ = writeln!(out, "PublicKey = {UNKNOWN_PUBLIC_KEY}");
+            }
+        }
+        if peer.psk {
+            let _ = writeln!(out, "PresharedKey = {}", psk_token(&peer.name));
+        }
+        if let Some(endpoint) = &peer.endpoint {
+            let _ = writeln!(out, "Endpoint = {endpoint}");
+        }
+        let allowed: Vec<String> = peer.allowed_ips.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "AllowedIPs = {}", allowed.join(", "));
+        if let Some(keepalive) = peer.persistent_keepalive {
+            let _ = writeln!(out, "PersistentKeepalive = {keepalive}");
+        }
+    }
+    out
+}

@@ -1,0 +1,5 @@
+//! The integration test binary: one module per feature.
+mod check_cli;
+mod inventory;
+mod support_core;
+mod topology;

@@ -1,0 +1,283 @@
+//! Topology and rendering: the guide's configs line for line, and each mesh shape.
+use std::collections::BTreeMap;
+
+use meshup::address::{self, AddressLock};
+use meshup::inventory::{Inventory, NodeName};
+use meshup::keys::PublicKey;
+use meshup::render::render_config;
+use meshup::topology::{Mesh, NodeSpec, PeerSpec, Role};
+
+use crate::support_core::{mesh, name, root};
+
+/// Fixed test public keys of the guide's nodes.
+fn guide_keys() -> BTreeMap<String, PublicKey> {
+    [
+        ("node-a", "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="),
+        ("node-b", "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0="),
+        ("node-c", "gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA="),
+    ]
+    .into_iter()
+    .map(|(n, k)| (n.to_string(), k.parse().expect("valid test key")))
+    .collect()
+}
+
+fn guide_mesh() -> Mesh {
+    let inventory = Inventory::load(root().join("inventory/guide.yaml")).expect("guide.yaml");
+    let (allocation, _) = address::allocate(&inventory, &AddressLock::default()).expect("allocate");
+    Mesh::build(&inventory, &allocation)
+}
+
+/// The guide writes placeholders; map our keys and tokens onto them.
+fn substitute_guide_placeholders(node: &str, text: &str) -> String {
+    let mut text = text.replace("<secret:private.key>", &format!("<{node} private key>"));
+    for (peer, key) in guide_keys() {
+        text = text.replace(&key.to_string(), &format!("<{peer} public key>"));
+        let mut pair = [
+            node.trim_start_matches("node-"),
+            peer.trim_start_matches("node-"),
+        ];
+        pair.sort();
+        text = text.replace(
+            &format!("<secret:psk-{peer}.key>"),
+            &format!("<psk-{}{} content>", pair[0], pair[1]),
+        );
+    }
+    text
+}
+
+/// (section, key, value) for the fields the guide shows, in order.
+fn fields(text: &str) -> Vec<(String, String, String)> {
+    const KEYS: &[&str] = &[
+        "Address",
+        "ListenPort",
+        "PrivateKey",
+        "PublicKey",
+        "PresharedKey",
+        "Endpoint",
+        "AllowedIPs",
+        "PersistentKeepalive",
+    ];
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_owned();
+        } else if let Some((key, value)) = line.split_once(" = ")
+            && KEYS.contains(&key)
+        {
+            out.push((section.clone(), key.to_owned(), value.to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn guide_configs_match_the_guide_line_for_line() {
+    let mesh = guide_mesh();
+    let keys = guide_keys();
+    let lookup = |n: &NodeName| keys.get(n.as_str()).copied();
+    for node in ["node-a", "node-b", "node-c"] {
+        let rendered = render_config(&mesh, &name(node), &lookup);
+        insta::assert_snapshot!(format!("guide_{node}_wg0_conf"), rendered);
+        let guide = std::fs::read_to_string(
+            root().join(format!("tests/fixtures/inventory/guide-wg0/{node}.conf")),
+        )
+        .expect("guide fixture");
+        let ours = fields(&substitute_guide_placeholders(node, &rendered));
+        let theirs = fields(&guide);
+        assert_eq!(ours, theirs, "{node}: rendered\n{rendered}");
+        assert!(rendered.contains("PrivateKey = <secret:private.key>"));
+    }
+}
+
+#[test]
+fn rendering_is_deterministic_and_marks_peers() {
+    let mesh = guide_mesh();
+    let first = render_config(&mesh, &name("node-a"), &|_| None);
+    let second = render_config(&mesh, &name("node-a"), &|_| None);
+    assert_eq!(first, second);
+    assert_eq!(first.matches("PublicKey = (generated on host)").count(), 2);
+    let peer_b = first
+        .find("# Peer: node-b\n[Peer]")
+        .expect("comment before peer b");
+    let peer_c = first
+        .find("# Peer: node-c\n[Peer]")
+        .expect("comment before peer c");
+    assert!(peer_b < peer_c);
+    assert!(first.contains("PresharedKey = <secret:psk-node-b.key>"));
+    assert_eq!(render_config(&mesh, &name("nobody"), &|_| None), "");
+}
+
+fn peer<'a>(spec: &'a NodeSpec, peer: &str) -> &'a PeerSpec {
+    spec.peers
+        .iter()
+        .find(|p| p.name.as_str() == peer)
+        .unwrap_or_else(|| panic!("{} has no peer {peer}", spec.name))
+}
+
+fn node<'a>(mesh: &'a Mesh, node: &str) -> &'a NodeSpec {
+    mesh.node(&name(node))
+        .unwrap_or_else(|| panic!("no node {node}"))
+}
+
+fn allowed(peer: &PeerSpec) -> Vec<String> {
+    peer.allowed_ips.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn three_public_nodes_form_a_full_mesh_with_keepalive() {
+    let mesh = mesh(
+        "mesh:\n  network: 10.1.0.0/24\nnodes:\n  - name: c\n    endpoint: 192.0.2.3\n  - name: a\n    endpoint: 192.0.2.1\n  - name: b\n    endpoint: 192.0.2.2:4000\n",
+    );
+    let names: Vec<&str> = mesh.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"], "nodes in name order");
+    for spec in &mesh.nodes {
+        assert_eq!(spec.role, Role::Public);
+        assert!(!spec.is_transit);
+        assert_eq!(spec.peers.len(), 2);
+        for p in &spec.peers {
+            assert!(p.endpoint.is_some());
+            assert_eq!(p.persistent_keepalive, Some(25));
+            assert!(!p.psk);
+        }
+    }
+    assert_eq!(
+        peer(node(&mesh, "a"), "b").endpoint.as_deref(),
+        Some("192.0.2.2:4000")
+    );
+    // c is first in the file, so it got the first address.
+    assert_eq!(allowed(peer(node(&mesh, "a"), "c")), ["10.1.0.1/32"]);
+}
+
+#[test]
+fn public_nodes_reach_a_nat_node_without_endpoint_or_keepalive() {
+    let mesh = mesh(
+        "mesh:\n  network: 10.1.0.0/24\n  persistent_keepalive: 15\nnodes:\n  - name: a\n    endpoint: 192.0.2.1\n  - name: b\n    endpoint: 192.0.2.2\n  - name: n\n",
+    );
+    let nat = node(&mesh, "n");
+    assert_eq!(nat.role, Role::Nat);
+    assert_eq!(nat.relay, None, "a single NAT node needs no relay");
+    for public in ["a", "b"] {
+        let towards_nat = peer(node(&mesh, public), "n");
+        assert_eq!(towards_nat.endpoint, None);
+        assert_eq!(towards_nat.persistent_keepalive, None);
+        let from_nat = peer(nat, public);
+        assert!(from_nat.endpoint.is_some());
+        assert_eq!(from_nat.persistent_keepalive, Some(15));
+    }
+}
+
+#[test]
+fn two_nat_nodes_talk_through_a_relay() {
+    let text = "mesh:\n  network: 10.1.0.0/24\nnodes:\n  - name: pub-z\n    endpoint: 192.0.2.9\n  - name: pub-b\n    endpoint: 192.0.2.2\n  - name: n1\n    subnets: [192.168.10.0/24]\n  - name: n2\n  - name: n3\n    relay: pub-z\n";
+    let mesh = mesh(text);
+    let n1 = node(&mesh, "n1");
+    let n2 = node(&mesh, "n2");
+    // Default relay: first public node in name order (pub-b), not file order.
+    assert_eq!(n1.relay, Some(name("pub-b")));
+    assert_eq!(n2.relay, Some(name("pub-b")));
+    assert_eq!(
+        node(&mesh, "n3").relay,
+        Some(name("pub-z")),
+        "explicit relay override"
+    );
+    // NAT nodes have no direct peer entry for each other.
+    let n1_peers: Vec<&str> = n1.peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(n1_peers, ["pub-b", "pub-z"]);
+    // The other NAT nodes' addresses and subnets ride on the relay peer.
+    assert_eq!(
+        allowed(peer(n2, "pub-b")),
+        [
+            "10.1.0.2/32",
+            "10.1.0.3/32",
+            "192.168.10.0/24",
+            "10.1.0.5/32"
+        ]
+    );
+    assert_eq!(allowed(peer(n2, "pub-z")), ["10.1.0.1/32"]);
+    assert_eq!(
+        allowed(peer(node(&mesh, "n3"), "pub-z")),
+        [
+            "10.1.0.1/32",
+            "10.1.0.3/32",
+            "192.168.10.0/24",
+            "10.1.0.4/32"
+        ]
+    );
+    let relay = node(&mesh, "pub-b");
+    assert!(relay.is_transit);
+    assert_eq!(relay.relay_for, [name("n1"), name("n2")]);
+    assert_eq!(node(&mesh, "pub-z").relay_for, [name("n3")]);
+    // The relay itself lists every NAT node directly.
+    assert_eq!(allowed(peer(relay, "n2")), ["10.1.0.4/32"]);
+    let config = render_config(&mesh, &name("n2"), &|_| None);
+    assert!(config.contains("AllowedIPs = 10.1.0.2/32, 10.1.0.3/32, 192.168.10.0/24, 10.1.0.5/32"));
+    assert!(!config.contains("# Peer: n1"));
+}
+
+#[test]
+fn subnet_router_is_transit_and_its_subnets_are_allowed_on_its_peer_entry() {
+    let mesh = mesh(
+        "mesh:\n  network: 10.1.0.0/24\nnodes:\n  - name: gw\n    endpoint: 192.0.2.1\n    subnets: [192.168.1.0/24, 192.168.2.0/24]\n    probe: 192.168.1.1\n  - name: b\n    endpoint: 192.0.2.2\n",
+    );
+    let gw = node(&mesh, "gw");
+    assert!(gw.is_transit);
+    assert!(gw.relay_for.is_empty());
+    assert!(!node(&mesh, "b").is_transit);
+    assert_eq!(
+        allowed(peer(node(&mesh, "b"), "gw")),
+        ["10.1.0.1/32", "192.168.1.0/24", "192.168.2.0/24"]
+    );
+}
+
+#[test]
+fn dual_stack_adds_128_and_interface_addresses() {
+    let mesh = mesh(
+        "mesh:\n  network: 10.1.0.0/24\n  network6: fd01::/64\n  mtu: 1380\nnodes:\n  - name: a\n    endpoint: '[2001:db8::1]:51820'\n  - name: b\n    endpoint: 192.0.2.2\n    address6: 'fd01::b'\n    mtu: 1300\n    listen_port: 4000\n",
+    );
+    let a = node(&mesh, "a");
+    assert_eq!(a.address6, Some("fd01::1".parse().expect("ip")));
+    assert_eq!(allowed(peer(a, "b")), ["10.1.0.2/32", "fd01::b/128"]);
+    assert_eq!(
+        peer(node(&mesh, "b"), "a").endpoint.as_deref(),
+        Some("[2001:db8::1]:51820")
+    );
+    assert_eq!(peer(a, "b").endpoint.as_deref(), Some("192.0.2.2:4000"));
+    let config = render_config(&mesh, &name("b"), &|_| None);
+    insta::assert_snapshot!("dual_stack_node_b", config);
+    assert!(
+        config.contains(
+            "Address = 10.1.0.2/24, fd01::b/64\nListenPort = 4000\nMTU = 1300\nPrivateKey"
+        )
+    );
+}
+
+#[test]
+fn absent_nodes_leave_the_mesh() {
+    let mesh = mesh(
+        "mesh:\n  network: 10.1.0.0/24\nnodes:\n  - name: a\n    endpoint: 192.0.2.1\n  - name: old\n    endpoint: 192.0.2.5\n    state: absent\n  - name: b\n",
+    );
+    let names: Vec<&str> = mesh.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(mesh.absent, [name("old")]);
+    assert!(
+        node(&mesh, "a")
+            .peers
+            .iter()
+            .all(|p| p.name.as_str() != "old")
+    );
+    assert_eq!(
+        allowed(peer(node(&mesh, "a"), "b")),
+        ["10.1.0.2/32"],
+        "the absent node holds no address"
+    );
+}
+
+#[test]
+fn keepalive_zero_disables_it() {
+    let mesh = mesh(
+        "mesh:\n  network: 10.1.0.0/24\n  persistent_keepalive: 0\nnodes:\n  - name: a\n    endpoint: 192.0.2.1\n  - name: n\n",
+    );
+    assert_eq!(peer(node(&mesh, "n"), "a").persistent_keepalive, None);
+    assert_eq!(mesh.settings.persistent_keepalive, None);
+}
