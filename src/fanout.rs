@@ -7,6 +7,9 @@ use std::task::Poll;
 
 use tokio::sync::Semaphore;
 
+/// A boxed, type-erased future of one item's work.
+type Work<'a, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + 'a>>;
+
 /// Default number of hosts worked on at once.
 pub const DEFAULT_PARALLEL: usize = 32;
 
@@ -23,7 +26,7 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let permits = Arc::new(Semaphore::new(parallel.max(1)));
-    let mut pending: Vec<Option<Pin<Box<dyn Future<Output = Result<T, E>> + '_>>>> = Vec::new();
+    let mut pending: Vec<Option<Work<'_, T, E>>> = Vec::new();
     let f = &f;
     for item in &items {
         let permits = Arc::clone(&permits);
@@ -39,12 +42,12 @@ where
     let mut remaining = pending.len();
     std::future::poll_fn(|cx| {
         for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
-            if let Some(fut) = slot {
-                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                    *result = Some(out);
-                    *slot = None;
-                    remaining -= 1;
-                }
+            if let Some(fut) = slot
+                && let Poll::Ready(out) = fut.as_mut().poll(cx)
+            {
+                *result = Some(out);
+                *slot = None;
+                remaining -= 1;
             }
         }
         if remaining == 0 {

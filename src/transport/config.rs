@@ -560,42 +560,30 @@ fn apply_config(
             _ if !*active => {}
             "hostname" => set_once(&mut o.host, first.replace("%h", query.alias)),
             "user" => set_once(&mut o.user, first),
-            "port" => {
-                if o.port.is_none() {
-                    o.port = Some(
-                        first
-                            .parse()
-                            .map_err(|_| format!("line {}: bad Port {first:?}", idx + 1))?,
-                    );
-                }
+            "port" if o.port.is_none() => {
+                o.port = Some(
+                    first
+                        .parse()
+                        .map_err(|_| format!("line {}: bad Port {first:?}", idx + 1))?,
+                );
             }
-            "identityfile" => {
-                if !o.identity_files.contains(&first) {
-                    o.identity_files.push(first)
-                }
-            }
+            "identityfile" if !o.identity_files.contains(&first) => o.identity_files.push(first),
             "identitiesonly" => o.identities_only = first.eq_ignore_ascii_case("yes"),
             "identityagent" => set_once(&mut o.identity_agent, first),
             "proxyjump" => set_once(&mut o.proxy_jump, first),
             "proxycommand" => set_once(&mut o.proxy_command, rest.trim().to_string()),
-            "userknownhostsfile" => {
-                if o.user_known_hosts.is_empty() {
-                    o.user_known_hosts = args.clone()
-                }
+            "userknownhostsfile" if o.user_known_hosts.is_empty() => {
+                o.user_known_hosts = args.clone()
             }
-            "connecttimeout" => {
-                if o.connect_timeout.is_none() {
-                    o.connect_timeout = first.parse().ok().map(Duration::from_secs);
-                }
+            "connecttimeout" if o.connect_timeout.is_none() => {
+                o.connect_timeout = first.parse().ok().map(Duration::from_secs);
             }
-            "serveraliveinterval" => {
-                if o.keepalive.is_none() {
-                    o.keepalive = first
-                        .parse()
-                        .ok()
-                        .filter(|s| *s > 0)
-                        .map(Duration::from_secs);
-                }
+            "serveraliveinterval" if o.keepalive.is_none() => {
+                o.keepalive = first
+                    .parse()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs);
             }
             _ => {}
         }

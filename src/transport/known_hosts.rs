@@ -207,15 +207,15 @@ pub fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<(), 
         .to_openssh()
         .map_err(|e| err(format!("cannot encode key: {e}")))?;
     let _guard = LEARN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| err(format!("cannot create directory: {e}")))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-            }
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create directory: {e}")))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
     }
     let needs_newline = match std::fs::read(path) {
@@ -331,7 +331,7 @@ mod tests {
         )
         .expect("write");
         assert_eq!(
-            check(&[kh.clone()], "h", 22, &key(ED1)).expect("ok"),
+            check(std::slice::from_ref(&kh), "h", 22, &key(ED1)).expect("ok"),
             Verdict::Revoked { file: kh, line: 2 }
         );
     }
@@ -348,7 +348,7 @@ mod tests {
             "{text}"
         );
         assert_eq!(
-            check(&[kh.clone()], "h", 22, &key(ED2)).expect("ok"),
+            check(std::slice::from_ref(&kh), "h", 22, &key(ED2)).expect("ok"),
             Verdict::Known {
                 file: kh.clone(),
                 line: 2

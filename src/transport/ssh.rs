@@ -297,10 +297,10 @@ impl SshSession {
             let out = received?;
             // The command may exit without reading all of stdin; that is its business,
             // but a broken connection is ours.
-            if let Err(e) = sent {
-                if self.handle.is_closed() {
-                    return Err(ssh_err("sending stdin", e));
-                }
+            if let Err(e) = sent
+                && self.handle.is_closed()
+            {
+                return Err(ssh_err("sending stdin", e));
             }
             if out.status.is_none() && self.handle.is_closed() {
                 return Err(TransportError::Disconnected {
