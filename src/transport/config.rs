@@ -919,6 +919,47 @@ connecttimeout 7\nidentityagent none\n";
     }
 
     #[test]
+    fn builtin_parser_agrees_with_ssh_g_on_include_and_match() {
+        if Command::new("ssh").arg("-V").output().is_err() {
+            eprintln!("SKIPPED: no ssh binary to compare with");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inc = dir.path().join("inc.conf");
+        std::fs::write(&inc, "Host db-*\n  User dbadmin\n  Port 2201\n").expect("write");
+        let cfg = dir.path().join("ssh_config");
+        std::fs::write(
+            &cfg,
+            format!(
+                "Match originalhost db-1\n  HostName 10.1.1.1\nInclude {}\n\
+                 Host db-* !db-2\n  ProxyJump ops@bastion:2022\n\
+                 Host *\n  IdentityFile /keys/%r-%h\n  UserKnownHostsFile /kh/one /kh/two\n",
+                inc.display()
+            ),
+        )
+        .expect("write");
+        for alias in ["db-1", "db-2", "web"] {
+            let spec = TargetSpec {
+                alias: alias.into(),
+                ssh_config: Some(cfg.clone()),
+                ..TargetSpec::default()
+            };
+            let mut with_ssh = spec.resolve().expect("ssh -G");
+            let mut builtin = spec.resolve_builtin_only().expect("builtin");
+            // ssh -G also lists its default identity files and global known_hosts.
+            with_ssh.identity_files.truncate(1);
+            builtin.identity_files.truncate(1);
+            with_ssh.known_hosts.truncate(2);
+            builtin.known_hosts.truncate(2);
+            // The bastion alias resolves through the same files.
+            for j in with_ssh.jumps.iter_mut().chain(builtin.jumps.iter_mut()) {
+                j.identity_files.clear();
+            }
+            assert_eq!(with_ssh, builtin, "alias {alias}");
+        }
+    }
+
+    #[test]
     fn sudo_is_default_for_non_root() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("ssh_config");

@@ -482,3 +482,95 @@ async fn hostile_values_reach_the_host_as_literal_data() {
     let err = s.exec("echo a\0b", b"", T).await.expect_err("nul");
     assert!(matches!(err, TransportError::InvalidCommand { .. }));
 }
+
+#[tokio::test]
+async fn one_connection_serves_concurrent_commands() {
+    require_sshd!();
+    let sshd = Sshd::start("127.0.0.1", "");
+    let kh = sshd.dir.path().join("known_hosts");
+    let stats = Arc::new(Stats::new());
+    let session: Box<dyn Session> = Box::new(
+        SshSession::connect(&sshd.target("root", &kh), &stats)
+            .await
+            .expect("connect"),
+    );
+    let session = &session;
+    let outcomes = fanout::run((0..8u32).collect(), 8, |i| async move {
+        session.exec(&format!("sleep 0.2; echo {i}"), b"", T).await
+    })
+    .await;
+    for (i, result) in &outcomes {
+        assert_eq!(
+            result.as_ref().expect("exec").stdout,
+            format!("{i}\n").into_bytes()
+        );
+    }
+    assert_eq!(session.host(), "127.0.0.1");
+    assert_eq!(stats.host("127.0.0.1").connections, 1);
+    assert_eq!(stats.host("127.0.0.1").execs, 8);
+}
+
+/// Collects everything logged, at every level, `log` records of russh included.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn secrets_never_reach_the_logs_even_at_trace_level() {
+    require_sshd!();
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let installed = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .try_init()
+        .is_ok();
+    if !installed {
+        eprintln!("SKIPPED: another test already installed the global log subscriber");
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let sshd = Sshd::start("127.0.0.1", "");
+        let kh = sshd.dir.path().join("known_hosts");
+        let s = SshSession::connect(&sshd.target("root", &kh), &Arc::new(Stats::new()))
+            .await
+            .expect("connect");
+        let secret = meshup::secret::Secret::from("PSK-SECRET-4f1c9a");
+        tracing::info!(psk = ?secret, "about to upload");
+        let out = s
+            .exec(
+                "cat > /dev/null; echo OUTPUT-SECRET-77b2",
+                secret.expose(),
+                T,
+            )
+            .await
+            .expect("exec");
+        assert!(out.success());
+    });
+    let logged =
+        String::from_utf8_lossy(&capture.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    assert!(logged.contains("about to upload"), "capture works");
+    assert!(logged.contains("(redacted)"));
+    assert!(
+        logged.lines().count() > 20,
+        "trace logs of russh were captured:\n{logged}"
+    );
+    assert!(!logged.contains("PSK-SECRET-4f1c9a"), "stdin secret logged");
+    assert!(
+        !logged.contains("OUTPUT-SECRET-77b2"),
+        "command output logged"
+    );
+}
