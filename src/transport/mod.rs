@@ -52,18 +52,13 @@ impl ExecOutput {
 }
 
 impl std::fmt::Debug for ExecOutput {
-    // Output may be large; show sizes and a short head, never megabytes.
+    // Output may be megabytes, and a command may legitimately carry a secret on stdout
+    // (a preshared key read from one host for its peer): sizes only.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        fn head(bytes: &[u8]) -> String {
-            let cut = &bytes[..bytes.len().min(200)];
-            String::from_utf8_lossy(cut).into_owned()
-        }
         f.debug_struct("ExecOutput")
             .field("status", &self.status)
             .field("stdout_len", &self.stdout.len())
-            .field("stdout_head", &head(&self.stdout))
             .field("stderr_len", &self.stderr.len())
-            .field("stderr_head", &head(&self.stderr))
             .finish()
     }
 }
