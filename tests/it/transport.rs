@@ -574,3 +574,108 @@ fn secrets_never_reach_the_logs_even_at_trace_level() {
         "command output logged"
     );
 }
+
+/// Child half of `encrypted_key_asks_passphrase_once_on_a_tty`: runs inside a pty made
+/// by `script`, connects twice with an encrypted key. Does nothing unless started by
+/// the parent test (it is `#[ignore]`d for normal runs).
+#[tokio::test]
+#[ignore = "child process of encrypted_key_asks_passphrase_once_on_a_tty"]
+async fn tty_child_connects_twice_with_encrypted_key() {
+    let (Ok(port), Ok(key), Ok(kh)) = (
+        std::env::var("MESHUP_TTY_PORT"),
+        std::env::var("MESHUP_TTY_KEY"),
+        std::env::var("MESHUP_TTY_KH"),
+    ) else {
+        eprintln!("SKIPPED: only meaningful as a child of the tty test");
+        return;
+    };
+    meshup::transport::set_interactive(true);
+    let port: u16 = port.parse().expect("port");
+    let stats = Arc::new(Stats::new());
+    for _ in 0..2 {
+        let mut t = meshup::transport::SshTarget::new("127.0.0.1", port, "root");
+        t.identity_files = vec![key.clone().into()];
+        t.agent = None;
+        t.known_hosts = vec![kh.clone().into()];
+        let s = SshSession::connect(&t, &stats)
+            .await
+            .expect("connect with decrypted key");
+        assert!(s.exec("true", b"", T).await.expect("exec").success());
+    }
+    println!("CHILD-CONNECTED-TWICE");
+}
+
+#[test]
+fn encrypted_key_asks_passphrase_once_on_a_tty() {
+    require_sshd!();
+    use std::io::{Read, Write};
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: `script` (util-linux) is needed to get a pty");
+        return;
+    }
+    let sshd = Sshd::start("127.0.0.1", "");
+    let key = sshd.dir.path().join("id_tty");
+    keygen_with_passphrase(&key, "ed25519", "open sesame");
+    sshd.authorize(&key.with_extension("pub"));
+    let exe = std::env::current_exe().expect("test binary");
+    let child_cmd = format!(
+        "{} --ignored --exact transport::tty_child_connects_twice_with_encrypted_key --nocapture",
+        shell::quote(exe.to_str().expect("utf8 path"))
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qefc", &child_cmd, "/dev/null"])
+        .env("MESHUP_TTY_PORT", sshd.port.to_string())
+        .env("MESHUP_TTY_KEY", &key)
+        .env("MESHUP_TTY_KH", sshd.dir.path().join("known_hosts"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut answered = false;
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(chunk) => seen.extend_from_slice(&chunk),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let text = String::from_utf8_lossy(&seen);
+        if !answered && text.contains("Enter passphrase for key") {
+            // Give the child a moment to turn echo off, then type.
+            std::thread::sleep(Duration::from_millis(300));
+            stdin.write_all(b"open sesame\n").expect("type passphrase");
+            stdin.flush().expect("flush");
+            answered = true;
+        }
+    }
+    let status = child.wait().expect("wait");
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(status.success(), "child failed:\n{text}");
+    assert!(text.contains("CHILD-CONNECTED-TWICE"), "{text}");
+    assert_eq!(
+        text.matches("Enter passphrase for key").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        !text.contains("open sesame"),
+        "passphrase was echoed:\n{text}"
+    );
+}
