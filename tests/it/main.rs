@@ -2,4 +2,6 @@
 mod check_cli;
 mod inventory;
 mod support_core;
+mod support_sshd;
 mod topology;
+mod transport;

@@ -1,0 +1,96 @@
+//! Talking to hosts: one SSH connection per host, commands with stdin in and
+//! stdout/stderr/exit status out, behind the [`Session`] trait so tests can script it.
+
+pub(crate) mod auth;
+pub mod config;
+mod error;
+pub mod known_hosts;
+mod scripted;
+mod ssh;
+mod stats;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use auth::set_interactive;
+pub use config::{Become, HostKeyPolicy, JumpHost, SshTarget, TargetSpec};
+pub use error::TransportError;
+pub use scripted::{ScriptedCall, ScriptedSession};
+pub use ssh::SshSession;
+pub use stats::{HostStats, Stats};
+
+/// Default per-command timeout used by callers that have no better idea.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What one remote command produced.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit status; `None` when the command died from a signal or the server sent none.
+    pub status: Option<u32>,
+    /// Everything the command wrote to stdout, byte for byte.
+    pub stdout: Vec<u8>,
+    /// Everything the command wrote to stderr, byte for byte.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// True when the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    /// Stdout as text (lossy).
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Stderr as text (lossy).
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+impl std::fmt::Debug for ExecOutput {
+    // Output may be megabytes, and a command may legitimately carry a secret on stdout
+    // (a preshared key read from one host for its peer): sizes only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecOutput")
+            .field("status", &self.status)
+            .field("stdout_len", &self.stdout.len())
+            .field("stderr_len", &self.stderr.len())
+            .finish()
+    }
+}
+
+/// A boxed future, so [`Session`] can be used as `dyn Session`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A connection to one host that runs commands.
+///
+/// `exec` runs `command` with `sh` semantics (the server's login shell for SSH), feeds it
+/// `stdin` then EOF, and returns its output; when the target becomes root through sudo,
+/// the session wraps the command in `sudo -n -- sh -c '<command>'` itself.
+pub trait Session: Send + Sync {
+    /// The host name used in messages.
+    fn host(&self) -> &str;
+
+    /// Runs one command; fails with [`TransportError::CommandTimeout`] after `timeout`.
+    fn exec<'a>(
+        &'a self,
+        command: &'a str,
+        stdin: &'a [u8],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, TransportError>>;
+}
+
+/// Checks a command before it is sent: a NUL byte would be cut by the remote shell.
+pub(crate) fn validate_command(host: &str, command: &str) -> Result<(), TransportError> {
+    if command.contains('\0') {
+        return Err(TransportError::InvalidCommand {
+            host: host.to_string(),
+            reason: "the command contains a NUL byte".into(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,449 @@
+//! The real [`Session`]: one russh connection per host (through its jump hosts),
+//! reused for every command of a run.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::{Algorithm, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Sig};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::auth::{AuthRequest, authenticate};
+use super::known_hosts::{self, Verdict};
+use super::{
+    Become, BoxFuture, ExecOutput, HostKeyPolicy, Session, SshTarget, Stats, TransportError,
+    validate_command,
+};
+use crate::shell;
+
+/// Checks the server's host key against known_hosts with the run's policy.
+pub(crate) struct HostKeyChecker {
+    host: String,
+    port: u16,
+    files: Vec<PathBuf>,
+    policy: HostKeyPolicy,
+    /// Why the key was refused, reported after russh aborts the handshake.
+    refusal: Arc<Mutex<Option<TransportError>>>,
+}
+
+impl HostKeyChecker {
+    fn verify(&self, key: &russh::keys::PublicKey) -> Result<(), TransportError> {
+        let name = known_hosts::host_key_name(&self.host, self.port);
+        let fingerprint = known_hosts::fingerprint(key);
+        if self.policy == HostKeyPolicy::Insecure {
+            // Deliberately loud: this is the only path that skips verification.
+            eprintln!(
+                "WARNING: host key checking is DISABLED (host_key_checking: insecure); \
+                 accepting {fingerprint} for {name} without verification"
+            );
+            tracing::warn!(host = %name, %fingerprint, "host key accepted without verification");
+            return Ok(());
+        }
+        match known_hosts::check(&self.files, &self.host, self.port, key)? {
+            Verdict::Known { .. } => Ok(()),
+            Verdict::Changed { file, line } => Err(TransportError::HostKeyChanged {
+                host: name,
+                file,
+                line,
+                fingerprint,
+            }),
+            Verdict::Revoked { file, line } => Err(TransportError::HostKeyRevoked {
+                host: name,
+                file,
+                line,
+            }),
+            Verdict::Unknown => match self.policy {
+                HostKeyPolicy::Strict => Err(TransportError::HostKeyUnknown {
+                    host: name,
+                    fingerprint,
+                    files: self.files.clone(),
+                }),
+                _ => {
+                    let Some(target) = self.files.first() else {
+                        return Err(TransportError::KnownHosts {
+                            path: PathBuf::from("~/.ssh/known_hosts"),
+                            message: "no known_hosts file to record a new host key in".into(),
+                        });
+                    };
+                    known_hosts::learn(target, &self.host, self.port, key)?;
+                    tracing::info!(host = %name, %fingerprint, file = %target.display(), "learned new host key");
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+impl client::Handler for HostKeyChecker {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let outcome = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.verify(key),
+            PublicKeyOrCertificate::Certificate(_) => Err(TransportError::Ssh {
+                host: self.host.clone(),
+                message: "the server presented a host certificate; only plain host keys \
+                          in known_hosts are supported"
+                    .into(),
+            }),
+        };
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Settings for one hop (a jump host or the target).
+struct Hop<'a> {
+    name: &'a str,
+    host: &'a str,
+    port: u16,
+    user: &'a str,
+    identity_files: &'a [PathBuf],
+    identities_only: bool,
+}
+
+/// A live SSH connection to one host, plus the jump connections it runs through.
+pub struct SshSession {
+    name: String,
+    user: String,
+    become_: Become,
+    handle: Handle<HostKeyChecker>,
+    /// Kept alive for the tunnelled connection; dropped with the session.
+    _jumps: Vec<Handle<HostKeyChecker>>,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for SshSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshSession")
+            .field("name", &self.name)
+            .field("user", &self.user)
+            .field("become", &self.become_)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Puts algorithms already recorded for the host first, as OpenSSH does, so a host with
+/// several key types presents the one we know.
+fn preferred_keys(known: &[Algorithm]) -> russh::Preferred {
+    let mut preferred = russh::Preferred::default();
+    if known.is_empty() {
+        return preferred;
+    }
+    let is_known = |a: &Algorithm| {
+        known.iter().any(|k| {
+            k == a || (matches!(k, Algorithm::Rsa { .. }) && matches!(a, Algorithm::Rsa { .. }))
+        })
+    };
+    let mut keys: Vec<Algorithm> = preferred
+        .key
+        .iter()
+        .filter(|a| is_known(a))
+        .cloned()
+        .collect();
+    keys.extend(preferred.key.iter().filter(|a| !is_known(a)).cloned());
+    preferred.key = keys.into();
+    preferred
+}
+
+impl SshSession {
+    /// Connects to `target` (through its jump hosts), verifies host keys and
+    /// authenticates. Each hop must finish within the target's connect timeout.
+    pub async fn connect(
+        target: &SshTarget,
+        stats: &Arc<Stats>,
+    ) -> Result<SshSession, TransportError> {
+        let mut jumps: Vec<Handle<HostKeyChecker>> = Vec::new();
+        for jump in &target.jumps {
+            let hop = Hop {
+                name: &jump.name,
+                host: &jump.host,
+                port: jump.port,
+                user: &jump.user,
+                identity_files: &jump.identity_files,
+                identities_only: jump.identities_only,
+            };
+            let handle = connect_hop(target, &hop, jumps.last(), stats)
+                .await
+                .map_err(|e| TransportError::Jump {
+                    jump: format!("{}@{}:{}", jump.user, jump.host, jump.port),
+                    source: Box::new(e),
+                })?;
+            jumps.push(handle);
+        }
+        let hop = Hop {
+            name: &target.name,
+            host: &target.host,
+            port: target.port,
+            user: &target.user,
+            identity_files: &target.identity_files,
+            identities_only: target.identities_only,
+        };
+        let handle = match connect_hop(target, &hop, jumps.last(), stats).await {
+            Ok(h) => h,
+            Err(e) => {
+                return Err(match target.jumps.last() {
+                    Some(j) => TransportError::Jump {
+                        jump: format!("{}@{}:{}", j.user, j.host, j.port),
+                        source: Box::new(e),
+                    },
+                    None => e,
+                });
+            }
+        };
+        Ok(SshSession {
+            name: target.name.clone(),
+            user: target.user.clone(),
+            become_: target.become_,
+            handle,
+            _jumps: jumps,
+            stats: Arc::clone(stats),
+        })
+    }
+
+    /// Closes the connection (and its jump connections) politely.
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+        for j in self._jumps.iter().rev() {
+            let _ = j
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+        }
+    }
+
+    async fn run(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        validate_command(&self.name, command)?;
+        let wrapped;
+        let command = match self.become_ {
+            Become::Root => command,
+            Become::Sudo => {
+                wrapped = shell::sudo(command);
+                &wrapped
+            }
+        };
+        let ssh_err = |what: &str, e: russh::Error| {
+            if self.handle.is_closed() {
+                TransportError::Disconnected {
+                    host: self.name.clone(),
+                }
+            } else {
+                TransportError::Ssh {
+                    host: self.name.clone(),
+                    message: format!("{what}: {e}"),
+                }
+            }
+        };
+        let channel = tokio::time::timeout(timeout, self.handle.channel_open_session())
+            .await
+            .map_err(|_| TransportError::CommandTimeout {
+                host: self.name.clone(),
+                secs: timeout.as_secs(),
+            })?
+            .map_err(|e| ssh_err("cannot open a session channel", e))?;
+        self.stats.record_exec(&self.name);
+        let (mut reader, writer) = channel.split();
+
+        let work = async {
+            writer
+                .exec(true, command.as_bytes())
+                .await
+                .map_err(|e| ssh_err("cannot start the command", e))?;
+            let send = async {
+                if !stdin.is_empty() {
+                    writer.data(stdin).await?;
+                }
+                writer.eof().await
+            };
+            let receive = async {
+                let mut out = ExecOutput::default();
+                while let Some(msg) = reader.wait().await {
+                    match msg {
+                        ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                        ChannelMsg::ExtendedData { data, ext: 1 } => {
+                            out.stderr.extend_from_slice(&data)
+                        }
+                        ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
+                        ChannelMsg::Failure => {
+                            return Err(TransportError::Ssh {
+                                host: self.name.clone(),
+                                message: "the server refused to run the command".into(),
+                            });
+                        }
+                        ChannelMsg::Close => break,
+                        _ => {}
+                    }
+                }
+                Ok(out)
+            };
+            let (sent, received) = tokio::join!(send, receive);
+            let out = received?;
+            // The command may exit without reading all of stdin; that is its business,
+            // but a broken connection is ours.
+            if let Err(e) = sent
+                && self.handle.is_closed()
+            {
+                return Err(ssh_err("sending stdin", e));
+            }
+            if out.status.is_none() && self.handle.is_closed() {
+                return Err(TransportError::Disconnected {
+                    host: self.name.clone(),
+                });
+            }
+            Ok(out)
+        };
+        let out = match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result?,
+            Err(_) => {
+                // Best effort: stop the remote command and free the channel.
+                let cleanup = async {
+                    let _ = writer.signal(Sig::KILL).await;
+                    let _ = writer.close().await;
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), cleanup).await;
+                return Err(TransportError::CommandTimeout {
+                    host: self.name.clone(),
+                    secs: timeout.as_secs(),
+                });
+            }
+        };
+        if self.become_ == Become::Sudo
+            && out.status == Some(1)
+            && String::from_utf8_lossy(&out.stderr).contains(shell::SUDO_NEEDS_PASSWORD)
+        {
+            return Err(TransportError::SudoNeedsPassword {
+                host: self.name.clone(),
+                user: self.user.clone(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Session for SshSession {
+    fn host(&self) -> &str {
+        &self.name
+    }
+
+    fn exec<'a>(
+        &'a self,
+        command: &'a str,
+        stdin: &'a [u8],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, TransportError>> {
+        Box::pin(self.run(command, stdin, timeout))
+    }
+}
+
+async fn connect_hop(
+    target: &SshTarget,
+    hop: &Hop<'_>,
+    via: Option<&Handle<HostKeyChecker>>,
+    stats: &Arc<Stats>,
+) -> Result<Handle<HostKeyChecker>, TransportError> {
+    let secs = target.connect_timeout.as_secs();
+    let attempt = async {
+        match via {
+            Some(jump) => {
+                let channel = jump
+                    .channel_open_direct_tcpip(hop.host, u32::from(hop.port), "127.0.0.1", 0)
+                    .await
+                    .map_err(|e| TransportError::Ssh {
+                        host: hop.name.to_string(),
+                        message: format!(
+                            "the jump host could not open a tunnel to {}:{}: {e}",
+                            hop.host, hop.port
+                        ),
+                    })?;
+                handshake(target, hop, channel.into_stream()).await
+            }
+            None => {
+                let tcp = tokio::net::TcpStream::connect((hop.host, hop.port))
+                    .await
+                    .map_err(|source| TransportError::Connect {
+                        host: hop.host.to_string(),
+                        port: hop.port,
+                        source,
+                    })?;
+                let _ = tcp.set_nodelay(true);
+                handshake(target, hop, tcp).await
+            }
+        }
+    };
+    let handle = tokio::time::timeout(target.connect_timeout, attempt)
+        .await
+        .map_err(|_| TransportError::ConnectTimeout {
+            host: hop.host.to_string(),
+            port: hop.port,
+            secs,
+        })??;
+    stats.record_connection(hop.name);
+    Ok(handle)
+}
+
+async fn handshake<S>(
+    target: &SshTarget,
+    hop: &Hop<'_>,
+    stream: S,
+) -> Result<Handle<HostKeyChecker>, TransportError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let refusal = Arc::new(Mutex::new(None));
+    let checker = HostKeyChecker {
+        host: hop.host.to_string(),
+        port: hop.port,
+        files: target.known_hosts.clone(),
+        policy: target.host_key_policy,
+        refusal: Arc::clone(&refusal),
+    };
+    let known = known_hosts::known_algorithms(&target.known_hosts, hop.host, hop.port);
+    let config = Arc::new(client::Config {
+        keepalive_interval: Some(target.keepalive),
+        keepalive_max: 3,
+        nodelay: true,
+        preferred: preferred_keys(&known),
+        ..client::Config::default()
+    });
+    let mut handle = match client::connect_stream(config, stream, checker).await {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(reason) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(reason);
+            }
+            return Err(TransportError::Ssh {
+                host: hop.name.to_string(),
+                message: format!("handshake with {}:{} failed: {e}", hop.host, hop.port),
+            });
+        }
+    };
+    authenticate(
+        &mut handle,
+        &AuthRequest {
+            host: hop.name,
+            user: hop.user,
+            identity_files: hop.identity_files,
+            identities_only: hop.identities_only,
+            agent: target.agent.as_deref(),
+        },
+    )
+    .await?;
+    Ok(handle)
+}
