@@ -1,2 +1,4 @@
 //! meshup: an agentless WireGuard full mesh over SSH.
 pub mod cli;
+pub mod facts;
+pub mod playbook;

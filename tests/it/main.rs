@@ -1,0 +1,3 @@
+//! One integration test binary, one module per feature.
+mod facts;
+mod playbook;
