@@ -67,10 +67,10 @@ impl NftablesFacts {
             let line = raw.trim();
             if let Some(rest) = line.strip_prefix("# Warning: table ") {
                 let mut words = rest.split_whitespace();
-                if let (Some(family), Some(name)) = (words.next(), words.next()) {
-                    if rest.contains("iptables-nft") {
-                        managed.push((family.to_string(), name.to_string()));
-                    }
+                if let (Some(family), Some(name)) = (words.next(), words.next())
+                    && rest.contains("iptables-nft")
+                {
+                    managed.push((family.to_string(), name.to_string()));
                 }
                 continue;
             }
@@ -106,15 +106,15 @@ impl NftablesFacts {
                 _ => {}
             }
             depth = (depth + opens - closes).max(0);
-            if depth < 2 {
-                if let (Some(done), Some(table)) = (chain.take(), table.as_mut()) {
-                    table.chains.push(done);
-                }
+            if depth < 2
+                && let (Some(done), Some(table)) = (chain.take(), table.as_mut())
+            {
+                table.chains.push(done);
             }
-            if depth == 0 {
-                if let Some(done) = table.take() {
-                    facts.tables.push(done);
-                }
+            if depth == 0
+                && let Some(done) = table.take()
+            {
+                facts.tables.push(done);
             }
         }
         if let Some(mut open_table) = table {
@@ -312,7 +312,7 @@ fn rule_accepts_udp(rule: &str, port: u16) -> bool {
     else {
         return false;
     };
-    if words[..i].iter().any(|w| *w == "saddr") {
+    if words[..i].contains(&"saddr") {
         // Restricted to some sources: not open to the mesh in general.
         return false;
     }
@@ -348,10 +348,10 @@ fn accepts(
             return true;
         }
         let words: Vec<&str> = strip_comment(rule).split_whitespace().collect();
-        if let Some(w) = words.windows(2).find(|w| w[0] == "jump" || w[0] == "goto") {
-            if accepts(table, w[1], visited, matches) {
-                return true;
-            }
+        if let Some(w) = words.windows(2).find(|w| w[0] == "jump" || w[0] == "goto")
+            && accepts(table, w[1], visited, matches)
+        {
+            return true;
         }
     }
     false

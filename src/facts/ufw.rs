@@ -55,10 +55,8 @@ impl UfwFacts {
                 }
             } else if line.starts_with("--") {
                 in_rules = true;
-            } else if in_rules {
-                if let Some(rule) = parse_rule(line) {
-                    facts.rules.push(rule);
-                }
+            } else if in_rules && let Some(rule) = parse_rule(line) {
+                facts.rules.push(rule);
             }
         }
         facts
