@@ -1,9 +1,11 @@
 //! meshup: an agentless WireGuard full mesh over SSH.
 pub mod address;
 pub mod cli;
+pub mod facts;
 pub mod fanout;
 pub mod inventory;
 pub mod keys;
+pub mod playbook;
 pub mod render;
 pub mod secret;
 pub mod shell;

@@ -1,0 +1,235 @@
+# meshup gather script (read-only). POSIX sh: dash, bash, busybox ash.
+# The Rust side prepends MU_IF, MU_DIR, MU_PORT and MU_PEERS (validated, shell-quoted).
+# Output: "@@meshup:gather:v1", then per section "@@meshup:section:NAME", its body
+# (any body line starting with "@@" gets one more "@" so it can never look like a
+# marker), "@@meshup:status:NAME:RC", and finally "@@meshup:done".
+# No secret is ever printed: key files are only read by `wg pubkey`, `grep -q` and awk,
+# which prints tokens in their place.
+LC_ALL=C
+export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+export PATH
+umask 077
+mu_tmp=$(mktemp -d 2>/dev/null || echo "/tmp/meshup-gather.$$")
+mkdir -p "$mu_tmp" 2>/dev/null
+trap 'rm -rf "$mu_tmp"' EXIT INT TERM
+
+mu_section() {
+	mu_name=$1
+	shift
+	printf '@@meshup:section:%s\n' "$mu_name"
+	{ "$@"; echo "$?" >"$mu_tmp/rc"; } | sed 's/^@@/@@@/'
+	mu_rc=$(cat "$mu_tmp/rc" 2>/dev/null)
+	printf '@@meshup:status:%s:%s\n' "$mu_name" "${mu_rc:-255}"
+}
+
+mu_has() { command -v "$1" >/dev/null 2>&1; }
+mu_yesno() { if "$@"; then echo yes; else echo no; fi; }
+# A key file holds exactly one base64 WireGuard key (44 chars, ending in "=").
+mu_key_valid() { [ -r "$1" ] && grep -Eqx '[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=' "$1" 2>/dev/null; }
+
+mu_os_release() {
+	if [ -r /etc/os-release ]; then cat /etc/os-release
+	elif [ -r /usr/lib/os-release ]; then cat /usr/lib/os-release
+	else return 1; fi
+}
+
+mu_commands() {
+	for c in apt-get dnf yum pacman apk zypper wg wg-quick wireguard-go ip systemctl \
+		rc-service rc-update openrc modprobe ufw firewall-cmd nft iptables iptables-save \
+		netfilter-persistent flock sysctl awk; do
+		printf '%s=%s\n' "$c" "$(command -v "$c" 2>/dev/null)"
+	done
+}
+
+mu_init() {
+	printf 'systemd=%s\n' "$(mu_yesno [ -d /run/systemd/system ])"
+	printf 'openrc=%s\n' "$(mu_yesno [ -d /run/openrc ])"
+	printf 'pid1=%s\n' "$(cat /proc/1/comm 2>/dev/null)"
+}
+
+mu_wireguard() {
+	printf 'module_loaded=%s\n' "$(mu_yesno [ -d /sys/module/wireguard ])"
+	if mu_has modprobe; then
+		printf 'module_available=%s\n' "$(mu_yesno modprobe -n wireguard 2>/dev/null)"
+	else
+		echo 'module_available=unknown'
+	fi
+	if mu_has wg; then printf 'wg_version=%s\n' "$(wg --version 2>/dev/null | head -n 1)"; fi
+	if mu_has wireguard-go; then printf 'wireguard_go_version=%s\n' "$(wireguard-go --version 2>/dev/null | head -n 1)"; fi
+	printf 'tun=%s\n' "$(mu_yesno [ -c /dev/net/tun ])"
+}
+
+mu_keys() {
+	if [ ! -e "$MU_DIR/private.key" ]; then
+		echo 'private_key=absent'
+	elif ! mu_key_valid "$MU_DIR/private.key"; then
+		echo 'private_key=invalid'
+	else
+		echo 'private_key=valid'
+		if mu_has wg; then printf 'derived_public_key=%s\n' "$(wg pubkey <"$MU_DIR/private.key" 2>/dev/null)"; fi
+	fi
+	if [ ! -e "$MU_DIR/public.key" ]; then
+		echo 'public_key=absent'
+	elif mu_key_valid "$MU_DIR/public.key"; then
+		printf 'public_key=%s\n' "$(cat "$MU_DIR/public.key")"
+	else
+		echo 'public_key=invalid'
+	fi
+	for p in $MU_PEERS; do
+		f="$MU_DIR/psk-$p.key"
+		if [ ! -e "$f" ]; then s=absent; elif mu_key_valid "$f"; then s=valid; else s=invalid; fi
+		printf 'psk=%s %s\n' "$p" "$s"
+	done
+}
+
+mu_files() {
+	printf 'config_dir=%s\n' "$(mu_yesno [ -d "$MU_DIR" ])"
+	printf 'config=%s\n' "$(mu_yesno [ -f "$MU_DIR/$MU_IF.conf" ])"
+	printf 'backup=%s\n' "$(mu_yesno [ -f "$MU_DIR/$MU_IF.conf.meshup-prev" ])"
+	printf 'lock=%s\n' "$(mu_yesno [ -e "$MU_DIR/.meshup.lock" ])"
+	printf 'sysctl_forward=%s\n' "$(mu_yesno [ -f /etc/sysctl.d/99-meshup-forward.conf ])"
+	for f in "$MU_DIR"/psk-*.key; do
+		[ -e "$f" ] && printf 'psk_file=%s\n' "${f##*/}"
+	done
+	return 0
+}
+
+# Prints the config with every secret replaced by a token. awk reads the key files
+# itself; their contents only ever live inside awk.
+mu_config() {
+	[ -f "$MU_DIR/$MU_IF.conf" ] || return 3
+	mu_psks=
+	for f in "$MU_DIR"/psk-*.key; do
+		[ -r "$f" ] && mu_psks="$mu_psks$f
+"
+	done
+	MU_PSKS=$mu_psks MU_PRIV="$MU_DIR/private.key" awk '
+	function trim(s) { sub(/^[ \t\r]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
+	function readkey(path,   line) {
+		line = ""
+		if ((getline line < path) <= 0) line = ""
+		close(path)
+		return trim(line)
+	}
+	function scrub(s,   i, k, p) {
+		for (k = 0; k < nsecret; k++) {
+			if (secret[k] == "") continue
+			while ((p = index(s, secret[k])) > 0)
+				s = substr(s, 1, p - 1) "<secret:" secname[k] ">" substr(s, p + length(secret[k]))
+		}
+		return s
+	}
+	BEGIN {
+		nsecret = 0
+		secret[nsecret] = readkey(ENVIRON["MU_PRIV"]); secname[nsecret] = "private.key"; nsecret++
+		n = split(ENVIRON["MU_PSKS"], files, "\n")
+		for (i = 1; i <= n; i++) {
+			if (files[i] == "") continue
+			name = files[i]; sub(/^.*\//, "", name)
+			secret[nsecret] = readkey(files[i]); secname[nsecret] = name; nsecret++
+		}
+	}
+	{
+		line = $0
+		if (match(line, /^[ \t]*[A-Za-z]+[ \t]*=/)) {
+			key = substr(line, 1, RLENGTH)
+			rest = substr(line, RLENGTH + 1)
+			lkey = tolower(key); gsub(/[ \t=]/, "", lkey)
+			if (lkey == "privatekey" || lkey == "presharedkey") {
+				value = rest; sub(/#.*/, "", value); value = trim(value)
+				prefix = key; sub(/[ \t]*=$/, "", prefix)
+				token = "<secret:unknown>"
+				if (lkey == "privatekey" && value != "" && value == secret[0]) token = "<secret:private.key>"
+				if (lkey == "presharedkey") {
+					for (k = 1; k < nsecret; k++)
+						if (value != "" && value == secret[k]) token = "<secret:" secname[k] ">"
+				}
+				print prefix " = " token
+				next
+			}
+		}
+		print scrub(line)
+	}' "$MU_DIR/$MU_IF.conf"
+}
+
+# `wg show dump` with the private key and preshared keys replaced on the host.
+mu_wg_dump() {
+	mu_has wg || return 127
+	wg show "$MU_IF" dump 2>/dev/null >"$mu_tmp/dump" || return $?
+	awk 'BEGIN { FS = "\t"; OFS = "\t" }
+	NR == 1 { if ($1 != "(none)") $1 = "(redacted)"; print; next }
+	{ if ($2 != "(none)") $2 = "(set)"; print }' "$mu_tmp/dump"
+	rm -f "$mu_tmp/dump"
+}
+
+mu_ip_addr() { mu_has ip || return 127; ip -o addr show dev "$MU_IF" 2>/dev/null; }
+mu_ip_route() {
+	mu_has ip || return 127
+	ip link show dev "$MU_IF" >/dev/null 2>&1 || return 1
+	ip -4 route show table all dev "$MU_IF" 2>/dev/null
+	ip -6 route show table all dev "$MU_IF" 2>/dev/null
+	return 0
+}
+
+mu_service() {
+	if mu_has systemctl && [ -d /run/systemd/system ]; then
+		printf 'manager=systemd\n'
+		printf 'unit=wg-quick@%s\n' "$MU_IF"
+		printf 'enabled=%s\n' "$(systemctl is-enabled "wg-quick@$MU_IF" 2>/dev/null)"
+		printf 'active=%s\n' "$(systemctl is-active "wg-quick@$MU_IF" 2>/dev/null)"
+	elif mu_has rc-service; then
+		printf 'manager=openrc\n'
+		printf 'unit=wg-quick.%s\n' "$MU_IF"
+		if rc-update show default 2>/dev/null | grep -q "^ *wg-quick\.$MU_IF "; then
+			echo 'enabled=enabled'
+		else
+			echo 'enabled=disabled'
+		fi
+		if rc-service "wg-quick.$MU_IF" status >/dev/null 2>&1; then
+			echo 'active=active'
+		else
+			echo 'active=inactive'
+		fi
+	else
+		printf 'manager=none\n'
+	fi
+}
+
+mu_forward() {
+	printf 'ipv4=%s\n' "$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null)"
+	printf 'ipv6=%s\n' "$(cat /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null)"
+	printf 'persisted=%s\n' "$(mu_yesno [ -f /etc/sysctl.d/99-meshup-forward.conf ])"
+}
+
+mu_ufw() { mu_has ufw || return 127; ufw status verbose 2>&1; }
+mu_firewalld_state() { mu_has firewall-cmd || return 127; firewall-cmd --state 2>&1; }
+mu_firewalld_zone() {
+	mu_has firewall-cmd || return 127
+	firewall-cmd --state >/dev/null 2>&1 || return 3
+	firewall-cmd --list-all 2>&1
+}
+mu_nft() { mu_has nft || return 127; nft list ruleset 2>&1; }
+mu_iptables_input() { mu_has iptables || return 127; iptables -w 5 -S INPUT 2>&1; }
+mu_iptables_forward() { mu_has iptables || return 127; iptables -w 5 -S FORWARD 2>&1; }
+
+echo '@@meshup:gather:v1'
+mu_section os-release mu_os_release
+mu_section commands mu_commands
+mu_section init mu_init
+mu_section wireguard mu_wireguard
+mu_section keys mu_keys
+mu_section files mu_files
+mu_section config mu_config
+mu_section wg-dump mu_wg_dump
+mu_section ip-addr mu_ip_addr
+mu_section ip-route mu_ip_route
+mu_section service mu_service
+mu_section forward mu_forward
+mu_section ufw mu_ufw
+mu_section firewalld-state mu_firewalld_state
+mu_section firewalld-zone mu_firewalld_zone
+mu_section nftables mu_nft
+mu_section iptables-input mu_iptables_input
+mu_section iptables-forward mu_iptables_forward
+echo '@@meshup:done'

@@ -1,0 +1,140 @@
+//! The `keys` fact: state of the host's key files, never their secret contents.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::sections::key_values;
+
+/// A WireGuard public key: base64 of exactly 32 bytes, validated.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "String")]
+pub struct PublicKey(String);
+
+impl PublicKey {
+    /// Validates base64 text decoding to 32 bytes.
+    pub fn parse(text: &str) -> Option<PublicKey> {
+        let text = text.trim();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?;
+        (bytes.len() == 32 && text.len() == 44).then(|| PublicKey(text.to_string()))
+    }
+
+    /// The base64 text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<PublicKey> for String {
+    fn from(key: PublicKey) -> String {
+        key.0
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.0)
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// State of a secret key file on the host (content never leaves the host).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyFileState {
+    /// The file does not exist (or the fact was not gathered).
+    #[default]
+    Absent,
+    /// The file exists but does not hold exactly one well-formed key.
+    Invalid,
+    /// The file holds one well-formed key.
+    Valid,
+}
+
+impl KeyFileState {
+    fn parse(text: &str) -> KeyFileState {
+        match text.trim() {
+            "valid" => KeyFileState::Valid,
+            "invalid" => KeyFileState::Invalid,
+            _ => KeyFileState::Absent,
+        }
+    }
+}
+
+/// State of `public.key` on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublicKeyFile {
+    /// No public.key.
+    #[default]
+    Absent,
+    /// public.key exists but is not a well-formed key.
+    Invalid,
+    /// public.key holds this key.
+    Present(PublicKey),
+}
+
+/// The host's keys: private key state, the public key derived from it on the host,
+/// public.key, and the PSK file of every expected peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeyFacts {
+    /// State of `private.key`.
+    pub private_key: KeyFileState,
+    /// `wg pubkey < private.key`, computed on the host.
+    pub derived_public_key: Option<PublicKey>,
+    /// State of `public.key`.
+    pub public_key_file: PublicKeyFile,
+    /// `psk-<peer>.key` state per expected peer name.
+    pub psks: BTreeMap<String, KeyFileState>,
+}
+
+impl KeyFacts {
+    /// Parses the `keys` section.
+    pub fn parse(body: &str) -> KeyFacts {
+        let mut keys = KeyFacts::default();
+        for (key, value) in key_values(body) {
+            match key {
+                "private_key" => keys.private_key = KeyFileState::parse(value),
+                "derived_public_key" => keys.derived_public_key = PublicKey::parse(value),
+                "public_key" => {
+                    keys.public_key_file = match value {
+                        "absent" | "" => PublicKeyFile::Absent,
+                        other => PublicKey::parse(other)
+                            .map(PublicKeyFile::Present)
+                            .unwrap_or(PublicKeyFile::Invalid),
+                    }
+                }
+                "psk" => {
+                    if let Some((peer, state)) = value.split_once(' ') {
+                        keys.psks
+                            .insert(peer.to_string(), KeyFileState::parse(state));
+                    }
+                }
+                _ => {}
+            }
+        }
+        keys
+    }
+
+    /// The host's public key: the one derived from private.key.
+    pub fn public_key(&self) -> Option<&PublicKey> {
+        self.derived_public_key.as_ref()
+    }
+
+    /// public.key exists and equals the key derived from private.key.
+    pub fn public_key_matches(&self) -> bool {
+        match (&self.derived_public_key, &self.public_key_file) {
+            (Some(derived), PublicKeyFile::Present(file)) => derived == file,
+            _ => false,
+        }
+    }
+}

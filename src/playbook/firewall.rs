@@ -1,0 +1,254 @@
+//! A firewall playbook: how to open the WireGuard port and allow forwarding.
+
+use serde::Deserialize;
+
+use super::PlaybookError;
+use super::template::{Fill, Template};
+use crate::facts::{FirewallFacts, NftChainRef, valid_interface};
+
+/// A firewall backend meshup can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallKind {
+    /// firewalld.
+    Firewalld,
+    /// ufw.
+    Ufw,
+    /// nftables with its own restrictive chains.
+    Nftables,
+    /// iptables with a DROP policy or catch-all rule.
+    Iptables,
+}
+
+impl FirewallKind {
+    /// The backend that filters the host's traffic: firewalld running > ufw active >
+    /// nftables with a restrictive input chain > iptables with a DROP policy/rule.
+    /// `None`: nothing drops incoming traffic, so nothing needs opening. A disabled
+    /// firewall is never picked, so it is never switched on.
+    pub fn detect(facts: &FirewallFacts) -> Option<FirewallKind> {
+        if facts.firewalld.running {
+            Some(FirewallKind::Firewalld)
+        } else if facts.ufw.active {
+            Some(FirewallKind::Ufw)
+        } else if !facts.nftables.restrictive_chains("input").is_empty() {
+            Some(FirewallKind::Nftables)
+        } else if facts.iptables.available && facts.iptables.input.restrictive() {
+            Some(FirewallKind::Iptables)
+        } else {
+            None
+        }
+    }
+}
+
+/// The commands that close a gap, or none, with the reason either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallAction {
+    /// Commands to run, in order; empty means "no change".
+    pub commands: Vec<String>,
+    /// Why (e.g. "ufw already allows 51820/udp").
+    pub reason: String,
+}
+
+/// One firewall backend's playbook (`playbooks/firewalls/<file>.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Firewall {
+    /// File stem; the name a user file overrides.
+    #[serde(skip)]
+    pub file: String,
+    /// Human name.
+    pub name: String,
+    /// Backend.
+    pub kind: FirewallKind,
+    /// Opens `{port}` (nftables: per chain, with `{family}`, `{table}`, `{chain}`).
+    pub open_port: Vec<Template>,
+    /// Makes the opened port survive a reboot.
+    #[serde(default)]
+    pub persist_port: Vec<Template>,
+    /// Allows forwarding for `{interface}` (nftables: per chain).
+    pub forward: Vec<Template>,
+    /// Makes forwarding survive a reboot.
+    #[serde(default)]
+    pub persist_forward: Vec<Template>,
+    /// Remarks shown with the plan.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+impl Firewall {
+    pub(crate) fn from_yaml(stem: &str, file: &str, text: &str) -> Result<Firewall, PlaybookError> {
+        let mut fw: Firewall = serde_saphyr::from_str(text).map_err(|e| PlaybookError::Parse {
+            file: file.to_string(),
+            message: e.to_string(),
+        })?;
+        fw.file = stem.to_string();
+        let chain_vars: &[&str] = if fw.kind == FirewallKind::Nftables {
+            &["family", "table", "chain"]
+        } else {
+            &[]
+        };
+        let check = |templates: &[Template], var: &str| -> Result<(), PlaybookError> {
+            let mut allowed = vec![var];
+            allowed.extend_from_slice(chain_vars);
+            for t in templates {
+                t.check(&allowed)
+                    .map_err(|message| PlaybookError::Invalid {
+                        file: file.to_string(),
+                        message,
+                    })?;
+            }
+            Ok(())
+        };
+        check(&fw.open_port, "port")?;
+        check(&fw.persist_port, "port")?;
+        check(&fw.forward, "interface")?;
+        check(&fw.persist_forward, "interface")?;
+        if fw.open_port.is_empty() {
+            return Err(PlaybookError::Invalid {
+                file: file.to_string(),
+                message: "open_port is empty".into(),
+            });
+        }
+        Ok(fw)
+    }
+
+    /// Incoming UDP to `port` already passes this firewall.
+    pub fn port_open(&self, facts: &FirewallFacts, port: u16) -> bool {
+        match self.kind {
+            FirewallKind::Firewalld => facts.firewalld.allows_udp(port),
+            FirewallKind::Ufw => facts.ufw.allows_udp(port),
+            FirewallKind::Nftables => facts.nftables.chains_missing_port(port).is_empty(),
+            FirewallKind::Iptables => facts.iptables.input.accepts_udp(port),
+        }
+    }
+
+    /// Forwarded traffic from `interface` already passes this firewall.
+    pub fn forward_open(&self, facts: &FirewallFacts, interface: &str) -> bool {
+        match self.kind {
+            FirewallKind::Firewalld => facts.firewalld.allows_forward(interface),
+            FirewallKind::Ufw => facts.ufw.allows_forward(interface),
+            FirewallKind::Nftables => facts.nftables.chains_missing_forward(interface).is_empty(),
+            FirewallKind::Iptables => {
+                !facts.iptables.forward.restrictive()
+                    || facts.iptables.forward.accepts_forward(interface)
+            }
+        }
+    }
+
+    /// Commands (open + persist) that let UDP `port` in; none when already open.
+    pub fn open_port_commands(&self, facts: &FirewallFacts, port: u16) -> FirewallAction {
+        if port == 0 {
+            return FirewallAction {
+                commands: Vec::new(),
+                reason: "port 0 is not a valid WireGuard port".into(),
+            };
+        }
+        let port_text = port.to_string();
+        if self.port_open(facts, port) {
+            return FirewallAction {
+                commands: Vec::new(),
+                reason: format!("{} already allows {port}/udp", self.name),
+            };
+        }
+        let commands = self.render_for_chains(
+            &self.open_port,
+            &self.persist_port,
+            &facts.nftables.chains_missing_port(port),
+            ("port", &port_text),
+        );
+        FirewallAction {
+            commands,
+            reason: format!("{} does not allow {port}/udp yet", self.name),
+        }
+    }
+
+    /// Commands (forward + persist) that let traffic from `interface` be forwarded;
+    /// none when already allowed or `interface` is not a valid interface name.
+    pub fn forward_commands(&self, facts: &FirewallFacts, interface: &str) -> FirewallAction {
+        if !valid_interface(interface) {
+            return FirewallAction {
+                commands: Vec::new(),
+                reason: format!("{interface:?} is not a valid interface name"),
+            };
+        }
+        if self.forward_open(facts, interface) {
+            return FirewallAction {
+                commands: Vec::new(),
+                reason: format!("{} already forwards traffic from {interface}", self.name),
+            };
+        }
+        let commands = self.render_for_chains(
+            &self.forward,
+            &self.persist_forward,
+            &facts.nftables.chains_missing_forward(interface),
+            ("interface", interface),
+        );
+        FirewallAction {
+            commands,
+            reason: format!(
+                "{} does not forward traffic from {interface} yet",
+                self.name
+            ),
+        }
+    }
+
+    fn render_for_chains(
+        &self,
+        now: &[Template],
+        persist: &[Template],
+        chains: &[NftChainRef],
+        base: (&str, &str),
+    ) -> Vec<String> {
+        fn fill<'v>(
+            base: (&'v str, &'v str),
+            chain: Option<&'v NftChainRef>,
+        ) -> Vec<(&'v str, Fill<'v>)> {
+            let mut v = vec![(base.0, Fill::One(base.1))];
+            if let Some(c) = chain {
+                v.extend(chain_fills(c));
+            }
+            v
+        }
+        let mut commands = Vec::new();
+        if self.kind == FirewallKind::Nftables {
+            for chain in chains.iter().filter(|c| valid_nft_ref(c)) {
+                let values = fill(base, Some(chain));
+                commands.extend(now.iter().map(|t| t.render(&values)));
+            }
+            for chain in chains.iter().filter(|c| valid_nft_ref(c)) {
+                let values = fill(base, Some(chain));
+                for t in persist {
+                    let cmd = t.render(&values);
+                    if !commands.contains(&cmd) {
+                        commands.push(cmd);
+                    }
+                }
+            }
+        } else {
+            let values = fill(base, None);
+            commands.extend(now.iter().chain(persist).map(|t| t.render(&values)));
+        }
+        commands
+    }
+}
+
+fn chain_fills(c: &NftChainRef) -> [(&'static str, Fill<'_>); 3] {
+    [
+        ("family", Fill::One(c.family.as_str())),
+        ("table", Fill::One(c.table.as_str())),
+        ("chain", Fill::One(c.chain.as_str())),
+    ]
+}
+
+/// Table and chain names from a host are used only when they are plain nft identifiers.
+fn valid_nft_ref(c: &NftChainRef) -> bool {
+    let ident = |s: &str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+    };
+    matches!(c.family.as_str(), "inet" | "ip" | "ip6") && ident(&c.table) && ident(&c.chain)
+}
