@@ -1,2 +1,3 @@
 //! meshup: an agentless WireGuard full mesh over SSH.
 pub mod cli;
+pub mod verify;
