@@ -15,7 +15,14 @@ fn name(s: &str) -> NodeName {
 }
 
 /// Lab scenarios captured by `tests/fixtures/verify/capture-lab.sh`.
-const SCENARIOS: [&str; 5] = ["healthy", "never", "blocked", "allowedips", "mtu"];
+const SCENARIOS: [&str; 6] = [
+    "healthy",
+    "never",
+    "blocked",
+    "allowedips",
+    "mtu",
+    "mtulocal",
+];
 
 /// Public keys the capture recorded (`keys.txt`: `node-a <key>` lines).
 fn lab_keys(scenario: &str) -> BTreeMap<String, String> {
@@ -74,10 +81,19 @@ fn write_lab_scripts() {
     );
     std::fs::create_dir_all(&dir).expect("script dir");
     let exp = lab_expectation("healthy");
+    let mut big_mtu = exp.clone();
+    for node in &mut big_mtu.nodes {
+        node.mtu = 1500;
+    }
     for n in ["node-a", "node-b"] {
         let script = probe_script(&exp, &name(n)).expect("script");
         std::fs::write(dir.join(format!("probe-{n}.sh")), script).expect("write");
+        let script = probe_script(&big_mtu, &name(n)).expect("script");
+        std::fs::write(dir.join(format!("probe-mtu1500-{n}.sh")), script).expect("write");
     }
+    // Runtime check: node-a's script in a 50-node mesh (48 targets do not exist).
+    let script = probe_script(&synthetic_mesh(50, 0), &name("n01")).expect("script");
+    std::fs::write(dir.join("probe-50-node-a.sh"), script).expect("write");
 }
 
 use meshup::verify::{
@@ -509,4 +525,67 @@ fn fifty_nodes_evaluate_quickly() {
     assert_eq!(failing, 98, "every pair touching n07, both directions");
     assert!(text.lines().count() > 50 && json.len() > 10_000);
     assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[test]
+fn mtu_above_the_interface_fails_locally_with_message_too_long() {
+    let mut exp = lab_expectation("mtulocal");
+    for node in &mut exp.nodes {
+        node.mtu = 1500;
+    }
+    let report = run(&exp, "mtulocal", &[]);
+    let m = report.pairs[0].mtu.as_ref().expect("mtu probe");
+    assert_eq!(m.size, 1472);
+    assert_eq!(m.detail.as_deref(), Some("message too long, mtu=1420"));
+    assert!(
+        report
+            .pairs
+            .iter()
+            .all(|p| p.status == PairStatus::Degraded)
+    );
+    insta::assert_snapshot!("mtulocal_diagnoses", report.render_diagnoses());
+}
+
+#[test]
+fn route_and_addr_parsers_read_real_and_default_routes() {
+    use meshup::verify::ipinfo;
+    let routes = ipinfo::parse_routes(
+        "default scope link\n10.10.0.0/24 proto kernel scope link src 10.10.0.1 \nlocal 10.10.0.1 table local proto kernel scope host src 10.10.0.1 \n192.168.1.0/24 table 51820 scope link\n",
+        false,
+    );
+    let shown: Vec<String> = routes
+        .iter()
+        .map(|r| format!("{} {} {} {}", r.kind, r.destination, r.table, r.forwards()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "unicast 0.0.0.0/0 main true",
+            "unicast 10.10.0.0/24 main true",
+            "local 10.10.0.1/32 local false",
+            "unicast 192.168.1.0/24 51820 true",
+        ]
+    );
+    assert_eq!(
+        ipinfo::parse_routes("default dev wg0 metric 1024\n", true)[0]
+            .destination
+            .to_string(),
+        "::/0"
+    );
+    let link = ipinfo::parse_link("3: wg0: <POINTOPOINT,NOARP> mtu 1380 qdisc noop state DOWN\n")
+        .expect("link");
+    assert_eq!((link.mtu, link.up), (Some(1380), false));
+}
+
+#[test]
+fn probe_script_runs_under_busybox_sh_syntax() {
+    let script = probe_script(&synthetic_mesh(3, 1), &name("n02")).expect("script");
+    let Ok(status) = std::process::Command::new("busybox")
+        .args(["sh", "-n", "-c", &script])
+        .status()
+    else {
+        eprintln!("busybox not installed; skipped");
+        return;
+    };
+    assert!(status.success());
 }
