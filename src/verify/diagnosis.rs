@@ -250,6 +250,15 @@ impl fmt::Display for Diagnosis {
                 to,
                 size,
                 detail,
+            } if detail.starts_with("message too long") => write!(
+                f,
+                "MTU: {from} cannot send {size}-byte DF packets to {to} ({detail}): the live interface MTU is below the configured one; re-run apply or lower mtu in the inventory"
+            ),
+            Self::Mtu {
+                from,
+                to,
+                size,
+                detail,
             } => write!(
                 f,
                 "MTU: {size}-byte packets with DF from {from} to {to} fail ({detail}) while small ones pass; lower MTU in the [Interface] section"
