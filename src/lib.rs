@@ -11,3 +11,4 @@ pub mod secret;
 pub mod shell;
 pub mod topology;
 pub mod transport;
+pub mod verify;

@@ -7,3 +7,4 @@ mod support_core;
 mod support_sshd;
 mod topology;
 mod transport;
+mod verify;

@@ -1,0 +1,296 @@
+//! Diagnoses: what the evidence says is wrong, in the guide's terms.
+use std::fmt;
+
+use serde::Serialize;
+
+/// One finding about a node or a pair, with the evidence that led to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Diagnosis {
+    /// No probe output from the host (SSH failed, script cut off, not our output).
+    HostUnreachable {
+        /// The host.
+        node: String,
+        /// What the runner or parser reported.
+        error: String,
+    },
+    /// The WireGuard interface is missing or `wg show` failed.
+    InterfaceDown {
+        /// The host.
+        node: String,
+        /// What `wg`/`ip` printed.
+        error: String,
+    },
+    /// A node's live public key is not the one meshup expects.
+    KeyDrift {
+        /// The node whose key drifted.
+        node: String,
+        /// Live key.
+        live: String,
+        /// Expected key.
+        expected: String,
+    },
+    /// A node has no peer entry for another node (or its relay).
+    PeerMissing {
+        /// The node lacking the entry.
+        on: String,
+        /// The peer it lacks.
+        peer: String,
+    },
+    /// No handshake ever and the receiver got nothing: UDP blocked or endpoint wrong.
+    NoHandshake {
+        /// The side that received nothing.
+        receiver: String,
+        /// The side that sent.
+        sender: String,
+        /// The receiver's UDP port.
+        port: u16,
+        /// "not open in <firewall>" when the firewall facts say so.
+        firewall_closed: Option<String>,
+        /// The sender's live endpoint for the receiver.
+        endpoint: Option<String>,
+    },
+    /// A peer entry's endpoint differs from the expected one.
+    EndpointWrong {
+        /// The node holding the entry.
+        on: String,
+        /// The peer the entry points at.
+        peer: String,
+        /// Live endpoint (`None` = no endpoint set or learned).
+        live: Option<String>,
+        /// Expected endpoint.
+        expected: String,
+    },
+    /// A public node has learned no endpoint for a NAT peer.
+    NatNoEndpoint {
+        /// The public node.
+        public: String,
+        /// The NAT node.
+        nat: String,
+        /// The NAT node's live keepalive towards the public node.
+        keepalive: Option<u16>,
+    },
+    /// The latest handshake is older than 180 s.
+    StaleHandshake {
+        /// The node reporting it.
+        on: String,
+        /// The peer.
+        peer: String,
+        /// Age in seconds.
+        age: u64,
+    },
+    /// Live AllowedIPs differ from the expected ones on one side.
+    AllowedIpsMismatch {
+        /// The node holding the entry.
+        on: String,
+        /// The peer the entry points at.
+        peer: String,
+        /// Live AllowedIPs.
+        live: Vec<String>,
+        /// Expected AllowedIPs.
+        expected: Vec<String>,
+    },
+    /// AllowedIPs with no route through the interface.
+    RoutesMissing {
+        /// The node lacking routes.
+        on: String,
+        /// The peer whose AllowedIPs are not routed.
+        peer: String,
+        /// The unrouted AllowedIPs.
+        missing: Vec<String>,
+    },
+    /// Large DF packets fail while small ones pass.
+    Mtu {
+        /// Sender.
+        from: String,
+        /// Receiver.
+        to: String,
+        /// Packet size that failed.
+        size: u16,
+        /// What ping said (`no reply`, `message too long, mtu=1420`…).
+        detail: String,
+    },
+    /// One leg of a relayed pair has no recent handshake.
+    RelayLegDown {
+        /// The NAT node.
+        node: String,
+        /// The relay.
+        relay: String,
+        /// Handshake age, `None` = never.
+        age: Option<u64>,
+    },
+    /// A transit node (relay/subnet router) has IPv4 forwarding off.
+    ForwardingOff {
+        /// The node.
+        node: String,
+    },
+    /// The tunnel is up but ping fails and nothing above explains it.
+    PingBlocked {
+        /// Sender.
+        from: String,
+        /// Receiver.
+        to: String,
+    },
+    /// IPv4 works but the IPv6 mesh address does not answer.
+    Ipv6Fails {
+        /// Sender.
+        from: String,
+        /// Receiver.
+        to: String,
+    },
+    /// A probe address behind a subnet router does not answer.
+    ProbeFails {
+        /// Sender.
+        from: String,
+        /// The subnet router.
+        router: String,
+        /// Probe address.
+        address: String,
+    },
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::HostUnreachable { node, error } => write!(f, "{node}: no probe output ({error})"),
+            Self::InterfaceDown { node, error } => {
+                write!(
+                    f,
+                    "{node}: WireGuard interface not up ({error}); start it (systemctl enable --now wg-quick@<if>)"
+                )
+            }
+            Self::KeyDrift {
+                node,
+                live,
+                expected,
+            } => write!(
+                f,
+                "key drift: {node}'s live public key {live} is not the expected {expected}; peers still use the old key, re-run apply"
+            ),
+            Self::PeerMissing { on, peer } => write!(f, "{on} has no peer entry for {peer}"),
+            Self::NoHandshake {
+                receiver,
+                sender,
+                port,
+                firewall_closed,
+                endpoint,
+            } => {
+                write!(
+                    f,
+                    "never a handshake and {receiver} received nothing from {sender}: "
+                )?;
+                match firewall_closed {
+                    Some(fw) => write!(f, "{receiver}: UDP {port} not open in {fw}"),
+                    None => write!(
+                        f,
+                        "UDP {port} blocked on the way into {receiver} or {sender}'s endpoint for it is wrong ({}); run `tcpdump -n udp port {port}` on {receiver}",
+                        endpoint.as_deref().unwrap_or("no endpoint")
+                    ),
+                }
+            }
+            Self::EndpointWrong {
+                on,
+                peer,
+                live,
+                expected,
+            } => write!(
+                f,
+                "endpoint wrong: {on} sends to {peer} at {}, expected {expected}",
+                live.as_deref().unwrap_or("(none)")
+            ),
+            Self::NatNoEndpoint {
+                public,
+                nat,
+                keepalive,
+            } => {
+                write!(f, "{public} has learned no endpoint for NAT peer {nat}: ")?;
+                match keepalive {
+                    None => write!(
+                        f,
+                        "PersistentKeepalive is missing on {nat} towards {public}"
+                    ),
+                    Some(_) => write!(
+                        f,
+                        "{nat} never initiated a handshake (interface down or UDP egress blocked on {nat})"
+                    ),
+                }
+            }
+            Self::StaleHandshake { on, peer, age } => {
+                write!(
+                    f,
+                    "{on}: latest handshake with {peer} was {age} s ago (> 180 s)"
+                )
+            }
+            Self::AllowedIpsMismatch {
+                on,
+                peer,
+                live,
+                expected,
+            } => write!(
+                f,
+                "AllowedIPs mismatch on {on} for {peer}: live [{}], expected [{}]",
+                list(live),
+                list(expected)
+            ),
+            Self::RoutesMissing { on, peer, missing } => write!(
+                f,
+                "routes missing on {on}: no route through the interface for {peer}'s AllowedIPs [{}] (compare `ip route show table all` with AllowedIPs)",
+                list(missing)
+            ),
+            Self::Mtu {
+                from,
+                to,
+                size,
+                detail,
+            } if detail.starts_with("message too long") => write!(
+                f,
+                "MTU: {from} cannot send {size}-byte DF packets to {to} ({detail}): the live interface MTU is below the configured one; re-run apply or lower mtu in the inventory"
+            ),
+            Self::Mtu {
+                from,
+                to,
+                size,
+                detail,
+            } => write!(
+                f,
+                "MTU: {size}-byte packets with DF from {from} to {to} fail ({detail}) while small ones pass; lower MTU in the [Interface] section"
+            ),
+            Self::RelayLegDown { node, relay, age } => match age {
+                None => write!(f, "relay leg {node} ↔ {relay} never had a handshake"),
+                Some(age) => write!(
+                    f,
+                    "relay leg {node} ↔ {relay}: latest handshake {age} s ago (> 180 s)"
+                ),
+            },
+            Self::ForwardingOff { node } => {
+                write!(f, "{node} is a transit node but net.ipv4.ip_forward is 0")
+            }
+            Self::PingBlocked { from, to } => write!(
+                f,
+                "tunnel {from} → {to} is up but ping gets no reply: ICMP or mesh traffic filtered on the interface"
+            ),
+            Self::Ipv6Fails { from, to } => {
+                write!(
+                    f,
+                    "IPv6 mesh ping {from} → {to} fails while IPv4 works (check address6 and /128 AllowedIPs)"
+                )
+            }
+            Self::ProbeFails {
+                from,
+                router,
+                address,
+            } => write!(
+                f,
+                "{from} cannot reach probe {address} behind {router} (check {router}'s subnets in AllowedIPs, forwarding, and the return route)"
+            ),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! `meshup verify`: handshakes and a ping matrix across the mesh, with a diagnosis for
+//! every failing pair in the guide's terms (Step 8 and Troubleshooting).
+//!
+//! Pure core: [`probe_script`] builds the read-only script the runner executes on each
+//! host; [`probe::parse`] turns its output into a [`NodeProbe`]; [`evaluate`] joins the
+//! probes with the [`Expectation`] into a [`Report`] of per-pair [`PairEvidence`] and
+//! [`Diagnosis`] values, which renders as a matrix, JSON or Graphviz dot.
+pub mod diagnosis;
+pub mod error;
+pub mod evaluate;
+pub mod expectation;
+pub mod ipinfo;
+pub mod ping;
+pub mod probe;
+pub mod report;
+pub mod script;
+pub mod sections;
+pub mod wg_dump;
+
+pub use diagnosis::Diagnosis;
+pub use error::VerifyError;
+pub use evaluate::{HostOutput, PairEvidence, PairStatus, PeerView, evaluate};
+pub use expectation::{
+    Expectation, ExpectedNode, ExpectedPeer, FirewallEvidence, InterfaceName, NodeName, PairPath,
+    PortState,
+};
+pub use probe::NodeProbe;
+pub use report::Report;
+pub use script::probe_script;

@@ -1,0 +1,177 @@
+//! One host's probe output, parsed into typed evidence.
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::error::VerifyError;
+use super::ipinfo::{self, LinkInfo, Route};
+use super::ping::{self, PingResult};
+use super::sections;
+use super::wg_dump::{self, WgDump};
+
+/// What a ping run was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PingKind {
+    /// The target's IPv4 mesh address.
+    Mesh,
+    /// The target's IPv6 mesh address.
+    Mesh6,
+    /// A probe address in the target's subnets.
+    Probe,
+    /// DF ping of exactly the interface MTU.
+    Mtu,
+    /// DF ping with a small payload.
+    Small,
+}
+
+impl PingKind {
+    fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "mesh" => Self::Mesh,
+            "mesh6" => Self::Mesh6,
+            "probe" => Self::Probe,
+            "mtu" => Self::Mtu,
+            "small" => Self::Small,
+            _ => return None,
+        })
+    }
+}
+
+/// One ping run from this host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PingRecord {
+    /// Target node name as the script wrote it.
+    pub target: String,
+    /// What the ping was for.
+    pub kind: PingKind,
+    /// Address pinged.
+    pub address: IpAddr,
+    /// ICMP payload size for DF probes.
+    pub size: Option<u16>,
+    /// Parsed result.
+    pub result: PingResult,
+}
+
+/// IP forwarding switches on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Forwarding {
+    /// `net.ipv4.ip_forward`.
+    pub ipv4: bool,
+    /// `net.ipv6.conf.all.forwarding`.
+    pub ipv6: bool,
+}
+
+/// Everything one host's probe reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeProbe {
+    /// Node name from the begin marker.
+    pub node: String,
+    /// The output reached the end marker (not cut off).
+    pub complete: bool,
+    /// Host clock (seconds since the epoch) right after the pings.
+    pub now: Option<u64>,
+    /// The interface link (`None` when `ip link` failed, e.g. no such device).
+    pub link: Option<LinkInfo>,
+    /// Addresses on the interface.
+    pub addrs: Vec<IpNet>,
+    /// Routes through the interface, all tables.
+    pub routes: Vec<Route>,
+    /// Forwarding switches.
+    pub forwarding: Option<Forwarding>,
+    /// The redacted dump (`None` when `wg show` failed).
+    pub dump: Option<WgDump>,
+    /// `wg show` error output when it failed.
+    pub dump_error: Option<String>,
+    /// Every ping run, in script order.
+    pub pings: Vec<PingRecord>,
+}
+
+impl NodeProbe {
+    /// The ping of `kind` towards `target`.
+    pub fn ping(&self, target: &str, kind: PingKind) -> Option<&PingRecord> {
+        self.pings
+            .iter()
+            .find(|p| p.target == target && p.kind == kind)
+    }
+}
+
+/// Parses one host's probe output.
+pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
+    let sections = sections::split(output);
+    let begin = sections
+        .iter()
+        .find(|s| s.kind == "begin")
+        .ok_or(VerifyError::NotProbeOutput)?;
+    let mut probe = NodeProbe {
+        node: begin
+            .args
+            .get(1)
+            .map_or_else(String::new, |s| (*s).to_owned()),
+        complete: false,
+        now: None,
+        link: None,
+        addrs: Vec::new(),
+        routes: Vec::new(),
+        forwarding: None,
+        dump: None,
+        dump_error: None,
+        pings: Vec::new(),
+    };
+    for section in &sections {
+        match section.kind {
+            "link" if section.exit == Some(0) => probe.link = ipinfo::parse_link(&section.text()),
+            "addr" => probe.addrs = ipinfo::parse_addrs(&section.text()),
+            "route" => {
+                let v6 = section.args.first() == Some(&"6");
+                probe
+                    .routes
+                    .extend(ipinfo::parse_routes(&section.text(), v6));
+            }
+            "forwarding" => {
+                let values: Vec<&str> = section.body.iter().map(|l| l.trim()).collect();
+                if let [v4, v6, ..] = values[..] {
+                    probe.forwarding = Some(Forwarding {
+                        ipv4: v4 == "1",
+                        ipv6: v6 == "1",
+                    });
+                }
+            }
+            "ping" => {
+                let parsed = match section.args[..] {
+                    [target, kind, addr, ref rest @ ..] => PingKind::parse(kind)
+                        .zip(addr.parse().ok())
+                        .map(|(kind, address)| (target, kind, address, rest.first())),
+                    _ => None,
+                };
+                if let Some((target, kind, address, size)) = parsed {
+                    probe.pings.push(PingRecord {
+                        target: target.to_owned(),
+                        kind,
+                        address,
+                        size: size.and_then(|s| s.parse().ok()),
+                        result: ping::parse(&section.text(), section.exit),
+                    });
+                }
+            }
+            "now" => probe.now = section.body.iter().find_map(|l| l.trim().parse().ok()),
+            "wg-dump" => {
+                let dump = wg_dump::parse(&section.text());
+                if section.exit == Some(0) {
+                    probe.dump = Some(dump);
+                } else {
+                    let message = dump.other_lines.join("; ");
+                    probe.dump_error = Some(if message.is_empty() {
+                        format!("wg show exited with {:?}", section.exit)
+                    } else {
+                        message
+                    });
+                }
+            }
+            "end" => probe.complete = true,
+            _ => {}
+        }
+    }
+    Ok(probe)
+}

@@ -1,0 +1,178 @@
+//! The probe script `verify` runs (as root, read-only) on every host.
+//!
+//! One POSIX `sh` script per host. It prints sections, each opened by a marker line
+//! `@@meshup:verify:<kind> <args…>`; commands whose status matters are followed by
+//! `@@meshup:verify:exit <status>`. Sections, in order:
+//!
+//! | marker                                   | body                                      |
+//! |------------------------------------------|-------------------------------------------|
+//! | `begin 1 <node> <interface>`             | none (format version 1)                   |
+//! | `link`                                   | `ip -o link show dev <if>` (MTU, state)   |
+//! | `addr`                                   | `ip -o addr show dev <if>`                |
+//! | `route 4`, `route 6`                     | `ip -4/-6 route show table all dev <if>`  |
+//! | `forwarding`                             | ipv4 then ipv6 forwarding sysctls         |
+//! | `ping <target> <kind> <addr> [<size>]`   | one `ping` run, kind = mesh, mesh6,       |
+//! |                                          | probe, mtu, small                         |
+//! | `now`                                    | `date +%s`, taken after the pings         |
+//! | `wg-dump`                                | `wg show <if> dump`, redacted on the host |
+//! | `end`                                    | none                                      |
+//!
+//! All pings start at once in the background, before anything else is read, and each has
+//! a deadline (`-w`), so the run takes about 4 s whatever the mesh size. Towards a peer
+//! whose name sorts before this node's, pings start 1 s late: the other side's pings
+//! set the handshake up first, avoiding the crossed-handshake stall seen on the lab.
+//! The dump is read after the pings, so its handshakes reflect the ping traffic.
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::error::VerifyError;
+use super::expectation::{Expectation, NodeName};
+
+/// The marker prefix of every section line.
+pub const MARKER: &str = "@@meshup:verify:";
+
+/// The format version written in the `begin` section.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One ping the script runs.
+struct PingJob<'a> {
+    target: &'a NodeName,
+    kind: &'static str,
+    addr: IpAddr,
+    size: Option<u16>,
+    delay: u8,
+}
+
+impl PingJob<'_> {
+    fn args(&self) -> String {
+        let family = if self.addr.is_ipv6() { "-6" } else { "-4" };
+        let addr = self.addr;
+        match (self.kind, self.size) {
+            ("mtu" | "small", Some(size)) => {
+                format!("{family} -n -M do -s {size} -c 2 -i 0.2 -W 1 -w 2 '{addr}'")
+            }
+            _ => format!("{family} -n -c 3 -i 0.2 -W 1 -w 3 '{addr}'"),
+        }
+    }
+
+    fn header(&self) -> String {
+        match self.size {
+            Some(size) => format!("ping {} {} {} {size}", self.target, self.kind, self.addr),
+            None => format!("ping {} {} {}", self.target, self.kind, self.addr),
+        }
+    }
+}
+
+/// ICMP echo payload that makes an IP packet of exactly `mtu` bytes with DF set.
+fn df_payload(mtu: u16, addr: IpAddr) -> u16 {
+    let headers = if addr.is_ipv6() { 48 } else { 28 };
+    mtu.saturating_sub(headers)
+}
+
+/// The probe script for `node`: pings every other node's mesh address(es) and probe
+/// address, an MTU-sized DF ping and a small DF ping per direct peer, then reads the
+/// interface, its routes and the redacted `wg show dump`.
+pub fn probe_script(expectation: &Expectation, node: &NodeName) -> Result<String, VerifyError> {
+    let me = expectation
+        .node(node)
+        .ok_or_else(|| VerifyError::NoSuchNode {
+            name: node.to_string(),
+        })?;
+    let mut jobs = Vec::new();
+    for other in expectation.nodes.iter().filter(|n| n.name != me.name) {
+        let delay = u8::from(other.name < me.name);
+        let job = |kind, addr, size| PingJob {
+            target: &other.name,
+            kind,
+            addr,
+            size,
+            delay,
+        };
+        jobs.push(job("mesh", other.address, None));
+        if let (Some(_), Some(addr6)) = (me.address6, other.address6) {
+            jobs.push(job("mesh6", addr6, None));
+        }
+        if let Some(probe) = other.probe {
+            jobs.push(job("probe", probe, None));
+        }
+        let mtu = me.mtu.min(other.mtu);
+        jobs.push(job(
+            "mtu",
+            other.address,
+            Some(df_payload(mtu, other.address)),
+        ));
+        jobs.push(job("small", other.address, Some(56)));
+    }
+
+    let mut s = String::with_capacity(1024 + jobs.len() * 160);
+    let iface = expectation.interface.as_str();
+    // `write!` into a String cannot fail; the results are ignored on purpose.
+    let _ = write!(
+        s,
+        r#"#!/bin/sh
+# meshup verify probe for {node}: read-only.
+set -u
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+LC_ALL=C
+export PATH LC_ALL
+M='{MARKER}'
+IF='{iface}'
+echo "${{M}}begin {FORMAT_VERSION} {node} {iface}"
+T=$(mktemp -d 2>/dev/null || mktemp -d -t meshup-verify.XXXXXX) || {{ echo "${{M}}fatal mktemp failed"; exit 1; }}
+trap 'rm -rf "$T"' EXIT
+trap 'exit 1' HUP INT TERM
+job() {{
+  f=$1; d=$2; shift 2
+  (
+    [ "$d" = 0 ] || sleep "$d"
+    ping "$@" >"$T/$f.out" 2>&1
+    echo $? >"$T/$f.rc"
+  ) </dev/null >/dev/null 2>&1 &
+}}
+"#,
+        node = me.name,
+    );
+    for (i, job) in jobs.iter().enumerate() {
+        let _ = writeln!(s, "job {i} {} {}", job.delay, job.args());
+    }
+    s.push_str(
+        r#"sec() { echo "${M}$*"; }
+sec link
+ip -o link show dev "$IF" 2>&1
+sec exit $?
+sec addr
+ip -o addr show dev "$IF" 2>&1
+sec exit $?
+sec route 4
+ip -4 route show table all dev "$IF" 2>&1
+sec exit $?
+sec route 6
+ip -6 route show table all dev "$IF" 2>&1
+sec exit $?
+sec forwarding
+cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding 2>&1
+wait
+out() {
+  cat "$T/$1.out" 2>/dev/null
+  if [ -s "$T/$1.rc" ]; then sec exit "$(cat "$T/$1.rc")"; else sec exit 124; fi
+}
+"#,
+    );
+    for (i, job) in jobs.iter().enumerate() {
+        let _ = writeln!(s, "sec {}\nout {i}", job.header());
+    }
+    s.push_str(
+        r#"sec now
+date +%s
+sec wg-dump
+{ wg show "$IF" dump 2>&1; echo "${M}exit $?"; } | awk -F'\t' 'BEGIN { OFS = "\t" }
+  NF <= 1 { print; next }
+  NF == 4 { $1 = "(redacted)" }
+  NF == 8 { if ($2 != "(none)") $2 = "(set)" }
+  NF == 4 || NF == 8 { print; next }
+  { print "(unparsed line redacted)" }'
+sec end
+"#,
+    );
+    Ok(s)
+}

@@ -1,0 +1,54 @@
+//! Splits probe output into its marked sections.
+use super::script::MARKER;
+
+/// One section of probe output: the marker's words, the body, and the status the
+/// script recorded for it (when it records one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section<'a> {
+    /// Section kind, the first word after the marker (`ping`, `wg-dump`, …).
+    pub kind: &'a str,
+    /// The remaining words of the marker line.
+    pub args: Vec<&'a str>,
+    /// Body lines between this marker and the next.
+    pub body: Vec<&'a str>,
+    /// Status from an `exit` marker inside the section.
+    pub exit: Option<i32>,
+}
+
+impl Section<'_> {
+    /// The body joined back into text.
+    pub fn text(&self) -> String {
+        let mut out = self.body.join("\n");
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Splits `output` into sections; text before the first marker is dropped.
+pub fn split(output: &str) -> Vec<Section<'_>> {
+    let mut sections: Vec<Section<'_>> = Vec::new();
+    for line in output.lines() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if let Some(rest) = line.strip_prefix(MARKER) {
+            let mut words = rest.split_whitespace();
+            let kind = words.next().unwrap_or("");
+            if kind == "exit" {
+                if let Some(section) = sections.last_mut() {
+                    section.exit = words.next().and_then(|w| w.parse().ok());
+                }
+                continue;
+            }
+            sections.push(Section {
+                kind,
+                args: words.collect(),
+                body: Vec::new(),
+                exit: None,
+            });
+        } else if let Some(section) = sections.last_mut() {
+            section.body.push(line);
+        }
+    }
+    sections
+}

@@ -1,0 +1,591 @@
+//! `verify`: probe script, parsers on real captured output, diagnosis, rendering.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use meshup::verify::{
+    Expectation, ExpectedNode, ExpectedPeer, InterfaceName, NodeName, probe_script,
+};
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verify")
+}
+
+fn name(s: &str) -> NodeName {
+    NodeName::new(s).expect("valid test name")
+}
+
+/// Lab scenarios captured by `tests/fixtures/verify/capture-lab.sh`.
+const SCENARIOS: [&str; 6] = [
+    "healthy",
+    "never",
+    "blocked",
+    "allowedips",
+    "mtu",
+    "mtulocal",
+];
+
+/// Public keys the capture recorded (`keys.txt`: `node-a <key>` lines).
+fn lab_keys(scenario: &str) -> BTreeMap<String, String> {
+    let path = fixture_dir().join(scenario).join("keys.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, k)| (n.to_owned(), k.trim().to_owned()))
+        .collect()
+}
+
+/// The two-node lab: node-a 10.10.0.1 (veth 10.200.0.1), node-b 10.10.0.2 (veth
+/// 10.200.0.2), dual stack, both public, MTU 1420, keepalive 25.
+fn lab_expectation(scenario: &str) -> Expectation {
+    let keys = lab_keys(scenario);
+    let node = |n: &str, i: u8| {
+        let other = if n == "node-a" { "node-b" } else { "node-a" };
+        let j = if i == 1 { 2 } else { 1 };
+        ExpectedNode {
+            name: name(n),
+            address: format!("10.10.0.{i}").parse().expect("ip"),
+            address6: Some(format!("fd10:10::{i}").parse().expect("ip")),
+            nat: false,
+            relay_role: false,
+            subnet_router: false,
+            probe: None,
+            mtu: 1420,
+            listen_port: 51820,
+            public_key: keys.get(n).cloned(),
+            peers: vec![ExpectedPeer {
+                name: name(other),
+                public_key: keys.get(other).cloned(),
+                allowed_ips: vec![
+                    format!("10.10.0.{j}/32").parse().expect("net"),
+                    format!("fd10:10::{j}/128").parse().expect("net"),
+                ],
+                endpoint: Some(format!("10.200.0.{j}:51820")),
+                keepalive: Some(25),
+            }],
+        }
+    };
+    Expectation::new(
+        InterfaceName::new("wg0").expect("if"),
+        vec![node("node-a", 1), node("node-b", 2)],
+    )
+    .expect("valid expectation")
+}
+
+/// Writes the lab probe scripts for the capture script:
+/// `MESHUP_VERIFY_SCRIPT_DIR=/tmp/mu-vfy cargo test --test it write_lab_scripts -- --ignored`.
+#[test]
+#[ignore = "writes probe scripts for tests/fixtures/verify/capture-lab.sh"]
+fn write_lab_scripts() {
+    let dir = PathBuf::from(
+        std::env::var("MESHUP_VERIFY_SCRIPT_DIR").unwrap_or_else(|_| "/tmp/mu-vfy".into()),
+    );
+    std::fs::create_dir_all(&dir).expect("script dir");
+    let exp = lab_expectation("healthy");
+    let mut big_mtu = exp.clone();
+    for node in &mut big_mtu.nodes {
+        node.mtu = 1500;
+    }
+    for n in ["node-a", "node-b"] {
+        let script = probe_script(&exp, &name(n)).expect("script");
+        std::fs::write(dir.join(format!("probe-{n}.sh")), script).expect("write");
+        let script = probe_script(&big_mtu, &name(n)).expect("script");
+        std::fs::write(dir.join(format!("probe-mtu1500-{n}.sh")), script).expect("write");
+    }
+    // Runtime check: node-a's script in a 50-node mesh (48 targets do not exist).
+    let script = probe_script(&synthetic_mesh(50, 0), &name("n01")).expect("script");
+    std::fs::write(dir.join("probe-50-node-a.sh"), script).expect("write");
+}
+
+use meshup::verify::{
+    Diagnosis, FirewallEvidence, HostOutput, PairStatus, PortState, Report, evaluate, ping, probe,
+    wg_dump,
+};
+
+fn read(scenario: &str, node: &str) -> String {
+    std::fs::read_to_string(fixture_dir().join(scenario).join(format!("{node}.txt")))
+        .expect("fixture present")
+}
+
+fn outputs(scenario: &str) -> BTreeMap<NodeName, HostOutput> {
+    ["node-a", "node-b"]
+        .into_iter()
+        .map(|n| (name(n), HostOutput::Output(read(scenario, n))))
+        .collect()
+}
+
+fn run(exp: &Expectation, scenario: &str, fw: &[(&str, PortState)]) -> Report {
+    let firewall = fw
+        .iter()
+        .map(|(n, s)| {
+            (
+                name(n),
+                FirewallEvidence {
+                    state: *s,
+                    firewall: "nftables".into(),
+                },
+            )
+        })
+        .collect();
+    evaluate(exp, &outputs(scenario), &firewall)
+}
+
+fn has(report: &Report, pred: impl Fn(&Diagnosis) -> bool) -> bool {
+    report
+        .pairs
+        .iter()
+        .flat_map(|p| &p.diagnoses)
+        .chain(&report.node_diagnoses)
+        .any(pred)
+}
+
+#[test]
+fn real_captures_carry_no_private_key_column() {
+    for s in SCENARIOS {
+        for n in ["node-a", "node-b"] {
+            let p = probe::parse(&read(s, n)).expect("probe output");
+            assert!(p.complete, "{s}/{n} reached the end marker");
+            let dump = p.dump.expect("dump parsed");
+            assert!(dump.interface.expect("interface line").redacted, "{s}/{n}");
+            assert_eq!(dump.peers.len(), 1);
+        }
+    }
+}
+
+#[test]
+fn healthy_pair_parses_and_is_healthy() {
+    let exp = lab_expectation("healthy");
+    let p = probe::parse(&read("healthy", "node-a")).expect("probe");
+    assert_eq!(p.link.as_ref().and_then(|l| l.mtu), Some(1420));
+    assert_eq!(p.addrs.len(), 3);
+    assert!(
+        p.routes
+            .iter()
+            .any(|r| r.forwards() && r.destination.to_string() == "10.10.0.0/24")
+    );
+    assert_eq!(p.pings.len(), 4);
+    let report = run(&exp, "healthy", &[]);
+    assert!(report.all_healthy(), "{}", report.render_text());
+    insta::assert_snapshot!("healthy_text", report.render_text());
+}
+
+#[test]
+fn never_handshaken_names_the_wrong_endpoint() {
+    let report = run(&lab_expectation("never"), "never", &[]);
+    assert!(!report.all_healthy());
+    assert!(has(
+        &report,
+        |d| matches!(d, Diagnosis::EndpointWrong { on, live: Some(l), .. }
+        if on == "node-a" && l == "10.200.0.2:51999")
+    ));
+    assert!(has(
+        &report,
+        |d| matches!(d, Diagnosis::EndpointWrong { on, live: None, .. }
+        if on == "node-b")
+    ));
+    insta::assert_snapshot!("never_diagnoses", report.render_diagnoses());
+}
+
+#[test]
+fn blocked_port_blames_the_receiving_firewall() {
+    let exp = lab_expectation("blocked");
+    let report = run(
+        &exp,
+        "blocked",
+        &[("node-b", PortState::Closed), ("node-a", PortState::Open)],
+    );
+    let text = report.render_diagnoses();
+    assert!(
+        text.contains("node-b: UDP 51820 not open in nftables"),
+        "{text}"
+    );
+    assert!(!text.contains("node-a: UDP 51820 not open"), "{text}");
+    insta::assert_snapshot!("blocked_diagnoses", text);
+    // Without firewall evidence: UDP blocked or endpoint wrong, still on node-b's side.
+    let unknown = run(&exp, "blocked", &[]).render_diagnoses();
+    assert!(
+        unknown.contains("blocked on the way into node-b"),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn allowedips_mismatch_shows_both_sides() {
+    let report = run(&lab_expectation("allowedips"), "allowedips", &[]);
+    let pair = &report.pairs[0];
+    assert_eq!(pair.status, PairStatus::Failing);
+    assert!(
+        pair.forward
+            .as_ref()
+            .and_then(|v| v.handshake_age)
+            .is_some()
+    );
+    assert!(has(
+        &report,
+        |d| matches!(d, Diagnosis::AllowedIpsMismatch { on, live, .. }
+        if on == "node-b" && live.contains(&"10.10.0.99/32".to_owned()))
+    ));
+    insta::assert_snapshot!("allowedips_text", report.render_text());
+}
+
+#[test]
+fn mtu_blackhole_large_fails_small_passes() {
+    let report = run(&lab_expectation("mtu"), "mtu", &[]);
+    for p in &report.pairs {
+        assert_eq!(p.status, PairStatus::Degraded, "{}→{}", p.from, p.to);
+        let m = p.mtu.as_ref().expect("mtu probe");
+        assert!(m.small_ok && !m.large_ok);
+    }
+    assert!(!report.all_healthy());
+    insta::assert_snapshot!("mtu_text", report.render_text());
+}
+
+#[test]
+fn key_drift_is_reported() {
+    let mut exp = lab_expectation("healthy");
+    let other = lab_keys("never").remove("node-b").expect("key");
+    exp.nodes[1].public_key = Some(other.clone());
+    let report = run(&exp, "healthy", &[]);
+    assert!(has(
+        &report,
+        |d| matches!(d, Diagnosis::KeyDrift { node, expected, .. }
+        if node == "node-b" && *expected == other)
+    ));
+    assert!(!report.all_healthy());
+}
+
+/// node-a as a NAT node (from the real `never` capture: node-b learned no endpoint).
+fn nat_expectation() -> Expectation {
+    let mut exp = lab_expectation("never");
+    exp.nodes[0].nat = true;
+    exp.nodes[1].peers[0].endpoint = None;
+    exp.nodes[0].peers[0].endpoint = Some("10.200.0.2:51999".into());
+    exp
+}
+
+#[test]
+fn nat_peer_without_endpoint_says_who_must_initiate() {
+    let report = run(&nat_expectation(), "never", &[]);
+    assert!(has(
+        &report,
+        |d| matches!(d, Diagnosis::NatNoEndpoint { public, nat, keepalive: Some(25) }
+        if public == "node-b" && nat == "node-a")
+    ));
+    // Synthetic edit of the real capture: keepalive off on the NAT side.
+    let mut outs = outputs("never");
+    let a = read("never", "node-a").replace("\t0\t0\t148\t25", "\t0\t0\t148\toff");
+    outs.insert(name("node-a"), HostOutput::Output(a));
+    let report = evaluate(&nat_expectation(), &outs, &BTreeMap::new());
+    let text = report.render_diagnoses();
+    assert!(
+        text.contains("PersistentKeepalive is missing on node-a towards node-b"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unreachable_host_makes_pairs_unknown() {
+    let mut outs = outputs("healthy");
+    outs.insert(
+        name("node-b"),
+        HostOutput::Failed("ssh: connection refused".into()),
+    );
+    let report = evaluate(&lab_expectation("healthy"), &outs, &BTreeMap::new());
+    assert!(report.pairs.iter().all(|p| p.status == PairStatus::Unknown));
+    assert!(
+        report
+            .render_text()
+            .contains("node-b: no probe output (ssh: connection refused)")
+    );
+}
+
+#[test]
+fn ping_parser_reads_errors_and_busybox() {
+    let too_long = "PING 10.10.0.2 (10.10.0.2) 1472(1500) bytes of data.\nping: local error: message too long, mtu=1420\nping: local error: message too long, mtu=1420\n\n--- 10.10.0.2 ping statistics ---\n2 packets transmitted, 0 received, +2 errors, 100% packet loss, time 1021ms\n\n";
+    let r = ping::parse(too_long, Some(1));
+    assert_eq!((r.transmitted, r.received), (2, 0));
+    assert_eq!(
+        r.errors,
+        vec![ping::PingError::MessageTooLong { mtu: Some(1420) }]
+    );
+    let frag = "From 10.200.0.1 icmp_seq=1 Frag needed and DF set (mtu = 1280)\n1 packets transmitted, 0 received, +1 errors, 100% packet loss, time 0ms\n";
+    assert_eq!(
+        ping::parse(frag, Some(1)).errors,
+        vec![ping::PingError::FragNeeded { mtu: Some(1280) }]
+    );
+    let nokey = "ping: sendmsg: Required key not available\n";
+    assert_eq!(
+        ping::parse(nokey, Some(1)).errors,
+        vec![ping::PingError::NoPeerForDestination]
+    );
+    let busybox = "3 packets transmitted, 3 packets received, 0% packet loss\nround-trip min/avg/max = 0.061/0.092/0.140 ms\n";
+    let b = ping::parse(busybox, Some(0));
+    assert_eq!((b.received, b.loss_percent), (3, 0.0));
+    assert!(b.rtt.is_some_and(|r| (r.avg - 0.092).abs() < 1e-9));
+}
+
+#[test]
+fn dump_parser_never_keeps_an_unredacted_column() {
+    let d = wg_dump::parse(
+        "SECRET\tpub\t51820\toff\nk\tSECRETPSK\t(none)\t(none)\t0\t0\t0\toff\nerror: x\n",
+    );
+    let json = serde_json::to_string(&d).expect("json");
+    assert!(!json.contains("SECRET"), "{json}");
+    assert!(!d.interface.expect("line").redacted);
+    assert!(
+        d.peers[0].psk_set && d.peers[0].endpoint.is_none() && d.peers[0].allowed_ips.is_empty()
+    );
+}
+
+#[test]
+fn probe_script_is_valid_sh_and_quotes_addresses() {
+    let exp = lab_expectation("healthy");
+    let script = probe_script(&exp, &name("node-a")).expect("script");
+    assert!(script.contains("job 0 0 -4 -n -c 3 -i 0.2 -W 1 -w 3 '10.10.0.2'"));
+    assert!(script.contains("-M do -s 1392"));
+    for shell in ["sh", "bash"] {
+        let ok = std::process::Command::new(shell)
+            .arg("-n")
+            .arg("-c")
+            .arg(&script)
+            .status();
+        assert!(
+            ok.is_ok_and(|s| s.success()),
+            "{shell} -n rejects the script"
+        );
+    }
+    assert!(probe_script(&exp, &name("node-z")).is_err());
+}
+
+/// Synthetic probe output for `node` (shape copied from the real captures): every ping
+/// answers, every expected peer has a fresh handshake, except towards nodes in `down`.
+fn synth(exp: &Expectation, node: &ExpectedNode, now: u64, down: &[&str]) -> String {
+    let mut s = format!(
+        "@@meshup:verify:begin 1 {} wg0\n@@meshup:verify:link\n",
+        node.name
+    );
+    s += "3: wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue state UNKNOWN\n@@meshup:verify:exit 0\n";
+    s += &format!(
+        "@@meshup:verify:addr\n3: wg0    inet {}/16 scope global wg0\n@@meshup:verify:exit 0\n",
+        node.address
+    );
+    s += "@@meshup:verify:route 4\n10.10.0.0/16 proto kernel scope link\n@@meshup:verify:exit 0\n";
+    s += &format!(
+        "@@meshup:verify:forwarding\n{}\n0\n",
+        u8::from(node.relay_role)
+    );
+    let is_down = |n: &str| down.contains(&n) || down.contains(&node.name.as_str());
+    for other in exp.nodes.iter().filter(|o| o.name != node.name) {
+        let a = other.address;
+        let ok = if is_down(other.name.as_str()) {
+            "3 packets transmitted, 0 received, 100% packet loss, time 2000ms\n@@meshup:verify:exit 1\n".to_owned()
+        } else {
+            "3 packets transmitted, 3 received, 0% packet loss, time 402ms\nrtt min/avg/max/mdev = 0.300/0.450/0.600/0.100 ms\n@@meshup:verify:exit 0\n".to_owned()
+        };
+        s += &format!("@@meshup:verify:ping {} mesh {a}\n{ok}", other.name);
+        s += &format!("@@meshup:verify:ping {} mtu {a} 1392\n{ok}", other.name);
+        s += &format!("@@meshup:verify:ping {} small {a} 56\n{ok}", other.name);
+    }
+    s += &format!("@@meshup:verify:now\n{now}\n@@meshup:verify:wg-dump\n");
+    s += &format!(
+        "(redacted)\t{}\t51820\toff\n",
+        node.public_key.as_deref().unwrap_or("?")
+    );
+    for p in &node.peers {
+        let hs = if is_down(p.name.as_str()) { 0 } else { now - 5 };
+        let allowed: Vec<String> = p.allowed_ips.iter().map(ToString::to_string).collect();
+        s += &format!(
+            "{}\t(none)\t{}\t{}\t{hs}\t{}\t{}\t25\n",
+            p.public_key.as_deref().unwrap_or("?"),
+            p.endpoint.as_deref().unwrap_or("198.51.100.7:40000"),
+            allowed.join(","),
+            if hs == 0 { 0 } else { 1000 },
+            1000,
+        );
+    }
+    s += "@@meshup:verify:exit 0\n@@meshup:verify:end\n";
+    s
+}
+
+fn key(i: usize) -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A mesh of `n` public nodes `n01…`, plus NAT nodes behind relay `n01` when `nat` > 0.
+fn synthetic_mesh(public: usize, nat: usize) -> Expectation {
+    let total = public + nat;
+    let addr = |i: usize| -> std::net::IpAddr {
+        format!("10.10.{}.{}", i / 200, i % 200 + 1)
+            .parse()
+            .expect("ip")
+    };
+    let mut nodes = Vec::new();
+    for i in 0..total {
+        let is_nat = i >= public;
+        let mut peers = Vec::new();
+        for j in (0..total).filter(|j| *j != i) {
+            let peer_nat = j >= public;
+            if is_nat && peer_nat {
+                continue; // through the relay n01
+            }
+            let mut allowed: Vec<ipnet::IpNet> =
+                vec![format!("{}/32", addr(j)).parse().expect("net")];
+            if j == 0 && is_nat {
+                allowed.extend((public..total).filter(|k| *k != i).map(|k| {
+                    format!("{}/32", addr(k))
+                        .parse::<ipnet::IpNet>()
+                        .expect("net")
+                }));
+            }
+            peers.push(ExpectedPeer {
+                name: name(&format!("n{:02}", j + 1)),
+                public_key: Some(key(j)),
+                allowed_ips: allowed,
+                endpoint: (!peer_nat).then(|| format!("192.0.2.{}:51820", j + 1)),
+                keepalive: Some(25),
+            });
+        }
+        nodes.push(ExpectedNode {
+            name: name(&format!("n{:02}", i + 1)),
+            address: addr(i),
+            address6: None,
+            nat: is_nat,
+            relay_role: i == 0 && nat > 0,
+            subnet_router: false,
+            probe: None,
+            mtu: 1420,
+            listen_port: 51820,
+            public_key: Some(key(i)),
+            peers,
+        });
+    }
+    Expectation::new(InterfaceName::new("wg0").expect("if"), nodes).expect("valid")
+}
+
+fn synth_outputs(exp: &Expectation, down: &[&str]) -> BTreeMap<NodeName, HostOutput> {
+    exp.nodes
+        .iter()
+        .map(|n| {
+            (
+                n.name.clone(),
+                HostOutput::Output(synth(exp, n, 1_795_600_000, down)),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn relayed_double_nat_pair_is_healthy_and_marked() {
+    let exp = synthetic_mesh(2, 2);
+    let report = evaluate(&exp, &synth_outputs(&exp, &[]), &BTreeMap::new());
+    assert!(report.all_healthy(), "{}", report.render_text());
+    let text = report.render_text();
+    assert!(text.contains("n03 → n04: relayed via n01"), "{text}");
+    insta::assert_snapshot!("relay_text", text);
+    insta::assert_snapshot!("relay_dot", report.render_dot());
+}
+
+#[test]
+fn relayed_pair_with_a_dead_leg_names_the_leg() {
+    let exp = synthetic_mesh(2, 2);
+    let mut outs = synth_outputs(&exp, &[]);
+    let n04 = exp.node(&name("n04")).expect("n04");
+    outs.insert(
+        name("n04"),
+        HostOutput::Output(synth(&exp, n04, 1_795_600_000, &["n01", "n02", "n03"])),
+    );
+    let report = evaluate(&exp, &outs, &BTreeMap::new());
+    assert!(has(
+        &report,
+        |d| matches!(d, Diagnosis::RelayLegDown { node, relay, age: None }
+        if node == "n04" && relay == "n01")
+    ));
+    insta::assert_snapshot!("relay_down_json", report.render_json());
+    insta::assert_snapshot!("relay_down_dot", report.render_dot());
+}
+
+#[test]
+fn fifty_nodes_evaluate_quickly() {
+    let exp = synthetic_mesh(50, 0);
+    let outs = synth_outputs(&exp, &["n07"]);
+    let start = std::time::Instant::now();
+    let report = evaluate(&exp, &outs, &BTreeMap::new());
+    let text = report.render_text();
+    let json = report.render_json();
+    let elapsed = start.elapsed();
+    eprintln!("50 nodes: evaluate + render text/json took {elapsed:?}");
+    assert_eq!(report.pairs.len(), 2450);
+    let failing = report
+        .pairs
+        .iter()
+        .filter(|p| p.status == PairStatus::Failing)
+        .count();
+    assert_eq!(failing, 98, "every pair touching n07, both directions");
+    assert!(text.lines().count() > 50 && json.len() > 10_000);
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[test]
+fn mtu_above_the_interface_fails_locally_with_message_too_long() {
+    let mut exp = lab_expectation("mtulocal");
+    for node in &mut exp.nodes {
+        node.mtu = 1500;
+    }
+    let report = run(&exp, "mtulocal", &[]);
+    let m = report.pairs[0].mtu.as_ref().expect("mtu probe");
+    assert_eq!(m.size, 1472);
+    assert_eq!(m.detail.as_deref(), Some("message too long, mtu=1420"));
+    assert!(
+        report
+            .pairs
+            .iter()
+            .all(|p| p.status == PairStatus::Degraded)
+    );
+    insta::assert_snapshot!("mtulocal_diagnoses", report.render_diagnoses());
+}
+
+#[test]
+fn route_and_addr_parsers_read_real_and_default_routes() {
+    use meshup::verify::ipinfo;
+    let routes = ipinfo::parse_routes(
+        "default scope link\n10.10.0.0/24 proto kernel scope link src 10.10.0.1 \nlocal 10.10.0.1 table local proto kernel scope host src 10.10.0.1 \n192.168.1.0/24 table 51820 scope link\n",
+        false,
+    );
+    let shown: Vec<String> = routes
+        .iter()
+        .map(|r| format!("{} {} {} {}", r.kind, r.destination, r.table, r.forwards()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "unicast 0.0.0.0/0 main true",
+            "unicast 10.10.0.0/24 main true",
+            "local 10.10.0.1/32 local false",
+            "unicast 192.168.1.0/24 51820 true",
+        ]
+    );
+    assert_eq!(
+        ipinfo::parse_routes("default dev wg0 metric 1024\n", true)[0]
+            .destination
+            .to_string(),
+        "::/0"
+    );
+    let link = ipinfo::parse_link("3: wg0: <POINTOPOINT,NOARP> mtu 1380 qdisc noop state DOWN\n")
+        .expect("link");
+    assert_eq!((link.mtu, link.up), (Some(1380), false));
+}
+
+#[test]
+fn probe_script_runs_under_busybox_sh_syntax() {
+    let script = probe_script(&synthetic_mesh(3, 1), &name("n02")).expect("script");
+    let Ok(status) = std::process::Command::new("busybox")
+        .args(["sh", "-n", "-c", &script])
+        .status()
+    else {
+        eprintln!("busybox not installed; skipped");
+        return;
+    };
+    assert!(status.success());
+}
