@@ -3,6 +3,7 @@ pub mod address;
 pub mod cli;
 pub mod facts;
 pub mod fanout;
+pub mod hosts;
 pub mod inventory;
 pub mod keys;
 pub mod playbook;
