@@ -138,16 +138,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             print!("{}", check(&args.inventory)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan(_) => not_built("plan"),
-        Command::Apply(_) => not_built("apply"),
-        Command::Verify(_) => not_built("verify"),
+        Command::Plan(args) => crate::apply::command::plan(cli, args),
+        Command::Apply(args) => crate::apply::command::apply(cli, args),
+        Command::Verify(args) => crate::verify::command::run(cli, args),
     }
-}
-
-fn not_built(command: &str) -> Result<ExitCode, miette::Report> {
-    Err(miette::miette!(
-        "`meshup {command}` is not built yet; only `meshup check` works in this version"
-    ))
 }
 
 /// Loads, validates and allocates, then describes the mesh (the output of `meshup check`).

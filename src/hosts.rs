@@ -51,7 +51,12 @@ pub async fn connect_all<'a>(
     parallel: usize,
     stats: &Arc<Stats>,
 ) -> Vec<(&'a Node, Result<Connected, TransportError>)> {
-    fanout::run(nodes, parallel, |node| async move { connect(node, stats).await }).await
+    fanout::run(
+        nodes,
+        parallel,
+        |node| async move { connect(node, stats).await },
+    )
+    .await
 }
 
 /// Name of a node as the transport reports it.

@@ -1,5 +1,6 @@
 //! meshup: an agentless WireGuard full mesh over SSH.
 pub mod address;
+pub mod apply;
 pub mod cli;
 pub mod facts;
 pub mod fanout;

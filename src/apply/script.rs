@@ -30,7 +30,10 @@ pub fn q(value: &str) -> String {
 fn prologue(out: &mut String, config_dir: &str, interface: &str) {
     let _ = writeln!(out, "set -u");
     let _ = writeln!(out, "umask 077");
-    let _ = writeln!(out, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let _ = writeln!(
+        out,
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
     let _ = writeln!(out, "export PATH LC_ALL=C");
     let _ = writeln!(out, "D={}", q(config_dir));
     let _ = writeln!(out, "IF={}", q(interface));
@@ -96,7 +99,7 @@ fi
             let _ = writeln!(
                 s,
                 "printf '%s\\n' {} > \"$D/.{file}.new\" && chmod 600 \"$D/.{file}.new\" && mv -f \"$D/.{file}.new\" \"$D\"/{} || fail {}",
-                q(psk.expose()),
+                q(psk.expose_str().unwrap_or_default()),
                 q(&file),
                 q(&format!("cannot store {file}"))
             );
@@ -265,7 +268,10 @@ done
 "#,
                 );
                 if let Some(mtu) = self.mtu {
-                    let _ = writeln!(s, "ip link set dev \"$IF\" mtu {mtu} || rollback 'cannot set MTU'");
+                    let _ = writeln!(
+                        s,
+                        "ip link set dev \"$IF\" mtu {mtu} || rollback 'cannot set MTU'"
+                    );
                 }
                 // Routes for AllowedIPs, as wg-quick would add them, and drop stale ones.
                 s.push_str(
@@ -341,7 +347,10 @@ pub fn parse_markers(stdout: &str) -> Vec<Marker> {
         .filter_map(|l| l.strip_prefix("@@meshup:"))
         .filter_map(|rest| {
             let (kind, value) = rest.split_once(':')?;
-            Some(Marker { kind: kind.to_string(), value: value.to_string() })
+            Some(Marker {
+                kind: kind.to_string(),
+                value: value.to_string(),
+            })
         })
         .collect()
 }
@@ -360,14 +369,31 @@ mod tests {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("sh");
-        child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("write");
         child.wait_with_output().expect("wait")
     }
 
     #[test]
     fn quoting_keeps_hostile_values_literal() {
-        for v in ["a b", "it's", "$(touch /tmp/x)", "a;b", "line\nbreak", "`id`", ""] {
-            let out = Command::new("sh").arg("-c").arg(format!("printf %s {}", q(v))).output().expect("sh");
+        for v in [
+            "a b",
+            "it's",
+            "$(touch /tmp/x)",
+            "a;b",
+            "line\nbreak",
+            "`id`",
+            "",
+        ] {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", q(v)))
+                .output()
+                .expect("sh");
             assert_eq!(String::from_utf8_lossy(&out.stdout), v);
         }
     }
@@ -396,16 +422,26 @@ mod tests {
         assert!(!script.contains("PRIVATEKEYVALUE"));
         std::fs::write(dir.path().join("psk-gone.key"), "x\n").expect("write");
         let out = run_sh(&script);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let written = std::fs::read_to_string(dir.path().join("wgt0.conf")).expect("read");
         assert_eq!(
             written,
             "[Interface]\nPrivateKey = PRIVATEKEYVALUE=\n\n[Peer]\nPresharedKey = PSKVALUE=\nAllowedIPs = 10.10.0.2/32\n"
         );
-        assert_eq!(std::fs::read_to_string(dir.path().join("wgt0.conf.meshup-prev")).expect("read"), "old\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("wgt0.conf.meshup-prev")).expect("read"),
+            "old\n"
+        );
         assert!(!dir.path().join("psk-gone.key").exists());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("wgt0.conf")).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("wgt0.conf"))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let markers = parse_markers(&String::from_utf8_lossy(&out.stdout));
         assert_eq!(markers.last().map(|m| m.kind.as_str()), Some("done"));
@@ -432,7 +468,10 @@ mod tests {
         let out = run_sh(&script);
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("missing secret files: private.key"));
-        assert_eq!(std::fs::read_to_string(dir.path().join("wgt0.conf")).expect("read"), "old\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("wgt0.conf")).expect("read"),
+            "old\n"
+        );
     }
 
     #[test]
@@ -446,9 +485,16 @@ mod tests {
         };
         assert!(!format!("{prep:?}").contains("c2VjcmV0cHNr"));
         let script = prep.render(d, "wgt0");
-        let out = run_sh(script.expose());
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(std::fs::read_to_string(dir.path().join("psk-node-b.key")).expect("read"), "c2VjcmV0cHNr\n");
+        let out = run_sh(script.expose_str().unwrap_or_default());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("psk-node-b.key")).expect("read"),
+            "c2VjcmV0cHNr\n"
+        );
     }
 
     #[test]
@@ -468,7 +514,7 @@ mod tests {
             .expect("flock");
         std::thread::sleep(std::time::Duration::from_millis(300));
         let script = PrepareScript::default().render(d, "wgt0");
-        let out = run_sh(script.expose());
+        let out = run_sh(script.expose_str().unwrap_or_default());
         let _ = holder.kill();
         let _ = holder.wait();
         assert_eq!(out.status.code(), Some(75));

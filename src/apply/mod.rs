@@ -1,0 +1,3 @@
+//! `meshup plan` and `meshup apply`: gather facts, compute a plan, converge hosts.
+pub mod command;
+pub mod script;
