@@ -76,13 +76,15 @@ base_build() {
     unshare --mount --propagation private -- chroot "$r" sh -ec "
         mount -t proc proc /proc
         export DEBIAN_FRONTEND=noninteractive
-        apt-get -q update
+        apt-get -q update > /update.log 2>&1
         apt-get -q -y --no-install-recommends install $(echo $BASE_PACKAGES)
+        apt-get -q clean
         apt-get -q -y --download-only --no-install-recommends install $MIRROR_PACKAGES
         cd /var/cache/apt/archives && apt-get -q download $MIRROR_EXTRA
         umount /proc" > "$tmp/install.log" 2>&1 || { tail -n 30 "$tmp/install.log" >&2; die "package install in the base failed (log: $tmp/install.log)"; }
     # apt-get update with an unreachable source exits 0 with W: lines.
-    if grep -q '^[WE]:' "$tmp/install.log"; then grep '^[WE]:' "$tmp/install.log" >&2; die "apt in the base reported errors"; fi
+    mv "$r/update.log" "$tmp/update.log"
+    if grep -q '^[WE]:' "$tmp/update.log"; then grep '^[WE]:' "$tmp/update.log" >&2; die "apt-get update in the base reported errors"; fi
     rm -f "$r/usr/sbin/policy-rc.d"
     mkdir -p "$tmp/mirror"
     mv "$r"/var/cache/apt/archives/*.deb "$tmp/mirror/"
@@ -121,6 +123,11 @@ base_build() {
 # Make sure the base exists (build it under a lock: parallel tests share it).
 ensure_base() {
     local d
+    if [ -n "${MESHUP_LAB_BASE:-}" ]; then
+        [ -d "$MESHUP_LAB_BASE/rootfs" ] || die "MESHUP_LAB_BASE=$MESHUP_LAB_BASE has no rootfs"
+        BASE=$MESHUP_LAB_BASE
+        return
+    fi
     d=$(base_dir)
     [ -d "$d/rootfs" ] && { BASE=$d; return; }
     mkdir -p "$LAB_CACHE"
