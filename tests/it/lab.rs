@@ -126,7 +126,7 @@ fn lab_guide_light_hosts_are_separate_machines() {
         "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wireguard && \
          umask 077 && wg genkey > /etc/wireguard/k && \
          printf '[Interface]\\nAddress = 10.99.0.1/24\\nPrivateKey = %s\\n' \"$(cat /etc/wireguard/k)\" \
-           > /etc/wireguard/wg0.conf && wg-quick up wg0 && wg show wg0 listening-port",
+           > /etc/wireguard/wg0.conf && wg-quick up wg0 && wg show wg0 listen-port",
     )
     .expect_ok("apt-get install wireguard + wg-quick up");
     assert!(lab.host_exec("node-b", "pgrep -x wireguard-go").ok());

@@ -117,6 +117,12 @@ base_build() {
     rm -f "$r/var/lib/dbus/machine-id"
     echo lab > "$r/etc/hostname"
     mv "$tmp" "$final"
+    # Older bases nobody uses any more.
+    local old
+    for old in "$LAB_CACHE"/base-*; do
+        [ "$old" = "$final" ] && continue
+        grep -qsx "BASE=$old" "$LAB_STATE"/*/lab.env || rm -rf "$old"
+    done
     log "base ready: $final ($(du -sh "$final/rootfs" | cut -f1) rootfs, $(ls "$final/mirror" | grep -c '\.deb$') mirror packages)"
 }
 
