@@ -109,7 +109,9 @@ impl Lab {
             .output()
             .expect("run tests/lab/lab up");
         let run = Run::from(out);
-        let out_dir = PathBuf::from(format!("/var/lib/meshup-lab/{name}/out"));
+        let state = std::env::var_os("MESHUP_LAB_STATE")
+            .map_or_else(|| PathBuf::from("/var/lib/meshup-lab"), PathBuf::from);
+        let out_dir = state.join(name).join("out");
         // Constructed before checking, so a half-built lab is still torn down.
         let mut lab = Lab {
             name: name.to_owned(),

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2015,SC2086,SC2116,SC2010,SC2034
 # meshup lab: the shared read-only Debian 12 base rootfs and the lab's package mirror.
 # Sourced by tests/lab/lab. Built once per machine under $LAB_CACHE/base-<hash>/, keyed by a
 # hash of the package lists and of the files copied into the rootfs, so a second `up` reuses it.
