@@ -52,7 +52,13 @@ impl Context {
             Some(dir) => Playbooks::load_dir(dir).into_diagnostic()?,
             None => Playbooks::embedded().into_diagnostic()?,
         };
-        Ok(Context { inventory, lock, updated_lock, mesh, playbooks })
+        Ok(Context {
+            inventory,
+            lock,
+            updated_lock,
+            mesh,
+            playbooks,
+        })
     }
 
     /// Nodes meshup talks to: present nodes and absent ones (to remove).
@@ -67,8 +73,13 @@ impl Context {
             .node(&node.name)
             .map(|spec| spec.peers.iter().map(|p| p.name.to_string()).collect())
             .unwrap_or_default();
-        GatherParams::new(s.interface.as_str(), s.config_dir.as_str(), node.listen_port, &peers)
-            .map_err(|e| e.to_string())
+        GatherParams::new(
+            s.interface.as_str(),
+            s.config_dir.as_str(),
+            node.listen_port,
+            &peers,
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -83,7 +94,9 @@ fn limit_set(ctx: &Context, limit: &[String]) -> miette::Result<Option<BTreeSet<
             .nodes()
             .iter()
             .find(|n| n.name.as_str() == name.trim())
-            .ok_or_else(|| miette::miette!("--limit names `{name}`, which is not a node of the inventory"))?;
+            .ok_or_else(|| {
+                miette::miette!("--limit names `{name}`, which is not a node of the inventory")
+            })?;
         set.insert(node.name.clone());
     }
     Ok(Some(set))
@@ -95,13 +108,20 @@ struct Gathered {
     facts: BTreeMap<NodeName, Result<HostFacts, String>>,
 }
 
-async fn connect_and_gather(ctx: &Context, parallel: usize, stats: &Arc<Stats>, progress: &Progress) -> Gathered {
+async fn connect_and_gather(
+    ctx: &Context,
+    parallel: usize,
+    stats: &Arc<Stats>,
+    progress: &Progress,
+) -> Gathered {
     let nodes = ctx.nodes();
     let mut sessions = BTreeMap::new();
     let mut facts = BTreeMap::new();
     let outcomes = fanout::run(nodes, parallel, |node| async move {
         progress.set(node.name.as_str(), "connecting");
-        let session = hosts::connect(node, stats).await.map_err(|e| e.to_string())?;
+        let session = hosts::connect(node, stats)
+            .await
+            .map_err(|e| e.to_string())?;
         progress.set(node.name.as_str(), "gathering facts");
         let params = ctx.gather_params(node)?;
         let script = facts::gather_script(&params);
@@ -111,7 +131,14 @@ async fn connect_and_gather(ctx: &Context, parallel: usize, stats: &Arc<Stats>, 
             .map_err(|e| e.to_string())?;
         let parsed = facts::parse(&out.stdout_str()).map_err(|e| {
             let stderr = out.stderr_str();
-            format!("fact gathering failed: {e}{}", if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) })
+            format!(
+                "fact gathering failed: {e}{}",
+                if stderr.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", stderr.trim())
+                }
+            )
         })?;
         progress.set(node.name.as_str(), "gathered");
         Ok::<_, String>((session, parsed))
@@ -157,7 +184,13 @@ pub fn render_plan(plan: &Plan, inventory: &Path, verbose: bool) -> String {
         if host.changes.is_empty() {
             let _ = writeln!(out, "{}: no changes ({what})", host.node);
         } else {
-            let _ = writeln!(out, "{}: {} change{} ({what})", host.node, host.changes.len(), if host.changes.len() == 1 { "" } else { "s" });
+            let _ = writeln!(
+                out,
+                "{}: {} change{} ({what})",
+                host.node,
+                host.changes.len(),
+                if host.changes.len() == 1 { "" } else { "s" }
+            );
         }
         for change in &host.changes {
             let _ = writeln!(out, "  {} {}", change.action.symbol(), change.summary);
@@ -183,18 +216,30 @@ pub fn render_plan(plan: &Plan, inventory: &Path, verbose: bool) -> String {
         }
         out.push('\n');
     }
-    let total = plan.hosts.iter().filter(|h| h.state != HostState::Skipped).count();
+    let total = plan
+        .hosts
+        .iter()
+        .filter(|h| h.state != HostState::Skipped)
+        .count();
     let changing = plan.hosts.iter().filter(|h| h.has_changes()).count();
     let failed = plan.hosts.iter().filter(|h| h.failed()).count();
     let unchanged = total - changing - failed;
     if plan.is_empty() && failed == 0 {
-        let _ = writeln!(out, "No changes. The mesh matches the inventory ({}).", inventory.display());
+        let _ = writeln!(
+            out,
+            "No changes. The mesh matches the inventory ({}).",
+            inventory.display()
+        );
     } else {
         let _ = writeln!(
             out,
             "{total} host{}: {changing} to change, {unchanged} unchanged{}",
             if total == 1 { "" } else { "s" },
-            if failed > 0 { format!(", {failed} failed") } else { String::new() }
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            }
         );
     }
     out
@@ -214,8 +259,16 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> Result<ExitCode, miette::Report> {
     let limit = limit_set(&ctx, &args.limit)?;
     let stats = Arc::new(Stats::new());
     let rt = runtime()?;
-    let progress = Progress::new(ctx.inventory.nodes().iter().map(|n| n.name.as_str()), cli.verbose > 0);
-    let gathered = rt.block_on(connect_and_gather(&ctx, usize::from(cli.parallel), &stats, &progress));
+    let progress = Progress::new(
+        ctx.inventory.nodes().iter().map(|n| n.name.as_str()),
+        cli.verbose > 0,
+    );
+    let gathered = rt.block_on(connect_and_gather(
+        &ctx,
+        usize::from(cli.parallel),
+        &stats,
+        &progress,
+    ));
     progress.clear();
     let input = PlanInput {
         inventory: &ctx.inventory,
@@ -266,10 +319,16 @@ fn confirm(plan: &Plan) -> miette::Result<bool> {
         ));
     }
     let n = plan.hosts.iter().filter(|h| h.has_changes()).count();
-    eprint!("Apply these changes to {n} host{}? Only 'yes' is accepted: ", if n == 1 { "" } else { "s" });
+    eprint!(
+        "Apply these changes to {n} host{}? Only 'yes' is accepted: ",
+        if n == 1 { "" } else { "s" }
+    );
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).into_diagnostic()?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .into_diagnostic()?;
     Ok(answer.trim() == "yes")
 }
 
@@ -288,7 +347,9 @@ fn marker_summary(out: &crate::transport::ExecOutput) -> (Vec<script::Marker>, S
     let stderr: String = out
         .stderr_str()
         .lines()
-        .filter(|l| !l.contains("kernel module") && !l.contains("wireguard-go") && !l.starts_with("[#]"))
+        .filter(|l| {
+            !l.contains("kernel module") && !l.contains("wireguard-go") && !l.starts_with("[#]")
+        })
         .collect::<Vec<_>>()
         .join("; ");
     (markers, stderr)
@@ -302,7 +363,10 @@ fn failure_message(markers: &[script::Marker], stderr: &str, status: Option<u32>
     } else if let Some(m) = markers.iter().find(|m| m.kind == "locked") {
         format!("another meshup run holds the lock {}", m.value)
     } else {
-        format!("exit status {}", status.map_or_else(|| "none".to_string(), |s| s.to_string()))
+        format!(
+            "exit status {}",
+            status.map_or_else(|| "none".to_string(), |s| s.to_string())
+        )
     };
     if !stderr.trim().is_empty() {
         let _ = write!(msg, " ({})", stderr.trim());
@@ -321,7 +385,10 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode, miette::Report> {
     let verbose = cli.verbose > 0;
     let mut timings: Vec<(&str, Duration)> = Vec::new();
 
-    let progress = Progress::new(ctx.inventory.nodes().iter().map(|n| n.name.as_str()), verbose);
+    let progress = Progress::new(
+        ctx.inventory.nodes().iter().map(|n| n.name.as_str()),
+        verbose,
+    );
     let t = Instant::now();
     let gathered = rt.block_on(connect_and_gather(&ctx, parallel, &stats, &progress));
     timings.push(("connect + gather", t.elapsed()));
@@ -355,10 +422,16 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode, miette::Report> {
         return Ok(ExitCode::from(1));
     }
 
-    let mut outcomes: BTreeMap<NodeName, HostOutcome> =
-        plan.hosts.iter().map(|h| (h.node.clone(), initial_outcome(h))).collect();
+    let mut outcomes: BTreeMap<NodeName, HostOutcome> = plan
+        .hosts
+        .iter()
+        .map(|h| (h.node.clone(), initial_outcome(h)))
+        .collect();
     let progress = Progress::new(
-        plan.hosts.iter().filter(|h| h.has_changes()).map(|h| h.node.as_str()),
+        plan.hosts
+            .iter()
+            .filter(|h| h.has_changes())
+            .map(|h| h.node.as_str()),
         verbose,
     );
     let settings = &ctx.mesh.settings;
@@ -370,8 +443,12 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode, miette::Report> {
     for (a, b) in &plan.new_psk_pairs {
         let psk = new_psk();
         let copy = Secret::new(psk.expose().to_vec());
-        psks.entry(a.clone()).or_default().push((b.to_string(), psk));
-        psks.entry(b.clone()).or_default().push((a.to_string(), copy));
+        psks.entry(a.clone())
+            .or_default()
+            .push((b.to_string(), psk));
+        psks.entry(b.clone())
+            .or_default()
+            .push((a.to_string(), copy));
     }
     let prepare: Vec<(&HostPlan, PrepareScript)> = plan
         .hosts
@@ -387,24 +464,38 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode, miette::Report> {
         })
         .collect();
     let t = Instant::now();
-    let results = rt.block_on(fanout::run(prepare, parallel, |(host, script)| {
-        let session = gathered.sessions.get(&host.node).cloned();
-        let progress = &progress;
-        async move {
-            let session = session.ok_or_else(|| "no session".to_string())?;
-            progress.set(host.node.as_str(), if script.install.is_some() { "installing WireGuard" } else { "preparing keys" });
-            let text = script.render(config_dir, iface);
-            let out = session
-                .exec("sh -s", text.expose(), PREPARE_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (markers, stderr) = marker_summary(&out);
-            if !out.success() || !markers.iter().any(|m| m.kind == "done") {
-                return Err(failure_message(&markers, &stderr, out.status));
+    let results = rt.block_on(fanout::run(
+        prepare.iter().collect(),
+        parallel,
+        |(host, script)| {
+            let session = gathered.sessions.get(&host.node).cloned();
+            let progress = &progress;
+            async move {
+                let session = session.ok_or_else(|| "no session".to_string())?;
+                progress.set(
+                    host.node.as_str(),
+                    if script.install.is_some() {
+                        "installing WireGuard"
+                    } else {
+                        "preparing keys"
+                    },
+                );
+                let text = script.render(config_dir, iface);
+                let out = session
+                    .exec("sh -s", text.expose(), PREPARE_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (markers, stderr) = marker_summary(&out);
+                if !out.success() || !markers.iter().any(|m| m.kind == "done") {
+                    return Err(failure_message(&markers, &stderr, out.status));
+                }
+                Ok(markers
+                    .iter()
+                    .find(|m| m.kind == "pubkey")
+                    .map(|m| m.value.clone()))
             }
-            Ok(markers.iter().find(|m| m.kind == "pubkey").map(|m| m.value.clone()))
-        }
-    }));
+        },
+    ));
     timings.push(("prepare (install, keys)", t.elapsed()));
     for ((host, _), result) in results {
         match result {
@@ -413,11 +504,17 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode, miette::Report> {
                     keys.known.insert(host.node.clone(), k);
                 }
                 Err(_) => {
-                    outcomes.insert(host.node.clone(), HostOutcome::Failed("the host returned an invalid public key".into()));
+                    outcomes.insert(
+                        host.node.clone(),
+                        HostOutcome::Failed("the host returned an invalid public key".into()),
+                    );
                 }
             },
             Ok(None) => {
-                outcomes.insert(host.node.clone(), HostOutcome::Failed("no public key after key generation".into()));
+                outcomes.insert(
+                    host.node.clone(),
+                    HostOutcome::Failed("no public key after key generation".into()),
+                );
             }
             Err(e) => {
                 progress.finish(host.node.as_str(), format!("failed: {e}"));
@@ -432,28 +529,34 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode, miette::Report> {
     let converge: Vec<(&HostPlan, ConvergeScript)> = plan
         .hosts
         .iter()
-        .filter(|h| h.has_changes() && !matches!(outcomes.get(&h.node), Some(HostOutcome::Failed(_))))
+        .filter(|h| {
+            h.has_changes() && !matches!(outcomes.get(&h.node), Some(HostOutcome::Failed(_)))
+        })
         .map(|h| (h, converge_script(&ctx.mesh, &keys, h)))
         .collect();
     let t = Instant::now();
-    let results = rt.block_on(fanout::run(converge, parallel, |(host, script)| {
-        let session = gathered.sessions.get(&host.node).cloned();
-        let progress = &progress;
-        async move {
-            let session = session.ok_or_else(|| "no session".to_string())?;
-            progress.set(host.node.as_str(), "converging");
-            let text = script.render(config_dir, iface);
-            let out = session
-                .exec("sh -s", text.as_bytes(), CONVERGE_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (markers, stderr) = marker_summary(&out);
-            if !out.success() || !markers.iter().any(|m| m.kind == "done") {
-                return Err(failure_message(&markers, &stderr, out.status));
+    let results = rt.block_on(fanout::run(
+        converge.iter().collect(),
+        parallel,
+        |(host, script)| {
+            let session = gathered.sessions.get(&host.node).cloned();
+            let progress = &progress;
+            async move {
+                let session = session.ok_or_else(|| "no session".to_string())?;
+                progress.set(host.node.as_str(), "converging");
+                let text = script.render(config_dir, iface);
+                let out = session
+                    .exec("sh -s", text.as_bytes(), CONVERGE_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (markers, stderr) = marker_summary(&out);
+                if !out.success() || !markers.iter().any(|m| m.kind == "done") {
+                    return Err(failure_message(&markers, &stderr, out.status));
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    }));
+        },
+    ));
     timings.push(("converge", t.elapsed()));
     for ((host, _), result) in results {
         match result {
@@ -503,7 +606,12 @@ fn converge_script(mesh: &Mesh, keys: &KeyBook, host: &HostPlan) -> ConvergeScri
         activation,
         enable_only: host.steps.enable_only.clone(),
         addresses: spec
-            .map(|s| s.interface_addresses.iter().map(ToString::to_string).collect())
+            .map(|s| {
+                s.interface_addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
         mtu: spec.and_then(|s| s.mtu),
         expect_public_key: if host.steps.teardown.is_some() {
@@ -520,7 +628,12 @@ fn save_lock(ctx: &Context) -> miette::Result<()> {
         ctx.updated_lock
             .save(ctx.inventory.lock_path())
             .into_diagnostic()
-            .wrap_err_with(|| format!("cannot write the address lock {}", ctx.inventory.lock_path().display()))?;
+            .wrap_err_with(|| {
+                format!(
+                    "cannot write the address lock {}",
+                    ctx.inventory.lock_path().display()
+                )
+            })?;
     }
     Ok(())
 }
@@ -531,7 +644,9 @@ fn print_recap(outcomes: &BTreeMap<NodeName, HostOutcome>) {
     for (node, outcome) in outcomes {
         let text = match outcome {
             HostOutcome::Ok => "ok".to_string(),
-            HostOutcome::Changed(n) => format!("changed ({n} change{})", if *n == 1 { "" } else { "s" }),
+            HostOutcome::Changed(n) => {
+                format!("changed ({n} change{})", if *n == 1 { "" } else { "s" })
+            }
             HostOutcome::Skipped => "skipped (not in --limit)".to_string(),
             HostOutcome::Unreachable(e) => format!("UNREACHABLE: {e}"),
             HostOutcome::Failed(e) => format!("FAILED: {e}"),

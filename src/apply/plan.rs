@@ -299,7 +299,11 @@ fn keys_from_configs(
 pub fn config_diff(path: &str, current: Option<&str>, desired: &str) -> String {
     let old = current.unwrap_or("");
     let diff = similar::TextDiff::from_lines(old, desired);
-    let from = if current.is_some() { format!("{path} (current)") } else { "/dev/null".to_string() };
+    let from = if current.is_some() {
+        format!("{path} (current)")
+    } else {
+        "/dev/null".to_string()
+    };
     diff.unified_diff()
         .context_radius(3)
         .header(&from, &format!("{path} (desired)"))
@@ -344,7 +348,8 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
                 if !a.peers.iter().any(|p| p.name == b.name && p.psk) {
                     continue;
                 }
-                let (Some(Ok(fa)), Some(Ok(fb))) = (input.facts.get(&a.name), input.facts.get(&b.name))
+                let (Some(Ok(fa)), Some(Ok(fb))) =
+                    (input.facts.get(&a.name), input.facts.get(&b.name))
                 else {
                     // One side unreachable: keep whatever the reachable side has; a
                     // missing file there is reported below.
@@ -360,11 +365,24 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
                     }
                     continue;
                 };
-                let sa = fa.keys.psks.get(b.name.as_str()).copied().unwrap_or_default();
-                let sb = fb.keys.psks.get(a.name.as_str()).copied().unwrap_or_default();
+                let sa = fa
+                    .keys
+                    .psks
+                    .get(b.name.as_str())
+                    .copied()
+                    .unwrap_or_default();
+                let sb = fb
+                    .keys
+                    .psks
+                    .get(a.name.as_str())
+                    .copied()
+                    .unwrap_or_default();
                 let same = sa == KeyFileState::Valid
                     && sb == KeyFileState::Valid
-                    && match (fa.keys.psk_digests.get(b.name.as_str()), fb.keys.psk_digests.get(a.name.as_str())) {
+                    && match (
+                        fa.keys.psk_digests.get(b.name.as_str()),
+                        fb.keys.psk_digests.get(a.name.as_str()),
+                    ) {
                         (Some(da), Some(db)) => da == db,
                         _ => true,
                     };
@@ -393,11 +411,17 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
         let facts = match input.facts.get(name) {
             Some(Ok(f)) => f,
             Some(Err(e)) => {
-                hosts.push(HostPlan::new(name.clone(), HostState::Unreachable(e.clone())));
+                hosts.push(HostPlan::new(
+                    name.clone(),
+                    HostState::Unreachable(e.clone()),
+                ));
                 continue;
             }
             None => {
-                hosts.push(HostPlan::new(name.clone(), HostState::Unreachable("not gathered".into())));
+                hosts.push(HostPlan::new(
+                    name.clone(),
+                    HostState::Unreachable("not gathered".into()),
+                ));
                 continue;
             }
         };
@@ -407,7 +431,14 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
             hosts.push(hp);
             continue;
         }
-        let hp = plan_host(input, spec, facts, &keys, &new_psk_pairs, psk_blocked.get(name));
+        let hp = plan_host(
+            input,
+            spec,
+            facts,
+            &keys,
+            &new_psk_pairs,
+            psk_blocked.get(name),
+        );
         hosts.push(hp);
     }
 
@@ -415,12 +446,21 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
         match input.facts.get(name) {
             Some(Ok(f)) if in_limit(name) => hosts.push(plan_removal(input, name, f)),
             Some(Ok(_)) => hosts.push(HostPlan::new(name.clone(), HostState::Skipped)),
-            Some(Err(e)) => hosts.push(HostPlan::new(name.clone(), HostState::Unreachable(e.clone()))),
+            Some(Err(e)) => hosts.push(HostPlan::new(
+                name.clone(),
+                HostState::Unreachable(e.clone()),
+            )),
             None => {}
         }
     }
     let _ = reachable;
-    (Plan { hosts, new_psk_pairs }, keys)
+    (
+        Plan {
+            hosts,
+            new_psk_pairs,
+        },
+        keys,
+    )
 }
 
 fn conf_path(input: &PlanInput<'_>) -> String {
@@ -429,7 +469,11 @@ fn conf_path(input: &PlanInput<'_>) -> String {
 }
 
 /// The command that brings the interface up when it is down.
-fn start_command(input: &PlanInput<'_>, facts: &HostFacts, distro_enable: Option<Vec<String>>) -> (String, Option<String>) {
+fn start_command(
+    input: &PlanInput<'_>,
+    facts: &HostFacts,
+    distro_enable: Option<Vec<String>>,
+) -> (String, Option<String>) {
     let s = &input.mesh.settings;
     let conf = conf_path(input);
     let standard_dir = s.config_dir.as_str() == crate::inventory::DEFAULT_CONFIG_DIR;
@@ -439,7 +483,10 @@ fn start_command(input: &PlanInput<'_>, facts: &HostFacts, distro_enable: Option
             .map(|c| c.join(" && "))
             .unwrap_or_else(|| format!("systemctl enable --now wg-quick@{}", s.interface));
         (cmd, None)
-    } else if facts.init.openrc && standard_dir && let Some(c) = distro_enable.filter(|c| !c.is_empty()) {
+    } else if facts.init.openrc
+        && standard_dir
+        && let Some(c) = distro_enable.filter(|c| !c.is_empty())
+    {
         (c.join(" && "), None)
     } else {
         let warning = if facts.init.systemd {
@@ -450,7 +497,10 @@ fn start_command(input: &PlanInput<'_>, facts: &HostFacts, distro_enable: Option
         } else {
             "no service manager meshup can use: the interface is started with wg-quick up and nothing will bring it back after a reboot".to_string()
         };
-        (format!("wg-quick up {}", crate::shell::quote(&conf)), Some(warning))
+        (
+            format!("wg-quick up {}", crate::shell::quote(&conf)),
+            Some(warning),
+        )
     }
 }
 
@@ -528,9 +578,11 @@ fn plan_host(
     // 2. Keys.
     match facts.keys.private_key {
         KeyFileState::Valid => {
-            hp.unchanged.push("key pair present (private key stays on the host)".into());
+            hp.unchanged
+                .push("key pair present (private key stays on the host)".into());
             if !facts.keys.public_key_matches() {
-                hp.warnings.push("public.key does not match private.key; it is rewritten".into());
+                hp.warnings
+                    .push("public.key does not match private.key; it is rewritten".into());
                 hp.steps.keygen = true;
             }
         }
@@ -541,7 +593,9 @@ fn plan_host(
                 "generate key pair on the host (private key never leaves it)",
                 format!("{}/private.key does not exist", settings.config_dir),
             );
-            c.commands.push("umask 077; wg genkey > private.key; wg pubkey < private.key > public.key".into());
+            c.commands.push(
+                "umask 077; wg genkey > private.key; wg pubkey < private.key > public.key".into(),
+            );
             hp.steps.keygen = true;
         }
         KeyFileState::Invalid => {
@@ -556,7 +610,13 @@ fn plan_host(
     // 3. Preshared keys.
     let mut secrets_changed = false;
     for (a, b) in new_psk_pairs {
-        let peer = if a == name { b } else if b == name { a } else { continue };
+        let peer = if a == name {
+            b
+        } else if b == name {
+            a
+        } else {
+            continue;
+        };
         let had = facts.keys.psks.get(peer.as_str()) == Some(&KeyFileState::Valid);
         hp.change(
             if had { Action::Update } else { Action::Create },
@@ -571,9 +631,17 @@ fn plan_host(
         hp.steps.new_psks.push(peer.clone());
         secrets_changed = true;
     }
-    let peer_names: BTreeSet<&str> = spec.peers.iter().filter(|p| p.psk).map(|p| p.name.as_str()).collect();
+    let peer_names: BTreeSet<&str> = spec
+        .peers
+        .iter()
+        .filter(|p| p.psk)
+        .map(|p| p.name.as_str())
+        .collect();
     for file in &facts.files.psk_files {
-        let peer = file.strip_prefix("psk-").and_then(|f| f.strip_suffix(".key")).unwrap_or("");
+        let peer = file
+            .strip_prefix("psk-")
+            .and_then(|f| f.strip_suffix(".key"))
+            .unwrap_or("");
         if !peer_names.contains(peer) && !peer.is_empty() {
             hp.change(
                 Action::Delete,
@@ -608,13 +676,21 @@ fn plan_host(
             format!("{path} differs from the inventory")
         };
         if !pending.is_empty() {
-            let _ = write!(reason, "; keys of {} are generated during apply", pending.join(", "));
+            let _ = write!(
+                reason,
+                "; keys of {} are generated during apply",
+                pending.join(", ")
+            );
         }
         if keys.pending.contains(name) {
             reason.push_str("; this host's key is generated during apply");
         }
         let c = hp.change(
-            if current.is_none() { Action::Create } else { Action::Update },
+            if current.is_none() {
+                Action::Create
+            } else {
+                Action::Update
+            },
             ChangeKind::Config,
             format!("write {path} (mode 600, previous kept as {iface}.conf.meshup-prev)"),
             reason,
@@ -665,25 +741,45 @@ fn plan_host(
 
     // 6. Forwarding on transit nodes.
     if spec.is_transit {
-        let ipv6 = settings.network6.is_some() || spec.subnets.iter().any(|s| matches!(s, ipnet::IpNet::V6(_)));
-        let live_ok = facts.forward.ipv4 == Some(true) && (!ipv6 || facts.forward.ipv6 == Some(true));
+        let ipv6 = settings.network6.is_some()
+            || spec
+                .subnets
+                .iter()
+                .any(|s| matches!(s, ipnet::IpNet::V6(_)));
+        let live_ok =
+            facts.forward.ipv4 == Some(true) && (!ipv6 || facts.forward.ipv6 == Some(true));
         if live_ok && facts.files.sysctl_forward {
-            hp.unchanged.push("IP forwarding enabled and persisted".into());
+            hp.unchanged
+                .push("IP forwarding enabled and persisted".into());
         } else {
             let why = if spec.relay_for.is_empty() {
                 "subnet router".to_string()
             } else {
-                format!("relay for {}", spec.relay_for.iter().map(NodeName::as_str).collect::<Vec<_>>().join(", "))
+                format!(
+                    "relay for {}",
+                    spec.relay_for
+                        .iter()
+                        .map(NodeName::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
             let c = hp.change(
                 Action::Create,
                 ChangeKind::Forwarding,
-                format!("enable IP forwarding{} (persisted in {})", if ipv6 { " (IPv4 + IPv6)" } else { "" }, super::script::SYSCTL_FILE),
-                format!("transit node ({why}); net.ipv4.ip_forward is {}", match facts.forward.ipv4 {
-                    Some(true) => "1 but not persisted",
-                    Some(false) => "0",
-                    None => "unknown",
-                }),
+                format!(
+                    "enable IP forwarding{} (persisted in {})",
+                    if ipv6 { " (IPv4 + IPv6)" } else { "" },
+                    super::script::SYSCTL_FILE
+                ),
+                format!(
+                    "transit node ({why}); net.ipv4.ip_forward is {}",
+                    match facts.forward.ipv4 {
+                        Some(true) => "1 but not persisted",
+                        Some(false) => "0",
+                        None => "unknown",
+                    }
+                ),
             );
             c.commands.push("sysctl -w net.ipv4.ip_forward=1".into());
             hp.steps.forwarding = Some(ipv6);
@@ -697,22 +793,38 @@ fn plan_host(
     if up {
         if config_changed || secrets_changed || live_drift || hp.steps.keygen {
             let reason = if config_changed || secrets_changed || hp.steps.keygen {
-                "the running interface gets the new config without a restart (wg syncconf)".to_string()
+                "the running interface gets the new config without a restart (wg syncconf)"
+                    .to_string()
             } else {
                 "the running interface differs from its config (changed by hand?)".to_string()
             };
-            let c = hp.change(Action::Update, ChangeKind::Reload, format!("live reload {iface}: peers, addresses, routes"), reason);
-            c.commands.push(format!("wg syncconf {iface} <(wg-quick strip {path})"));
+            let c = hp.change(
+                Action::Update,
+                ChangeKind::Reload,
+                format!("live reload {iface}: peers, addresses, routes"),
+                reason,
+            );
+            c.commands
+                .push(format!("wg syncconf {iface} <(wg-quick strip {path})"));
             hp.steps.activation = Some(Activation::LiveReload);
         } else {
-            hp.unchanged.push(format!("{iface} is up with the configured peers"));
+            hp.unchanged
+                .push(format!("{iface} is up with the configured peers"));
         }
-        if facts.init.systemd && settings.config_dir.as_str() == crate::inventory::DEFAULT_CONFIG_DIR {
+        if facts.init.systemd
+            && settings.config_dir.as_str() == crate::inventory::DEFAULT_CONFIG_DIR
+        {
             if facts.service.enabled() {
-                hp.unchanged.push(format!("wg-quick@{iface} enabled at boot"));
+                hp.unchanged
+                    .push(format!("wg-quick@{iface} enabled at boot"));
             } else {
                 let cmd = format!("systemctl enable wg-quick@{iface}");
-                let c = hp.change(Action::Create, ChangeKind::Service, format!("enable wg-quick@{iface} at boot"), format!("{iface} is up but would not come back after a reboot"));
+                let c = hp.change(
+                    Action::Create,
+                    ChangeKind::Service,
+                    format!("enable wg-quick@{iface} at boot"),
+                    format!("{iface} is up but would not come back after a reboot"),
+                );
                 c.commands.push(cmd.clone());
                 hp.steps.enable_only = Some(cmd);
             }
@@ -722,7 +834,12 @@ fn plan_host(
         if let Some(w) = warning {
             hp.warnings.push(w);
         }
-        let c = hp.change(Action::Create, ChangeKind::Service, format!("bring {iface} up"), format!("{iface} is not running"));
+        let c = hp.change(
+            Action::Create,
+            ChangeKind::Service,
+            format!("bring {iface} up"),
+            format!("{iface} is not running"),
+        );
         c.commands.push(cmd.clone());
         hp.steps.activation = Some(Activation::Start(cmd));
     }
@@ -736,13 +853,21 @@ fn live_differs(spec: &crate::topology::NodeSpec, facts: &HostFacts, keys: &KeyB
         .wg_dump
         .peers
         .iter()
-        .map(|p| (p.public_key.as_str().to_string(), p.allowed_ips.iter().map(|n| n.to_string()).collect()))
+        .map(|p| {
+            (
+                p.public_key.as_str().to_string(),
+                p.allowed_ips.iter().map(|n| n.to_string()).collect(),
+            )
+        })
         .collect();
     let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for p in &spec.peers {
         match keys.get(&p.name) {
             Some(k) => {
-                want.insert(k.to_string(), p.allowed_ips.iter().map(|n| n.to_string()).collect());
+                want.insert(
+                    k.to_string(),
+                    p.allowed_ips.iter().map(|n| n.to_string()).collect(),
+                );
             }
             None => return true,
         }
@@ -774,9 +899,17 @@ fn plan_removal(input: &PlanInput<'_>, name: &NodeName, facts: &HostFacts) -> Ho
             "node is marked `state: absent` in the inventory",
         );
         c.commands = cmds.clone();
-        hp.steps.teardown = Some(cmds.iter().map(|c| format!("{c} || true")).collect::<Vec<_>>().join("; "));
+        hp.steps.teardown = Some(
+            cmds.iter()
+                .map(|c| format!("{c} || true"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
         for file in &facts.files.psk_files {
-            if let Some(peer) = file.strip_prefix("psk-").and_then(|f| f.strip_suffix(".key")) {
+            if let Some(peer) = file
+                .strip_prefix("psk-")
+                .and_then(|f| f.strip_suffix(".key"))
+            {
                 hp.steps.remove_psks.push(peer.to_string());
             }
         }

@@ -17,7 +17,8 @@ pub struct Progress {
 impl Progress {
     /// Progress lines for these hosts; hidden unless stderr is a terminal.
     pub fn new<'a>(hosts: impl IntoIterator<Item = &'a str>, verbose: bool) -> Progress {
-        let enabled = std::io::stderr().is_terminal() && std::env::var_os("MESHUP_NO_PROGRESS").is_none();
+        let enabled =
+            std::io::stderr().is_terminal() && std::env::var_os("MESHUP_NO_PROGRESS").is_none();
         let multi = MultiProgress::with_draw_target(if enabled {
             ProgressDrawTarget::stderr()
         } else {
@@ -25,8 +26,9 @@ impl Progress {
         });
         let hosts: Vec<&str> = hosts.into_iter().collect();
         let width = hosts.iter().map(|h| h.len()).max().unwrap_or(4);
-        let style = ProgressStyle::with_template(&format!("{{spinner}} {{prefix:<{width}}} {{msg}}"))
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let style =
+            ProgressStyle::with_template(&format!("{{spinner}} {{prefix:<{width}}} {{msg}}"))
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let mut bars = BTreeMap::new();
         for host in hosts {
             let bar = multi.add(ProgressBar::new_spinner());
@@ -38,7 +40,12 @@ impl Progress {
             }
             bars.insert(host.to_string(), bar);
         }
-        Progress { multi, bars, enabled, verbose }
+        Progress {
+            multi,
+            bars,
+            enabled,
+            verbose,
+        }
     }
 
     /// Sets the phase shown for a host.

@@ -120,10 +120,12 @@ impl KeyFacts {
                     if let (Some(peer), Some(state)) = (words.next(), words.next()) {
                         keys.psks
                             .insert(peer.to_string(), KeyFileState::parse(state));
-                        if let Some(digest) = words.next().filter(|d| {
-                            d.len() == 16 && d.chars().all(|c| c.is_ascii_hexdigit())
-                        }) {
-                            keys.psk_digests.insert(peer.to_string(), digest.to_string());
+                        if let Some(digest) = words
+                            .next()
+                            .filter(|d| d.len() == 16 && d.chars().all(|c| c.is_ascii_hexdigit()))
+                        {
+                            keys.psk_digests
+                                .insert(peer.to_string(), digest.to_string());
                         }
                     }
                 }
