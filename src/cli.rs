@@ -35,6 +35,24 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Check handshakes and ping every pair across the mesh.
     Verify(VerifyArgs),
+    /// Run a shell command on every host (as root, through sudo where configured).
+    Exec(ExecArgs),
+}
+
+/// Arguments of `meshup exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Inventory file.
+    pub inventory: PathBuf,
+    /// Only these hosts (comma-separated node names).
+    #[arg(long, value_name = "HOST[,HOST]", value_delimiter = ',')]
+    pub limit: Vec<String>,
+    /// Per-command timeout in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// The command, run with `sh -c` on each host.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 /// Arguments of `meshup check`.
@@ -141,6 +159,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
         Command::Plan(args) => crate::apply::command::plan(cli, args),
         Command::Apply(args) => crate::apply::command::apply(cli, args),
         Command::Verify(args) => crate::verify::command::run(cli, args),
+        Command::Exec(args) => crate::exec::run(cli, args),
     }
 }
 

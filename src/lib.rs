@@ -2,6 +2,7 @@
 pub mod address;
 pub mod apply;
 pub mod cli;
+pub mod exec;
 pub mod facts;
 pub mod fanout;
 pub mod hosts;

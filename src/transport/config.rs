@@ -336,11 +336,18 @@ impl TargetSpec {
             None => sub.resolve_builtin(&host)?,
         };
         let user = user.or(options.user.clone()).unwrap_or_else(local_user);
-        let identity_files = options
+        // The inventory's identity file serves the jump hosts too (an operator's one key
+        // for the fleet); the hop's own ssh_config identities follow.
+        let mut identity_files: Vec<PathBuf> = self.identity_file.iter().cloned().collect();
+        for f in options
             .identity_files
             .iter()
             .map(|f| expand_tokens(f, &host, options.host.as_deref(), &user))
-            .collect();
+        {
+            if !identity_files.contains(&f) {
+                identity_files.push(f);
+            }
+        }
         Ok(JumpHost {
             name: hop.to_string(),
             host: options.host.clone().unwrap_or(host),

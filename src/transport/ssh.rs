@@ -437,7 +437,7 @@ where
     authenticate(
         &mut handle,
         &AuthRequest {
-            host: hop.name,
+            host: hop.host,
             user: hop.user,
             identity_files: hop.identity_files,
             identities_only: hop.identities_only,

@@ -9,4 +9,5 @@ mod support_lab;
 mod support_sshd;
 mod topology;
 mod transport;
+mod transport_lab;
 mod verify;
