@@ -27,7 +27,10 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode, miette::Report> {
     let command = args.command.join(" ");
     let timeout = Duration::from_secs(args.timeout.max(1));
     let stats = Arc::new(Stats::new());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().into_diagnostic()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .into_diagnostic()?;
     let outcomes = rt.block_on(fanout::run(nodes, usize::from(cli.parallel), |node| {
         let stats = &stats;
         let command = &command;
@@ -51,7 +54,10 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode, miette::Report> {
                     all_ok = false;
                     eprintln!(
                         "{name}: exit status {}",
-                        out.status.map_or_else(|| "none (killed by a signal)".to_string(), |s| s.to_string())
+                        out.status.map_or_else(
+                            || "none (killed by a signal)".to_string(),
+                            |s| s.to_string()
+                        )
                     );
                 }
             }
@@ -61,5 +67,9 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode, miette::Report> {
             }
         }
     }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

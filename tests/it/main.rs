@@ -10,4 +10,5 @@ mod support_sshd;
 mod topology;
 mod transport;
 mod transport_lab;
+mod vagrant;
 mod verify;

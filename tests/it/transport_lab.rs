@@ -55,7 +55,10 @@ fn lab_transport_users_sudo_and_host_keys() {
     let inv = inventory(
         dir.path(),
         &lab,
-        &format!("  known_hosts: {}\n  host_key_checking: \"yes\"\n", known.display()),
+        &format!(
+            "  known_hosts: {}\n  host_key_checking: \"yes\"\n",
+            known.display()
+        ),
         GUIDE_NODES,
     );
     let run = meshup_exec(&lab, &inv, "id -u; hostname");
@@ -69,27 +72,45 @@ fn lab_transport_users_sudo_and_host_keys() {
     let inv = inventory(
         dir.path(),
         &lab,
-        &format!("  user: admin\n  become: sudo\n  known_hosts: {}\n  host_key_checking: \"yes\"\n", known.display()),
+        &format!(
+            "  user: admin\n  become: sudo\n  known_hosts: {}\n  host_key_checking: \"yes\"\n",
+            known.display()
+        ),
         GUIDE_NODES,
     );
-    let run = meshup_exec(&lab, &inv, "id -u; printf 'a b\\tc\\n'; echo err >&2; exit 3");
+    let run = meshup_exec(
+        &lab,
+        &inv,
+        "id -u; printf 'a b\\tc\\n'; echo err >&2; exit 3",
+    );
     assert!(!run.ok());
     assert!(run.stdout.contains("node-a: 0"), "{}", run.stdout);
     assert!(run.stdout.contains("node-c: a b\tc"), "{}", run.stdout);
     assert!(run.stderr.contains("node-b: err"), "{}", run.stderr);
-    assert!(run.stderr.contains("node-b: exit status 3"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("node-b: exit status 3"),
+        "{}",
+        run.stderr
+    );
 
     // sudo that needs a password fails fast with a message saying what to do.
     let inv = inventory(
         dir.path(),
         &lab,
-        &format!("  user: nopw\n  become: sudo\n  known_hosts: {}\n  host_key_checking: \"yes\"\n", known.display()),
+        &format!(
+            "  user: nopw\n  become: sudo\n  known_hosts: {}\n  host_key_checking: \"yes\"\n",
+            known.display()
+        ),
         "  - name: node-a\n    ssh: { host: 203.0.113.10 }\n",
     );
     let started = Instant::now();
     let run = meshup_exec(&lab, &inv, "true");
     assert!(!run.ok());
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(run.stderr.contains("NOPASSWD"), "{}", run.stderr);
 
     // accept-new: an empty per-inventory known_hosts learns every host; a second run
@@ -99,7 +120,10 @@ fn lab_transport_users_sudo_and_host_keys() {
     let inv = inventory(
         dir.path(),
         &lab,
-        &format!("  known_hosts: {}\n  host_key_checking: accept-new\n", learned.display()),
+        &format!(
+            "  known_hosts: {}\n  host_key_checking: accept-new\n",
+            learned.display()
+        ),
         GUIDE_NODES,
     );
     let run = meshup_exec(&lab, &inv, "true");
@@ -112,7 +136,10 @@ fn lab_transport_users_sudo_and_host_keys() {
     assert_eq!(std::fs::read_to_string(&learned).expect("read"), text);
 
     // Swap node-b's key for node-a's: node-b now presents a CHANGED key.
-    let line_a = text.lines().find(|l| l.starts_with("203.0.113.10 ")).expect("node-a line");
+    let line_a = text
+        .lines()
+        .find(|l| l.starts_with("203.0.113.10 "))
+        .expect("node-a line");
     let key_a = line_a.split_once(' ').expect("fields").1;
     let (n, _) = text
         .lines()
@@ -122,20 +149,31 @@ fn lab_transport_users_sudo_and_host_keys() {
     let changed: String = text
         .lines()
         .enumerate()
-        .map(|(i, l)| if i == n { format!("198.51.100.20 {key_a}\n") } else { format!("{l}\n") })
+        .map(|(i, l)| {
+            if i == n {
+                format!("198.51.100.20 {key_a}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
         .collect();
     std::fs::write(&learned, &changed).expect("write");
     let run = meshup_exec(&lab, &inv, "true");
     assert!(!run.ok());
     assert!(run.stderr.contains("CHANGED"), "{}", run.stderr);
     assert!(
-        run.stderr.contains(&format!("{}:{}", learned.display(), n + 1)),
+        run.stderr
+            .contains(&format!("{}:{}", learned.display(), n + 1)),
         "{}",
         run.stderr
     );
     // The other hosts still ran.
     assert!(!run.stderr.contains("node-a: FAILED"), "{}", run.stderr);
-    assert_eq!(std::fs::read_to_string(&learned).expect("read"), changed, "a changed key is never overwritten");
+    assert_eq!(
+        std::fs::read_to_string(&learned).expect("read"),
+        changed,
+        "a changed key is never overwritten"
+    );
 }
 
 #[test]
@@ -157,24 +195,43 @@ fn lab_transport_proxyjump_and_unreachable_host() {
     let inv = inventory(
         dir.path(),
         &lab,
-        &format!("  known_hosts: {}\n  host_key_checking: \"yes\"\n  connect_timeout: 3\n", known.display()),
+        &format!(
+            "  known_hosts: {}\n  host_key_checking: \"yes\"\n  connect_timeout: 3\n",
+            known.display()
+        ),
         nodes,
     );
     let started = Instant::now();
     let run = meshup_exec(&lab, &inv, "hostname");
     let took = started.elapsed();
     assert!(!run.ok(), "the unreachable host makes the run fail");
-    assert!(run.stdout.contains("node-a: node-a"), "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("node-c: node-c"), "jump failed: {}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("node-a: node-a"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("node-c: node-c"),
+        "jump failed: {}{}",
+        run.stdout,
+        run.stderr
+    );
     assert!(run.stderr.contains("ghost: FAILED"), "{}", run.stderr);
-    assert!(took < Duration::from_secs(10), "unreachable host held the run for {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "unreachable host held the run for {took:?}"
+    );
 
     // Without the jump node-c is unreachable (proves the jump carried the connection).
     let nodes = "  - name: node-a\n    endpoint: 203.0.113.10\n    ssh: { host: 203.0.113.10 }\n  - name: node-c\n    ssh: { host: 100.64.0.2, port: 2222 }\n";
     let inv = inventory(
         dir.path(),
         &lab,
-        &format!("  known_hosts: {}\n  host_key_checking: \"yes\"\n  connect_timeout: 2\n", known.display()),
+        &format!(
+            "  known_hosts: {}\n  host_key_checking: \"yes\"\n  connect_timeout: 2\n",
+            known.display()
+        ),
         nodes,
     );
     let run = meshup_exec(&lab, &inv, "hostname");
