@@ -265,15 +265,13 @@ fn golden_config(node: &str) -> String {
     ));
     let text = std::fs::read_to_string(snap).expect("golden snapshot");
     // Drop the insta header (`---` ... `---`).
-    let body = text
-        .splitn(3, "---\n")
+    text.splitn(3, "---\n")
         .nth(2)
         .expect("snapshot header")
-        .to_string();
-    body
+        .to_string()
 }
 
-/// 1. The guide's mesh from bare hosts: the plan shows installs, keygens and full
+/// Done-when 1: The guide's mesh from bare hosts: the plan shows installs, keygens and full
 /// configs; apply converges; every pair pings; the configs on the hosts are the golden
 /// configs; a second plan is empty. Also: apply without --yes off a TTY refuses.
 #[test]
@@ -391,7 +389,7 @@ fn slurp_dir(dir: &Path, into: &mut Vec<u8>, names: &mut Vec<String>) {
     }
 }
 
-/// 2. No private key and no preshared key of any host appears in anything meshup
+/// Done-when 2: No private key and no preshared key of any host appears in anything meshup
 /// received over SSH (every exec's stdout and stderr, captured by the transport's
 /// MESHUP_TRACE_RECEIVED hook), printed (plan text and JSON, apply with -vv and --stats,
 /// a drift diff touching secret lines) or wrote (the out dir, its HOME and TMPDIR).
@@ -494,7 +492,7 @@ fn apply_lab_secrets_never_reach_the_workstation() {
     }
 }
 
-/// 3. Adding a fourth node to a live mesh loses no packet between two existing nodes.
+/// Done-when 3: Adding a fourth node to a live mesh loses no packet between two existing nodes.
 #[test]
 fn apply_lab_add_node_loses_no_packet() {
     require_lab!();
@@ -574,7 +572,7 @@ fn apply_lab_add_node_loses_no_packet() {
     assert_no_changes(&lab, &four);
 }
 
-/// 4. A hand edit of wg0.conf shows as a diff and is reverted; a live `wg set` drift is
+/// Done-when 4: A hand edit of wg0.conf shows as a diff and is reverted; a live `wg set` drift is
 /// detected as a live reload and repaired.
 #[test]
 fn apply_lab_drift_is_detected_and_reverted() {
@@ -632,7 +630,7 @@ fn file_stamp(lab: &Lab, host: &str) -> String {
     .to_string()
 }
 
-/// 5. `--limit node-a` after an inventory change touches only node-a, and no host
+/// Done-when 5: `--limit node-a` after an inventory change touches only node-a, and no host
 /// loses a peer.
 #[test]
 fn apply_lab_limit_changes_only_the_named_host() {
@@ -727,7 +725,7 @@ fn host_snapshot(lab: &Lab, host: &str) -> String {
     .stdout
 }
 
-/// 8. `plan` changes nothing on any host, bare or converged and drifted.
+/// Done-when 8: `plan` changes nothing on any host, bare or converged and drifted.
 #[test]
 fn apply_lab_plan_changes_nothing() {
     require_lab!();
@@ -760,7 +758,7 @@ fn apply_lab_plan_changes_nothing() {
     check("converged, then drifted");
 }
 
-/// 9. `state: absent` removes the interface on that node and the peer everywhere else.
+/// Done-when 9: `state: absent` removes the interface on that node and the peer everywhere else.
 #[test]
 fn apply_lab_absent_node_is_removed() {
     require_lab!();
@@ -812,7 +810,7 @@ fn apply_lab_absent_node_is_removed() {
     assert_no_changes(&lab, &gone);
 }
 
-/// 7. A host whose new config cannot be applied is rolled back and reported; the others
+/// Done-when 7: A host whose new config cannot be applied is rolled back and reported; the others
 /// converge. Both paths: the live reload (a route that collides) and wg-quick up.
 #[test]
 fn apply_lab_failed_host_is_rolled_back() {
@@ -896,7 +894,7 @@ fn apply_lab_failed_host_is_rolled_back() {
     assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
 }
 
-/// 6. Firewalls on the light flavour: nftables (input policy drop), ufw (22 allowed,
+/// Done-when 6: Firewalls on the light flavour: nftables (input policy drop), ufw (22 allowed,
 /// enabled), iptables (INPUT DROP with 22 accepted). Before: the plan opens the port
 /// (facts say closed). After: open, the mesh pings through, SSH still works, the
 /// re-run plan is empty.
@@ -970,7 +968,7 @@ fn apply_lab_firewalls_open_the_port_and_keep_ssh() {
     assert_no_changes(&lab, &inv);
 }
 
-/// 6 (systemd flavour). firewalld opens the port; wg-quick@wg0 is enabled and active.
+/// Done-when 6, systemd flavour: firewalld opens the port; wg-quick@wg0 is enabled and active.
 #[test]
 fn apply_lab_systemd_firewalld_and_service() {
     require_lab!();
