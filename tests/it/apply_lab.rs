@@ -521,19 +521,17 @@ fn apply_lab_add_node_loses_no_packet() {
         ],
     );
     let target = lab.host("pub-2").mesh_address.clone();
+    // A continuous ping (every 50 ms) from pub-1 to pub-2 for as long as the apply takes,
+    // stopped with SIGINT afterwards; its pid is kept inside the host.
     let ping = Command::new(crate::support_lab::lab_command())
         .args([
             "exec",
             lab.name(),
             "pub-1",
             "--",
-            "ping",
-            "-n",
-            "-i",
-            "0.05",
-            "-w",
-            "8",
-            &target,
+            "sh",
+            "-c",
+            &format!("echo $$ > /run/meshup-test-ping.pid; exec ping -n -i 0.05 -w 300 {target}"),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -544,28 +542,47 @@ fn apply_lab_add_node_loses_no_packet() {
     let t = Instant::now();
     let run = apply_ok(&lab, &four, &[]);
     let took = t.elapsed();
+    std::thread::sleep(Duration::from_millis(700));
+    lab.host_exec("pub-1", "kill -INT $(cat /run/meshup-test-ping.pid)")
+        .expect_ok("stop ping");
     assert!(run.stdout.contains("pub-3  changed"), "{}", run.stdout);
     let out = ping.wait_with_output().expect("wait for ping");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        took < Duration::from_secs(7),
-        "apply took {took:?}, longer than the ping window"
-    );
     let stats = text
         .lines()
         .find(|l| l.contains("packets transmitted"))
         .unwrap_or_else(|| panic!("no ping summary: {text}"));
-    let nums: Vec<u64> = stats
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .take(2)
-        .map(|s| s.parse().expect("number"))
+    let transmitted: u64 = stats
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("ping summary: {stats}"));
+    // Replies by sequence number: a gap is a lost packet. Only the very last request may
+    // still have been in flight when ping was stopped.
+    let seqs: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.split("icmp_seq=").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
         .collect();
     eprintln!("ping during apply ({took:?}): {stats}");
-    assert!(nums[0] > 100, "{stats}");
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
     assert_eq!(
-        nums[0], nums[1],
+        seqs, expected,
+        "replies missing while adding a node: {stats}"
+    );
+    assert!(
+        seqs.len() as u64 + 1 >= transmitted,
         "packets lost while adding a node: {stats}"
+    );
+    // The ping ran for longer than the whole apply (its own "time NNNNms").
+    let ran_ms: u64 = stats
+        .rsplit("time ")
+        .next()
+        .and_then(|t| t.trim().trim_end_matches("ms").parse().ok())
+        .unwrap_or_else(|| panic!("ping summary: {stats}"));
+    assert!(
+        u128::from(ran_ms) >= took.as_millis(),
+        "{stats}, apply took {took:?}"
     );
     assert_ping_matrix(&lab, &["pub-1", "pub-2", "pub-3", "nat-1"]);
     assert_full_peers(&lab, &["pub-1", "pub-2", "pub-3", "nat-1"]);
@@ -616,6 +633,27 @@ fn apply_lab_drift_is_detected_and_reverted() {
             .stdout
             .contains("10.10.0.99"),
         "stale route"
+    );
+    assert_no_changes(&lab, &inv);
+
+    // The two halves of a pair's preshared key disagree (node-b's file replaced by
+    // hand): the plan sees it from digests only, apply writes a fresh key on both sides.
+    lab.host_exec(
+        "node-b",
+        "wg genpsk > /etc/wireguard/psk-node-c.key.new && mv /etc/wireguard/psk-node-c.key.new /etc/wireguard/psk-node-c.key",
+    )
+    .expect_ok("replace psk");
+    let plan = meshup(&lab, &["plan", path_str(&inv)]);
+    assert!(
+        plan.stdout.contains("~ preshared key with node-c")
+            && plan.stdout.contains("~ preshared key with node-b"),
+        "{}",
+        plan.stdout
+    );
+    apply_ok(&lab, &inv, &[]);
+    assert_eq!(
+        host_file(&lab, "node-b", "/etc/wireguard/psk-node-c.key"),
+        host_file(&lab, "node-c", "/etc/wireguard/psk-node-b.key")
     );
     assert_no_changes(&lab, &inv);
     assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
@@ -719,7 +757,7 @@ fn host_snapshot(lab: &Lab, host: &str) -> String {
         "find /etc /var/lib/dpkg /root /tmp /var/tmp -xdev -printf '%p %m %s %T@ %U\\n' 2>/dev/null | sort; \
          find /etc /var/lib/dpkg /root -xdev -type f -exec sha256sum {} + 2>/dev/null | sort; \
          ip -d link; ip addr | sed 's/ tentative//'; ip route; ip -6 route; nft list ruleset; \
-         wg show all allowed-ips 2>/dev/null; wg show all listen-port 2>/dev/null; \
+         wg show all allowed-ips 2>/dev/null | sort; wg show all listen-port 2>/dev/null; \
          sysctl net.ipv4.ip_forward",
     )
     .stdout
