@@ -697,6 +697,16 @@ fn plan_host(
         );
         c.diff = Some(config_diff(&path, current, &desired));
         hp.steps.write_config = true;
+    } else if secrets_changed {
+        // Same text with tokens, but a token's value changes: the host must assemble the
+        // config again, or it keeps (and reloads) the old preshared key.
+        hp.change(
+            Action::Update,
+            ChangeKind::Config,
+            format!("re-assemble {path} with the new preshared keys"),
+            "a preshared key of this host changes; the config text is otherwise up to date",
+        );
+        hp.steps.write_config = true;
     } else {
         hp.unchanged.push(format!("{path} up to date"));
     }

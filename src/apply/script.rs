@@ -78,7 +78,7 @@ impl PrepareScript {
             s.push_str("mark step install\n");
             let _ = writeln!(
                 s,
-                "( {install} ) >\"$D/.meshup-install.log\" 2>&1 || {{ tail -n 20 \"$D/.meshup-install.log\" >&2; fail 'installing WireGuard failed'; }}"
+                "( {install} ) 9>&- </dev/null >\"$D/.meshup-install.log\" 2>&1 || {{ tail -n 20 \"$D/.meshup-install.log\" >&2; fail 'installing WireGuard failed'; }}"
             );
             s.push_str("command -v wg >/dev/null 2>&1 || fail 'wg not found after install'\n");
         }
@@ -183,7 +183,7 @@ impl ConvergeScript {
         );
         if let Some(teardown) = &self.teardown {
             s.push_str("mark step teardown\n");
-            let _ = writeln!(s, "( {teardown} ) >/dev/null 2>&1");
+            let _ = writeln!(s, "( {teardown} ) 9>&- </dev/null >/dev/null 2>&1");
             s.push_str("if [ -f \"$CONF\" ]; then mv -f \"$CONF\" \"$CONF.meshup-removed\"; fi\n");
             s.push_str("ip link show dev \"$IF\" >/dev/null 2>&1 && fail \"interface $IF still up after teardown\"\n");
         }
@@ -221,7 +221,7 @@ mv -f "$D/.$IF.conf.meshup-new" "$CONF" || fail 'cannot install the new config'
             s.push_str("mark step firewall\n");
             let _ = writeln!(
                 s,
-                "( {cmd} ) >\"$D/.meshup-fw.log\" 2>&1 || {{ cat \"$D/.meshup-fw.log\" >&2; fail 'firewall command failed'; }}"
+                "( {cmd} ) 9>&- </dev/null >\"$D/.meshup-fw.log\" 2>&1 || {{ cat \"$D/.meshup-fw.log\" >&2; fail 'firewall command failed'; }}"
             );
         }
         if let Some(fw) = &self.forwarding {
@@ -293,7 +293,7 @@ done
                 s.push_str("mark step start\n");
                 let _ = writeln!(
                     s,
-                    "( {cmd} ) >\"$D/.meshup-up.log\" 2>&1 || {{ grep -v -e 'kernel module' -e 'wireguard-go' -e '^\\[#\\]' \"$D/.meshup-up.log\" | tail -n 15 >&2; ip link show dev \"$IF\" >/dev/null 2>&1 && ip link del dev \"$IF\"; rollback 'bringing the interface up failed'; }}"
+                    "( {cmd} ) 9>&- </dev/null >\"$D/.meshup-up.log\" 2>&1 || {{ grep -v -e 'kernel module' -e 'wireguard-go' -e '^\\[#\\]' \"$D/.meshup-up.log\" | tail -n 15 >&2; ip link show dev \"$IF\" >/dev/null 2>&1 && ip link del dev \"$IF\"; rollback 'bringing the interface up failed'; }}"
                 );
             }
         }
@@ -301,7 +301,7 @@ done
             s.push_str("mark step enable\n");
             let _ = writeln!(
                 s,
-                "( {cmd} ) >\"$D/.meshup-enable.log\" 2>&1 || {{ cat \"$D/.meshup-enable.log\" >&2; fail 'enabling the service failed'; }}"
+                "( {cmd} ) 9>&- </dev/null >\"$D/.meshup-enable.log\" 2>&1 || {{ cat \"$D/.meshup-enable.log\" >&2; fail 'enabling the service failed'; }}"
             );
         }
         if let Some(key) = &self.expect_public_key {

@@ -10,16 +10,15 @@ export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export PATH
 umask 077
-mu_tmp=$(mktemp -d 2>/dev/null || echo "/tmp/meshup-gather.$$")
-mkdir -p "$mu_tmp" 2>/dev/null
-trap 'rm -rf "$mu_tmp"' EXIT INT TERM
+# Nothing is written on the host, not even a temporary file: a section's exit status
+# travels back on fd 4 into a command substitution while its body goes to stdout (fd 3).
+exec 3>&1
 
 mu_section() {
 	mu_name=$1
 	shift
 	printf '@@meshup:section:%s\n' "$mu_name"
-	{ "$@"; echo "$?" >"$mu_tmp/rc"; } | sed 's/^@@/@@@/'
-	mu_rc=$(cat "$mu_tmp/rc" 2>/dev/null)
+	mu_rc=$( { { "$@" 3>&- 4>&-; echo "$?" >&4; } | sed 's/^@@/@@@/' >&3; } 4>&1 )
 	printf '@@meshup:status:%s:%s\n' "$mu_name" "${mu_rc:-255}"
 }
 
@@ -160,11 +159,12 @@ mu_config() {
 # `wg show dump` with the private key and preshared keys replaced on the host.
 mu_wg_dump() {
 	mu_has wg || return 127
-	wg show "$MU_IF" dump 2>/dev/null >"$mu_tmp/dump" || return $?
-	awk 'BEGIN { FS = "\t"; OFS = "\t" }
+	mu_dump=$(wg show "$MU_IF" dump 2>/dev/null) || return $?
+	# printf is a builtin: the dump (private key included) is never in an argv.
+	printf '%s\n' "$mu_dump" | awk 'BEGIN { FS = "\t"; OFS = "\t" }
 	NR == 1 { if ($1 != "(none)") $1 = "(redacted)"; print; next }
-	{ if ($2 != "(none)") $2 = "(set)"; print }' "$mu_tmp/dump"
-	rm -f "$mu_tmp/dump"
+	{ if ($2 != "(none)") $2 = "(set)"; print }'
+	mu_dump=
 }
 
 mu_ip_addr() { mu_has ip || return 127; ip -o addr show dev "$MU_IF" 2>/dev/null; }

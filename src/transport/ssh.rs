@@ -324,6 +324,7 @@ impl SshSession {
                 });
             }
         };
+        trace_received(&self.name, &out);
         if self.become_ == Become::Sudo
             && out.status == Some(1)
             && String::from_utf8_lossy(&out.stderr).contains(shell::SUDO_NEEDS_PASSWORD)
@@ -446,4 +447,31 @@ where
     )
     .await?;
     Ok(handle)
+}
+
+/// Environment variable naming a file that receives a copy of everything every exec got
+/// back from a host (stdout and stderr, appended). A test hook: the lab tests use it to
+/// prove that no private key or preshared key ever crosses SSH towards the workstation.
+/// Unset (the normal case), nothing is written.
+pub const TRACE_RECEIVED_ENV: &str = "MESHUP_TRACE_RECEIVED";
+
+/// Appends what one exec received to the file named by [`TRACE_RECEIVED_ENV`], if set.
+fn trace_received(host: &str, out: &ExecOutput) {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os(TRACE_RECEIVED_ENV) else {
+        return;
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path);
+    if let Ok(mut file) = file {
+        let mut record = format!("@@trace:{host}:stdout\n").into_bytes();
+        record.extend_from_slice(&out.stdout);
+        record.extend_from_slice(format!("\n@@trace:{host}:stderr\n").as_bytes());
+        record.extend_from_slice(&out.stderr);
+        record.push(b'\n');
+        // One write per exec so parallel hosts do not interleave.
+        let _ = file.write_all(&record);
+    }
 }

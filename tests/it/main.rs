@@ -1,4 +1,5 @@
 //! The integration test binary: one module per feature.
+mod apply_lab;
 mod check_cli;
 mod facts;
 mod inventory;

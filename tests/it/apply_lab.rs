@@ -1,0 +1,1059 @@
+//! `meshup plan` and `meshup apply` against the local lab: real hosts (namespaces running
+//! sshd), real apt installs from the lab mirror, real wg-quick/wireguard-go, real firewalls.
+//! meshup runs inside the lab's workstation namespace, as an operator would run it.
+//! Needs root; `MESHUP_SKIP_LAB=1` skips them. Each test brings up its own small lab.
+
+use crate::support_lab::{Lab, LabHost, Run, lab_skip_reason};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+macro_rules! require_lab {
+    () => {
+        if let Some(why) = lab_skip_reason() {
+            eprintln!("skipping lab test: {why}");
+            return;
+        }
+    };
+}
+
+const MESHUP: &str = env!("CARGO_BIN_EXE_meshup");
+
+/// Runs meshup with `args` in the lab's workstation namespace, with extra environment.
+fn meshup_env(lab: &Lab, args: &[&str], env: &[(&str, &Path)]) -> Run {
+    let mut argv: Vec<&str> = vec![MESHUP];
+    argv.extend_from_slice(args);
+    let mut cmd = lab.ws_command(&argv);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .expect("run meshup in the workstation namespace");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs meshup with `args` in the lab's workstation namespace.
+fn meshup(lab: &Lab, args: &[&str]) -> Run {
+    meshup_env(lab, args, &[])
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// `apply --yes` that must succeed; returns its output.
+#[track_caller]
+fn apply_ok(lab: &Lab, inv: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["apply", "--yes"];
+    args.extend_from_slice(extra);
+    args.push(path_str(inv));
+    let run = meshup(lab, &args);
+    run.expect_ok("meshup apply");
+    assert!(run.stdout.contains("RECAP"), "{}", run.stdout);
+    run
+}
+
+/// `plan --detailed-exitcode` that must find no change.
+#[track_caller]
+fn assert_no_changes(lab: &Lab, inv: &Path) {
+    let run = meshup(lab, &["plan", "--detailed-exitcode", path_str(inv)]);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "second plan is not empty\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.stdout.contains("No changes"), "{}", run.stdout);
+}
+
+/// One node of a generated inventory.
+struct NodeOpts<'a> {
+    host: &'a LabHost,
+    extra: String,
+}
+
+fn node<'a>(lab: &'a Lab, name: &str) -> NodeOpts<'a> {
+    NodeOpts {
+        host: lab.host(name),
+        extra: String::new(),
+    }
+}
+
+impl NodeOpts<'_> {
+    fn with(mut self, line: &str) -> Self {
+        self.extra.push_str("    ");
+        self.extra.push_str(line);
+        self.extra.push('\n');
+        self
+    }
+}
+
+/// Writes an inventory for `nodes` into the lab's out dir (next to its key and
+/// known_hosts) and returns its path.
+fn write_inventory(lab: &Lab, file: &str, mesh_extra: &str, nodes: &[NodeOpts<'_>]) -> PathBuf {
+    let mut text = format!(
+        "mesh:\n  interface: wg0\n  network: 10.10.0.0/24\n  listen_port: 51820\n{mesh_extra}\
+         ssh:\n  user: root\n  identity_file: id_ed25519\n  known_hosts: known_hosts\n  host_key_checking: \"yes\"\nnodes:\n"
+    );
+    for n in nodes {
+        let h = n.host;
+        text.push_str(&format!(
+            "  - name: {}\n    address: {}\n",
+            h.name, h.mesh_address
+        ));
+        if let Some(ip) = &h.public_ip {
+            text.push_str(&format!("    endpoint: {ip}:51820\n"));
+        }
+        text.push_str(&format!(
+            "    ssh: {{ host: {}, port: {} }}\n",
+            h.ssh_host, h.ssh_port
+        ));
+        text.push_str(&n.extra);
+    }
+    let path = lab.out_dir().join(file);
+    std::fs::write(&path, text).expect("write inventory");
+    path
+}
+
+/// Reads a file on a host (as root, through nsenter).
+#[track_caller]
+fn host_file(lab: &Lab, host: &str, path: &str) -> String {
+    lab.host_exec(host, &format!("cat {path}"))
+        .expect_ok(&format!("cat {path} on {host}"))
+        .to_string()
+}
+
+fn public_key(lab: &Lab, host: &str) -> String {
+    host_file(lab, host, "/etc/wireguard/public.key")
+        .trim()
+        .to_string()
+}
+
+/// Pings `ip` from `from` (`ping -c 3 -W 1`) until it works or `deadline` passes.
+/// Crossed first handshakes can stall for ~5 s on this lab, hence the retries.
+fn ping_until(lab: &Lab, from: &str, ip: &str, deadline: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let run = lab.host_exec(from, &format!("ping -c 3 -W 1 {ip}"));
+        if run.ok() {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            return Err(format!(
+                "{from} -> {ip} does not answer after {:?}: {}{}",
+                start.elapsed(),
+                run.stdout,
+                run.stderr
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every ordered pair of `hosts` pings across the mesh.
+#[track_caller]
+fn assert_ping_matrix(lab: &Lab, hosts: &[&str]) {
+    let mut failures = Vec::new();
+    for from in hosts {
+        for to in hosts {
+            if from == to {
+                continue;
+            }
+            let ip = lab.host(to).mesh_address.clone();
+            if let Err(e) = ping_until(lab, from, &ip, Duration::from_secs(20)) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "mesh pings failed:\n{failures:#?}");
+}
+
+/// Public keys of the peers the running interface on `host` has.
+fn live_peers(lab: &Lab, host: &str) -> BTreeMap<String, String> {
+    lab.host_exec(host, "wg show wg0 allowed-ips")
+        .expect_ok("wg show allowed-ips")
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('\t')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Every host's interface lists every other host of `hosts` as a peer with its address.
+#[track_caller]
+fn assert_full_peers(lab: &Lab, hosts: &[&str]) {
+    for h in hosts {
+        let live = live_peers(lab, h);
+        for peer in hosts.iter().filter(|p| *p != h) {
+            let key = public_key(lab, peer);
+            let allowed = live
+                .get(&key)
+                .unwrap_or_else(|| panic!("{h} has no peer {peer} ({key}): {live:?}"));
+            assert!(
+                allowed.contains(&format!("{}/32", lab.host(peer).mesh_address)),
+                "{h}: peer {peer} allowed-ips {allowed}"
+            );
+        }
+        assert_eq!(live.len(), hosts.len() - 1, "{h} peers: {live:?}");
+    }
+}
+
+/// True for a base64 WireGuard key (32 bytes).
+fn key_shaped(v: &str) -> bool {
+    use base64::Engine as _;
+    v.len() == 44
+        && base64::engine::general_purpose::STANDARD
+            .decode(v)
+            .is_ok_and(|b| b.len() == 32)
+}
+
+/// Fixed public keys of the golden configs (tests/it/topology.rs).
+const GOLDEN_KEYS: &[(&str, &str)] = &[
+    ("node-a", "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="),
+    ("node-b", "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0="),
+    ("node-c", "gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA="),
+];
+
+/// A host's wg0.conf turned back into the golden form: secret values checked (shape,
+/// and the PSK equal to the host's psk file) and replaced by their tokens, real public
+/// keys replaced by the golden test keys.
+fn normalize_config(lab: &Lab, host: &str, text: &str, real: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut peer = String::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("# Peer: ") {
+            peer = name.to_string();
+        }
+        let line = if let Some(v) = line.strip_prefix("PrivateKey = ") {
+            assert!(key_shaped(v), "{host}: PrivateKey has no key shape");
+            "PrivateKey = <secret:private.key>".to_string()
+        } else if let Some(v) = line.strip_prefix("PresharedKey = ") {
+            assert!(key_shaped(v), "{host}: PresharedKey has no key shape");
+            let file = format!("psk-{peer}.key");
+            let psk = host_file(lab, host, &format!("/etc/wireguard/{file}"));
+            assert_eq!(
+                psk.trim(),
+                v,
+                "{host}: PresharedKey for {peer} is not {file}"
+            );
+            format!("PresharedKey = <secret:{file}>")
+        } else if let Some(v) = line.strip_prefix("PublicKey = ") {
+            let golden = real
+                .get(v)
+                .unwrap_or_else(|| panic!("{host}: unknown PublicKey {v}"));
+            format!("PublicKey = {golden}")
+        } else {
+            line.to_string()
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn golden_config(node: &str) -> String {
+    let snap = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "tests/it/snapshots/it__topology__guide_{node}_wg0_conf.snap"
+    ));
+    let text = std::fs::read_to_string(snap).expect("golden snapshot");
+    // Drop the insta header (`---` ... `---`).
+    text.splitn(3, "---\n")
+        .nth(2)
+        .expect("snapshot header")
+        .to_string()
+}
+
+/// Done-when 1: The guide's mesh from bare hosts: the plan shows installs, keygens and full
+/// configs; apply converges; every pair pings; the configs on the hosts are the golden
+/// configs; a second plan is empty. Also: apply without --yes off a TTY refuses.
+#[test]
+fn apply_lab_guide_mesh_from_bare_hosts() {
+    require_lab!();
+    let lab = Lab::up("at-guide", "guide", "light");
+    let inv = lab.inventory();
+    let hosts = ["node-a", "node-b", "node-c"];
+
+    let plan = meshup(&lab, &["plan", "--detailed-exitcode", path_str(&inv)]);
+    assert_eq!(plan.code, Some(2), "{}\n{}", plan.stdout, plan.stderr);
+    let text = &plan.stdout;
+    for h in hosts {
+        assert!(text.contains(&format!("{h}: 6 changes")), "{text}");
+    }
+    assert_eq!(
+        text.matches("+ install wireguard-tools wireguard-go (apt-get)")
+            .count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("+ generate key pair on the host").count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(text.matches("+ preshared key with").count(), 6, "{text}");
+    assert_eq!(text.matches("+ bring wg0 up").count(), 3, "{text}");
+    for line in [
+        "+++ /etc/wireguard/wg0.conf (desired)",
+        "+Address = 10.10.0.1/24",
+        "+Address = 10.10.0.3/24",
+        "+PrivateKey = <secret:private.key>",
+        "+PresharedKey = <secret:psk-node-c.key>",
+        "+Endpoint = 198.51.100.20:51820",
+        "+AllowedIPs = 10.10.0.3/32",
+        "+PublicKey = (generated on host)",
+        "3 hosts: 3 to change, 0 unchanged",
+    ] {
+        assert!(text.contains(line), "plan lacks {line:?}:\n{text}");
+    }
+
+    // No TTY, no --yes: a clear refusal and nothing changed.
+    let refused = meshup(&lab, &["apply", path_str(&inv)]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("not on a terminal") && refused.stderr.contains("--yes"),
+        "{}",
+        refused.stderr
+    );
+    for h in hosts {
+        let state = lab.host_exec(
+            h,
+            "command -v wg; ls -A /etc/wireguard 2>/dev/null; ip link show wg0 2>/dev/null",
+        );
+        assert_eq!(state.stdout.trim(), "", "{h} changed without --yes");
+    }
+
+    let t = Instant::now();
+    let run = apply_ok(&lab, &inv, &["--stats"]);
+    eprintln!("guide apply from bare hosts: {:?}", t.elapsed());
+    for h in hosts {
+        assert!(
+            run.stdout.contains(&format!("{h}  changed (6 changes)")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.contains("ok=0 changed=3 failed=0"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("STATS"), "{}", run.stderr);
+
+    assert_ping_matrix(&lab, &hosts);
+
+    // Golden configs, keys aside.
+    let real: BTreeMap<String, String> = GOLDEN_KEYS
+        .iter()
+        .map(|(n, k)| (public_key(&lab, n), (*k).to_string()))
+        .collect();
+    for h in hosts {
+        let conf = host_file(&lab, h, "/etc/wireguard/wg0.conf");
+        assert_eq!(
+            normalize_config(&lab, h, &conf, &real),
+            golden_config(h),
+            "{h}: wg0.conf differs from the golden config"
+        );
+        let mode = lab
+            .host_exec(
+                h,
+                "stat -c %a /etc/wireguard/wg0.conf /etc/wireguard/private.key",
+            )
+            .stdout;
+        assert_eq!(mode, "600\n600\n", "{h}");
+    }
+    assert_no_changes(&lab, &inv);
+}
+
+/// Every file under `dir`, recursively (contents appended to `into`).
+fn slurp_dir(dir: &Path, into: &mut Vec<u8>, names: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            slurp_dir(&p, into, names);
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            names.push(p.display().to_string());
+            into.extend_from_slice(&bytes);
+            into.push(b'\n');
+        }
+    }
+}
+
+/// Done-when 2: No private key and no preshared key of any host appears in anything meshup
+/// received over SSH (every exec's stdout and stderr, captured by the transport's
+/// MESHUP_TRACE_RECEIVED hook), printed (plan text and JSON, apply with -vv and --stats,
+/// a drift diff touching secret lines) or wrote (the out dir, its HOME and TMPDIR).
+#[test]
+fn apply_lab_secrets_never_reach_the_workstation() {
+    require_lab!();
+    let lab = Lab::up("at-secret", "guide", "light");
+    let inv = lab.inventory();
+    let inv_s = path_str(&inv);
+    let hosts = ["node-a", "node-b", "node-c"];
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let home = scratch.path().join("home");
+    let tmp = scratch.path().join("tmp");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let trace = scratch.path().join("received.trace");
+    let env: Vec<(&str, &Path)> = vec![
+        ("MESHUP_TRACE_RECEIVED", trace.as_path()),
+        ("HOME", home.as_path()),
+        ("TMPDIR", tmp.as_path()),
+    ];
+    let mut printed = Vec::new();
+    let mut record = |r: &Run| {
+        printed.extend_from_slice(r.stdout.as_bytes());
+        printed.extend_from_slice(r.stderr.as_bytes());
+    };
+    record(&meshup_env(&lab, &["plan", inv_s], &env));
+    let r = meshup_env(&lab, &["-vv", "apply", "--yes", "--stats", inv_s], &env);
+    r.expect_ok("apply");
+    record(&r);
+    // A drift touching the secret lines: PresharedKey swapped for another peer's, a
+    // PrivateKey put in a comment; the diff must show tokens only.
+    lab.host_exec(
+        "node-a",
+        "cd /etc/wireguard && psk=$(cat psk-node-c.key) && \
+         sed -i \"s|^PresharedKey = .*|PresharedKey = $psk|\" wg0.conf && \
+         echo \"# old key $(cat private.key)\" >> wg0.conf",
+    )
+    .expect_ok("drift");
+    let drift = meshup_env(&lab, &["-vv", "plan", inv_s], &env);
+    assert!(
+        drift.stdout.contains("<secret:psk-node-c.key>"),
+        "{}",
+        drift.stdout
+    );
+    record(&drift);
+    let json = meshup_env(&lab, &["plan", "--format", "json", inv_s], &env);
+    assert!(json.stdout.trim_start().starts_with('{'), "{}", json.stdout);
+    record(&json);
+    let r = meshup_env(&lab, &["apply", "--yes", inv_s], &env);
+    r.expect_ok("apply after drift");
+    record(&r);
+    record(&meshup_env(
+        &lab,
+        &["plan", "--detailed-exitcode", inv_s],
+        &env,
+    ));
+
+    let received = std::fs::read(&trace).expect("the trace hook wrote nothing");
+    let received_text = String::from_utf8_lossy(&received);
+    // The hook captured real traffic: the gather output and the public keys.
+    assert!(
+        received_text.contains("@@meshup:section:"),
+        "trace looks empty"
+    );
+    let mut written = Vec::new();
+    let mut names = Vec::new();
+    slurp_dir(lab.out_dir(), &mut written, &mut names);
+    slurp_dir(&home, &mut written, &mut names);
+    slurp_dir(&tmp, &mut written, &mut names);
+
+    let mut secrets = Vec::new();
+    for h in hosts {
+        assert!(
+            received_text.contains(&public_key(&lab, h)),
+            "no pubkey of {h} in trace"
+        );
+        let listing = lab
+            .host_exec(h, "ls /etc/wireguard/private.key /etc/wireguard/psk-*.key")
+            .expect_ok("list secret files")
+            .to_string();
+        for file in listing.lines() {
+            let value = host_file(&lab, h, file).trim().to_string();
+            assert!(key_shaped(&value), "{h}:{file}");
+            secrets.push((format!("{h}:{file}"), value));
+        }
+    }
+    assert_eq!(secrets.len(), 9, "3 private keys and 6 PSK files");
+    for (what, value) in &secrets {
+        for (place, hay) in [
+            ("received over SSH", &received),
+            ("printed", &printed),
+            ("written on the workstation", &written),
+        ] {
+            assert!(
+                !hay.windows(value.len()).any(|w| w == value.as_bytes()),
+                "secret {what} found in what meshup {place}"
+            );
+        }
+    }
+}
+
+/// Done-when 3: Adding a fourth node to a live mesh loses no packet between two existing nodes.
+#[test]
+fn apply_lab_add_node_loses_no_packet() {
+    require_lab!();
+    let lab = Lab::up_with("at-grow", &["--public", "3", "--nat", "1"]);
+    let three = write_inventory(
+        &lab,
+        "three.yaml",
+        "",
+        &[
+            node(&lab, "pub-1"),
+            node(&lab, "pub-2"),
+            node(&lab, "nat-1"),
+        ],
+    );
+    apply_ok(&lab, &three, &[]);
+    assert_ping_matrix(&lab, &["pub-1", "pub-2", "nat-1"]);
+    let four = write_inventory(
+        &lab,
+        "four.yaml",
+        "",
+        &[
+            node(&lab, "pub-1"),
+            node(&lab, "pub-2"),
+            node(&lab, "pub-3"),
+            node(&lab, "nat-1"),
+        ],
+    );
+    let target = lab.host("pub-2").mesh_address.clone();
+    // A continuous ping (every 50 ms) from pub-1 to pub-2 for as long as the apply takes,
+    // stopped with SIGINT afterwards; its pid is kept inside the host.
+    let ping = Command::new(crate::support_lab::lab_command())
+        .args([
+            "exec",
+            lab.name(),
+            "pub-1",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo $$ > /run/meshup-test-ping.pid; exec ping -n -i 0.05 -w 300 {target}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ping");
+    std::thread::sleep(Duration::from_millis(700));
+    let t = Instant::now();
+    let run = apply_ok(&lab, &four, &[]);
+    let took = t.elapsed();
+    std::thread::sleep(Duration::from_millis(700));
+    lab.host_exec("pub-1", "kill -INT $(cat /run/meshup-test-ping.pid)")
+        .expect_ok("stop ping");
+    assert!(run.stdout.contains("pub-3  changed"), "{}", run.stdout);
+    let out = ping.wait_with_output().expect("wait for ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stats = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary: {text}"));
+    let transmitted: u64 = stats
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("ping summary: {stats}"));
+    // Replies by sequence number: a gap is a lost packet. Only the very last request may
+    // still have been in flight when ping was stopped.
+    let seqs: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.split("icmp_seq=").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect();
+    eprintln!("ping during apply ({took:?}): {stats}");
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(
+        seqs, expected,
+        "replies missing while adding a node: {stats}"
+    );
+    assert!(
+        seqs.len() as u64 + 1 >= transmitted,
+        "packets lost while adding a node: {stats}"
+    );
+    // The ping ran for longer than the whole apply (its own "time NNNNms").
+    let ran_ms: u64 = stats
+        .rsplit("time ")
+        .next()
+        .and_then(|t| t.trim().trim_end_matches("ms").parse().ok())
+        .unwrap_or_else(|| panic!("ping summary: {stats}"));
+    assert!(
+        u128::from(ran_ms) >= took.as_millis(),
+        "{stats}, apply took {took:?}"
+    );
+    assert_ping_matrix(&lab, &["pub-1", "pub-2", "pub-3", "nat-1"]);
+    assert_full_peers(&lab, &["pub-1", "pub-2", "pub-3", "nat-1"]);
+    assert_no_changes(&lab, &four);
+}
+
+/// Done-when 4: A hand edit of wg0.conf shows as a diff and is reverted; a live `wg set` drift is
+/// detected as a live reload and repaired.
+#[test]
+fn apply_lab_drift_is_detected_and_reverted() {
+    require_lab!();
+    let lab = Lab::up("at-drift", "guide", "light");
+    let inv = lab.inventory();
+    apply_ok(&lab, &inv, &[]);
+    let before = host_file(&lab, "node-a", "/etc/wireguard/wg0.conf");
+    lab.host_exec(
+        "node-a",
+        "sed -i 's/^PersistentKeepalive = 25/PersistentKeepalive = 10/' /etc/wireguard/wg0.conf",
+    )
+    .expect_ok("edit");
+    let c_key = public_key(&lab, "node-c");
+    lab.host_exec(
+        "node-b",
+        &format!("wg set wg0 peer {c_key} allowed-ips 10.10.0.99/32"),
+    )
+    .expect_ok("wg set");
+
+    let plan = meshup(&lab, &["plan", "--detailed-exitcode", path_str(&inv)]);
+    assert_eq!(plan.code, Some(2), "{}", plan.stdout);
+    let text = &plan.stdout;
+    for line in [
+        "--- /etc/wireguard/wg0.conf (current)",
+        "-PersistentKeepalive = 10",
+        "+PersistentKeepalive = 25",
+        "node-b: 1 change",
+        "~ live reload wg0",
+        "differs from its config",
+        "node-c: no changes",
+    ] {
+        assert!(text.contains(line), "plan lacks {line:?}:\n{text}");
+    }
+    apply_ok(&lab, &inv, &[]);
+    assert_eq!(host_file(&lab, "node-a", "/etc/wireguard/wg0.conf"), before);
+    let live = live_peers(&lab, "node-b");
+    assert_eq!(live.get(&c_key).map(String::as_str), Some("10.10.0.3/32"));
+    assert!(
+        !lab.host_exec("node-b", "ip route")
+            .stdout
+            .contains("10.10.0.99"),
+        "stale route"
+    );
+    assert_no_changes(&lab, &inv);
+
+    // The two halves of a pair's preshared key disagree (node-b's file replaced by
+    // hand): the plan sees it from digests only, apply writes a fresh key on both sides.
+    lab.host_exec(
+        "node-b",
+        "wg genpsk > /etc/wireguard/psk-node-c.key.new && mv /etc/wireguard/psk-node-c.key.new /etc/wireguard/psk-node-c.key",
+    )
+    .expect_ok("replace psk");
+    let plan = meshup(&lab, &["plan", path_str(&inv)]);
+    assert!(
+        plan.stdout.contains("~ preshared key with node-c")
+            && plan.stdout.contains("~ preshared key with node-b"),
+        "{}",
+        plan.stdout
+    );
+    apply_ok(&lab, &inv, &[]);
+    assert_eq!(
+        host_file(&lab, "node-b", "/etc/wireguard/psk-node-c.key"),
+        host_file(&lab, "node-c", "/etc/wireguard/psk-node-b.key")
+    );
+    assert_no_changes(&lab, &inv);
+    assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
+}
+
+fn file_stamp(lab: &Lab, host: &str) -> String {
+    lab.host_exec(
+        host,
+        "stat -c '%Y.%y %s' /etc/wireguard/wg0.conf && sha256sum /etc/wireguard/wg0.conf",
+    )
+    .expect_ok("stat")
+    .to_string()
+}
+
+/// Done-when 5: `--limit node-a` after an inventory change touches only node-a, and no host
+/// loses a peer.
+#[test]
+fn apply_lab_limit_changes_only_the_named_host() {
+    require_lab!();
+    let lab = Lab::up("at-limit", "guide", "light");
+    let inv = lab.inventory();
+    apply_ok(&lab, &inv, &[]);
+    let hosts = ["node-a", "node-b", "node-c"];
+    let stamps: Vec<String> = ["node-b", "node-c"]
+        .iter()
+        .map(|h| file_stamp(&lab, h))
+        .collect();
+    let changed = write_inventory(
+        &lab,
+        "changed.yaml",
+        "  preshared_keys: true\n",
+        &[
+            node(&lab, "node-a"),
+            node(&lab, "node-b").with("subnets: [192.168.77.0/24]"),
+            node(&lab, "node-c"),
+        ],
+    );
+    let plan = meshup(
+        &lab,
+        &[
+            "plan",
+            "--limit",
+            "node-a",
+            "--detailed-exitcode",
+            path_str(&changed),
+        ],
+    );
+    assert_eq!(plan.code, Some(2), "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("+AllowedIPs = 10.10.0.2/32, 192.168.77.0/24"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("node-b: "), "{}", plan.stdout);
+    let run = apply_ok(&lab, &changed, &["--limit", "node-a"]);
+    assert!(run.stdout.contains("node-b  skipped"), "{}", run.stdout);
+    assert!(run.stdout.contains("node-a  changed"), "{}", run.stdout);
+    let after: Vec<String> = ["node-b", "node-c"]
+        .iter()
+        .map(|h| file_stamp(&lab, h))
+        .collect();
+    assert_eq!(stamps, after, "hosts outside --limit were changed");
+    let conf_a = host_file(&lab, "node-a", "/etc/wireguard/wg0.conf");
+    assert!(
+        conf_a.contains("AllowedIPs = 10.10.0.2/32, 192.168.77.0/24"),
+        "{conf_a}"
+    );
+    let b_key = public_key(&lab, "node-b");
+    assert_eq!(
+        live_peers(&lab, "node-a").get(&b_key).map(String::as_str),
+        Some("10.10.0.2/32 192.168.77.0/24")
+    );
+    assert!(
+        lab.host_exec("node-a", "ip route show 192.168.77.0/24")
+            .stdout
+            .contains("dev wg0"),
+        "route to node-b's subnet missing on node-a"
+    );
+    assert_full_peers(&lab, &hosts);
+    assert_ping_matrix(&lab, &hosts);
+    // node-a is converged for this inventory; the others still wait for theirs.
+    let plan = meshup(
+        &lab,
+        &[
+            "plan",
+            "--limit",
+            "node-a",
+            "--detailed-exitcode",
+            path_str(&changed),
+        ],
+    );
+    assert_eq!(plan.code, Some(0), "{}", plan.stdout);
+}
+
+/// What `plan` must leave untouched on a host: checksums and metadata of /etc, the dpkg
+/// database, /tmp, /root, links, addresses, routes, firewall, WireGuard peers.
+fn host_snapshot(lab: &Lab, host: &str) -> String {
+    lab.host_exec(
+        host,
+        "find /etc /var/lib/dpkg /root /tmp /var/tmp -xdev -printf '%p %m %s %T@ %U\\n' 2>/dev/null | sort; \
+         find /etc /var/lib/dpkg /root -xdev -type f -exec sha256sum {} + 2>/dev/null | sort; \
+         ip -d link; ip addr | sed 's/ tentative//'; ip route; ip -6 route; nft list ruleset; \
+         wg show all allowed-ips 2>/dev/null | sort; wg show all listen-port 2>/dev/null; \
+         sysctl net.ipv4.ip_forward",
+    )
+    .stdout
+}
+
+/// Done-when 8: `plan` changes nothing on any host, bare or converged and drifted.
+#[test]
+fn apply_lab_plan_changes_nothing() {
+    require_lab!();
+    let lab = Lab::up("at-ro", "guide", "light");
+    let inv = lab.inventory();
+    let hosts = ["node-a", "node-b", "node-c"];
+    let check = |what: &str| {
+        let before: Vec<String> = hosts.iter().map(|h| host_snapshot(&lab, h)).collect();
+        assert!(
+            before.iter().all(|s| s.contains("/etc/hostname")),
+            "snapshot empty"
+        );
+        meshup(&lab, &["plan", path_str(&inv)]);
+        meshup(&lab, &["plan", "--format", "json", path_str(&inv)]);
+        meshup(&lab, &["-vv", "plan", "--limit", "node-a", path_str(&inv)]);
+        for (h, b) in hosts.iter().zip(&before) {
+            let after = host_snapshot(&lab, h);
+            if &after != b {
+                let diff = similar::TextDiff::from_lines(b.as_str(), after.as_str())
+                    .unified_diff()
+                    .to_string();
+                panic!("plan changed {h} ({what}):\n{diff}");
+            }
+        }
+    };
+    check("bare hosts");
+    apply_ok(&lab, &inv, &[]);
+    lab.host_exec("node-b", "sed -i 's/^ListenPort = 51820/ListenPort = 51821/' /etc/wireguard/wg0.conf; rm /etc/wireguard/psk-node-a.key")
+        .expect_ok("drift");
+    check("converged, then drifted");
+}
+
+/// Done-when 9: `state: absent` removes the interface on that node and the peer everywhere else.
+#[test]
+fn apply_lab_absent_node_is_removed() {
+    require_lab!();
+    let lab = Lab::up("at-absent", "guide", "light");
+    let inv = lab.inventory();
+    apply_ok(&lab, &inv, &[]);
+    let c_key = public_key(&lab, "node-c");
+    let gone = write_inventory(
+        &lab,
+        "absent.yaml",
+        "  preshared_keys: true\n",
+        &[
+            node(&lab, "node-a"),
+            node(&lab, "node-b"),
+            node(&lab, "node-c").with("state: absent"),
+        ],
+    );
+    let plan = meshup(&lab, &["plan", path_str(&gone)]);
+    assert!(plan.stdout.contains("- stop wg0"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("-# Peer: node-c"), "{}", plan.stdout);
+    let run = apply_ok(&lab, &gone, &[]);
+    assert!(run.stdout.contains("node-c  changed"), "{}", run.stdout);
+    assert!(
+        !lab.host_exec("node-c", "ip link show wg0").ok(),
+        "wg0 still exists on node-c"
+    );
+    let files = lab.host_exec("node-c", "ls /etc/wireguard").stdout;
+    assert!(
+        files.contains("wg0.conf.meshup-removed") && !files.lines().any(|l| l == "wg0.conf"),
+        "{files}"
+    );
+    for h in ["node-a", "node-b"] {
+        let live = live_peers(&lab, h);
+        assert!(!live.contains_key(&c_key), "{h} still has node-c: {live:?}");
+        assert_eq!(live.len(), 1, "{h}: {live:?}");
+        let conf = host_file(&lab, h, "/etc/wireguard/wg0.conf");
+        assert!(!conf.contains("node-c") && !conf.contains(&c_key), "{conf}");
+        assert!(
+            !lab.host_exec(h, "test -e /etc/wireguard/psk-node-c.key")
+                .ok(),
+            "{h} keeps psk-node-c.key"
+        );
+        assert!(
+            !lab.host_exec(h, "ip route").stdout.contains("10.10.0.3 "),
+            "{h} keeps a route to node-c"
+        );
+    }
+    assert_ping_matrix(&lab, &["node-a", "node-b"]);
+    assert_no_changes(&lab, &gone);
+}
+
+/// Done-when 7: A host whose new config cannot be applied is rolled back and reported; the others
+/// converge. Both paths: the live reload (a route that collides) and wg-quick up.
+#[test]
+fn apply_lab_failed_host_is_rolled_back() {
+    require_lab!();
+    let lab = Lab::up("at-fail", "guide", "light");
+    let inv = lab.inventory();
+    apply_ok(&lab, &inv, &[]);
+    // node-c's LAN (172.16.k.0/24 on eth0) routed behind node-b: node-c cannot route it
+    // into the tunnel (the route exists), the other hosts can.
+    let lan = lab
+        .host_exec("node-c", "ip -4 route show dev eth0 proto kernel")
+        .expect_ok("route")
+        .split_whitespace()
+        .next()
+        .expect("lan route")
+        .to_string();
+    let bad = write_inventory(
+        &lab,
+        "collide.yaml",
+        "  preshared_keys: true\n",
+        &[
+            node(&lab, "node-a"),
+            node(&lab, "node-b").with(&format!("subnets: [{lan}]")),
+            node(&lab, "node-c"),
+        ],
+    );
+    for round in ["live reload", "wg-quick up"] {
+        if round == "wg-quick up" {
+            lab.host_exec("node-c", "wg-quick down wg0")
+                .expect_ok("down");
+        }
+        let prev = host_file(&lab, "node-c", "/etc/wireguard/wg0.conf");
+        let prev_peers = (round == "live reload").then(|| live_peers(&lab, "node-c"));
+        let run = meshup(&lab, &["apply", "--yes", path_str(&bad)]);
+        assert_eq!(run.code, Some(1), "{round}: {}\n{}", run.stdout, run.stderr);
+        let recap = run.stdout.split("RECAP").nth(1).unwrap_or_default();
+        let c_line = recap
+            .lines()
+            .find(|l| l.trim_start().starts_with("node-c"))
+            .unwrap_or_default();
+        assert!(
+            c_line.contains("FAILED") && c_line.contains("rolled back"),
+            "{round}: {recap}"
+        );
+        assert_eq!(
+            host_file(&lab, "node-c", "/etc/wireguard/wg0.conf"),
+            prev,
+            "{round}: node-c's previous config is not back"
+        );
+        if round == "live reload" {
+            assert_eq!(Some(live_peers(&lab, "node-c")), prev_peers, "{round}");
+            assert!(lab.host_exec("node-c", "ip link show wg0").ok());
+        } else {
+            assert!(
+                !lab.host_exec("node-c", "ip link show wg0").ok(),
+                "half-up interface left behind"
+            );
+        }
+        // The route on node-c's LAN is intact.
+        assert!(
+            lab.host_exec("node-c", &format!("ip route show {lan}"))
+                .stdout
+                .contains("dev eth0")
+        );
+        for h in ["node-a", "node-b"] {
+            assert!(
+                recap.contains(&format!("{h}  changed")) || recap.contains(&format!("{h}  ok")),
+                "{round}: {recap}"
+            );
+        }
+        let b_key = public_key(&lab, "node-b");
+        assert!(
+            live_peers(&lab, "node-a")
+                .get(&b_key)
+                .is_some_and(|v| v.contains(&lan)),
+            "{round}: node-a did not converge"
+        );
+    }
+    // Back to the good inventory: everything converges again.
+    apply_ok(&lab, &inv, &[]);
+    assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
+}
+
+/// Done-when 6: Firewalls on the light flavour: nftables (input policy drop), ufw (22 allowed,
+/// enabled), iptables (INPUT DROP with 22 accepted). Before: the plan opens the port
+/// (facts say closed). After: open, the mesh pings through, SSH still works, the
+/// re-run plan is empty.
+#[test]
+fn apply_lab_firewalls_open_the_port_and_keep_ssh() {
+    require_lab!();
+    let lab = Lab::up_with("at-fw", &["--public", "3"]);
+    lab.host_exec(
+        "pub-1",
+        "nft -f - <<'EOF'\ntable inet filter {\n chain input {\n  type filter hook input priority 0; policy drop;\n  ct state established,related accept\n  iif lo accept\n  tcp dport 22 accept\n  meta l4proto icmp accept\n }\n}\nEOF",
+    )
+    .expect_ok("nftables");
+    lab.host_exec("pub-2", "ufw allow 22/tcp && ufw --force enable")
+        .expect_ok("ufw");
+    lab.host_exec(
+        "pub-3",
+        "iptables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT && \
+         iptables -A INPUT -i lo -j ACCEPT && iptables -A INPUT -p tcp --dport 22 -j ACCEPT && \
+         iptables -A INPUT -p icmp -j ACCEPT && iptables -P INPUT DROP",
+    )
+    .expect_ok("iptables");
+    let inv = write_inventory(
+        &lab,
+        "fw.yaml",
+        "",
+        &[
+            node(&lab, "pub-1"),
+            node(&lab, "pub-2"),
+            node(&lab, "pub-3"),
+        ],
+    );
+    let plan = meshup(&lab, &["plan", path_str(&inv)]);
+    for (h, fw) in [
+        ("pub-1", "nftables"),
+        ("pub-2", "ufw"),
+        ("pub-3", "iptables"),
+    ] {
+        let section = plan
+            .stdout
+            .split("\n\n")
+            .find(|s| s.starts_with(&format!("{h}:")))
+            .unwrap_or_default();
+        assert!(
+            section.contains(&format!("+ open 51820/udp in {fw}")),
+            "{h}: {}",
+            plan.stdout
+        );
+    }
+    apply_ok(&lab, &inv, &[]);
+    let hosts = ["pub-1", "pub-2", "pub-3"];
+    assert_ping_matrix(&lab, &hosts);
+    for h in hosts {
+        let ssh = lab.ssh("root", h, "hostname");
+        assert_eq!(ssh.expect_ok("ssh after apply").trim(), h);
+    }
+    assert!(
+        lab.host_exec("pub-1", "nft list chain inet filter input")
+            .stdout
+            .contains("udp dport 51820 accept")
+    );
+    assert!(
+        lab.host_exec("pub-2", "ufw status")
+            .stdout
+            .contains("51820/udp")
+    );
+    assert!(
+        lab.host_exec("pub-3", "iptables -S INPUT")
+            .stdout
+            .contains("--dport 51820")
+    );
+    assert_no_changes(&lab, &inv);
+}
+
+/// Done-when 6, systemd flavour: firewalld opens the port; wg-quick@wg0 is enabled and active.
+#[test]
+fn apply_lab_systemd_firewalld_and_service() {
+    require_lab!();
+    let lab = Lab::up_with("at-sysd", &["--public", "2", "--flavour", "systemd"]);
+    let fw = lab.host_exec(
+        "pub-1",
+        "systemctl enable --now firewalld >/dev/null 2>&1; firewall-cmd --state",
+    );
+    let firewalld = fw.stdout.trim() == "running";
+    if !firewalld {
+        eprintln!("firewalld does not run here: {}{}", fw.stdout, fw.stderr);
+    }
+    let inv = write_inventory(
+        &lab,
+        "sd.yaml",
+        "",
+        &[node(&lab, "pub-1"), node(&lab, "pub-2")],
+    );
+    if firewalld {
+        let plan = meshup(&lab, &["plan", path_str(&inv)]);
+        assert!(
+            plan.stdout.contains("+ open 51820/udp in firewalld"),
+            "{}",
+            plan.stdout
+        );
+    }
+    apply_ok(&lab, &inv, &[]);
+    for h in ["pub-1", "pub-2"] {
+        let st = lab.host_exec(
+            h,
+            "systemctl is-enabled wg-quick@wg0; systemctl is-active wg-quick@wg0",
+        );
+        assert_eq!(st.stdout, "enabled\nactive\n", "{h}: {}", st.stderr);
+        assert_eq!(lab.ssh("root", h, "hostname").expect_ok("ssh").trim(), h);
+    }
+    if firewalld {
+        let ports = lab.host_exec(
+            "pub-1",
+            "firewall-cmd --list-ports; firewall-cmd --permanent --list-ports",
+        );
+        assert_eq!(
+            ports.stdout.matches("51820/udp").count(),
+            2,
+            "{}",
+            ports.stdout
+        );
+    }
+    assert_ping_matrix(&lab, &["pub-1", "pub-2"]);
+    assert_no_changes(&lab, &inv);
+}
