@@ -8,3 +8,4 @@ mod support_sshd;
 mod topology;
 mod transport;
 mod verify;
+mod verify_cli;
