@@ -95,6 +95,8 @@ pub struct KeyFacts {
     pub public_key_file: PublicKeyFile,
     /// `psk-<peer>.key` state per expected peer name.
     pub psks: BTreeMap<String, KeyFileState>,
+    /// Truncated SHA-256 of each valid PSK file, to compare the two sides of a pair.
+    pub psk_digests: BTreeMap<String, String>,
 }
 
 impl KeyFacts {
@@ -114,9 +116,17 @@ impl KeyFacts {
                     }
                 }
                 "psk" => {
-                    if let Some((peer, state)) = value.split_once(' ') {
+                    let mut words = value.split(' ');
+                    if let (Some(peer), Some(state)) = (words.next(), words.next()) {
                         keys.psks
                             .insert(peer.to_string(), KeyFileState::parse(state));
+                        if let Some(digest) = words
+                            .next()
+                            .filter(|d| d.len() == 16 && d.chars().all(|c| c.is_ascii_hexdigit()))
+                        {
+                            keys.psk_digests
+                                .insert(peer.to_string(), digest.to_string());
+                        }
                     }
                 }
                 _ => {}

@@ -2,8 +2,10 @@
 mod check_cli;
 mod facts;
 mod inventory;
+mod lab;
 mod playbook;
 mod support_core;
+mod support_lab;
 mod support_sshd;
 mod topology;
 mod transport;

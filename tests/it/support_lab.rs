@@ -1,0 +1,214 @@
+//! Test helper around the local lab (`tests/lab/lab`): real Linux hosts made of namespaces,
+//! each running a real sshd, on this machine. A [`Lab`] is brought up by [`Lab::up`] and torn
+//! down when dropped. Needs root (the lab creates namespaces); see tests/lab/README.md.
+#![allow(dead_code)] // Not every test binary uses every accessor.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Path of the lab command inside this repository.
+pub fn lab_command() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab")
+}
+
+/// Whether lab tests can run here: they need root. Set `MESHUP_SKIP_LAB=1` to skip them
+/// explicitly (they then print why and pass without checking anything).
+pub fn lab_skip_reason() -> Option<String> {
+    if std::env::var_os("MESHUP_SKIP_LAB").is_some_and(|v| v != "0") {
+        return Some("MESHUP_SKIP_LAB is set".to_owned());
+    }
+    None
+}
+
+/// One host of a running lab, as described by the lab's `hosts.json`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LabHost {
+    /// Node name (also the host's hostname and its inventory name).
+    pub name: String,
+    /// `public`, `nat` or `subnet` (a public host with a LAN behind it).
+    pub role: String,
+    /// Public address (none for hosts behind NAT).
+    pub public_ip: Option<String>,
+    /// Public address of the NAT router in front of the host (NAT hosts only).
+    pub router_ip: Option<String>,
+    /// Address the workstation uses for SSH.
+    pub ssh_host: String,
+    /// Port the workstation uses for SSH (a port forward for NAT hosts).
+    pub ssh_port: u16,
+    /// Mesh address the inventory gives the host.
+    pub mesh_address: String,
+    /// Network namespace of the host.
+    pub netns: String,
+    /// Subnet behind a subnet router.
+    pub lan_subnet: Option<String>,
+    /// Address of the machine on that subnet.
+    pub probe: Option<String>,
+}
+
+/// A running lab; torn down (namespaces, processes, cgroups, state) on drop.
+#[derive(Debug)]
+pub struct Lab {
+    name: String,
+    out: PathBuf,
+    hosts: Vec<LabHost>,
+}
+
+/// Output of a command as text, with a readable summary for assertion messages.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status code (None when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// True when the command exited with status 0.
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panics with the command's output unless it succeeded; returns stdout.
+    #[track_caller]
+    pub fn expect_ok(&self, what: &str) -> &str {
+        assert!(
+            self.ok(),
+            "{what} failed ({:?})\n--- stdout\n{}\n--- stderr\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+}
+
+impl Lab {
+    /// Brings up lab `name` (scenario `guide`, `mixed` or `scale:N`; flavour `light` or
+    /// `systemd`), replacing any previous lab of that name. Panics with the lab's output on
+    /// failure.
+    pub fn up(name: &str, scenario: &str, flavour: &str) -> Lab {
+        Lab::up_with(name, &["--scenario", scenario, "--flavour", flavour])
+    }
+
+    /// Brings up lab `name` with extra `lab up` arguments (e.g. `--public 3 --nat 1`).
+    pub fn up_with(name: &str, args: &[&str]) -> Lab {
+        let out = Command::new(lab_command())
+            .args(["up", "--name", name])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tests/lab/lab up");
+        let run = Run::from(out);
+        let state = std::env::var_os("MESHUP_LAB_STATE")
+            .map_or_else(|| PathBuf::from("/var/lib/meshup-lab"), PathBuf::from);
+        let out_dir = state.join(name).join("out");
+        // Constructed before checking, so a half-built lab is still torn down.
+        let mut lab = Lab {
+            name: name.to_owned(),
+            out: out_dir,
+            hosts: Vec::new(),
+        };
+        run.expect_ok(&format!("lab up {name}"));
+        let json = std::fs::read_to_string(lab.out.join("hosts.json")).expect("read hosts.json");
+        lab.hosts = serde_json::from_str(&json).expect("parse hosts.json");
+        lab
+    }
+
+    /// Lab name (prefix of all its namespaces: `ml.<name>.`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Directory holding inventory.yaml, id_ed25519, known_hosts, ssh_config and hosts.json.
+    pub fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    /// The generated inventory.
+    pub fn inventory(&self) -> PathBuf {
+        self.out.join("inventory.yaml")
+    }
+
+    /// The lab's hosts.
+    pub fn hosts(&self) -> &[LabHost] {
+        &self.hosts
+    }
+
+    /// The host called `name`; panics when absent.
+    #[track_caller]
+    pub fn host(&self, name: &str) -> &LabHost {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("lab {} has no host {name}", self.name))
+    }
+
+    /// A command that runs `args` inside the lab's workstation namespace (where meshup runs).
+    pub fn ws_command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &format!("ml.{}.ws", self.name)]);
+        c.args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `sh -c cmd` as root inside `host` through nsenter (no SSH involved).
+    pub fn host_exec(&self, host: &str, cmd: &str) -> Run {
+        let out = Command::new(lab_command())
+            .args(["exec", &self.name, host, "--", "sh", "-c", cmd])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tests/lab/lab exec");
+        Run::from(out)
+    }
+
+    /// Runs `cmd` on `host` over SSH from the workstation namespace as `user`, with the
+    /// lab's key and strict host key checking against the lab's known_hosts.
+    pub fn ssh(&self, user: &str, host: &str, cmd: &str) -> Run {
+        let cfg = self.out.join("ssh_config");
+        let out = self
+            .ws_command(&[
+                "ssh".as_ref(),
+                "-F".as_ref(),
+                cfg.as_os_str(),
+                "-o".as_ref(),
+                "BatchMode=yes".as_ref(),
+                "-l".as_ref(),
+                user.as_ref(),
+                host.as_ref(),
+                cmd.as_ref(),
+            ])
+            .output()
+            .expect("run ssh in the workstation namespace");
+        Run::from(out)
+    }
+
+    /// Tears the lab down now (also done on drop).
+    pub fn down(&self) -> Run {
+        let out = Command::new(lab_command())
+            .args(["down", "--name", &self.name])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tests/lab/lab down");
+        Run::from(out)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let run = self.down();
+        if !run.ok() {
+            eprintln!("lab down {} failed: {}", self.name, run.stderr);
+        }
+    }
+}
