@@ -255,7 +255,11 @@ impl Live<'_> {
     fn mtu(&self, from: &NodeName, to: &NodeName) -> Option<MtuProbe> {
         let probe = self.probe(from)?;
         let large = probe.ping(to.as_str(), PingKind::Mtu)?;
-        let small = probe.ping(to.as_str(), PingKind::Small)?;
+        // Scripts of format 1 ran a separate small DF ping; the mesh ping (56 bytes) says
+        // the same.
+        let small = probe
+            .ping(to.as_str(), PingKind::Small)
+            .or_else(|| probe.ping(to.as_str(), PingKind::Mesh))?;
         let detail = large
             .result
             .errors
@@ -679,7 +683,7 @@ fn diagnose_failure(
             }
         }
     }
-    if d.len() == before && fw.fresh() && rv.fresh() {
+    if d.len() == before && !key_trouble && fw.fresh() && rv.fresh() {
         d.push(Diagnosis::PingBlocked {
             from: from.name.to_string(),
             to: to.name.to_string(),
