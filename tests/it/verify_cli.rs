@@ -537,6 +537,7 @@ mod lab {
             let run = meshup(lab, &["verify", "--stats"]);
             let took = start.elapsed();
             if run.ok() {
+                eprintln!("verify healthy on attempt {}", attempt + 1);
                 return (run, took);
             }
             last = Some(run);
@@ -601,6 +602,17 @@ mod lab {
         eprintln!("guide: verify took {took:?}\n{}", healthy.stderr);
         assert!(healthy.stdout.contains("from \\ to"), "{}", healthy.stdout);
         assert!(healthy.stdout.contains("All pairs healthy."));
+        // Hard rule 1: no private key of any host in anything verify received or printed
+        // (the JSON report carries every dump field verify kept).
+        let json = meshup(&lab, &["verify", "--format", "json", "-vv"]);
+        for h in ["node-a", "node-b", "node-c"] {
+            let private = host(&lab, h, "cat /etc/wireguard/private.key");
+            let private = private.trim();
+            assert_eq!(private.len(), 44, "{h} has a private key");
+            for out in [&healthy.stdout, &healthy.stderr, &json.stdout, &json.stderr] {
+                assert!(!out.contains(private), "{h}'s private key leaked");
+            }
+        }
         assert!(healthy.stderr.contains("verify: 3 hosts, 6 pairs, wall"));
         for node in ["node-a", "node-b", "node-c"] {
             assert!(
