@@ -30,6 +30,53 @@ pub enum Diagnosis {
         /// Expected key.
         expected: String,
     },
+    /// A node's entry for a peer carries another key than the one the peer's interface runs.
+    PeerKeyDrift {
+        /// The node holding the entry.
+        on: String,
+        /// The peer the entry is meant for.
+        peer: String,
+        /// Key in the entry.
+        entry_key: String,
+        /// Key the peer's interface runs.
+        live_key: String,
+    },
+    /// Handshakes happened before, but during the probe the receiver got nothing from the
+    /// sender while the sender kept sending: UDP is dropped on the way into the receiver.
+    UdpBlocked {
+        /// The side that received nothing.
+        receiver: String,
+        /// The side that sent.
+        sender: String,
+        /// The receiver's UDP port.
+        port: u16,
+        /// What the receiver's firewall facts say blocks the port, when they do.
+        firewall_closed: Option<String>,
+        /// Age of the receiver's latest handshake with the sender, seconds.
+        handshake_age: Option<u64>,
+    },
+    /// A NAT node's entry for a public peer has no PersistentKeepalive.
+    NatKeepaliveMissing {
+        /// The NAT node.
+        nat: String,
+        /// The public peer.
+        public: String,
+        /// Keepalive the inventory asks for.
+        expected: u16,
+        /// The NAT node had a handshake with the peer before the probe's own pings.
+        initiated: Option<bool>,
+    },
+    /// The live interface MTU differs from the inventory's.
+    MtuDrift {
+        /// The node.
+        node: String,
+        /// Live MTU.
+        live: u32,
+        /// MTU from the inventory, or the one most other nodes run.
+        expected: u32,
+        /// `expected` comes from the inventory (else from the other nodes).
+        from_inventory: bool,
+    },
     /// A node has no peer entry for another node (or its relay).
     PeerMissing {
         /// The node lacking the entry.
@@ -176,6 +223,69 @@ impl fmt::Display for Diagnosis {
                 "key drift: {node}'s live public key {live} is not the expected {expected}; peers still use the old key, re-run apply"
             ),
             Self::PeerMissing { on, peer } => write!(f, "{on} has no peer entry for {peer}"),
+            Self::PeerKeyDrift {
+                on,
+                peer,
+                entry_key,
+                live_key,
+            } => write!(
+                f,
+                "key drift: {on}'s entry for {peer} has public key {entry_key}, but {peer}'s interface runs {live_key}; re-run apply"
+            ),
+            Self::UdpBlocked {
+                receiver,
+                sender,
+                port,
+                firewall_closed,
+                handshake_age,
+            } => {
+                write!(
+                    f,
+                    "blocked port: {receiver} received nothing from {sender} during the probe while {sender} kept sending"
+                )?;
+                if let Some(age) = handshake_age {
+                    write!(f, " (last handshake {age} s ago)")?;
+                }
+                match firewall_closed {
+                    Some(fw) => write!(f, ": {receiver}: UDP {port} not open in {fw}"),
+                    None => write!(
+                        f,
+                        ": UDP {port} dropped on the way into {receiver}; run `tcpdump -n udp port {port}` on {receiver}"
+                    ),
+                }
+            }
+            Self::NatKeepaliveMissing {
+                nat,
+                public,
+                expected,
+                initiated,
+            } => match initiated {
+                Some(false) => write!(
+                    f,
+                    "NAT peer never initiated: {nat} had no handshake with {public} before the probe and has no PersistentKeepalive towards it (expected {expected} s); {public} cannot reach {nat} until {nat} sends first"
+                ),
+                _ => write!(
+                    f,
+                    "PersistentKeepalive missing on NAT node {nat} towards {public} (expected {expected} s): its NAT mapping will expire and {public} will lose it"
+                ),
+            },
+            Self::MtuDrift {
+                node,
+                live,
+                expected,
+                from_inventory,
+            } => {
+                write!(f, "MTU: {node}'s interface runs MTU {live}, ")?;
+                if *from_inventory {
+                    write!(f, "the inventory says {expected}; re-run apply")?;
+                } else {
+                    write!(
+                        f,
+                        "the other nodes run {expected}; set mtu in the inventory and re-run apply"
+                    )?;
+                }
+                write!(f, " (mismatched MTUs black-hole large packets)")
+            }
             Self::NoHandshake {
                 receiver,
                 sender,

@@ -54,6 +54,16 @@ pub struct PeerView {
     pub expected_allowed_ips: Vec<String>,
     /// Expected AllowedIPs without a route through the interface on this node.
     pub unrouted: Vec<String>,
+    /// The key the entry should carry: the peer's live interface key (or meshup's).
+    pub expected_public_key: Option<String>,
+    /// Expected keepalive.
+    pub expected_keepalive: Option<u16>,
+    /// Bytes received from the peer while the probe ran (`None` without a before dump).
+    pub rx_delta: Option<u64>,
+    /// Bytes sent to the peer while the probe ran (`None` without a before dump).
+    pub tx_delta: Option<u64>,
+    /// The entry had a handshake before the probe's pings (`None` without a before dump).
+    pub handshake_before: Option<bool>,
 }
 
 impl PeerView {
@@ -202,6 +212,8 @@ impl Live<'_> {
             })
             .unwrap_or_default();
         let entry = self.entry(on, peer);
+        let before = entry.and_then(|e| probe.dump_before.as_ref()?.peer(&e.public_key));
+        let before_known = probe.dump_before.is_some() && entry.is_some();
         let now = probe.now.unwrap_or(0);
         Some(PeerView {
             on: on.name.to_string(),
@@ -219,6 +231,15 @@ impl Live<'_> {
             allowed_ips: entry.map(|e| e.allowed_ips.clone()).unwrap_or_default(),
             expected_allowed_ips: expected_allowed,
             unrouted,
+            expected_public_key: expected.and_then(|p| p.public_key.clone()),
+            expected_keepalive: expected.and_then(|p| p.keepalive),
+            rx_delta: entry
+                .filter(|_| before_known)
+                .map(|e| e.rx.saturating_sub(before.map_or(0, |b| b.rx))),
+            tx_delta: entry
+                .filter(|_| before_known)
+                .map(|e| e.tx.saturating_sub(before.map_or(0, |b| b.tx))),
+            handshake_before: before_known.then(|| before.is_some_and(|b| b.latest_handshake > 0)),
         })
     }
 
@@ -234,7 +255,11 @@ impl Live<'_> {
     fn mtu(&self, from: &NodeName, to: &NodeName) -> Option<MtuProbe> {
         let probe = self.probe(from)?;
         let large = probe.ping(to.as_str(), PingKind::Mtu)?;
-        let small = probe.ping(to.as_str(), PingKind::Small)?;
+        // Scripts of format 1 ran a separate small DF ping; the mesh ping (56 bytes) says
+        // the same.
+        let small = probe
+            .ping(to.as_str(), PingKind::Small)
+            .or_else(|| probe.ping(to.as_str(), PingKind::Mesh))?;
         let detail = large
             .result
             .errors
@@ -421,6 +446,34 @@ fn pair(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> PairEvidence
         );
     }
     let mut degraded = false;
+    if reachable && works {
+        // Traffic passes, but the live config is not what the inventory says.
+        for v in [&forward, &reverse].into_iter().flatten() {
+            if v.present && !v.allowed_ips_match() {
+                degraded = true;
+                d.push(mismatch(v));
+            }
+        }
+    }
+    if reachable && path == PairPath::Direct {
+        for (nat, public, view) in [(from, to, &forward), (to, from, &reverse)] {
+            if let Some(v) = view
+                && nat.nat
+                && !public.nat
+                && v.present
+                && v.keepalive.is_none()
+                && let Some(expected) = v.expected_keepalive
+            {
+                degraded = true;
+                d.push(Diagnosis::NatKeepaliveMissing {
+                    nat: nat.name.to_string(),
+                    public: public.name.to_string(),
+                    expected,
+                    initiated: v.handshake_before,
+                });
+            }
+        }
+    }
     if let Some(m) = &mtu
         && m.small_ok
         && !m.large_ok
@@ -479,6 +532,25 @@ fn diagnose_failure(
         d.extend(key_drift(live, n));
     }
     let views: Vec<&PeerView> = [forward, reverse].into_iter().flatten().collect();
+    for v in &views {
+        if let (true, Some(entry_key), Some(live_key)) =
+            (v.present, &v.public_key, &v.expected_public_key)
+            && entry_key != live_key
+        {
+            d.push(Diagnosis::PeerKeyDrift {
+                on: v.on.clone(),
+                peer: v.peer.clone(),
+                entry_key: entry_key.clone(),
+                live_key: live_key.clone(),
+            });
+        }
+    }
+    let key_trouble = d.iter().any(|x| {
+        matches!(
+            x,
+            Diagnosis::KeyDrift { .. } | Diagnosis::PeerKeyDrift { .. }
+        )
+    });
     for v in &views {
         if !v.present {
             d.push(Diagnosis::PeerMissing {
@@ -597,7 +669,21 @@ fn diagnose_failure(
             });
         }
     }
-    if d.len() == before && fw.fresh() && rv.fresh() {
+    if d.len() == before && !key_trouble {
+        // Handshakes happened once; the transfer counters show who stopped receiving.
+        for (receiver_view, receiver, sender_view) in [(rv, to, fw), (fw, from, rv)] {
+            if receiver_view.rx_delta == Some(0) && sender_view.tx_delta.is_some_and(|t| t > 0) {
+                d.push(Diagnosis::UdpBlocked {
+                    receiver: receiver.name.to_string(),
+                    sender: sender_view.on.clone(),
+                    port: receiver.listen_port,
+                    firewall_closed: live.firewall_closed(&receiver.name),
+                    handshake_age: receiver_view.handshake_age,
+                });
+            }
+        }
+    }
+    if d.len() == before && !key_trouble && fw.fresh() && rv.fresh() {
         d.push(Diagnosis::PingBlocked {
             from: from.name.to_string(),
             to: to.name.to_string(),

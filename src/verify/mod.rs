@@ -10,6 +10,7 @@ pub mod diagnosis;
 pub mod error;
 pub mod evaluate;
 pub mod expectation;
+pub mod from_mesh;
 pub mod ipinfo;
 pub mod ping;
 pub mod probe;
@@ -27,4 +28,4 @@ pub use expectation::{
 };
 pub use probe::NodeProbe;
 pub use report::Report;
-pub use script::probe_script;
+pub use script::{probe_script, probe_script_with};

@@ -80,6 +80,9 @@ pub struct NodeProbe {
     pub routes: Vec<Route>,
     /// Forwarding switches.
     pub forwarding: Option<Forwarding>,
+    /// The redacted dump taken before any ping (`None` when it failed or the script
+    /// predates it).
+    pub dump_before: Option<WgDump>,
     /// The redacted dump (`None` when `wg show` failed).
     pub dump: Option<WgDump>,
     /// `wg show` error output when it failed.
@@ -115,6 +118,7 @@ pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
         addrs: Vec::new(),
         routes: Vec::new(),
         forwarding: None,
+        dump_before: None,
         dump: None,
         dump_error: None,
         pings: Vec::new(),
@@ -154,6 +158,9 @@ pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
                         result: ping::parse(&section.text(), section.exit),
                     });
                 }
+            }
+            "wg-dump-before" if section.exit == Some(0) => {
+                probe.dump_before = Some(wg_dump::parse(&section.text()));
             }
             "now" => probe.now = section.body.iter().find_map(|l| l.trim().parse().ok()),
             "wg-dump" => {

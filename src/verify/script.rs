@@ -7,10 +7,13 @@
 //! | marker                                   | body                                      |
 //! |------------------------------------------|-------------------------------------------|
 //! | `begin 1 <node> <interface>`             | none (format version 1)                   |
+//! | `wg-dump-before`                         | the redacted dump before any ping         |
 //! | `link`                                   | `ip -o link show dev <if>` (MTU, state)   |
 //! | `addr`                                   | `ip -o addr show dev <if>`                |
 //! | `route 4`, `route 6`                     | `ip -4/-6 route show table all dev <if>`  |
 //! | `forwarding`                             | ipv4 then ipv6 forwarding sysctls         |
+//! | `during`                                 | optional caller script (e.g. the facts    |
+//! |                                          | gather) run while the pings are in flight |
 //! | `ping <target> <kind> <addr> [<size>]`   | one `ping` run, kind = mesh, mesh6,       |
 //! |                                          | probe, mtu, small                         |
 //! | `now`                                    | `date +%s`, taken after the pings         |
@@ -18,10 +21,17 @@
 //! | `end`                                    | none                                      |
 //!
 //! All pings start at once in the background, before anything else is read, and each has
-//! a deadline (`-w`), so the run takes about 4 s whatever the mesh size. Towards a peer
+//! a deadline (`-w`), so the run takes about 4 s whatever the mesh size; a mesh ping
+//! or DF ping that fails is run once more (WireGuard retries a lost handshake after 5 s,
+//! and a loaded host may answer late), so a failing pair costs about 7 s. Towards a peer
 //! whose name sorts before this node's, pings start 1 s late: the other side's pings
 //! set the handshake up first, avoiding the crossed-handshake stall seen on the lab.
-//! The dump is read after the pings, so its handshakes reflect the ping traffic.
+//! The dump is read after the pings, so its handshakes reflect the ping traffic; a first
+//! dump taken before any ping shows what the mesh did on its own (who had initiated, and
+//! the transfer counters the pings then move).
+//!
+//! The whole script is one subshell reading `/dev/null`, so it can be fed to `sh -s` on
+//! stdin: the shell parses it completely before any command could read the script text.
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -70,9 +80,22 @@ fn df_payload(mtu: u16, addr: IpAddr) -> u16 {
 }
 
 /// The probe script for `node`: pings every other node's mesh address(es) and probe
-/// address, an MTU-sized DF ping and a small DF ping per direct peer, then reads the
+/// address and an MTU-sized DF ping per peer (the mesh ping shows that small packets
+/// pass; older outputs carry a separate `small` DF ping), then reads the
 /// interface, its routes and the redacted `wg show dump`.
 pub fn probe_script(expectation: &Expectation, node: &NodeName) -> Result<String, VerifyError> {
+    probe_script_with(expectation, node, None)
+}
+
+/// [`probe_script`] running `during` (a POSIX sh script, in a subshell of its own) while
+/// the pings are in flight, under a `during` section. Its output must not contain lines
+/// starting with the probe's [`MARKER`]; meshup's facts gather escapes every body line
+/// starting with `@@`, so it qualifies.
+pub fn probe_script_with(
+    expectation: &Expectation,
+    node: &NodeName,
+    during: Option<&str>,
+) -> Result<String, VerifyError> {
     let me = expectation
         .node(node)
         .ok_or_else(|| VerifyError::NoSuchNode {
@@ -101,7 +124,6 @@ pub fn probe_script(expectation: &Expectation, node: &NodeName) -> Result<String
             other.address,
             Some(df_payload(mtu, other.address)),
         ));
-        jobs.push(job("small", other.address, Some(56)));
     }
 
     let mut s = String::with_capacity(1024 + jobs.len() * 160);
@@ -111,6 +133,7 @@ pub fn probe_script(expectation: &Expectation, node: &NodeName) -> Result<String
         s,
         r#"#!/bin/sh
 # meshup verify probe for {node}: read-only.
+(
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
@@ -121,23 +144,40 @@ echo "${{M}}begin {FORMAT_VERSION} {node} {iface}"
 T=$(mktemp -d 2>/dev/null || mktemp -d -t meshup-verify.XXXXXX) || {{ echo "${{M}}fatal mktemp failed"; exit 1; }}
 trap 'rm -rf "$T"' EXIT
 trap 'exit 1' HUP INT TERM
+sec() {{ echo "${{M}}$*"; }}
+wgdump() {{
+  {{ wg show "$IF" dump 2>&1; echo "${{M}}exit $?"; }} | awk -F'\t' 'BEGIN {{ OFS = "\t" }}
+    NF <= 1 {{ print; next }}
+    NF == 4 {{ $1 = "(redacted)" }}
+    NF == 8 {{ if ($2 != "(none)") $2 = "(set)" }}
+    NF == 4 || NF == 8 {{ print; next }}
+    {{ print "(unparsed line redacted)" }}'
+}}
+sec wg-dump-before
+wgdump
 job() {{
-  f=$1; d=$2; shift 2
+  f=$1; d=$2; r=$3; shift 3
   (
     [ "$d" = 0 ] || sleep "$d"
     ping "$@" >"$T/$f.out" 2>&1
-    echo $? >"$T/$f.rc"
+    rc=$?
+    # A handshake lost at bring-up is retried by WireGuard after 5 s: try once more.
+    if [ "$rc" != 0 ] && [ "$r" = 1 ]; then
+      ping "$@" >"$T/$f.out" 2>&1
+      rc=$?
+    fi
+    echo "$rc" >"$T/$f.rc"
   ) </dev/null >/dev/null 2>&1 &
 }}
 "#,
         node = me.name,
     );
     for (i, job) in jobs.iter().enumerate() {
-        let _ = writeln!(s, "job {i} {} {}", job.delay, job.args());
+        let retry = u8::from(matches!(job.kind, "mesh" | "mesh6" | "probe" | "mtu"));
+        let _ = writeln!(s, "job {i} {} {retry} {}", job.delay, job.args());
     }
     s.push_str(
-        r#"sec() { echo "${M}$*"; }
-sec link
+        r#"sec link
 ip -o link show dev "$IF" 2>&1
 sec exit $?
 sec addr
@@ -151,7 +191,18 @@ ip -6 route show table all dev "$IF" 2>&1
 sec exit $?
 sec forwarding
 cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding 2>&1
-wait
+"#,
+    );
+    if let Some(during) = during {
+        s.push_str("sec during\n(\n");
+        s.push_str(during);
+        if !during.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str(") </dev/null\n");
+    }
+    s.push_str(
+        r#"wait
 out() {
   cat "$T/$1.out" 2>/dev/null
   if [ -s "$T/$1.rc" ]; then sec exit "$(cat "$T/$1.rc")"; else sec exit 124; fi
@@ -165,13 +216,9 @@ out() {
         r#"sec now
 date +%s
 sec wg-dump
-{ wg show "$IF" dump 2>&1; echo "${M}exit $?"; } | awk -F'\t' 'BEGIN { OFS = "\t" }
-  NF <= 1 { print; next }
-  NF == 4 { $1 = "(redacted)" }
-  NF == 8 { if ($2 != "(none)") $2 = "(set)" }
-  NF == 4 || NF == 8 { print; next }
-  { print "(unparsed line redacted)" }'
+wgdump
 sec end
+) </dev/null
 "#,
     );
     Ok(s)

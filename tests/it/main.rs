@@ -13,3 +13,4 @@ mod transport;
 mod transport_lab;
 mod vagrant;
 mod verify;
+mod verify_cli;

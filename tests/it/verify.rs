@@ -340,7 +340,7 @@ fn dump_parser_never_keeps_an_unredacted_column() {
 fn probe_script_is_valid_sh_and_quotes_addresses() {
     let exp = lab_expectation("healthy");
     let script = probe_script(&exp, &name("node-a")).expect("script");
-    assert!(script.contains("job 0 0 -4 -n -c 3 -i 0.2 -W 1 -w 3 '10.10.0.2'"));
+    assert!(script.contains("job 0 0 1 -4 -n -c 3 -i 0.2 -W 1 -w 3 '10.10.0.2'"));
     assert!(script.contains("-M do -s 1392"));
     for shell in ["sh", "bash"] {
         let ok = std::process::Command::new(shell)
