@@ -206,10 +206,32 @@ mu_forward() {
 	printf 'persisted=%s\n' "$(mu_yesno [ -f /etc/sysctl.d/99-meshup-forward.conf ])"
 }
 
-mu_ufw() { mu_has ufw || return 127; ufw status verbose 2>&1; }
-mu_firewalld_state() { mu_has firewall-cmd || return 127; firewall-cmd --state 2>&1; }
+# ufw and firewall-cmd are Python programs (50-100 ms each to start): ask them only
+# when they can be active. `ufw enable` sets ENABLED=yes in ufw.conf; firewalld is a
+# running daemon or nothing.
+mu_ufw() {
+	mu_has ufw || return 127
+	if [ -r /etc/ufw/ufw.conf ] && ! grep -qx 'ENABLED=yes' /etc/ufw/ufw.conf; then
+		echo 'Status: inactive'
+		return 0
+	fi
+	ufw status verbose 2>&1
+}
+mu_firewalld_running() {
+	if mu_has pgrep; then pgrep -f 'firewalld' >/dev/null 2>&1 || return 1; fi
+	return 0
+}
+mu_firewalld_state() {
+	mu_has firewall-cmd || return 127
+	if ! mu_firewalld_running; then
+		echo 'not running'
+		return 252
+	fi
+	firewall-cmd --state 2>&1
+}
 mu_firewalld_zone() {
 	mu_has firewall-cmd || return 127
+	mu_firewalld_running || return 3
 	firewall-cmd --state >/dev/null 2>&1 || return 3
 	firewall-cmd --list-all 2>&1
 }
