@@ -100,7 +100,7 @@ fn missing_inventory_is_an_error() {
 }
 
 #[test]
-fn unbuilt_commands_say_so_and_fail() {
+fn every_command_reports_a_missing_inventory_clearly() {
     for command in [
         &[
             "plan",
@@ -115,7 +115,10 @@ fn unbuilt_commands_say_so_and_fail() {
     ] {
         let (code, _, stderr) = run(command);
         assert_eq!(code, 1, "{command:?}");
-        assert!(stderr.contains("is not built yet"), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot read inventory inventory.yaml"),
+            "{command:?}: {stderr}"
+        );
     }
 }
 
