@@ -2,7 +2,7 @@
 //! connection settings meet the transport.
 
 use crate::fanout;
-use crate::inventory::{self, HostKeyChecking, Node, NodeName};
+use crate::inventory::{self, HostKeyChecking, Node};
 use crate::transport::{
     Become, HostKeyPolicy, Session, SshSession, Stats, TargetSpec, TransportError,
 };
@@ -57,9 +57,4 @@ pub async fn connect_all<'a>(
         |node| async move { connect(node, stats).await },
     )
     .await
-}
-
-/// Name of a node as the transport reports it.
-pub fn name_of(node: &Node) -> &NodeName {
-    &node.name
 }
