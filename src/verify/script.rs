@@ -112,18 +112,18 @@ pub fn probe_script_with(
             delay,
         };
         jobs.push(job("mesh", other.address, None));
-        if let (Some(_), Some(addr6)) = (me.address6, other.address6) {
-            jobs.push(job("mesh6", addr6, None));
-        }
-        if let Some(probe) = other.probe {
-            jobs.push(job("probe", probe, None));
-        }
         let mtu = me.mtu.min(other.mtu);
         jobs.push(job(
             "mtu",
             other.address,
             Some(df_payload(mtu, other.address)),
         ));
+        if let (Some(_), Some(addr6)) = (me.address6, other.address6) {
+            jobs.push(job("mesh6", addr6, None));
+        }
+        if let Some(probe) = other.probe {
+            jobs.push(job("probe", probe, None));
+        }
     }
 
     let mut s = String::with_capacity(1024 + jobs.len() * 160);
@@ -169,12 +169,61 @@ job() {{
     echo "$rc" >"$T/$f.rc"
   ) </dev/null >/dev/null 2>&1 &
 }}
+# One peer's connectivity and path-MTU probes in one process when healthy: a full-size
+# ping with DF set answers both; only when it fails does a small ping tell "no path"
+# from "MTU", and the full-size one is tried again once the path is known to work.
+# (Arguments are validated addresses and numbers, split on purpose.)
+pair() {{
+  m=$1; u=$2; d=$3; big=$4; small=$5
+  (
+    [ "$d" = 0 ] || sleep "$d"
+    ping $big >"$T/$u.out" 2>&1
+    urc=$?
+    if [ "$urc" = 0 ]; then
+      cp "$T/$u.out" "$T/$m.out"
+      mrc=0
+    else
+      ping $small >"$T/$m.out" 2>&1
+      mrc=$?
+      if [ "$mrc" != 0 ]; then
+        ping $small >"$T/$m.out" 2>&1
+        mrc=$?
+      fi
+      if [ "$mrc" = 0 ]; then
+        ping $big >"$T/$u.out" 2>&1
+        urc=$?
+      fi
+    fi
+    echo "$urc" >"$T/$u.rc"
+    echo "$mrc" >"$T/$m.rc"
+  ) </dev/null >/dev/null 2>&1 &
+}}
 "#,
         node = me.name,
     );
-    for (i, job) in jobs.iter().enumerate() {
+    let mut i = 0;
+    while i < jobs.len() {
+        let job = &jobs[i];
+        // A "mesh" job directly followed by the "mtu" job of the same peer runs as a pair.
+        if job.kind == "mesh"
+            && let Some(next) = jobs
+                .get(i + 1)
+                .filter(|n| n.kind == "mtu" && n.target == job.target)
+        {
+            let _ = writeln!(
+                s,
+                "pair {i} {} {} \"{}\" \"{}\"",
+                i + 1,
+                job.delay,
+                next.args().replace('\'', ""),
+                job.args().replace('\'', "")
+            );
+            i += 2;
+            continue;
+        }
         let retry = u8::from(matches!(job.kind, "mesh" | "mesh6" | "probe" | "mtu"));
         let _ = writeln!(s, "job {i} {} {retry} {}", job.delay, job.args());
+        i += 1;
     }
     s.push_str(
         r#"sec link

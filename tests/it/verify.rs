@@ -340,7 +340,13 @@ fn dump_parser_never_keeps_an_unredacted_column() {
 fn probe_script_is_valid_sh_and_quotes_addresses() {
     let exp = lab_expectation("healthy");
     let script = probe_script(&exp, &name("node-a")).expect("script");
-    assert!(script.contains("job 0 0 1 -4 -n -c 3 -i 0.2 -W 1 -w 3 '10.10.0.2'"));
+    // The connectivity and DF probes of a peer run as one pair: one ping when healthy.
+    assert!(
+        script.contains(
+            "pair 0 1 0 \"-4 -n -M do -s 1392 -c 2 -i 0.2 -W 1 -w 2 10.10.0.2\" \"-4 -n -c 3 -i 0.2 -W 1 -w 3 10.10.0.2\""
+        ),
+        "{script}"
+    );
     assert!(script.contains("-M do -s 1392"));
     for shell in ["sh", "bash"] {
         let ok = std::process::Command::new(shell)
