@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::error::VerifyError;
+use crate::keys::PublicKey;
 
 /// A node name as the inventory allows it: `[a-z0-9][a-z0-9.-]*`, at most 63 characters.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -86,7 +87,7 @@ pub struct ExpectedPeer {
     /// The peer node this entry points at (a relay for relayed pairs).
     pub name: NodeName,
     /// The peer's public key as meshup knows it (`public.key` on the peer), if known.
-    pub public_key: Option<String>,
+    pub public_key: Option<PublicKey>,
     /// AllowedIPs the entry should carry.
     pub allowed_ips: Vec<IpNet>,
     /// Endpoint the entry should carry (`host:port`), `None` for NAT peers.
@@ -117,7 +118,7 @@ pub struct ExpectedNode {
     /// UDP listen port.
     pub listen_port: u16,
     /// The node's own public key as meshup knows it, if known.
-    pub public_key: Option<String>,
+    pub public_key: Option<PublicKey>,
     /// Peer entries this node should carry (not one per node for relayed pairs).
     pub peers: Vec<ExpectedPeer>,
 }

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::facts::{FirewallFacts, HostFacts, PublicKey, port_in_spec};
+use crate::facts::{FirewallFacts, HostFacts, WgDump, port_in_spec};
 use crate::inventory::Inventory;
+use crate::keys::PublicKey;
 use crate::playbook::Playbooks;
 use crate::topology::{Mesh, Role};
 
@@ -71,9 +72,8 @@ impl HostKeys {
         HostKeys {
             live: probe
                 .and_then(|p| p.dump.as_ref())
-                .and_then(|d| d.interface.as_ref())
-                .and_then(|i| PublicKey::parse(&i.public_key)),
-            derived: facts.and_then(|f| f.keys.public_key().cloned()),
+                .and_then(WgDump::public_key),
+            derived: facts.and_then(|f| f.keys.public_key()),
         }
     }
 }
@@ -84,15 +84,9 @@ impl HostKeys {
 /// another key is key drift on the entry's holder).
 pub fn fill_keys(expectation: &mut Expectation, keys: &BTreeMap<NodeName, HostKeys>) {
     for node in &mut expectation.nodes {
-        node.public_key = keys
-            .get(&node.name)
-            .and_then(|k| k.derived.as_ref())
-            .map(|k| k.as_str().to_owned());
+        node.public_key = keys.get(&node.name).and_then(|k| k.derived);
         for peer in &mut node.peers {
-            peer.public_key = keys
-                .get(&peer.name)
-                .and_then(|k| k.live.as_ref().or(k.derived.as_ref()))
-                .map(|k| k.as_str().to_owned());
+            peer.public_key = keys.get(&peer.name).and_then(|k| k.live.or(k.derived));
         }
     }
 }
