@@ -12,7 +12,7 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn name(s: &str) -> NodeName {
-    NodeName::new(s).expect("valid test name")
+    s.parse().expect("valid test name")
 }
 
 /// Lab scenarios captured by `tests/fixtures/verify/capture-lab.sh`.
@@ -66,7 +66,7 @@ fn lab_expectation(scenario: &str) -> Expectation {
         }
     };
     Expectation::new(
-        InterfaceName::new("wg0").expect("if"),
+        "wg0".parse::<InterfaceName>().expect("if"),
         vec![node("node-a", 1), node("node-b", 2)],
     )
     .expect("valid expectation")
@@ -480,7 +480,7 @@ fn synthetic_mesh(public: usize, nat: usize) -> Expectation {
             peers,
         });
     }
-    Expectation::new(InterfaceName::new("wg0").expect("if"), nodes).expect("valid")
+    Expectation::new("wg0".parse::<InterfaceName>().expect("if"), nodes).expect("valid")
 }
 
 fn synth_outputs(exp: &Expectation, down: &[&str]) -> BTreeMap<NodeName, HostOutput> {

@@ -23,7 +23,7 @@ fn repo(path: &str) -> PathBuf {
 }
 
 fn name(s: &str) -> NodeName {
-    NodeName::new(s).expect("valid test name")
+    s.parse().expect("valid test name")
 }
 
 fn load(path: &Path) -> (Inventory, Mesh) {
