@@ -342,6 +342,24 @@ fn new_psk() -> Secret {
     Secret::new(text)
 }
 
+/// Runs a marker script (`sh -s`) on a host: its markers when it reached `done`, else
+/// why it did not (see [`failure_message`]).
+async fn run_marked(
+    session: &Connected,
+    script: &[u8],
+    timeout: std::time::Duration,
+) -> Result<Vec<script::Marker>, String> {
+    let out = session
+        .exec("sh -s", script, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (markers, stderr) = marker_summary(&out);
+    if !out.success() || !markers.iter().any(|m| m.kind == "done") {
+        return Err(failure_message(&markers, &stderr, out.status));
+    }
+    Ok(markers)
+}
+
 fn marker_summary(out: &crate::transport::ExecOutput) -> (Vec<script::Marker>, String) {
     let markers = script::parse_markers(&out.stdout_str());
     let stderr: String = out
@@ -481,14 +499,7 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode, miette::Report> {
                     },
                 );
                 let text = script.render(config_dir, iface);
-                let out = session
-                    .exec("sh -s", text.expose(), PREPARE_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let (markers, stderr) = marker_summary(&out);
-                if !out.success() || !markers.iter().any(|m| m.kind == "done") {
-                    return Err(failure_message(&markers, &stderr, out.status));
-                }
+                let markers = run_marked(&session, text.expose(), PREPARE_TIMEOUT).await?;
                 Ok(markers
                     .iter()
                     .find(|m| m.kind == "pubkey")
@@ -545,14 +556,7 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode, miette::Report> {
                 let session = session.ok_or_else(|| "no session".to_string())?;
                 progress.set(host.node.as_str(), "converging");
                 let text = script.render(config_dir, iface);
-                let out = session
-                    .exec("sh -s", text.as_bytes(), CONVERGE_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let (markers, stderr) = marker_summary(&out);
-                if !out.success() || !markers.iter().any(|m| m.kind == "done") {
-                    return Err(failure_message(&markers, &stderr, out.status));
-                }
+                run_marked(&session, text.as_bytes(), CONVERGE_TIMEOUT).await?;
                 Ok(())
             }
         },

@@ -324,7 +324,7 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
     for spec in &mesh.nodes {
         match input.facts.get(&spec.name) {
             Some(Ok(f)) => {
-                if let Some(k) = f.keys.public_key().and_then(|k| parse_key(k.as_str())) {
+                if let Some(k) = f.keys.public_key() {
                     keys.known.insert(spec.name.clone(), k);
                 } else if f.keys.private_key == KeyFileState::Absent && in_limit(&spec.name) {
                     keys.pending.insert(spec.name.clone());
@@ -865,7 +865,7 @@ fn live_differs(spec: &crate::topology::NodeSpec, facts: &HostFacts, keys: &KeyB
         .iter()
         .map(|p| {
             (
-                p.public_key.as_str().to_string(),
+                p.public_key.to_string(),
                 p.allowed_ips.iter().map(|n| n.to_string()).collect(),
             )
         })

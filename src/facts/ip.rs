@@ -1,7 +1,38 @@
-//! The `ip-addr` and `ip-route` facts: addresses and routes on the WireGuard interface.
+//! The `ip-addr` and `ip-route` facts: addresses and routes on the WireGuard interface,
+//! and its link (`ip -o link`), as iproute2 or busybox `ip` print them.
 
 use ipnet::IpNet;
 use serde::Serialize;
+
+/// The interface as `ip -o link show dev <if>` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkInfo {
+    /// Live MTU.
+    pub mtu: Option<u32>,
+    /// The link has the UP flag.
+    pub up: bool,
+}
+
+impl LinkInfo {
+    /// Parses the `ip -o link` line; `None` when there is none (no such device).
+    pub fn parse(body: &str) -> Option<LinkInfo> {
+        let line = body.lines().find(|l| l.contains(" mtu "))?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let mtu = words
+            .windows(2)
+            .find(|w| w[0] == "mtu")
+            .and_then(|w| w[1].parse().ok());
+        let flags = line
+            .split('<')
+            .nth(1)
+            .and_then(|f| f.split('>').next())
+            .unwrap_or("");
+        Some(LinkInfo {
+            mtu,
+            up: flags.split(',').any(|f| f == "UP"),
+        })
+    }
+}
 
 /// Addresses configured on the interface (`ip -o addr show dev <if>`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -54,6 +85,13 @@ pub struct Route {
     pub proto: Option<String>,
 }
 
+impl Route {
+    /// A route that sends traffic out of the interface (unicast, not in the local table).
+    pub fn forwards(&self) -> bool {
+        self.kind.is_none() && self.table.as_deref() != Some("local")
+    }
+}
+
 /// Routes through the interface in every table (`ip route show table all dev <if>`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct InterfaceRoutes {
@@ -61,7 +99,7 @@ pub struct InterfaceRoutes {
     pub routes: Vec<Route>,
 }
 
-const ROUTE_KINDS: [&str; 9] = [
+const ROUTE_KINDS: [&str; 10] = [
     "unicast",
     "local",
     "broadcast",
@@ -71,11 +109,19 @@ const ROUTE_KINDS: [&str; 9] = [
     "blackhole",
     "prohibit",
     "throw",
+    "nat",
 ];
 
 impl InterfaceRoutes {
-    /// Parses iproute2 or busybox route lines; unparsable lines are skipped.
+    /// Parses iproute2 or busybox route lines; unparsable lines are skipped and
+    /// `default` is read as 0.0.0.0/0.
     pub fn parse(body: &str) -> InterfaceRoutes {
+        Self::parse_family(body, false)
+    }
+
+    /// Like [`InterfaceRoutes::parse`] for the output of `ip -4` (`ipv6` false) or
+    /// `ip -6` (`ipv6` true), which decides what `default` stands for.
+    pub fn parse_family(body: &str, ipv6: bool) -> InterfaceRoutes {
         let mut routes: Vec<Route> = Vec::new();
         for line in body.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
@@ -86,7 +132,7 @@ impl InterfaceRoutes {
                 (None, &words[..])
             };
             let Some(dest) = rest.first() else { continue };
-            let Some(destination) = parse_destination(dest) else {
+            let Some(destination) = parse_destination(dest, ipv6) else {
                 continue;
             };
             let after = |key: &str| {
@@ -117,9 +163,9 @@ impl InterfaceRoutes {
     }
 }
 
-fn parse_destination(text: &str) -> Option<IpNet> {
+fn parse_destination(text: &str, ipv6: bool) -> Option<IpNet> {
     if text == "default" {
-        return "0.0.0.0/0".parse().ok();
+        return if ipv6 { "::/0" } else { "0.0.0.0/0" }.parse().ok();
     }
     if let Ok(net) = text.parse::<IpNet>() {
         return Some(net);

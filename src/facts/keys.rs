@@ -1,51 +1,11 @@
 //! The `keys` fact: state of the host's key files, never their secret contents.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use base64::Engine as _;
 use serde::Serialize;
 
 use super::sections::key_values;
-
-/// A WireGuard public key: base64 of exactly 32 bytes, validated.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(into = "String")]
-pub struct PublicKey(String);
-
-impl PublicKey {
-    /// Validates base64 text decoding to 32 bytes.
-    pub fn parse(text: &str) -> Option<PublicKey> {
-        let text = text.trim();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .ok()?;
-        (bytes.len() == 32 && text.len() == 44).then(|| PublicKey(text.to_string()))
-    }
-
-    /// The base64 text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<PublicKey> for String {
-    fn from(key: PublicKey) -> String {
-        key.0
-    }
-}
-
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({})", self.0)
-    }
-}
-
-impl fmt::Display for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::keys::PublicKey;
 
 /// State of a secret key file on the host (content never leaves the host).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -106,11 +66,12 @@ impl KeyFacts {
         for (key, value) in key_values(body) {
             match key {
                 "private_key" => keys.private_key = KeyFileState::parse(value),
-                "derived_public_key" => keys.derived_public_key = PublicKey::parse(value),
+                "derived_public_key" => keys.derived_public_key = value.parse().ok(),
                 "public_key" => {
                     keys.public_key_file = match value {
                         "absent" | "" => PublicKeyFile::Absent,
-                        other => PublicKey::parse(other)
+                        other => other
+                            .parse()
                             .map(PublicKeyFile::Present)
                             .unwrap_or(PublicKeyFile::Invalid),
                     }
@@ -136,8 +97,8 @@ impl KeyFacts {
     }
 
     /// The host's public key: the one derived from private.key.
-    pub fn public_key(&self) -> Option<&PublicKey> {
-        self.derived_public_key.as_ref()
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.derived_public_key
     }
 
     /// public.key exists and equals the key derived from private.key.

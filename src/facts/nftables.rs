@@ -153,24 +153,22 @@ impl NftablesFacts {
         out
     }
 
-    /// The chain named by `r`.
-    pub fn chain(&self, r: &NftChainRef) -> Option<&NftChain> {
+    /// The table holding the chain named by `r`.
+    fn table_of(&self, r: &NftChainRef) -> Option<&NftTable> {
         self.tables
             .iter()
-            .find(|t| t.family == r.family && t.name == r.table)?
-            .chains
-            .iter()
-            .find(|c| c.name == r.chain)
+            .find(|t| t.family == r.family && t.name == r.table)
+    }
+
+    /// The chain named by `r`.
+    pub fn chain(&self, r: &NftChainRef) -> Option<&NftChain> {
+        self.table_of(r)?.chains.iter().find(|c| c.name == r.chain)
     }
 
     /// The restrictive input chain `r` accepts UDP to `port` before any catch-all drop
     /// (following jumps/gotos into regular chains of the same table).
     pub fn chain_accepts_udp(&self, r: &NftChainRef, port: u16) -> bool {
-        let Some(table) = self
-            .tables
-            .iter()
-            .find(|t| t.family == r.family && t.name == r.table)
-        else {
+        let Some(table) = self.table_of(r) else {
             return false;
         };
         let mut visited = Vec::new();
@@ -181,11 +179,7 @@ impl NftablesFacts {
 
     /// The restrictive forward chain `r` accepts traffic between `interface` and itself.
     pub fn chain_accepts_forward(&self, r: &NftChainRef, interface: &str) -> bool {
-        let Some(table) = self
-            .tables
-            .iter()
-            .find(|t| t.family == r.family && t.name == r.table)
-        else {
+        let Some(table) = self.table_of(r) else {
             return false;
         };
         let quoted = format!("\"{interface}\"");

@@ -1,16 +1,17 @@
-//! The `wg-dump` fact: the live interface as `wg show <if> dump` reports it, redacted.
+//! The live interface as `wg show <if> dump` reports it, redacted on the host: the
+//! `wg-dump` fact, and what `verify` reads before and after its pings.
 
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::keys::PublicKey;
+use crate::keys::PublicKey;
 
 /// The interface line of the dump (the private key column is never kept).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WgInterfaceDump {
     /// The interface has a private key set.
     pub private_key_set: bool,
-    /// The interface's public key.
+    /// The interface's public key (`None` when it has none).
     pub public_key: Option<PublicKey>,
     /// The UDP port it listens on (0 when none).
     pub listen_port: u16,
@@ -49,47 +50,43 @@ pub struct WgDump {
 }
 
 impl WgDump {
-    /// Parses tab-separated dump output (first line: interface, then one line per peer).
-    /// Malformed lines are skipped.
+    /// Parses tab-separated dump output: the interface line has 4 columns, each peer
+    /// line 8. Lines of another shape (error messages) and peers without a valid key
+    /// are skipped; no column that could hold a secret is kept.
     pub fn parse(body: &str) -> WgDump {
         let mut dump = WgDump::default();
-        let mut lines = body.lines().filter(|l| !l.trim().is_empty());
-        let Some(first) = lines.next() else {
-            return dump;
-        };
-        let cols: Vec<&str> = first.split('\t').collect();
-        if cols.len() != 4 {
-            return dump;
-        }
-        dump.interface = Some(WgInterfaceDump {
-            private_key_set: cols[0] != "(none)",
-            public_key: PublicKey::parse(cols[1]),
-            listen_port: cols[2].parse().unwrap_or(0),
-            fwmark: parse_fwmark(cols[3]),
-        });
-        for line in lines {
-            let cols: Vec<&str> = line.split('\t').collect();
-            if cols.len() != 8 {
-                continue;
+        for line in body.lines().filter(|l| !l.trim().is_empty()) {
+            match line.split('\t').collect::<Vec<_>>()[..] {
+                [private, public, port, fwmark] if dump.interface.is_none() => {
+                    dump.interface = Some(WgInterfaceDump {
+                        private_key_set: private != "(none)",
+                        public_key: public.parse().ok(),
+                        listen_port: port.parse().unwrap_or(0),
+                        fwmark: parse_fwmark(fwmark),
+                    });
+                }
+                [public, psk, endpoint, allowed, handshake, rx, tx, keepalive] => {
+                    let Ok(public_key) = public.parse() else {
+                        continue;
+                    };
+                    dump.peers.push(WgPeerDump {
+                        public_key,
+                        preshared_key_set: psk != "(none)",
+                        endpoint: Some(endpoint)
+                            .filter(|e| *e != "(none)" && !e.is_empty())
+                            .map(str::to_string),
+                        allowed_ips: allowed
+                            .split(',')
+                            .filter_map(|ip| ip.trim().parse().ok())
+                            .collect(),
+                        latest_handshake: handshake.parse().ok().filter(|t| *t != 0),
+                        rx_bytes: rx.parse().unwrap_or(0),
+                        tx_bytes: tx.parse().unwrap_or(0),
+                        persistent_keepalive: keepalive.parse().ok().filter(|k| *k != 0),
+                    });
+                }
+                _ => {}
             }
-            let Some(public_key) = PublicKey::parse(cols[0]) else {
-                continue;
-            };
-            dump.peers.push(WgPeerDump {
-                public_key,
-                preshared_key_set: cols[1] != "(none)",
-                endpoint: Some(cols[2])
-                    .filter(|e| *e != "(none)" && !e.is_empty())
-                    .map(str::to_string),
-                allowed_ips: cols[3]
-                    .split(',')
-                    .filter_map(|ip| ip.trim().parse().ok())
-                    .collect(),
-                latest_handshake: cols[4].parse().ok().filter(|t| *t != 0),
-                rx_bytes: cols[5].parse().unwrap_or(0),
-                tx_bytes: cols[6].parse().unwrap_or(0),
-                persistent_keepalive: cols[7].parse().ok().filter(|k| *k != 0),
-            });
         }
         dump
     }
@@ -97,6 +94,11 @@ impl WgDump {
     /// The peer with this public key.
     pub fn peer(&self, key: &PublicKey) -> Option<&WgPeerDump> {
         self.peers.iter().find(|p| &p.public_key == key)
+    }
+
+    /// The interface's public key, when the interface is up and has one.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.interface.as_ref()?.public_key
     }
 }
 

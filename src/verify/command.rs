@@ -59,7 +59,7 @@ impl VerifyPlan {
         let settings = &mesh.settings;
         let mut jobs = Vec::with_capacity(mesh.nodes.len());
         for spec in &mesh.nodes {
-            let node = NodeName::new(spec.name.as_str()).into_diagnostic()?;
+            let node = spec.name.clone();
             let peers: Vec<String> = spec.peers.iter().map(|p| p.name.to_string()).collect();
             let params = GatherParams::new(
                 settings.interface.as_str(),
@@ -190,7 +190,7 @@ pub fn assemble(
     let mut report = evaluate(&expectation, outputs, &firewall);
     report
         .node_diagnoses
-        .extend(from_mesh::mtu_findings(mesh, &probes).into_diagnostic()?);
+        .extend(from_mesh::mtu_findings(mesh, &probes));
     Ok(Verdict {
         report,
         expectation,
@@ -291,9 +291,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode, miette::Report> {
         .await;
         let mut sessions: BTreeMap<NodeName, Connection> = BTreeMap::new();
         for (node, result) in connected {
-            let Ok(name) = NodeName::new(node.name.as_str()) else {
-                continue;
-            };
+            let name = node.name.clone();
             let connection = match result {
                 Ok(Ok(session)) => Ok(session),
                 Ok(Err(e)) => Err(e.to_string()),

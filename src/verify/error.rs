@@ -4,18 +4,6 @@ use thiserror::Error;
 /// What can go wrong building an expectation or reading a probe's output.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum VerifyError {
-    /// A node name breaks the inventory's rule.
-    #[error("invalid node name {name:?}")]
-    InvalidNodeName {
-        /// The rejected name.
-        name: String,
-    },
-    /// An interface name the kernel would reject.
-    #[error("invalid interface name {name:?}")]
-    InvalidInterface {
-        /// The rejected name.
-        name: String,
-    },
     /// Two nodes share a name.
     #[error("node {name} appears twice")]
     DuplicateNode {

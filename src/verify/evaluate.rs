@@ -11,7 +11,8 @@ use super::expectation::{
 };
 use super::probe::{self, NodeProbe, PingKind};
 use super::report::{NodeSummary, ProbeCheck, Report};
-use super::wg_dump::WgPeer;
+use crate::facts::WgPeerDump;
+use crate::keys::PublicKey;
 
 /// A handshake older than this (seconds) is stale: keepalive or traffic would renew it.
 pub const HANDSHAKE_FRESH_SECS: u64 = 180;
@@ -35,7 +36,7 @@ pub struct PeerView {
     /// The entry exists in the live dump.
     pub present: bool,
     /// Live public key of the entry.
-    pub public_key: Option<String>,
+    pub public_key: Option<PublicKey>,
     /// Live endpoint.
     pub endpoint: Option<String>,
     /// Expected endpoint.
@@ -55,7 +56,7 @@ pub struct PeerView {
     /// Expected AllowedIPs without a route through the interface on this node.
     pub unrouted: Vec<String>,
     /// The key the entry should carry: the peer's live interface key (or meshup's).
-    pub expected_public_key: Option<String>,
+    pub expected_public_key: Option<PublicKey>,
     /// Expected keepalive.
     pub expected_keepalive: Option<u16>,
     /// Bytes received from the peer while the probe ran (`None` without a before dump).
@@ -165,33 +166,25 @@ impl Live<'_> {
         self.probes.get(n).and_then(|p| p.as_ref().ok())
     }
 
-    fn live_key(&self, n: &NodeName) -> Option<&str> {
-        self.probe(n)?
-            .dump
-            .as_ref()?
-            .interface
-            .as_ref()
-            .map(|i| i.public_key.as_str())
+    fn live_key(&self, n: &NodeName) -> Option<PublicKey> {
+        self.probe(n)?.dump.as_ref()?.public_key()
     }
 
     /// `on`'s live entry for node `peer`: by expected key, else live key, else AllowedIPs.
-    fn entry(&self, on: &ExpectedNode, peer: &ExpectedNode) -> Option<&WgPeer> {
+    fn entry(&self, on: &ExpectedNode, peer: &ExpectedNode) -> Option<&WgPeerDump> {
         let dump = self.probe(&on.name)?.dump.as_ref()?;
         let keys = [
-            on.peer(&peer.name).and_then(|p| p.public_key.as_deref()),
-            peer.public_key.as_deref(),
+            on.peer(&peer.name).and_then(|p| p.public_key),
+            peer.public_key,
             self.live_key(&peer.name),
         ];
         keys.into_iter()
             .flatten()
-            .find_map(|k| dump.peer(k))
+            .find_map(|k| dump.peer(&k))
             .or_else(|| {
-                let addr = peer.address.to_string();
-                dump.peers.iter().find(|p| {
-                    p.allowed_ips
-                        .iter()
-                        .any(|a| a.split('/').next() == Some(addr.as_str()))
-                })
+                dump.peers
+                    .iter()
+                    .find(|p| p.allowed_ips.iter().any(|a| a.addr() == peer.address))
             })
     }
 
@@ -219,27 +212,30 @@ impl Live<'_> {
             on: on.name.to_string(),
             peer: peer.name.to_string(),
             present: entry.is_some(),
-            public_key: entry.map(|e| e.public_key.clone()),
+            public_key: entry.map(|e| e.public_key),
             endpoint: entry.and_then(|e| e.endpoint.clone()),
             expected_endpoint: expected.and_then(|p| p.endpoint.clone()),
             handshake_age: entry
-                .filter(|e| e.latest_handshake > 0)
-                .map(|e| now.saturating_sub(e.latest_handshake)),
-            rx: entry.map_or(0, |e| e.rx),
-            tx: entry.map_or(0, |e| e.tx),
-            keepalive: entry.and_then(|e| e.keepalive),
-            allowed_ips: entry.map(|e| e.allowed_ips.clone()).unwrap_or_default(),
+                .and_then(|e| e.latest_handshake)
+                .map(|h| now.saturating_sub(h)),
+            rx: entry.map_or(0, |e| e.rx_bytes),
+            tx: entry.map_or(0, |e| e.tx_bytes),
+            keepalive: entry.and_then(|e| e.persistent_keepalive),
+            allowed_ips: entry
+                .map(|e| e.allowed_ips.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
             expected_allowed_ips: expected_allowed,
             unrouted,
-            expected_public_key: expected.and_then(|p| p.public_key.clone()),
+            expected_public_key: expected.and_then(|p| p.public_key),
             expected_keepalive: expected.and_then(|p| p.keepalive),
             rx_delta: entry
                 .filter(|_| before_known)
-                .map(|e| e.rx.saturating_sub(before.map_or(0, |b| b.rx))),
+                .map(|e| e.rx_bytes.saturating_sub(before.map_or(0, |b| b.rx_bytes))),
             tx_delta: entry
                 .filter(|_| before_known)
-                .map(|e| e.tx.saturating_sub(before.map_or(0, |b| b.tx))),
-            handshake_before: before_known.then(|| before.is_some_and(|b| b.latest_handshake > 0)),
+                .map(|e| e.tx_bytes.saturating_sub(before.map_or(0, |b| b.tx_bytes))),
+            handshake_before: before_known
+                .then(|| before.is_some_and(|b| b.latest_handshake.is_some())),
         })
     }
 
@@ -534,14 +530,14 @@ fn diagnose_failure(
     let views: Vec<&PeerView> = [forward, reverse].into_iter().flatten().collect();
     for v in &views {
         if let (true, Some(entry_key), Some(live_key)) =
-            (v.present, &v.public_key, &v.expected_public_key)
+            (v.present, v.public_key, v.expected_public_key)
             && entry_key != live_key
         {
             d.push(Diagnosis::PeerKeyDrift {
                 on: v.on.clone(),
                 peer: v.peer.clone(),
-                entry_key: entry_key.clone(),
-                live_key: live_key.clone(),
+                entry_key: entry_key.to_string(),
+                live_key: live_key.to_string(),
             });
         }
     }
@@ -701,11 +697,14 @@ fn mismatch(v: &PeerView) -> Diagnosis {
 }
 
 fn key_drift(live: &Live<'_>, n: &ExpectedNode) -> Option<Diagnosis> {
-    let live_key = live.live_key(&n.name)?;
-    let expected = n.public_key.as_deref()?;
-    (live_key != expected).then(|| Diagnosis::KeyDrift {
+    let interface = live.probe(&n.name)?.dump.as_ref()?.interface.as_ref()?;
+    let expected = n.public_key?;
+    // An interface without a private key shows `(none)` as its public key, as `wg` does.
+    (interface.public_key != Some(expected)).then(|| Diagnosis::KeyDrift {
         node: n.name.to_string(),
-        live: live_key.to_owned(),
-        expected: expected.to_owned(),
+        live: interface
+            .public_key
+            .map_or_else(|| "(none)".to_owned(), |k| k.to_string()),
+        expected: expected.to_string(),
     })
 }

@@ -1,84 +1,14 @@
 //! What `verify` expects of the mesh: the verify-local input model the caller maps
 //! from the topology (names, addresses, keys, AllowedIPs, roles, firewall evidence).
 use std::collections::BTreeSet;
-use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::Serialize;
 
 use super::error::VerifyError;
-
-/// A node name as the inventory allows it: `[a-z0-9][a-z0-9.-]*`, at most 63 characters.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct NodeName(String);
-
-impl NodeName {
-    /// Validates `name` against the inventory's node-name rule.
-    pub fn new(name: &str) -> Result<Self, VerifyError> {
-        let mut chars = name.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let rest_ok =
-            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-        if first_ok && rest_ok && name.len() <= 63 {
-            Ok(Self(name.to_owned()))
-        } else {
-            Err(VerifyError::InvalidNodeName {
-                name: name.to_owned(),
-            })
-        }
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for NodeName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A WireGuard interface name valid for the kernel: 1–15 bytes, no `/`, `:`, whitespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct InterfaceName(String);
-
-impl InterfaceName {
-    /// Validates `name` with the kernel's rules (restricted to `[A-Za-z0-9_.-]`).
-    pub fn new(name: &str) -> Result<Self, VerifyError> {
-        let ok = !name.is_empty()
-            && name.len() <= 15
-            && name != "."
-            && name != ".."
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        if ok {
-            Ok(Self(name.to_owned()))
-        } else {
-            Err(VerifyError::InvalidInterface {
-                name: name.to_owned(),
-            })
-        }
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for InterfaceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::inventory::{InterfaceName, NodeName};
+use crate::keys::PublicKey;
 
 /// One peer entry a node is expected to carry in its interface.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,7 +16,7 @@ pub struct ExpectedPeer {
     /// The peer node this entry points at (a relay for relayed pairs).
     pub name: NodeName,
     /// The peer's public key as meshup knows it (`public.key` on the peer), if known.
-    pub public_key: Option<String>,
+    pub public_key: Option<PublicKey>,
     /// AllowedIPs the entry should carry.
     pub allowed_ips: Vec<IpNet>,
     /// Endpoint the entry should carry (`host:port`), `None` for NAT peers.
@@ -117,7 +47,7 @@ pub struct ExpectedNode {
     /// UDP listen port.
     pub listen_port: u16,
     /// The node's own public key as meshup knows it, if known.
-    pub public_key: Option<String>,
+    pub public_key: Option<PublicKey>,
     /// Peer entries this node should carry (not one per node for relayed pairs).
     pub peers: Vec<ExpectedPeer>,
 }

@@ -4,15 +4,16 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::facts::{FirewallFacts, HostFacts, PublicKey, port_in_spec};
+use crate::facts::{FirewallFacts, HostFacts, WgDump, port_in_spec};
 use crate::inventory::Inventory;
+use crate::keys::PublicKey;
 use crate::playbook::Playbooks;
 use crate::topology::{Mesh, Role};
 
 use super::diagnosis::Diagnosis;
 use super::error::VerifyError;
 use super::expectation::{
-    Expectation, ExpectedNode, ExpectedPeer, FirewallEvidence, InterfaceName, NodeName, PortState,
+    Expectation, ExpectedNode, ExpectedPeer, FirewallEvidence, NodeName, PortState,
 };
 use super::probe::NodeProbe;
 
@@ -22,25 +23,23 @@ pub const DEFAULT_MTU: u16 = 1420;
 /// The expectation for `mesh` (present nodes, name order). Public keys are left unknown:
 /// they come from the hosts themselves, see [`fill_keys`].
 pub fn expectation(inventory: &Inventory, mesh: &Mesh) -> Result<Expectation, VerifyError> {
-    let interface = InterfaceName::new(mesh.settings.interface.as_str())?;
+    let interface = mesh.settings.interface.clone();
     let mut nodes = Vec::with_capacity(mesh.nodes.len());
     for spec in &mesh.nodes {
         let probe = inventory.node(&spec.name).and_then(|n| n.probe);
         let peers = spec
             .peers
             .iter()
-            .map(|p| {
-                Ok(ExpectedPeer {
-                    name: NodeName::new(p.name.as_str())?,
-                    public_key: None,
-                    allowed_ips: p.allowed_ips.clone(),
-                    endpoint: p.endpoint.clone(),
-                    keepalive: p.persistent_keepalive,
-                })
+            .map(|p| ExpectedPeer {
+                name: p.name.clone(),
+                public_key: None,
+                allowed_ips: p.allowed_ips.clone(),
+                endpoint: p.endpoint.clone(),
+                keepalive: p.persistent_keepalive,
             })
-            .collect::<Result<Vec<_>, VerifyError>>()?;
+            .collect();
         nodes.push(ExpectedNode {
-            name: NodeName::new(spec.name.as_str())?,
+            name: spec.name.clone(),
             address: IpAddr::V4(spec.address),
             address6: spec.address6.map(IpAddr::V6),
             nat: spec.role == Role::Nat,
@@ -71,9 +70,8 @@ impl HostKeys {
         HostKeys {
             live: probe
                 .and_then(|p| p.dump.as_ref())
-                .and_then(|d| d.interface.as_ref())
-                .and_then(|i| PublicKey::parse(&i.public_key)),
-            derived: facts.and_then(|f| f.keys.public_key().cloned()),
+                .and_then(WgDump::public_key),
+            derived: facts.and_then(|f| f.keys.public_key()),
         }
     }
 }
@@ -84,15 +82,9 @@ impl HostKeys {
 /// another key is key drift on the entry's holder).
 pub fn fill_keys(expectation: &mut Expectation, keys: &BTreeMap<NodeName, HostKeys>) {
     for node in &mut expectation.nodes {
-        node.public_key = keys
-            .get(&node.name)
-            .and_then(|k| k.derived.as_ref())
-            .map(|k| k.as_str().to_owned());
+        node.public_key = keys.get(&node.name).and_then(|k| k.derived);
         for peer in &mut node.peers {
-            peer.public_key = keys
-                .get(&peer.name)
-                .and_then(|k| k.live.as_ref().or(k.derived.as_ref()))
-                .map(|k| k.as_str().to_owned());
+            peer.public_key = keys.get(&peer.name).and_then(|k| k.live.or(k.derived));
         }
     }
 }
@@ -161,13 +153,10 @@ fn nft_rule_dropping(facts: &FirewallFacts, port: u16) -> Option<(String, String
 /// Node findings `evaluate` cannot make alone: the live interface MTU against the
 /// inventory's. Where the inventory sets none, wg-quick picks one from the underlay, so a
 /// node is only compared with the MTU most of the other probed nodes run.
-pub fn mtu_findings(
-    mesh: &Mesh,
-    probes: &BTreeMap<NodeName, NodeProbe>,
-) -> Result<Vec<Diagnosis>, VerifyError> {
+pub fn mtu_findings(mesh: &Mesh, probes: &BTreeMap<NodeName, NodeProbe>) -> Vec<Diagnosis> {
     let mut live = Vec::new();
     for spec in &mesh.nodes {
-        let name = NodeName::new(spec.name.as_str())?;
+        let name = spec.name.clone();
         let mtu = probes
             .get(&name)
             .and_then(|p| p.link.as_ref())
@@ -200,5 +189,5 @@ pub fn mtu_findings(
             });
         }
     }
-    Ok(out)
+    out
 }

@@ -11,13 +11,11 @@ pub mod error;
 pub mod evaluate;
 pub mod expectation;
 pub mod from_mesh;
-pub mod ipinfo;
 pub mod ping;
 pub mod probe;
 pub mod report;
 pub mod script;
 pub mod sections;
-pub mod wg_dump;
 
 pub use diagnosis::Diagnosis;
 pub use error::VerifyError;

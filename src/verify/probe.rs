@@ -5,10 +5,9 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::error::VerifyError;
-use super::ipinfo::{self, LinkInfo, Route};
 use super::ping::{self, PingResult};
 use super::sections;
-use super::wg_dump::{self, WgDump};
+use crate::facts::{InterfaceAddresses, InterfaceRoutes, LinkInfo, Route, WgDump};
 
 /// What a ping run was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -125,13 +124,12 @@ pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
     };
     for section in &sections {
         match section.kind {
-            "link" if section.exit == Some(0) => probe.link = ipinfo::parse_link(&section.text()),
-            "addr" => probe.addrs = ipinfo::parse_addrs(&section.text()),
+            "link" if section.exit == Some(0) => probe.link = LinkInfo::parse(&section.text()),
+            "addr" => probe.addrs = InterfaceAddresses::parse(&section.text()).addresses,
             "route" => {
                 let v6 = section.args.first() == Some(&"6");
-                probe
-                    .routes
-                    .extend(ipinfo::parse_routes(&section.text(), v6));
+                let routes = InterfaceRoutes::parse_family(&section.text(), v6);
+                probe.routes.extend(routes.routes);
             }
             "forwarding" => {
                 let values: Vec<&str> = section.body.iter().map(|l| l.trim()).collect();
@@ -160,15 +158,14 @@ pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
                 }
             }
             "wg-dump-before" if section.exit == Some(0) => {
-                probe.dump_before = Some(wg_dump::parse(&section.text()));
+                probe.dump_before = Some(WgDump::parse(&section.text()));
             }
             "now" => probe.now = section.body.iter().find_map(|l| l.trim().parse().ok()),
             "wg-dump" => {
-                let dump = wg_dump::parse(&section.text());
                 if section.exit == Some(0) {
-                    probe.dump = Some(dump);
+                    probe.dump = Some(WgDump::parse(&section.text()));
                 } else {
-                    let message = dump.other_lines.join("; ");
+                    let message = dump_error(&section.body);
                     probe.dump_error = Some(if message.is_empty() {
                         format!("wg show exited with {:?}", section.exit)
                     } else {
@@ -181,4 +178,19 @@ pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
         }
     }
     Ok(probe)
+}
+
+/// The message of a failed `wg show dump`: its lines without a tab (error text). A line
+/// with tabs could hold anything, so only its shape is kept, never a column that could
+/// be a key; interface (4 columns) and peer (8 columns) lines are left out.
+fn dump_error(body: &[&str]) -> String {
+    body.iter()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|line| match line.split('\t').count() {
+            1 => Some(*line),
+            4 | 8 => None,
+            _ => Some("(unparsed dump line)"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

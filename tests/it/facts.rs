@@ -208,8 +208,8 @@ fn real_gather_redacts_secrets_on_every_shell() {
         assert!(f.complete, "{shell:?}: {text}");
         assert_eq!(f.keys.private_key, KeyFileState::Valid);
         assert_eq!(
-            f.keys.public_key().map(|k| k.as_str()),
-            Some(public.as_str())
+            f.keys.public_key().map(|k| k.to_string()),
+            Some(public.clone())
         );
         assert!(f.keys.public_key_matches());
         assert_eq!(f.keys.psks.get("node-b"), Some(&KeyFileState::Valid));

@@ -2,6 +2,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use meshup::keys::PublicKey;
 use meshup::verify::{
     Expectation, ExpectedNode, ExpectedPeer, InterfaceName, NodeName, probe_script,
 };
@@ -11,7 +12,7 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn name(s: &str) -> NodeName {
-    NodeName::new(s).expect("valid test name")
+    s.parse().expect("valid test name")
 }
 
 /// Lab scenarios captured by `tests/fixtures/verify/capture-lab.sh`.
@@ -25,12 +26,12 @@ const SCENARIOS: [&str; 6] = [
 ];
 
 /// Public keys the capture recorded (`keys.txt`: `node-a <key>` lines).
-fn lab_keys(scenario: &str) -> BTreeMap<String, String> {
+fn lab_keys(scenario: &str) -> BTreeMap<String, PublicKey> {
     let path = fixture_dir().join(scenario).join("keys.txt");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     text.lines()
         .filter_map(|l| l.split_once(' '))
-        .map(|(n, k)| (n.to_owned(), k.trim().to_owned()))
+        .map(|(n, k)| (n.to_owned(), k.parse().expect("valid key in keys.txt")))
         .collect()
 }
 
@@ -65,7 +66,7 @@ fn lab_expectation(scenario: &str) -> Expectation {
         }
     };
     Expectation::new(
-        InterfaceName::new("wg0").expect("if"),
+        "wg0".parse::<InterfaceName>().expect("if"),
         vec![node("node-a", 1), node("node-b", 2)],
     )
     .expect("valid expectation")
@@ -98,7 +99,6 @@ fn write_lab_scripts() {
 
 use meshup::verify::{
     Diagnosis, FirewallEvidence, HostOutput, PairStatus, PortState, Report, evaluate, ping, probe,
-    wg_dump,
 };
 
 fn read(scenario: &str, node: &str) -> String {
@@ -142,10 +142,22 @@ fn has(report: &Report, pred: impl Fn(&Diagnosis) -> bool) -> bool {
 fn real_captures_carry_no_private_key_column() {
     for s in SCENARIOS {
         for n in ["node-a", "node-b"] {
-            let p = probe::parse(&read(s, n)).expect("probe output");
+            let text = read(s, n);
+            let p = probe::parse(&text).expect("probe output");
             assert!(p.complete, "{s}/{n} reached the end marker");
             let dump = p.dump.expect("dump parsed");
-            assert!(dump.interface.expect("interface line").redacted, "{s}/{n}");
+            assert!(dump.interface.is_some(), "{s}/{n}");
+            let interface_lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.split('\t').count() == 4)
+                .collect();
+            assert!(!interface_lines.is_empty(), "{s}/{n}");
+            assert!(
+                interface_lines
+                    .iter()
+                    .all(|l| l.starts_with("(redacted)\t")),
+                "{s}/{n}"
+            );
             assert_eq!(dump.peers.len(), 1);
         }
     }
@@ -243,12 +255,12 @@ fn mtu_blackhole_large_fails_small_passes() {
 fn key_drift_is_reported() {
     let mut exp = lab_expectation("healthy");
     let other = lab_keys("never").remove("node-b").expect("key");
-    exp.nodes[1].public_key = Some(other.clone());
+    exp.nodes[1].public_key = Some(other);
     let report = run(&exp, "healthy", &[]);
     assert!(has(
         &report,
         |d| matches!(d, Diagnosis::KeyDrift { node, expected, .. }
-        if node == "node-b" && *expected == other)
+        if node == "node-b" && *expected == other.to_string())
     ));
     assert!(!report.all_healthy());
 }
@@ -325,14 +337,17 @@ fn ping_parser_reads_errors_and_busybox() {
 
 #[test]
 fn dump_parser_never_keeps_an_unredacted_column() {
-    let d = wg_dump::parse(
-        "SECRET\tpub\t51820\toff\nk\tSECRETPSK\t(none)\t(none)\t0\t0\t0\toff\nerror: x\n",
-    );
+    let key = "mC8g936pzjJn189LO2s/bHvvZkoy3LjEWR1ik9rSXmI=";
+    let d = meshup::facts::WgDump::parse(&format!(
+        "SECRET\t{key}\t51820\toff\n{key}\tSECRETPSK\t(none)\t(none)\t0\t0\t0\toff\nerror: x\n"
+    ));
     let json = serde_json::to_string(&d).expect("json");
     assert!(!json.contains("SECRET"), "{json}");
-    assert!(!d.interface.expect("line").redacted);
+    assert!(d.interface.expect("line").private_key_set);
     assert!(
-        d.peers[0].psk_set && d.peers[0].endpoint.is_none() && d.peers[0].allowed_ips.is_empty()
+        d.peers[0].preshared_key_set
+            && d.peers[0].endpoint.is_none()
+            && d.peers[0].allowed_ips.is_empty()
     );
 }
 
@@ -394,14 +409,16 @@ fn synth(exp: &Expectation, node: &ExpectedNode, now: u64, down: &[&str]) -> Str
     s += &format!("@@meshup:verify:now\n{now}\n@@meshup:verify:wg-dump\n");
     s += &format!(
         "(redacted)\t{}\t51820\toff\n",
-        node.public_key.as_deref().unwrap_or("?")
+        node.public_key
+            .map_or_else(|| "?".to_owned(), |k| k.to_string())
     );
     for p in &node.peers {
         let hs = if is_down(p.name.as_str()) { 0 } else { now - 5 };
         let allowed: Vec<String> = p.allowed_ips.iter().map(ToString::to_string).collect();
         s += &format!(
             "{}\t(none)\t{}\t{}\t{hs}\t{}\t{}\t25\n",
-            p.public_key.as_deref().unwrap_or("?"),
+            p.public_key
+                .map_or_else(|| "?".to_owned(), |k| k.to_string()),
             p.endpoint.as_deref().unwrap_or("198.51.100.7:40000"),
             allowed.join(","),
             if hs == 0 { 0 } else { 1000 },
@@ -412,11 +429,13 @@ fn synth(exp: &Expectation, node: &ExpectedNode, now: u64, down: &[&str]) -> Str
     s
 }
 
-fn key(i: usize) -> String {
-    use base64::Engine as _;
+/// A distinct valid key per node index (the last byte keeps key 0 from being all zeroes,
+/// which is not a WireGuard key).
+fn key(i: usize) -> PublicKey {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    bytes[31] = 1;
+    PublicKey::from_bytes(bytes).expect("non-zero key")
 }
 
 /// A mesh of `n` public nodes `n01…`, plus NAT nodes behind relay `n01` when `nat` > 0.
@@ -467,7 +486,7 @@ fn synthetic_mesh(public: usize, nat: usize) -> Expectation {
             peers,
         });
     }
-    Expectation::new(InterfaceName::new("wg0").expect("if"), nodes).expect("valid")
+    Expectation::new("wg0".parse::<InterfaceName>().expect("if"), nodes).expect("valid")
 }
 
 fn synth_outputs(exp: &Expectation, down: &[&str]) -> BTreeMap<NodeName, HostOutput> {
@@ -554,14 +573,23 @@ fn mtu_above_the_interface_fails_locally_with_message_too_long() {
 
 #[test]
 fn route_and_addr_parsers_read_real_and_default_routes() {
-    use meshup::verify::ipinfo;
-    let routes = ipinfo::parse_routes(
+    use meshup::facts::{InterfaceRoutes, LinkInfo};
+    let routes = InterfaceRoutes::parse_family(
         "default scope link\n10.10.0.0/24 proto kernel scope link src 10.10.0.1 \nlocal 10.10.0.1 table local proto kernel scope host src 10.10.0.1 \n192.168.1.0/24 table 51820 scope link\n",
         false,
     );
     let shown: Vec<String> = routes
+        .routes
         .iter()
-        .map(|r| format!("{} {} {} {}", r.kind, r.destination, r.table, r.forwards()))
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r.kind.as_deref().unwrap_or("unicast"),
+                r.destination,
+                r.table.as_deref().unwrap_or("main"),
+                r.forwards()
+            )
+        })
         .collect();
     assert_eq!(
         shown,
@@ -573,12 +601,12 @@ fn route_and_addr_parsers_read_real_and_default_routes() {
         ]
     );
     assert_eq!(
-        ipinfo::parse_routes("default dev wg0 metric 1024\n", true)[0]
+        InterfaceRoutes::parse_family("default dev wg0 metric 1024\n", true).routes[0]
             .destination
             .to_string(),
         "::/0"
     );
-    let link = ipinfo::parse_link("3: wg0: <POINTOPOINT,NOARP> mtu 1380 qdisc noop state DOWN\n")
+    let link = LinkInfo::parse("3: wg0: <POINTOPOINT,NOARP> mtu 1380 qdisc noop state DOWN\n")
         .expect("link");
     assert_eq!((link.mtu, link.up), (Some(1380), false));
 }
