@@ -155,6 +155,9 @@ wgdump() {{
 }}
 sec wg-dump-before
 wgdump
+# Peers with a handshake in the last 2 minutes need no staggered start (the stagger only
+# avoids crossed first handshakes): their mesh addresses, space-separated.
+RECENT=" $(wg show "$IF" dump 2>/dev/null | awk -F'\t' -v now="$(date +%s)" 'NR > 1 && $5 > now - 120 {{ gsub(/,/, " ", $4); printf "%s ", $4 }}')"
 job() {{
   f=$1; d=$2; r=$3; shift 3
   (
@@ -174,7 +177,8 @@ job() {{
 # from "MTU", and the full-size one is tried again once the path is known to work.
 # (Arguments are validated addresses and numbers, split on purpose.)
 pair() {{
-  m=$1; u=$2; d=$3; big=$4; small=$5
+  m=$1; u=$2; d=$3; a=$4; big=$5; small=$6
+  case "$RECENT" in *" $a/32 "*|*" $a/128 "*) d=0 ;; esac
   (
     [ "$d" = 0 ] || sleep "$d"
     ping $big >"$T/$u.out" 2>&1
@@ -212,9 +216,10 @@ pair() {{
         {
             let _ = writeln!(
                 s,
-                "pair {i} {} {} \"{}\" \"{}\"",
+                "pair {i} {} {} {} \"{}\" \"{}\"",
                 i + 1,
                 job.delay,
+                job.addr,
                 next.args().replace('\'', ""),
                 job.args().replace('\'', "")
             );
