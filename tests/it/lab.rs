@@ -283,6 +283,14 @@ fn lab_systemd_boots_and_runs_units() {
          systemctl is-active wg-quick@wg0 && wg show wg0 public-key",
     )
     .expect_ok("wg-quick@wg0 under systemd");
+    // A host sets its own net.* sysctls (relays need ip_forward); the rest stays read-only.
+    lab.ssh("root", "pub-1", "sysctl -w net.ipv4.ip_forward=1")
+        .expect_ok("net.* sysctls are writable in a systemd host");
+    assert!(
+        !lab.ssh("root", "pub-1", "sysctl -w kernel.domainname=x")
+            .ok(),
+        "kernel.* sysctls stay read-only"
+    );
     let id1 = lab
         .host_exec("pub-1", "cat /etc/machine-id")
         .expect_ok("id")
