@@ -184,7 +184,7 @@ pair() {{
     ping $big >"$T/$u.out" 2>&1
     urc=$?
     if [ "$urc" = 0 ]; then
-      cp "$T/$u.out" "$T/$m.out"
+      echo "$u" >"$T/$m.same"
       mrc=0
     else
       ping $small >"$T/$m.out" 2>&1
@@ -257,9 +257,16 @@ cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding 2>&1
     }
     s.push_str(
         r#"wait
+# Shell builtins only: at 50 hosts a cat per section was ~10,000 processes on the hosts.
 out() {
-  cat "$T/$1.out" 2>/dev/null
-  if [ -s "$T/$1.rc" ]; then sec exit "$(cat "$T/$1.rc")"; else sec exit 124; fi
+  f="$T/$1.out"
+  if [ -e "$T/$1.same" ]; then read -r other <"$T/$1.same"; f="$T/$other.out"; fi
+  if [ -r "$f" ]; then
+    while IFS= read -r line || [ -n "$line" ]; do printf '%s\n' "$line"; done <"$f"
+  fi
+  rc=
+  [ -s "$T/$1.rc" ] && read -r rc <"$T/$1.rc"
+  if [ -n "$rc" ]; then sec exit "$rc"; else sec exit 124; fi
 }
 "#,
     );
