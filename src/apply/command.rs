@@ -282,7 +282,8 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> Result<ExitCode, miette::Report> {
         PlanFormat::Text => print!("{}", render_plan(&plan, &args.inventory, cli.verbose > 0)),
         PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan).into_diagnostic()?),
     }
-    rt.block_on(close_all(gathered.sessions));
+    // Connections close when their sessions drop, inside the runtime.
+    rt.block_on(async move { drop(gathered.sessions) });
     Ok(if plan.has_errors() {
         ExitCode::from(1)
     } else if args.detailed_exitcode && !plan.is_empty() {
@@ -290,10 +291,6 @@ pub fn plan(cli: &Cli, args: &PlanArgs) -> Result<ExitCode, miette::Report> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-async fn close_all(sessions: BTreeMap<NodeName, Connected>) {
-    drop(sessions);
 }
 
 /// Outcome of one host in an apply run.
@@ -580,7 +577,8 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode, miette::Report> {
     if args.stats {
         print_stats(&stats, &timings, started.elapsed());
     }
-    rt.block_on(close_all(gathered.sessions));
+    // Connections close when their sessions drop, inside the runtime.
+    rt.block_on(async move { drop(gathered.sessions) });
     Ok(exit_for(&outcomes))
 }
 

@@ -1041,6 +1041,15 @@ mod tests {
         h
     }
 
+    /// Every node of the mesh converged.
+    fn all_converged(f: &Fixture) -> BTreeMap<NodeName, Result<HostFacts, String>> {
+        f.mesh
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), Ok(converged(f, n.name.as_str()))))
+            .collect()
+    }
+
     fn plan_of(
         f: &Fixture,
         facts: &BTreeMap<NodeName, Result<HostFacts, String>>,
@@ -1113,12 +1122,7 @@ mod tests {
     #[test]
     fn a_converged_mesh_is_an_empty_plan_with_reasons() {
         let f = fixture(GUIDE);
-        let facts = f
-            .mesh
-            .nodes
-            .iter()
-            .map(|n| (n.name.clone(), Ok(converged(&f, n.name.as_str()))))
-            .collect();
+        let facts = all_converged(&f);
         let (plan, _) = plan_of(&f, &facts, None);
         assert!(
             plan.is_empty(),
@@ -1141,12 +1145,7 @@ mod tests {
     #[test]
     fn live_drift_and_file_drift_become_a_live_reload_not_a_restart() {
         let f = fixture(GUIDE);
-        let mut facts: BTreeMap<_, _> = f
-            .mesh
-            .nodes
-            .iter()
-            .map(|n| (n.name.clone(), Ok(converged(&f, n.name.as_str()))))
-            .collect();
+        let mut facts = all_converged(&f);
         if let Some(Ok(b)) = facts.get_mut(&n("node-b")) {
             b.wg_dump.peers[0].allowed_ips = vec!["10.10.0.99/32".parse().expect("net")];
         }
@@ -1177,12 +1176,7 @@ mod tests {
     #[test]
     fn psk_mismatch_rotates_the_pair_on_both_sides() {
         let f = fixture(GUIDE);
-        let mut facts: BTreeMap<_, _> = f
-            .mesh
-            .nodes
-            .iter()
-            .map(|n| (n.name.clone(), Ok(converged(&f, n.name.as_str()))))
-            .collect();
+        let mut facts = all_converged(&f);
         if let Some(Ok(b)) = facts.get_mut(&n("node-b")) {
             b.keys
                 .psk_digests
@@ -1238,12 +1232,7 @@ mod tests {
             a.warnings
         );
         // A provisioned but unreachable peer whose PSK is missing here blocks the host.
-        let mut facts: BTreeMap<_, _> = f
-            .mesh
-            .nodes
-            .iter()
-            .map(|n| (n.name.clone(), Ok(converged(&f, n.name.as_str()))))
-            .collect();
+        let mut facts = all_converged(&f);
         facts.insert(n("node-b"), Err("down".into()));
         if let Some(Ok(a)) = facts.get_mut(&n("node-a")) {
             a.keys.psks.insert("node-b".into(), KeyFileState::Absent);
@@ -1253,12 +1242,7 @@ mod tests {
             matches!(&plan.host(&n("node-a")).expect("a").state, HostState::Error(e) if e.contains("node-b"))
         );
 
-        let facts: BTreeMap<_, _> = f
-            .mesh
-            .nodes
-            .iter()
-            .map(|n| (n.name.clone(), Ok(converged(&f, n.name.as_str()))))
-            .collect();
+        let facts = all_converged(&f);
         let limit: BTreeSet<NodeName> = [n("node-a")].into();
         let (plan, _) = plan_of(&f, &facts, Some(&limit));
         assert_eq!(
@@ -1271,12 +1255,7 @@ mod tests {
     #[test]
     fn an_unreachable_peer_keeps_its_key_from_other_configs() {
         let f = fixture(GUIDE);
-        let mut facts: BTreeMap<_, _> = f
-            .mesh
-            .nodes
-            .iter()
-            .map(|n| (n.name.clone(), Ok(converged(&f, n.name.as_str()))))
-            .collect();
+        let mut facts = all_converged(&f);
         facts.insert(n("node-c"), Err("down".into()));
         let (plan, keys) = plan_of(&f, &facts, None);
         assert_eq!(keys.get(&n("node-c")), Some(key(3)));

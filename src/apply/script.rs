@@ -117,7 +117,7 @@ mark done prepare
 }
 
 /// How the interface is brought to the new config in the converge phase.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Activation {
     /// The interface is up: `wg syncconf` plus explicit address, MTU and route changes.
     /// Running tunnels are never restarted for a peer change.
@@ -125,11 +125,12 @@ pub enum Activation {
     /// The interface is down: bring it up with this command (service enable or `wg-quick up`).
     Start(String),
     /// Nothing to do for the interface itself.
+    #[default]
     None,
 }
 
 /// What the converge phase (3) does on one host.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ConvergeScript {
     /// The desired config with secret tokens (no secret in it), when it must be written.
     pub config: Option<String>,
@@ -409,14 +410,7 @@ mod tests {
         let script = ConvergeScript {
             config: Some(config.to_string()),
             remove_psks: vec!["gone".into()],
-            firewall: vec![],
-            forwarding: None,
-            activation: Activation::None,
-            enable_only: None,
-            addresses: vec![],
-            mtu: None,
-            expect_public_key: None,
-            teardown: None,
+            ..ConvergeScript::default()
         }
         .render(d, "wgt0");
         assert!(!script.contains("PRIVATEKEYVALUE"));
@@ -454,15 +448,7 @@ mod tests {
         std::fs::write(dir.path().join("wgt0.conf"), "old\n").expect("write");
         let script = ConvergeScript {
             config: Some("PrivateKey = <secret:private.key>\n".into()),
-            remove_psks: vec![],
-            firewall: vec![],
-            forwarding: None,
-            activation: Activation::None,
-            enable_only: None,
-            addresses: vec![],
-            mtu: None,
-            expect_public_key: None,
-            teardown: None,
+            ..ConvergeScript::default()
         }
         .render(d, "wgt0");
         let out = run_sh(&script);
