@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod keys;
 pub mod playbook;
 pub mod render;
+pub mod scripts;
 pub mod secret;
 pub mod shell;
 pub mod topology;

@@ -45,14 +45,14 @@ pub use iptables::{IptablesChain, IptablesFacts};
 pub use keys::{KeyFacts, KeyFileState, PublicKeyFile};
 pub use nftables::{NftChain, NftChainRef, NftTable, NftablesFacts};
 pub use os_release::OsRelease;
-pub use sections::{DONE, HEADER, MARKER, Section, Sections};
+pub use sections::{DONE, HEADER, Section, Sections};
 pub use service::{ForwardFacts, ServiceFacts, ServiceManager};
 pub use system::{InitSystem, WireguardSupport};
 pub use ufw::{UfwFacts, UfwRule};
 pub use wg_dump::{WgDump, WgInterfaceDump, WgPeerDump};
 
 /// The gather script body; [`gather_script`] prepends the parameters.
-const GATHER_SH: &str = include_str!("gather.sh");
+const GATHER_SH: &str = crate::scripts::GATHER;
 
 /// Names of every section the script prints, in order.
 pub const SECTION_NAMES: [&str; 18] = [
@@ -185,23 +185,14 @@ fn valid_node_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
 }
 
-fn quote(value: &str) -> String {
-    // Validated values never hold NUL, the only thing try_quote refuses.
-    shlex::try_quote(value)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| "''".to_string())
-}
-
 /// The read-only gather script for one host: run it with `sh` as root.
 pub fn gather_script(params: &GatherParams) -> String {
-    let peers = params.peer_names.join(" ");
-    format!(
-        "MU_IF={}\nMU_DIR={}\nMU_PORT={}\nMU_PEERS={}\n{GATHER_SH}",
-        quote(&params.interface),
-        quote(&params.config_dir),
-        params.listen_port,
-        quote(&peers),
-    )
+    crate::scripts::Values::new()
+        .set("MU_IF", &params.interface)
+        .set("MU_DIR", &params.config_dir)
+        .set("MU_PORT", &params.listen_port.to_string())
+        .set("MU_PEERS", &params.peer_names.join(" "))
+        .before(GATHER_SH)
 }
 
 /// Everything meshup knows about one host. No field can hold a secret.

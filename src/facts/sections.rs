@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-/// Prefix of every marker line the gather script prints.
-pub const MARKER: &str = "@@meshup:";
+use crate::scripts::output::{self, Line};
+
 /// First line of a gather run; the version changes when the format does.
 pub const HEADER: &str = "@@meshup:gather:v1";
 /// Last line of a complete gather run.
@@ -47,18 +47,27 @@ impl Sections {
     pub fn split(output: &str) -> Sections {
         let mut result = Sections::default();
         let mut current: Option<(String, Vec<&str>)> = None;
-        for raw in output.lines() {
-            let line = raw.strip_suffix('\r').unwrap_or(raw);
-            if let Some(rest) = line.strip_prefix(MARKER) {
-                if line == HEADER {
-                    result.has_header = true;
-                } else if line == DONE {
+        for line in output::lines(output) {
+            match line {
+                Line::Marker {
+                    kind: "gather",
+                    value: "v1",
+                } => result.has_header = true,
+                Line::Marker { kind: "done", .. } => {
                     result.finish(current.take(), None);
                     result.complete = true;
-                } else if let Some(name) = rest.strip_prefix("section:") {
+                }
+                Line::Marker {
+                    kind: "section",
+                    value: name,
+                } => {
                     result.finish(current.take(), None);
                     current = Some((name.to_string(), Vec::new()));
-                } else if let Some(status) = rest.strip_prefix("status:") {
+                }
+                Line::Marker {
+                    kind: "status",
+                    value: status,
+                } => {
                     let (name, code) = status.rsplit_once(':').unwrap_or((status, ""));
                     let code = code.trim().parse::<i32>().ok();
                     match current.take() {
@@ -68,10 +77,12 @@ impl Sections {
                         other => result.finish(other, None),
                     }
                 }
-                continue;
-            }
-            if let Some((_, body)) = current.as_mut() {
-                body.push(line);
+                Line::Marker { .. } => {}
+                Line::Body(text) => {
+                    if let Some((_, body)) = current.as_mut() {
+                        body.push(text);
+                    }
+                }
             }
         }
         result.finish(current.take(), None);
@@ -80,14 +91,10 @@ impl Sections {
 
     fn finish(&mut self, section: Option<(String, Vec<&str>)>, status: Option<i32>) {
         let Some((name, lines)) = section else { return };
-        let body = lines
-            .iter()
-            .map(|l| if l.starts_with("@@@") { &l[1..] } else { l })
-            .collect::<Vec<_>>()
-            .join("\n");
-        self.sections
-            .entry(name)
-            .or_insert(Section { body, status });
+        self.sections.entry(name).or_insert(Section {
+            body: lines.join("\n"),
+            status,
+        });
     }
 
     /// The section called `name`, if the output had it.

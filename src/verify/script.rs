@@ -41,6 +41,9 @@ use super::expectation::{Expectation, NodeName};
 /// The marker prefix of every section line.
 pub const MARKER: &str = "@@meshup:verify:";
 
+/// The kind of the probe's markers in the one marker protocol (`@@meshup:KIND:VALUE`).
+pub const MARKER_KIND: &str = "verify";
+
 /// The format version written in the `begin` section.
 pub const FORMAT_VERSION: u32 = 1;
 

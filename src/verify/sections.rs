@@ -1,5 +1,6 @@
 //! Splits probe output into its marked sections.
-use super::script::MARKER;
+use super::script::MARKER_KIND;
+use crate::scripts::output::{self, Line};
 
 /// One section of probe output: the marker's words, the body, and the status the
 /// script recorded for it (when it records one).
@@ -26,28 +27,39 @@ impl Section<'_> {
     }
 }
 
-/// Splits `output` into sections; text before the first marker is dropped.
+/// Splits `output` into sections; text before the first marker is dropped. Probe
+/// markers are `@@meshup:verify:<kind> <args…>` in the one marker protocol
+/// ([`crate::scripts::output`]); markers of other kinds (the facts gather running
+/// inside the probe) are left to their own parser.
 pub fn split(output: &str) -> Vec<Section<'_>> {
     let mut sections: Vec<Section<'_>> = Vec::new();
-    for line in output.lines() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if let Some(rest) = line.strip_prefix(MARKER) {
-            let mut words = rest.split_whitespace();
-            let kind = words.next().unwrap_or("");
-            if kind == "exit" {
-                if let Some(section) = sections.last_mut() {
-                    section.exit = words.next().and_then(|w| w.parse().ok());
+    for line in output::lines(output) {
+        match line {
+            Line::Marker {
+                kind: MARKER_KIND,
+                value,
+            } => {
+                let mut words = value.split_whitespace();
+                let kind = words.next().unwrap_or("");
+                if kind == "exit" {
+                    if let Some(section) = sections.last_mut() {
+                        section.exit = words.next().and_then(|w| w.parse().ok());
+                    }
+                    continue;
                 }
-                continue;
+                sections.push(Section {
+                    kind,
+                    args: words.collect(),
+                    body: Vec::new(),
+                    exit: None,
+                });
             }
-            sections.push(Section {
-                kind,
-                args: words.collect(),
-                body: Vec::new(),
-                exit: None,
-            });
-        } else if let Some(section) = sections.last_mut() {
-            section.body.push(line);
+            Line::Marker { .. } => {}
+            Line::Body(text) => {
+                if let Some(section) = sections.last_mut() {
+                    section.body.push(text);
+                }
+            }
         }
     }
     sections

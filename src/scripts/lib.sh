@@ -1,0 +1,219 @@
+# meshup apply library: the functions every apply phase script is made of. POSIX sh
+# (dash, bash, busybox ash). The runner puts the phase's values before this file as
+# quoted assignments (MU_DIR, MU_IF, and in the prepare phase MU_PSK_<n>; in the
+# converge phase MU_PUBKEYS), and the plan's steps after it: each step is one call of a
+# function below, exactly as `meshup plan -v` shows it.
+#
+# Every function reports on stdout with marker lines `@@meshup:KIND:VALUE`: `step` when
+# it starts, `fail` or `rollback` when it stops the run, `pubkey` and `done` at the end.
+# Secrets never reach an argv: preshared keys arrive in variables and are written with
+# the printf builtin; private keys are read from their files by awk on the host.
+set -u
+umask 077
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+LC_ALL=C
+export PATH LC_ALL
+D=${MU_DIR:?}
+IF=${MU_IF:?}
+CONF="$D/$IF.conf"
+HAD_PREV=0
+WAS_UP=0
+
+mu_mark() { printf '@@meshup:%s:%s\n' "$1" "$2"; }
+mu_fail() { mu_mark fail "$1"; exit 1; }
+mu_done() { mu_mark 'done' "$1"; }
+
+# Runs a command from the playbook with the lock fd closed (a daemon it starts must not
+# hold meshup's lock) and no stdin; its output goes to a log shown on failure.
+mu_run() {
+	mu_log="$D/.meshup-$1.log"
+	( eval "$2" ) 9>&- </dev/null >"$mu_log" 2>&1
+}
+mu_log_tail() {
+	grep -v -e 'kernel module' -e 'wireguard-go' -e '^\[#\]' "$D/.meshup-$1.log" 2>/dev/null | tail -n 20 >&2
+}
+
+mkdir -p "$D" || mu_fail "cannot create $D"
+chmod 700 "$D" || mu_fail "cannot chmod $D"
+exec 9>>"$D/.meshup.lock" || mu_fail "cannot open lock $D/.meshup.lock"
+if command -v flock >/dev/null 2>&1; then
+	flock -n 9 || { mu_mark locked "$D/.meshup.lock"; exit 75; }
+fi
+ip link show dev "$IF" >/dev/null 2>&1 && WAS_UP=1
+
+# Puts the previous config back (and on the running interface) and stops the run.
+mu_rollback() {
+	mu_mark rollback "$1"
+	if [ "$HAD_PREV" = 1 ]; then cp -p "$CONF.meshup-prev" "$CONF"; else rm -f "$CONF"; fi
+	if [ "$WAS_UP" = 1 ] && ip link show dev "$IF" >/dev/null 2>&1; then
+		wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>/dev/null && wg syncconf "$IF" "$D/.$IF.stripped"
+		rm -f "$D/.$IF.stripped"
+	fi
+	exit 1
+}
+
+# mu_install COMMAND: installs WireGuard with the playbook's command.
+mu_install() {
+	mu_mark step install
+	mu_run install "$1" || { mu_log_tail install; mu_fail 'installing WireGuard failed'; }
+	command -v wg >/dev/null 2>&1 || mu_fail 'wg not found after install'
+}
+
+# mu_keygen: generates the key pair on the host when there is no private key yet.
+mu_keygen() {
+	mu_mark step keygen
+	if [ ! -s "$D/private.key" ]; then
+		wg genkey >"$D/.private.key.new" || mu_fail 'wg genkey failed'
+		{ chmod 600 "$D/.private.key.new" && mv -f "$D/.private.key.new" "$D/private.key"; } || mu_fail 'cannot store private.key'
+	fi
+}
+
+# mu_store_psk PEER KEY: stores the preshared key shared with PEER.
+mu_store_psk() {
+	mu_mark step "psk $1"
+	mu_f="$D/psk-$1.key"
+	{ printf '%s\n' "$2" >"$mu_f.new" && chmod 600 "$mu_f.new" && mv -f "$mu_f.new" "$mu_f"; } ||
+		mu_fail "cannot store psk-$1.key"
+}
+
+# mu_remove_psk PEER: deletes the preshared key of a peer that left.
+mu_remove_psk() {
+	mu_mark step "remove psk $1"
+	rm -f "$D/psk-$1.key"
+}
+
+# Ends the prepare phase: reports the public key derived from the private key.
+mu_report_pubkey() {
+	if [ -s "$D/private.key" ] && command -v wg >/dev/null 2>&1; then
+		{ wg pubkey <"$D/private.key" >"$D/.public.key.new" && mv -f "$D/.public.key.new" "$D/public.key"; } || mu_fail 'wg pubkey failed'
+		mu_mark pubkey "$(cat "$D/public.key")"
+	fi
+}
+
+# mu_teardown COMMANDS: stops the interface and its service, keeps the config aside.
+mu_teardown() {
+	mu_mark step teardown
+	mu_run teardown "$1"
+	if [ -f "$CONF" ]; then mv -f "$CONF" "$CONF.meshup-removed"; fi
+	if ip link show dev "$IF" >/dev/null 2>&1; then mu_fail "interface $IF still up after teardown"; fi
+}
+
+# mu_write_config < CONFIG: assembles the config on the host and installs it atomically.
+# Tokens are filled in here: <secret:FILE> from the host's own key files, and a peer's
+# "PublicKey = (generated on host)" from MU_PUBKEYS ("name=key ..."), the keys generated
+# during this run; a peer whose key is still unknown is left out, with a `skipped` mark.
+mu_write_config() {
+	mu_mark step write-config
+	mu_new="$D/.$IF.conf.meshup-new"
+	MU_PUBKEYS=${MU_PUBKEYS:-} awk -v dir="$D" '
+	function secret(name,   line) {
+		if ((getline line < (dir "/" name)) <= 0) { missing = missing " " name; return "" }
+		close(dir "/" name); return line
+	}
+	function flush() { if (block != "" && !drop) printf "%s", block; block = ""; drop = 0 }
+	BEGIN {
+		n = split(ENVIRON["MU_PUBKEYS"], pairs, " ")
+		for (i = 1; i <= n; i++) { eq = index(pairs[i], "="); if (eq > 1) key[substr(pairs[i], 1, eq - 1)] = substr(pairs[i], eq + 1) }
+	}
+	/^# Peer: / { flush(); peer = $3 }
+	/^PrivateKey = <secret:private\.key>$/ { block = block "PrivateKey = " secret("private.key") "\n"; next }
+	/^PresharedKey = <secret:psk-[a-z0-9][a-z0-9.-]*\.key>$/ {
+		f = $3; sub(/^<secret:/, "", f); sub(/>$/, "", f)
+		if (drop) next
+		block = block "PresharedKey = " secret(f) "\n"; next
+	}
+	/^PublicKey = \(generated on host\)$/ {
+		if (peer in key) { block = block "PublicKey = " key[peer] "\n" } else { drop = 1; print "@@meshup:skipped:" peer > "/dev/stderr" }
+		next
+	}
+	{ block = block $0 "\n" }
+	END { flush(); if (missing != "") { print "missing secret files:" missing > "/dev/stderr"; exit 3 } }
+	' >"$mu_new" 2>"$D/.meshup-config.log"
+	mu_rc=$?
+	grep '^@@meshup:skipped:' "$D/.meshup-config.log"
+	if [ "$mu_rc" != 0 ]; then
+		grep -v '^@@meshup:' "$D/.meshup-config.log" >&2
+		rm -f "$mu_new"
+		mu_fail 'assembling the config failed'
+	fi
+	chmod 600 "$mu_new"
+	if [ -f "$CONF" ]; then cp -p "$CONF" "$CONF.meshup-prev" && HAD_PREV=1; fi
+	mv -f "$mu_new" "$CONF" || mu_fail 'cannot install the new config'
+}
+
+# mu_firewall COMMAND: one firewall command from the playbook.
+mu_firewall() {
+	mu_mark step firewall
+	mu_run fw "$1" || { cat "$D/.meshup-fw.log" >&2; mu_fail 'firewall command failed'; }
+}
+
+# mu_forwarding FAMILIES: enables and persists forwarding ("4" or "46").
+mu_forwarding() {
+	mu_mark step forwarding
+	mu_sysctl=/etc/sysctl.d/99-meshup-forward.conf
+	{
+		echo '# written by meshup: this node forwards mesh traffic'
+		echo 'net.ipv4.ip_forward=1'
+		case "$1" in *6*) echo 'net.ipv6.conf.all.forwarding=1' ;; esac
+	} >"$mu_sysctl.new" || mu_fail "cannot write $mu_sysctl"
+	{ chmod 644 "$mu_sysctl.new" && mv -f "$mu_sysctl.new" "$mu_sysctl"; } || mu_fail "cannot write $mu_sysctl"
+	sysctl -q -w net.ipv4.ip_forward=1 >/dev/null || mu_fail 'cannot enable ip_forward'
+	case "$1" in
+	*6*) sysctl -q -w net.ipv6.conf.all.forwarding=1 >/dev/null || mu_fail 'cannot enable IPv6 forwarding' ;;
+	esac
+}
+
+# Checks that the interface is up and runs this host's own public key.
+mu_post_check() {
+	mu_mark step post-check
+	ip link show dev "$IF" up >/dev/null 2>&1 || mu_rollback "interface $IF is not up after apply"
+	mu_want=$(wg pubkey <"$D/private.key" 2>/dev/null)
+	mu_live=$(wg show "$IF" public-key 2>/dev/null)
+	if [ -z "$mu_want" ] || [ "$mu_live" != "$mu_want" ]; then mu_rollback "interface $IF runs public key $mu_live, expected $mu_want"; fi
+}
+
+# mu_live_reload ADDRESSES MTU: gives the running interface the new config without a
+# restart: `wg syncconf`, then addresses, MTU and routes as wg-quick would set them.
+mu_live_reload() {
+	mu_mark step live-reload
+	ip link show dev "$IF" >/dev/null 2>&1 || mu_rollback "interface $IF is not up"
+	wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg-quick strip failed'; }
+	wg syncconf "$IF" "$D/.$IF.stripped" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg syncconf failed'; }
+	rm -f "$D/.$IF.stripped"
+	for a in $1; do
+		ip -o addr show dev "$IF" | awk '{print $4}' | grep -qx "$a" || ip addr add "$a" dev "$IF" || mu_rollback "cannot add address $a"
+	done
+	for a in $(ip -o addr show dev "$IF" scope global | awk '{print $4}'); do
+		case " $1 " in *" $a "*) ;; *) ip addr del "$a" dev "$IF" ;; esac
+	done
+	if [ -n "$2" ]; then ip link set dev "$IF" mtu "$2" || mu_rollback 'cannot set MTU'; fi
+	mu_allowed=$(wg show "$IF" allowed-ips | awk '{for (i = 2; i <= NF; i++) print $i}' | grep -v '^(none)$')
+	for net in $mu_allowed; do
+		case "$net" in *:*) fam=-6 ;; *) fam=-4 ;; esac
+		[ -n "$(ip "$fam" route show dev "$IF" match "$net" 2>/dev/null)" ] || ip "$fam" route add "$net" dev "$IF" || mu_rollback "cannot add route $net"
+	done
+	for fam in -4 -6; do
+		ip "$fam" route show dev "$IF" | grep -v 'proto kernel' | awk '{print $1}' | while read -r net; do
+			case "$net" in default | fe80::/64) continue ;; esac
+			printf '%s\n' "$mu_allowed" | grep -qx "$net" || ip "$fam" route del "$net" dev "$IF"
+		done
+	done
+	mu_post_check
+}
+
+# mu_start COMMAND: brings the interface up (service enable --now, or wg-quick up).
+mu_start() {
+	mu_mark step start
+	mu_run up "$1" || {
+		mu_log_tail up
+		if ip link show dev "$IF" >/dev/null 2>&1; then ip link del dev "$IF"; fi
+		mu_rollback 'bringing the interface up failed'
+	}
+	mu_post_check
+}
+
+# mu_enable COMMAND: enables the service at boot without touching the running interface.
+mu_enable() {
+	mu_mark step enable
+	mu_run enable "$1" || { cat "$D/.meshup-enable.log" >&2; mu_fail 'enabling the service failed'; }
+}

@@ -1,0 +1,138 @@
+//! Every remote script meshup runs, as real POSIX `sh` files checked by shellcheck and
+//! run under dash, bash and busybox in the tests, plus the one way values get into them:
+//! [`Values`], quoted shell assignments placed in front of a file's text. Nothing is
+//! ever substituted inside a script.
+//!
+//! Scripts report back with marker lines `@@meshup:KIND:VALUE` ([`output`]).
+pub mod output;
+
+use crate::shell;
+
+/// The read-only facts gather (sections of host state, secrets redacted on the host).
+pub const GATHER: &str = include_str!("gather.sh");
+
+/// The apply library: the functions an apply phase is made of (see [`call`]).
+pub const APPLY_LIB: &str = include_str!("lib.sh");
+
+/// Values for a script: `NAME='value'` lines put in front of it. Each value is quoted
+/// with [`shell::quote`]; names are checked to be plain shell variable names.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Values {
+    lines: String,
+}
+
+impl std::fmt::Debug for Values {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values may carry preshared keys.
+        f.write_str("Values(<redacted>)")
+    }
+}
+
+impl Values {
+    /// No values.
+    pub fn new() -> Values {
+        Values::default()
+    }
+
+    /// Adds `name=value`. Panics on a name that is not `[A-Z_][A-Z0-9_]*`: names are
+    /// constants of meshup's own code, never input.
+    pub fn set(mut self, name: &str, value: &str) -> Values {
+        assert!(
+            name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+            "not a shell variable name: {name}"
+        );
+        self.lines.push_str(name);
+        self.lines.push('=');
+        self.lines.push_str(&shell::quote(value));
+        self.lines.push('\n');
+        self
+    }
+
+    /// The assignment lines.
+    pub fn render(&self) -> String {
+        self.lines.clone()
+    }
+
+    /// The values followed by `body`: the script as it is sent.
+    pub fn before(&self, body: &str) -> String {
+        let mut out = String::with_capacity(self.lines.len() + body.len());
+        out.push_str(&self.lines);
+        out.push_str(body);
+        out
+    }
+}
+
+/// One call of a library function with quoted arguments, e.g.
+/// `mu_install 'apt-get install -y wireguard-tools'`. An argument starting with `"$`
+/// is a reference to a variable set by [`Values`] and is passed as it is.
+pub fn call(function: &str, args: &[&str]) -> String {
+    let mut out = function.to_string();
+    for arg in args {
+        out.push(' ');
+        if arg.starts_with("\"$MU_") && arg.ends_with('"') {
+            out.push_str(arg);
+        } else {
+            out.push_str(&shell::quote(arg));
+        }
+    }
+    out
+}
+
+/// A heredoc feeding `body` to a library function: `mu_write_config <<'MESHUP_EOF_0'`.
+/// The delimiter is chosen so that no line of `body` ends it early.
+pub fn call_with_stdin(function: &str, body: &str) -> String {
+    let mut n = 0u32;
+    let delimiter = loop {
+        let candidate = format!("MESHUP_EOF_{n}");
+        if !body.lines().any(|l| l == candidate) {
+            break candidate;
+        }
+        n += 1;
+    };
+    let mut out = format!("{function} <<'{delimiter}'\n{body}");
+    if !body.ends_with('\n') && !body.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&delimiter);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_assignments() {
+        let v = Values::new()
+            .set("MU_DIR", "/etc/wire guard")
+            .set("MU_IF", "wg0");
+        assert_eq!(v.render(), "MU_DIR='/etc/wire guard'\nMU_IF=wg0\n");
+        assert_eq!(format!("{v:?}"), "Values(<redacted>)");
+    }
+
+    #[test]
+    fn calls_quote_arguments_but_pass_variable_references() {
+        assert_eq!(
+            call("mu_store_psk", &["node-b", "\"$MU_PSK_1\""]),
+            "mu_store_psk node-b \"$MU_PSK_1\""
+        );
+        let line = call("printf '%s|'", &["a b", "it's", "$(id)"]);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .expect("sh");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|it's|$(id)|");
+    }
+
+    #[test]
+    fn heredoc_delimiter_avoids_body_lines() {
+        assert_eq!(
+            call_with_stdin("f", "a\nMESHUP_EOF_0\n"),
+            "f <<'MESHUP_EOF_1'\na\nMESHUP_EOF_0\nMESHUP_EOF_1"
+        );
+    }
+}
