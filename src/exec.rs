@@ -2,41 +2,37 @@
 //! same SSH transport as apply (host keys checked, sudo where configured). Output is
 //! printed per host, prefixed with its name; the exit status is 0 only when every host
 //! ran the command with status 0.
-
-use crate::cli::{Cli, ExecArgs};
-use crate::fanout;
-use crate::hosts;
-use crate::inventory::Inventory;
-use crate::transport::Stats;
-use miette::IntoDiagnostic;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fanout;
+use crate::host_error::HostError;
+use crate::session::{Session, SessionOptions};
+
+/// Options of `meshup exec`.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Where and how to run (`--limit` is validated like every command's).
+    pub session: SessionOptions,
+    /// Per-command timeout.
+    pub timeout: Duration,
+    /// The command line, run with the login shell of the SSH user (as root).
+    pub command: String,
+}
+
 /// Runs `meshup exec`.
-pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode, miette::Report> {
-    let inventory = Inventory::load(&args.inventory)?;
-    let nodes: Vec<_> = inventory
+pub fn run(options: &ExecOptions) -> Result<ExitCode, miette::Report> {
+    let session = Session::open(&options.session)?;
+    let nodes: Vec<_> = session
         .nodes()
-        .iter()
-        .filter(|n| args.limit.is_empty() || args.limit.iter().any(|l| l.trim() == n.name.as_str()))
+        .into_iter()
+        .filter(|n| session.in_limit(&n.name))
         .collect();
-    if nodes.is_empty() {
-        return Err(miette::miette!("no node of the inventory matches --limit"));
-    }
-    let command = args.command.join(" ");
-    let timeout = Duration::from_secs(args.timeout.max(1));
-    let stats = Arc::new(Stats::new());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .into_diagnostic()?;
-    let outcomes = rt.block_on(fanout::run(nodes, usize::from(cli.parallel), |node| {
-        let stats = &stats;
-        let command = &command;
+    let outcomes = session.block_on(fanout::run(nodes, session.parallel, |node| {
+        let session = &session;
         async move {
-            let session = hosts::connect(node, stats).await?;
-            session.exec(command, b"", timeout).await
+            let ssh = crate::hosts::connect(node, &session.stats).await?;
+            Ok::<_, HostError>(ssh.exec(&options.command, b"", options.timeout).await?)
         }
     }));
     let mut all_ok = true;

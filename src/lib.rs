@@ -1,18 +1,23 @@
 //! meshup: an agentless WireGuard full mesh over SSH.
 pub mod address;
 pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod exec;
 pub mod facts;
 pub mod fanout;
+pub mod host_error;
 pub mod hosts;
 pub mod inventory;
 pub mod keys;
+pub mod plan;
 pub mod playbook;
 pub mod render;
 pub mod scripts;
 pub mod secret;
+pub mod session;
 pub mod shell;
 pub mod topology;
 pub mod transport;
+pub mod ui;
 pub mod verify;

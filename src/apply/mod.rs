@@ -1,5 +1,338 @@
-//! `meshup plan` and `meshup apply`: gather facts, compute a plan, converge hosts.
-pub mod command;
-pub mod plan;
-pub mod progress;
-pub mod script;
+//! `meshup plan` and `meshup apply`: gather facts through the [`Session`], compute the
+//! [`Plan`], show it, and (apply) send exactly its steps: one SSH exec per host for the
+//! prepare steps (install, keys, preshared keys), then one for the converge steps.
+pub mod phase;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use miette::IntoDiagnostic;
+
+use crate::fanout;
+use crate::host_error::HostError;
+use crate::inventory::NodeName;
+use crate::keys::PublicKey;
+use crate::plan::{self, HostPlan, KeyBook, Phase, Plan, PlanInput};
+use crate::scripts::Values;
+use crate::secret::Secret;
+use crate::session::{Gathered, Session, SessionOptions};
+use crate::ui::{self, HostOutcome, Progress, Recap, StatsReport};
+
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(900);
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Output format of `meshup plan`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// Human-readable diffs.
+    #[default]
+    Text,
+    /// Machine-readable plan.
+    Json,
+}
+
+/// Options of `meshup plan`.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Where and how to run.
+    pub session: SessionOptions,
+    /// Exit 2 when changes are pending.
+    pub detailed_exitcode: bool,
+    /// Output format.
+    pub format: PlanFormat,
+}
+
+/// Options of `meshup apply`.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Where and how to run.
+    pub session: SessionOptions,
+    /// Do not ask.
+    pub yes: bool,
+    /// Print `--stats`.
+    pub stats: bool,
+}
+
+/// Gathers and computes the plan (shared by plan and apply).
+fn gather_and_plan(session: &Session, progress: &Progress) -> (Gathered, Plan, KeyBook) {
+    let gathered = session.connect_and_gather(progress);
+    let input = PlanInput {
+        inventory: &session.inventory,
+        mesh: &session.mesh,
+        playbooks: &session.playbooks,
+        facts: &gathered.facts,
+        limit: session.limit.as_ref(),
+    };
+    let (plan, keys) = plan::compute(&input);
+    (gathered, plan, keys)
+}
+
+fn host_names(session: &Session) -> Vec<&str> {
+    session.nodes().iter().map(|n| n.name.as_str()).collect()
+}
+
+/// `meshup plan`.
+pub fn plan(options: &PlanOptions) -> miette::Result<ExitCode> {
+    let session = Session::open(&options.session)?;
+    let progress = Progress::new(host_names(&session), session.verbose);
+    let (gathered, plan, _) = gather_and_plan(&session, &progress);
+    progress.clear();
+    match options.format {
+        PlanFormat::Text => print!(
+            "{}",
+            ui::render_plan(&plan, &options.session.inventory, session.verbose)
+        ),
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan).into_diagnostic()?),
+    }
+    session.close(gathered.sessions);
+    Ok(if plan.has_errors() {
+        ExitCode::from(1)
+    } else if options.detailed_exitcode && !plan.is_empty() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn confirm(plan: &Plan) -> miette::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(miette::miette!(
+            help = "review the plan with `meshup plan`, then run `meshup apply --yes`",
+            "not on a terminal, so apply cannot ask for confirmation"
+        ));
+    }
+    let n = plan.hosts.iter().filter(|h| h.has_changes()).count();
+    eprint!(
+        "Apply these changes to {n} host{}? Only 'yes' is accepted: ",
+        if n == 1 { "" } else { "s" }
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .into_diagnostic()?;
+    Ok(answer.trim() == "yes")
+}
+
+/// A fresh random preshared key (what `wg genpsk` makes: 32 random bytes, base64).
+fn new_psk() -> Secret {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    bytes.fill(0);
+    Secret::new(text)
+}
+
+/// The preshared keys of this run, by host, in each host's `MU_PSK_<n>` order. Made in
+/// memory, sent only to the pair's two hosts, never written or printed here.
+fn psk_values(plan: &Plan) -> BTreeMap<NodeName, Vec<Secret>> {
+    let mut pair_keys: BTreeMap<(NodeName, NodeName), Secret> = BTreeMap::new();
+    for pair in &plan.new_psk_pairs {
+        pair_keys.insert(pair.clone(), new_psk());
+    }
+    let mut out = BTreeMap::new();
+    for host in &plan.hosts {
+        let values: Vec<Secret> = host
+            .new_psk_peers
+            .iter()
+            .filter_map(|peer| {
+                let key = (host.node.clone(), peer.clone());
+                let reversed = (peer.clone(), host.node.clone());
+                pair_keys
+                    .get(&key)
+                    .or_else(|| pair_keys.get(&reversed))
+                    .map(|s| Secret::new(s.expose().to_vec()))
+            })
+            .collect();
+        out.insert(host.node.clone(), values);
+    }
+    out
+}
+
+/// The values of a host's prepare script: the base values and its preshared keys.
+pub fn prepare_values(session: &Session, psks: &[Secret]) -> Values {
+    let mut values = phase::base_values(&session.mesh.settings);
+    for (i, psk) in psks.iter().enumerate() {
+        values = values.set(
+            &format!("MU_PSK_{}", i + 1),
+            psk.expose_str().unwrap_or_default(),
+        );
+    }
+    values
+}
+
+/// The values of a converge script: the base values and the public keys generated
+/// during this run (`name=key …`), which the host fills into its config.
+pub fn converge_values(session: &Session, generated: &BTreeMap<NodeName, PublicKey>) -> Values {
+    let pubkeys: Vec<String> = generated.iter().map(|(n, k)| format!("{n}={k}")).collect();
+    phase::base_values(&session.mesh.settings).set("MU_PUBKEYS", &pubkeys.join(" "))
+}
+
+/// `meshup apply`.
+pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
+    let mut report = StatsReport::new();
+    let session = Session::open(&options.session)?;
+    let verbose = session.verbose;
+    let progress = Progress::new(host_names(&session), verbose);
+    let t = Instant::now();
+    let (gathered, plan, keys) = gather_and_plan(&session, &progress);
+    report.phase("connect + gather", t);
+    progress.clear();
+    drop(progress);
+    print!(
+        "{}",
+        ui::render_plan(&plan, &options.session.inventory, verbose)
+    );
+
+    let mut recap = Recap {
+        outcomes: plan
+            .hosts
+            .iter()
+            .map(|h| (h.node.clone(), HostOutcome::planned(h)))
+            .collect(),
+    };
+    if !plan.is_empty() {
+        if !options.yes && !confirm(&plan)? {
+            eprintln!("Apply cancelled; nothing was changed.");
+            return Ok(ExitCode::from(1));
+        }
+        execute(&session, &gathered, &plan, &keys, &mut recap, &mut report);
+    }
+    session.save_lock()?;
+    print!("{}", recap.render());
+    if options.stats {
+        eprint!("{}", report.render("STATS", &session.stats));
+    }
+    session.close(gathered.sessions);
+    Ok(recap.exit_code())
+}
+
+/// Runs the plan's steps: prepare on every changing host, then converge on those
+/// whose prepare succeeded.
+fn execute(
+    session: &Session,
+    gathered: &Gathered,
+    plan: &Plan,
+    keys: &KeyBook,
+    recap: &mut Recap,
+    report: &mut StatsReport,
+) {
+    let changing: Vec<&HostPlan> = plan.hosts.iter().filter(|h| h.has_changes()).collect();
+    let progress = Progress::new(changing.iter().map(|h| h.node.as_str()), session.verbose);
+    let connection = |node: &NodeName| {
+        gathered
+            .sessions
+            .get(node)
+            .cloned()
+            .ok_or(HostError::NotConnected)
+    };
+
+    // Phase 1: install, keys, preshared keys.
+    let mut psks = psk_values(plan);
+    let prepare: Vec<(&HostPlan, Values)> = changing
+        .iter()
+        .filter(|h| h.phase(Phase::Prepare).next().is_some())
+        .map(|h| {
+            (
+                *h,
+                prepare_values(session, &psks.remove(&h.node).unwrap_or_default()),
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let results = session.block_on(fanout::run(prepare, session.parallel, |(host, values)| {
+        let session_for_host = connection(&host.node);
+        let progress = &progress;
+        async move {
+            let ssh = session_for_host?;
+            let installing = host
+                .phase(Phase::Prepare)
+                .any(|s| s.kind == plan::StepKind::Install);
+            progress.set(
+                host.node.as_str(),
+                if installing {
+                    "installing WireGuard"
+                } else {
+                    "preparing keys"
+                },
+            );
+            let text = phase::script(&values, Phase::Prepare, host.phase(Phase::Prepare));
+            let markers = phase::run(&ssh, &text, PREPARE_TIMEOUT).await?;
+            let key = markers.iter().find(|m| m.kind == "pubkey").ok_or_else(|| {
+                HostError::BadAnswer {
+                    message: "no public key after key generation".into(),
+                }
+            })?;
+            key.value
+                .parse::<PublicKey>()
+                .map_err(|_| HostError::BadAnswer {
+                    message: "the host returned an invalid public key".into(),
+                })
+        }
+    }));
+    report.phase("prepare (install, keys)", t);
+    let mut generated: BTreeMap<NodeName, PublicKey> = BTreeMap::new();
+    for ((host, _), result) in results {
+        match result {
+            Ok(key) => {
+                if keys.pending.contains(&host.node) {
+                    generated.insert(host.node.clone(), key);
+                }
+            }
+            Err(e) => {
+                progress.finish(host.node.as_str(), format!("failed: {e}"));
+                recap
+                    .outcomes
+                    .insert(host.node.clone(), HostOutcome::Failed(e));
+            }
+        }
+    }
+
+    // Phase 2: converge.
+    let values = converge_values(session, &generated);
+    let converge: Vec<&HostPlan> = changing
+        .iter()
+        .copied()
+        .filter(|h| !matches!(recap.outcomes.get(&h.node), Some(HostOutcome::Failed(_))))
+        .collect();
+    let t = Instant::now();
+    let results = session.block_on(fanout::run(converge, session.parallel, |host| {
+        let session_for_host = connection(&host.node);
+        let progress = &progress;
+        let values = &values;
+        async move {
+            let ssh = session_for_host?;
+            progress.set(host.node.as_str(), "converging");
+            let text = phase::script(values, Phase::Converge, host.phase(Phase::Converge));
+            phase::run(&ssh, &text, CONVERGE_TIMEOUT).await
+        }
+    }));
+    report.phase("converge", t);
+    for (host, result) in results {
+        let outcome = match result {
+            Ok(markers) => {
+                for m in markers.iter().filter(|m| m.kind == "skipped") {
+                    progress.println(format!(
+                        "{}: warning: {} left out of the config: its key was not generated",
+                        host.node, m.value
+                    ));
+                }
+                progress.finish(host.node.as_str(), "changed");
+                HostOutcome::Changed(host.steps.len())
+            }
+            Err(e) => {
+                progress.finish(host.node.as_str(), format!("failed: {e}"));
+                HostOutcome::Failed(e)
+            }
+        };
+        recap.outcomes.insert(host.node.clone(), outcome);
+    }
+    progress.clear();
+}
+
+#[cfg(test)]
+mod tests;

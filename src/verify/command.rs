@@ -2,24 +2,20 @@
 //! parallel; the exec runs the probe script with the facts gather inside it (while the
 //! pings are in flight), then everything is evaluated on the workstation.
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
-use miette::{IntoDiagnostic as _, WrapErr as _};
+use miette::IntoDiagnostic as _;
 
-use crate::address::{self, AddressLock};
-use crate::cli::{Cli, VerifyArgs, VerifyFormat};
 use crate::facts::{self, GatherParams, HostFacts};
 use crate::fanout;
-use crate::hosts;
+use crate::host_error::HostError;
+use crate::hosts::Connected;
 use crate::inventory::Inventory;
 use crate::playbook::Playbooks;
+use crate::session::{Session, SessionOptions};
 use crate::topology::Mesh;
-use crate::transport::{Session, Stats};
+use crate::ui::{Progress, StatsReport};
 
 use super::evaluate::{HostOutput, evaluate};
 use super::expectation::{Expectation, FirewallEvidence, NodeName, PortState};
@@ -81,7 +77,30 @@ impl VerifyPlan {
 }
 
 /// A connected host, or why it is not.
-pub type Connection = Result<Arc<dyn Session>, String>;
+pub type Connection = Result<Connected, HostError>;
+
+/// Output format of `meshup verify`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyFormat {
+    /// Human-readable matrix.
+    #[default]
+    Text,
+    /// Machine-readable results.
+    Json,
+    /// Graphviz graph of the mesh.
+    Dot,
+}
+
+/// Options of `meshup verify`.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Where and how to run; `--limit` probes only those hosts (towards every peer).
+    pub session: SessionOptions,
+    /// Output format.
+    pub format: VerifyFormat,
+    /// Print `--stats`.
+    pub stats: bool,
+}
 
 /// Runs every job on its host (`sessions` by node name; a missing or failed session
 /// makes the host unreachable), at most `parallel` at once. `on_done` is called after
@@ -95,8 +114,8 @@ pub async fn probe_all(
 ) -> BTreeMap<NodeName, HostOutput> {
     let results = fanout::run(jobs.iter().collect(), parallel, |job| async move {
         let out = match sessions.get(&job.node) {
-            None => HostOutput::Failed("not connected".to_owned()),
-            Some(Err(e)) => HostOutput::Failed(e.clone()),
+            None => HostOutput::Failed(HostError::NotConnected.to_string()),
+            Some(Err(e)) => HostOutput::Failed(e.to_string()),
             Some(Ok(session)) => run_one(session.as_ref(), job, timeout).await,
         };
         on_done();
@@ -115,7 +134,11 @@ pub async fn probe_all(
         .collect()
 }
 
-async fn run_one(session: &dyn Session, job: &HostJob, timeout: Duration) -> HostOutput {
+async fn run_one(
+    session: &dyn crate::transport::Session,
+    job: &HostJob,
+    timeout: Duration,
+) -> HostOutput {
     match session.exec("sh -s", job.script.as_bytes(), timeout).await {
         Err(e) => HostOutput::Failed(e.to_string()),
         Ok(out) => {
@@ -198,125 +221,54 @@ pub fn assemble(
     })
 }
 
-/// Wall-clock time of each phase, for `--stats`.
-#[derive(Debug, Clone, Copy, Default)]
-struct Phases {
-    load: Duration,
-    connect: Duration,
-    probe: Duration,
-    evaluate: Duration,
-}
-
-/// A spinner on stderr, only when stderr is a terminal.
-struct Progress(Option<ProgressBar>);
-
-impl Progress {
-    fn new() -> Progress {
-        if !std::io::stderr().is_terminal() {
-            return Progress(None);
-        }
-        let bar = ProgressBar::new_spinner();
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {pos}/{len} {elapsed}") {
-            bar.set_style(style);
-        }
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Progress(Some(bar))
-    }
-
-    fn phase(&self, message: &'static str, total: usize) {
-        if let Some(bar) = &self.0 {
-            bar.set_message(message);
-            bar.set_length(total as u64);
-            bar.set_position(0);
-        }
-    }
-
-    fn tick(&self) {
-        if let Some(bar) = &self.0 {
-            bar.inc(1);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
-    }
-}
-
 /// `meshup verify`: exit 0 only when every pair is healthy.
-pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode, miette::Report> {
-    let started = Instant::now();
-    let mut phases = Phases::default();
-    let inventory = Inventory::load(&args.inventory)?;
-    let lock = AddressLock::load(inventory.lock_path())?;
-    let (allocation, _) = address::allocate(&inventory, &lock)?;
-    let mesh = Mesh::build(&inventory, &allocation);
+pub fn run(options: &VerifyOptions) -> Result<ExitCode, miette::Report> {
+    let mut report = StatsReport::new();
+    let t = Instant::now();
+    let session = Session::open(&options.session)?;
+    let mesh = &session.mesh;
     if mesh.nodes.is_empty() {
         return Err(miette::miette!(
             "{}: no present node to verify",
-            inventory.path().display()
+            session.path().display()
         ));
     }
-    let plan = VerifyPlan::new(&inventory, &mesh)?;
-    let playbooks = Playbooks::embedded().into_diagnostic()?;
-    phases.load = started.elapsed();
+    let mut plan = VerifyPlan::new(&session.inventory, mesh)?;
+    plan.jobs.retain(|job| session.in_limit(&job.node));
+    report.phase("load", t);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .into_diagnostic()
-        .wrap_err("starting the async runtime")?;
-    let stats = Arc::new(Stats::new());
-    let parallel = usize::from(cli.parallel);
-    let progress = Progress::new();
-    let nodes: Vec<_> = mesh
-        .nodes
+    let nodes: Vec<_> = plan
+        .jobs
         .iter()
-        .filter_map(|spec| inventory.node(&spec.name))
+        .filter_map(|job| session.inventory.node(&job.node))
         .collect();
-
-    let outputs = runtime.block_on(async {
+    let progress = Progress::new(nodes.iter().map(|n| n.name.as_str()), session.verbose);
+    let outputs = session.block_on(async {
         let t = Instant::now();
-        progress.phase("connecting", nodes.len());
-        let connected = fanout::run(nodes, parallel, |node| {
-            let stats = &stats;
-            let progress = &progress;
-            async move {
-                let result = hosts::connect(node, stats).await;
-                progress.tick();
-                Ok::<_, std::convert::Infallible>(result)
-            }
-        })
-        .await;
-        let mut sessions: BTreeMap<NodeName, Connection> = BTreeMap::new();
-        for (node, result) in connected {
-            let name = node.name.clone();
-            let connection = match result {
-                Ok(Ok(session)) => Ok(session),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(never) => match never {},
-            };
-            sessions.insert(name, connection);
+        let sessions = session.connect(nodes, &progress).await;
+        report.phase("connect", t);
+        for job in &plan.jobs {
+            progress.set(job.node.as_str(), "probing");
         }
-        phases.connect = t.elapsed();
-
         let t = Instant::now();
-        progress.phase("probing", plan.jobs.len());
-        let outputs = probe_all(&plan.jobs, &sessions, parallel, PROBE_TIMEOUT, &|| {
-            progress.tick()
-        })
+        let outputs = probe_all(
+            &plan.jobs,
+            &sessions,
+            session.parallel,
+            PROBE_TIMEOUT,
+            &|| {},
+        )
         .await;
-        phases.probe = t.elapsed();
+        report.phase("probe", t);
         // Sessions close here, before the report is printed.
         drop(sessions);
         outputs
     });
-    progress.finish();
+    progress.clear();
 
     let t = Instant::now();
-    let verdict = assemble(&plan, &mesh, &playbooks, &outputs)?;
-    let text = match args.format {
+    let verdict = assemble(&plan, mesh, &session.playbooks, &outputs)?;
+    let text = match options.format {
         VerifyFormat::Text => verdict.report.render_text(),
         VerifyFormat::Json => {
             let mut json = verdict.report.render_json();
@@ -325,50 +277,26 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode, miette::Report> {
         }
         VerifyFormat::Dot => verdict.report.render_dot(),
     };
-    phases.evaluate = t.elapsed();
+    report.phase("evaluate", t);
     print!("{text}");
 
-    if args.stats {
-        eprint!("{}", stats_text(started.elapsed(), &phases, &stats, &plan));
+    if options.stats {
+        let n = plan.jobs.len();
+        let secs = |name| format!("{:.2} s", report.get(name).as_secs_f64());
+        let headline = format!(
+            "verify: {n} hosts, {} pairs, wall {:.2} s: load {}, connect {}, probe {}, evaluate {}",
+            n * n.saturating_sub(1),
+            report.wall().as_secs_f64(),
+            secs("load"),
+            secs("connect"),
+            secs("probe"),
+            secs("evaluate"),
+        );
+        eprint!("{}", report.render(&headline, &session.stats));
     }
     Ok(if verdict.report.all_healthy() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
-fn stats_text(wall: Duration, phases: &Phases, stats: &Stats, plan: &VerifyPlan) -> String {
-    let mut out = String::new();
-    let n = plan.jobs.len();
-    let _ = writeln!(
-        out,
-        "verify: {n} hosts, {} pairs, wall {}: load {}, connect {}, probe {}, evaluate {}",
-        n * n.saturating_sub(1),
-        secs(wall),
-        secs(phases.load),
-        secs(phases.connect),
-        secs(phases.probe),
-        secs(phases.evaluate),
-    );
-    let snapshot = stats.snapshot();
-    let (connections, execs) = snapshot
-        .values()
-        .fold((0, 0), |(c, e), s| (c + s.connections, e + s.execs));
-    let _ = writeln!(out, "ssh: {connections} connections, {execs} execs");
-    for (host, s) in &snapshot {
-        let _ = writeln!(
-            out,
-            "  {host}: {} connection{}, {} exec{}",
-            s.connections,
-            if s.connections == 1 { "" } else { "s" },
-            s.execs,
-            if s.execs == 1 { "" } else { "s" },
-        );
-    }
-    out
 }

@@ -257,7 +257,9 @@ async fn one_exec_per_host_and_an_unreachable_host_never_stops_the_others() {
     sessions.insert(name("node-b"), Ok(b.clone() as Arc<dyn Session>));
     sessions.insert(
         name("node-c"),
-        Err("connecting to 100.64.0.3:2222: connection refused".to_owned()),
+        Err(meshup::host_error::HostError::Transport {
+            message: "connecting to 100.64.0.3:2222: connection refused".to_owned(),
+        }),
     );
     let done = std::sync::atomic::AtomicUsize::new(0);
     let outputs = probe_all(&plan.jobs, &sessions, 2, Duration::from_secs(5), &|| {

@@ -1,0 +1,312 @@
+//! One apply phase on one host: the script sent (the library, the run's values, the
+//! plan's steps exactly as shown, a fixed footer), and what its markers say back.
+use std::time::Duration;
+
+use crate::host_error::HostError;
+use crate::hosts::Connected;
+use crate::inventory::MeshSettings;
+use crate::plan::{Phase, Step};
+use crate::scripts::output::{self, Marker};
+use crate::scripts::{self, Values};
+use crate::secret::Secret;
+
+/// The values every phase script starts with: where the config lives, which interface.
+pub fn base_values(settings: &MeshSettings) -> Values {
+    Values::new()
+        .set("MU_DIR", settings.config_dir.as_str())
+        .set("MU_IF", settings.interface.as_str())
+}
+
+/// What a phase script ends with (the same for every host).
+pub fn footer(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Prepare => "mu_report_pubkey\nmu_done prepare\n",
+        Phase::Converge => "mu_done converge\n",
+    }
+}
+
+/// The script of one phase: `values`, the apply library, each step's shell as the plan
+/// shows it, the footer. It may hold preshared keys (in `values`), hence [`Secret`].
+pub fn script<'a>(
+    values: &Values,
+    phase: Phase,
+    steps: impl IntoIterator<Item = &'a Step>,
+) -> Secret {
+    let mut body = String::from(scripts::APPLY_LIB);
+    for step in steps {
+        debug_assert_eq!(step.phase(), phase);
+        body.push_str(&step.shell);
+        body.push('\n');
+    }
+    body.push_str(footer(phase));
+    Secret::new(values.before(&body))
+}
+
+/// Runs a phase script (`sh -s`, the script on stdin): its markers when it reached
+/// `done`, else the host's failure.
+pub async fn run(
+    session: &Connected,
+    script: &Secret,
+    timeout: Duration,
+) -> Result<Vec<Marker>, HostError> {
+    let out = session.exec("sh -s", script.expose(), timeout).await?;
+    let markers = output::markers(&out.stdout_str());
+    if out.success() && markers.iter().any(|m| m.kind == "done") {
+        return Ok(markers);
+    }
+    Err(failure(&markers, &out.stderr_str(), out.status))
+}
+
+/// Turns a failed phase's markers and stderr into the host's error.
+pub fn failure(markers: &[Marker], stderr: &str, status: Option<u32>) -> HostError {
+    let stderr_tail = stderr
+        .lines()
+        .filter(|l| {
+            !l.contains("kernel module") && !l.contains("wireguard-go") && !l.starts_with("[#]")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let step = markers
+        .iter()
+        .rev()
+        .find(|m| m.kind == "step")
+        .map(|m| m.value.clone());
+    let find = |kind: &str| {
+        markers
+            .iter()
+            .find(|m| m.kind == kind)
+            .map(|m| m.value.clone())
+    };
+    if let Some(reason) = find("rollback") {
+        HostError::RolledBack {
+            step,
+            reason,
+            stderr_tail,
+        }
+    } else if let Some(path) = find("locked") {
+        HostError::LockHeld { path }
+    } else {
+        let message = find("fail").unwrap_or_else(|| {
+            format!(
+                "exit status {}",
+                status.map_or_else(|| "none".to_string(), |s| s.to_string())
+            )
+        });
+        HostError::StepFailed {
+            step,
+            message,
+            status,
+            stderr_tail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(kind: &str, value: &str) -> Marker {
+        Marker {
+            kind: kind.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn failures_name_the_step_and_keep_the_messages_operators_know() {
+        let e = failure(
+            &[
+                m("step", "install"),
+                m("fail", "installing WireGuard failed"),
+            ],
+            "E: Unable to locate package\n",
+            Some(1),
+        );
+        assert_eq!(
+            e.to_string(),
+            "installing WireGuard failed (E: Unable to locate package)"
+        );
+        assert!(matches!(e, HostError::StepFailed { step: Some(s), .. } if s == "install"));
+        let e = failure(
+            &[
+                m("step", "start"),
+                m("rollback", "bringing the interface up failed"),
+            ],
+            "",
+            Some(1),
+        );
+        assert_eq!(
+            e.to_string(),
+            "rolled back to the previous config: bringing the interface up failed"
+        );
+        let e = failure(&[m("locked", "/etc/wireguard/.meshup.lock")], "", Some(75));
+        assert_eq!(
+            e.to_string(),
+            "another meshup run holds the lock /etc/wireguard/.meshup.lock"
+        );
+        assert_eq!(failure(&[], "", None).to_string(), "exit status none");
+    }
+}
+
+/// The phase scripts run for real under `sh`, on a temporary config dir.
+#[cfg(test)]
+mod script_tests {
+    use super::*;
+    use crate::plan::{Action, StepKind};
+    use std::process::Command;
+
+    fn run_sh(script: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new("sh")
+            .arg("-s")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script)
+            .expect("write");
+        child.wait_with_output().expect("wait")
+    }
+
+    fn values(dir: &std::path::Path) -> Values {
+        Values::new()
+            .set("MU_DIR", dir.to_str().expect("utf8"))
+            .set("MU_IF", "wgt0")
+    }
+
+    fn step(kind: StepKind, shell: String) -> Step {
+        Step::new(Action::Update, kind, "test", "test", shell)
+    }
+
+    #[test]
+    fn converge_assembles_secrets_and_generated_keys_on_the_host_and_keeps_a_backup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("private.key"), "PRIVATEKEYVALUE=\n").expect("write");
+        std::fs::write(dir.path().join("psk-node-b.key"), "PSKVALUE=\n").expect("write");
+        std::fs::write(dir.path().join("psk-gone.key"), "x\n").expect("write");
+        std::fs::write(dir.path().join("wgt0.conf"), "old\n").expect("write");
+        let config = "[Interface]\nPrivateKey = <secret:private.key>\n\n# Peer: node-b\n[Peer]\nPublicKey = (generated on host)\nPresharedKey = <secret:psk-node-b.key>\nAllowedIPs = 10.10.0.2/32\n\n# Peer: node-c\n[Peer]\nPublicKey = (generated on host)\nAllowedIPs = 10.10.0.3/32\n";
+        let steps = [
+            Step::new(
+                Action::Delete,
+                StepKind::Psk,
+                "remove",
+                "gone",
+                scripts::call("mu_remove_psk", &["gone"]),
+            ),
+            step(
+                StepKind::Config,
+                scripts::call_with_stdin("mu_write_config", config),
+            ),
+        ];
+        let v = values(dir.path()).set("MU_PUBKEYS", "node-b=BKEY=");
+        let text = script(&v, Phase::Converge, &steps);
+        assert!(
+            !text
+                .expose_str()
+                .unwrap_or_default()
+                .contains("PRIVATEKEYVALUE")
+        );
+        let out = run_sh(text.expose());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("wgt0.conf")).expect("read"),
+            "[Interface]\nPrivateKey = PRIVATEKEYVALUE=\n\n# Peer: node-b\n[Peer]\nPublicKey = BKEY=\nPresharedKey = PSKVALUE=\nAllowedIPs = 10.10.0.2/32\n\n",
+            "node-c's key was not generated: its block is left out"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("wgt0.conf.meshup-prev")).expect("read"),
+            "old\n"
+        );
+        assert!(!dir.path().join("psk-gone.key").exists());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("wgt0.conf"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let markers = output::markers(&String::from_utf8_lossy(&out.stdout));
+        assert!(
+            markers
+                .iter()
+                .any(|m| m.kind == "skipped" && m.value == "node-c")
+        );
+        assert_eq!(markers.last().map(|m| m.kind.as_str()), Some("done"));
+    }
+
+    #[test]
+    fn converge_refuses_when_a_secret_file_is_missing_and_keeps_the_old_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("wgt0.conf"), "old\n").expect("write");
+        let steps = [step(
+            StepKind::Config,
+            scripts::call_with_stdin("mu_write_config", "PrivateKey = <secret:private.key>\n"),
+        )];
+        let out = run_sh(script(&values(dir.path()), Phase::Converge, &steps).expose());
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("missing secret files: private.key"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("wgt0.conf")).expect("read"),
+            "old\n"
+        );
+    }
+
+    #[test]
+    fn prepare_stores_psks_from_values_never_from_the_step() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shell = scripts::call("mu_store_psk", &["node-b", "\"$MU_PSK_1\""]);
+        assert!(!shell.contains("c2VjcmV0cHNr"));
+        let steps = [Step::new(
+            Action::Create,
+            StepKind::Psk,
+            "psk",
+            "new",
+            shell,
+        )];
+        let v = values(dir.path()).set("MU_PSK_1", "c2VjcmV0cHNr");
+        assert!(!format!("{v:?}").contains("c2VjcmV0cHNr"));
+        let out = run_sh(script(&v, Phase::Prepare, &steps).expose());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("psk-node-b.key")).expect("read"),
+            "c2VjcmV0cHNr\n"
+        );
+    }
+
+    #[test]
+    fn a_second_run_waits_for_nobody_but_reports_the_lock() {
+        if Command::new("flock").arg("-V").output().is_err() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = dir.path().join(".meshup.lock");
+        std::fs::write(&lock, "").expect("write");
+        let mut holder = Command::new("flock")
+            .arg(&lock)
+            .arg("sleep")
+            .arg("5")
+            .spawn()
+            .expect("flock");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let out = run_sh(script(&values(dir.path()), Phase::Prepare, &[]).expose());
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert_eq!(out.status.code(), Some(75));
+        let markers = output::markers(&String::from_utf8_lossy(&out.stdout));
+        let e = failure(&markers, "", out.status.code().map(|c| c as u32));
+        assert!(matches!(e, HostError::LockHeld { .. }), "{e}");
+    }
+}

@@ -1,0 +1,180 @@
+//! What `plan -v` shows is what apply sends: every step's shell, byte for byte, in the
+//! scripts captured on scripted hosts.
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::*;
+use crate::plan::tests::{GUIDE, converged, fixture, fresh, key, n};
+use crate::plan::{FactsMap, StepKind};
+use crate::scripts::APPLY_LIB;
+use crate::session::Gathered;
+use crate::transport::{ExecOutput, ScriptedSession};
+
+const NFT_DROP: &str =
+    include_str!("../../tests/fixtures/facts/gather/real-debian12-nftables-drop-bash.txt");
+
+/// The guide's mesh with node-a routing a LAN (a transit node) and a node-d that left.
+fn inventory_text() -> String {
+    GUIDE.replace(
+        "    endpoint: 203.0.113.10:51820\n",
+        "    endpoint: 203.0.113.10:51820\n    subnets: [192.168.77.0/24]\n",
+    ) + "  - name: node-d\n    address: 10.10.0.4\n    state: absent\n"
+}
+
+/// Facts that make every kind of step: node-a bare behind an nftables drop policy,
+/// node-b converged but drifted (live AllowedIPs, service not enabled, a stray PSK),
+/// node-c converged, node-d (absent) still running.
+fn facts() -> FactsMap {
+    let f = fixture(&inventory_text());
+    let mut a = fresh();
+    a.firewall = crate::facts::parse(NFT_DROP).expect("fixture").firewall;
+    let mut b = converged(&f, "node-b");
+    b.wg_dump.peers[0].allowed_ips = vec!["10.10.0.99/32".parse().expect("net")];
+    b.service.enabled_state = Some("disabled".into());
+    b.files.psk_files.push("psk-old.key".into());
+    let c = converged(&f, "node-c");
+    let mut d = converged(&f, "node-c");
+    d.files.psk_files = vec!["psk-node-a.key".into()];
+    [("node-a", a), ("node-b", b), ("node-c", c), ("node-d", d)]
+        .into_iter()
+        .map(|(name, facts)| (n(name), Ok(facts)))
+        .collect()
+}
+
+fn answer(node: &str) -> ExecOutput {
+    ExecOutput {
+        status: Some(0),
+        stdout: format!(
+            "@@meshup:step:x\n@@meshup:pubkey:{}\n@@meshup:done:{node}\n",
+            key(9)
+        )
+        .into_bytes(),
+        stderr: Vec::new(),
+    }
+}
+
+#[test]
+fn every_step_kind_runs_exactly_the_shell_plan_shows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mesh.yaml");
+    std::fs::write(&path, inventory_text()).expect("write");
+    let session = Session::open(&SessionOptions {
+        inventory: path.clone(),
+        parallel: 4,
+        ..SessionOptions::default()
+    })
+    .expect("session");
+    let facts = facts();
+    let (plan, keys) = plan::compute(&PlanInput {
+        inventory: &session.inventory,
+        mesh: &session.mesh,
+        playbooks: &session.playbooks,
+        facts: &facts,
+        limit: None,
+    });
+    assert!(!plan.has_errors(), "{plan:#?}");
+    let shown = ui::render_plan(&plan, &path, true);
+
+    let hosts: BTreeMap<NodeName, Arc<ScriptedSession>> = ["node-a", "node-b", "node-c", "node-d"]
+        .into_iter()
+        .map(|h| {
+            (
+                n(h),
+                Arc::new(ScriptedSession::new(h).respond("sh -s", answer(h))),
+            )
+        })
+        .collect();
+    let gathered = Gathered {
+        sessions: hosts
+            .iter()
+            .map(|(name, s)| (name.clone(), s.clone() as crate::hosts::Connected))
+            .collect(),
+        facts: BTreeMap::new(),
+    };
+    let mut recap = Recap::default();
+    execute(
+        &session,
+        &gathered,
+        &plan,
+        &keys,
+        &mut recap,
+        &mut StatsReport::new(),
+    );
+
+    let mut kinds = BTreeSet::new();
+    let mut functions = BTreeSet::new();
+    for host in &plan.hosts {
+        let calls = hosts[&host.node].calls();
+        let phases: Vec<Phase> = [Phase::Prepare, Phase::Converge]
+            .into_iter()
+            .filter(|p| host.phase(*p).next().is_some())
+            .collect();
+        assert_eq!(
+            calls.len(),
+            phases.len(),
+            "{}: one exec per phase",
+            host.node
+        );
+        for (call, phase) in calls.iter().zip(phases) {
+            let sent = String::from_utf8(call.stdin.clone()).expect("utf8");
+            let mut body = String::from(APPLY_LIB);
+            for step in host.phase(phase) {
+                assert!(
+                    crate::ui::plan_view::shown_shell(&shown, &step.shell),
+                    "plan -v shows {:?}",
+                    step.shell
+                );
+                body.push_str(&step.shell);
+                body.push('\n');
+                kinds.insert(step.kind);
+                functions.insert(
+                    step.shell
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
+            }
+            body.push_str(phase::footer(phase));
+            let values = sent.strip_suffix(&body).unwrap_or_else(|| {
+                panic!(
+                    "{}: sent script is not values + library + the plan's steps:\n{sent}",
+                    host.node
+                )
+            });
+            assert!(
+                values.lines().all(|l| l.starts_with("MU_")),
+                "only value assignments precede the library: {values}"
+            );
+        }
+    }
+    use StepKind::*;
+    assert_eq!(
+        kinds,
+        [
+            Install, KeyGen, Psk, Remove, Config, Firewall, Forwarding, Service, Reload
+        ]
+        .into(),
+        "every step kind is covered"
+    );
+    for f in [
+        "mu_install",
+        "mu_keygen",
+        "mu_store_psk",
+        "mu_remove_psk",
+        "mu_teardown",
+        "mu_write_config",
+        "mu_firewall",
+        "mu_forwarding",
+        "mu_start",
+        "mu_enable",
+        "mu_live_reload",
+    ] {
+        assert!(functions.contains(f), "{f} is exercised: {functions:?}");
+    }
+    assert!(
+        recap.outcomes.values().all(|o| !o.is_failure()),
+        "{:?}",
+        recap.outcomes
+    );
+}

@@ -1,0 +1,189 @@
+//! `meshup check`: validate the inventory and describe the mesh it gives, offline.
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::address::{self, AddressLock, Allocation};
+use crate::inventory::Inventory;
+use crate::topology::{Mesh, Role};
+
+/// Loads, validates and allocates, then describes the mesh (the output of `meshup check`).
+/// Reads the address lock but never writes it.
+pub fn check(path: &Path) -> Result<String, miette::Report> {
+    let inventory = Inventory::load(path)?;
+    let lock = AddressLock::load(inventory.lock_path())?;
+    let (allocation, updated) = address::allocate(&inventory, &lock)?;
+    let mesh = Mesh::build(&inventory, &allocation);
+    Ok(describe(&inventory, &allocation, &lock, &updated, &mesh))
+}
+
+/// The text of `meshup check` for a valid inventory.
+pub fn describe(
+    inventory: &Inventory,
+    allocation: &Allocation,
+    lock: &AddressLock,
+    updated: &AddressLock,
+    mesh: &Mesh,
+) -> String {
+    let settings = &mesh.settings;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: valid", inventory.path().display());
+    let mut network = settings.network.to_string();
+    if let Some(network6) = settings.network6 {
+        let _ = write!(network, " + {network6}");
+    }
+    let keepalive = settings
+        .persistent_keepalive
+        .map_or_else(|| "off".to_owned(), |k| format!("{k}s"));
+    let _ = writeln!(
+        out,
+        "mesh: interface {}, network {network}, port {}, keepalive {keepalive}, mtu {}, preshared keys {}, config dir {}",
+        settings.interface,
+        settings.listen_port,
+        settings
+            .mtu
+            .map_or_else(|| "default".to_owned(), |m| m.to_string()),
+        if settings.preshared_keys { "on" } else { "off" },
+        settings.config_dir,
+    );
+
+    let _ = writeln!(out, "\nnodes ({}):", mesh.nodes.len());
+    let mut rows = vec![vec![
+        "NAME".to_owned(),
+        "ADDRESS".to_owned(),
+        "ROLE".to_owned(),
+        "ENDPOINT".to_owned(),
+        "TRANSIT".to_owned(),
+        "SSH".to_owned(),
+    ]];
+    for spec in &mesh.nodes {
+        let Some(node) = inventory.node(&spec.name) else {
+            continue;
+        };
+        let mut address = spec.address.to_string();
+        if let Some(v6) = spec.address6 {
+            let _ = write!(address, " {v6}");
+        }
+        let source = match (
+            node.address,
+            lock.get(spec.name.as_str()).and_then(|e| e.address),
+        ) {
+            (Some(_), _) => "",
+            (None, Some(pinned)) if pinned == spec.address => " (auto, locked)",
+            (None, _) => " (auto, new)",
+        };
+        address.push_str(source);
+        let mut transit = Vec::new();
+        if !spec.subnets.is_empty() {
+            let subnets: Vec<String> = spec.subnets.iter().map(ToString::to_string).collect();
+            transit.push(format!("routes {}", subnets.join(",")));
+        }
+        if !spec.relay_for.is_empty() {
+            let names: Vec<&str> = spec.relay_for.iter().map(|n| n.as_str()).collect();
+            transit.push(format!("relays {}", names.join(",")));
+        }
+        let ssh = &node.ssh;
+        let mut ssh_text = format!("{}@{}:{}", ssh.user, ssh.host, ssh.port);
+        if let Some(jump) = &ssh.jump {
+            let _ = write!(ssh_text, " via {jump}");
+        }
+        rows.push(vec![
+            spec.name.to_string(),
+            address,
+            match spec.role {
+                Role::Public => "public".to_owned(),
+                Role::Nat => "nat".to_owned(),
+            },
+            spec.endpoint.clone().unwrap_or_else(|| "-".to_owned()),
+            if spec.is_transit {
+                transit.join("; ")
+            } else {
+                "-".to_owned()
+            },
+            ssh_text,
+        ]);
+    }
+    write_table(&mut out, &rows, "  ");
+
+    let _ = writeln!(out, "\npeers:");
+    for spec in &mesh.nodes {
+        let _ = writeln!(out, "  {} ({} peers)", spec.name, spec.peers.len());
+        let rows: Vec<Vec<String>> = spec
+            .peers
+            .iter()
+            .map(|peer| {
+                let allowed: Vec<String> =
+                    peer.allowed_ips.iter().map(ToString::to_string).collect();
+                vec![
+                    format!("-> {}", peer.name),
+                    peer.endpoint.as_ref().map_or_else(
+                        || "no endpoint (peer behind NAT)".to_owned(),
+                        |e| format!("endpoint {e}"),
+                    ),
+                    format!("allowed {}", allowed.join(", ")),
+                    peer.persistent_keepalive
+                        .map_or_else(String::new, |k| format!("keepalive {k}")),
+                ]
+            })
+            .collect();
+        write_table(&mut out, &rows, "    ");
+    }
+
+    let relayed: Vec<String> = mesh
+        .nodes
+        .iter()
+        .filter_map(|n| n.relay.as_ref().map(|r| format!("{} via {r}", n.name)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nrelays: {}",
+        if relayed.is_empty() {
+            "none needed".to_owned()
+        } else {
+            relayed.join(", ")
+        }
+    );
+    if !mesh.absent.is_empty() {
+        let names: Vec<&str> = mesh.absent.iter().map(|n| n.as_str()).collect();
+        let _ = writeln!(out, "absent (to be removed): {}", names.join(", "));
+    }
+    let tunnels = mesh.nodes.iter().map(|n| n.peers.len()).sum::<usize>() / 2;
+    let _ = writeln!(
+        out,
+        "\n{} nodes, {} tunnels, {} addresses allocated automatically",
+        mesh.nodes.len(),
+        tunnels,
+        allocation
+            .iter()
+            .filter(|(name, _)| inventory.node(name).is_some_and(|n| n.address.is_none()))
+            .count(),
+    );
+    if updated != lock {
+        let _ = writeln!(
+            out,
+            "address lock {} is not up to date; `meshup apply` will write it",
+            inventory.lock_path().display()
+        );
+    }
+    out
+}
+
+/// Writes rows as left-aligned columns, trimming trailing spaces.
+fn write_table(out: &mut String, rows: &[Vec<String>], indent: &str) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = indent.to_owned();
+        for (cell, width) in row.iter().zip(&widths) {
+            let _ = write!(line, "{cell:<width$}  ");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}

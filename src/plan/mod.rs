@@ -1,0 +1,253 @@
+//! The plan: per host, the ordered steps that close the gap between the gathered facts
+//! and the inventory. Each step is made by one pure step function ([`steps`]) and
+//! carries its line, its reason, its diff and the exact shell apply sends. `plan`
+//! shows it; `apply` runs those steps and decides nothing again.
+pub mod keys;
+pub mod step;
+pub mod steps;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::facts::HostFacts;
+use crate::host_error::HostError;
+use crate::inventory::{Inventory, NodeName};
+use crate::playbook::Playbooks;
+use crate::topology::Mesh;
+
+pub use keys::{FactsMap, KeyBook, PskPlan};
+pub use step::{Action, Decision, Phase, Step, StepKind};
+pub use steps::HostInput;
+
+/// Whether a host takes part in this run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "detail")]
+pub enum HostState {
+    /// Gathered and planned.
+    Ready,
+    /// Not reachable over SSH (or gather failed).
+    Unreachable(HostError),
+    /// Reachable but cannot be planned (unknown distro, invalid key file, …).
+    Error(HostError),
+    /// Outside `--limit`: read, never changed.
+    Skipped,
+}
+
+/// The plan for one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlan {
+    /// Node name.
+    pub node: NodeName,
+    /// Whether it takes part.
+    #[serde(flatten)]
+    pub state: HostState,
+    /// What the host is, in one line (from its facts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Ordered steps.
+    #[serde(rename = "changes")]
+    pub steps: Vec<Step>,
+    /// Why the rest needs no change ("wg0.conf up to date", …).
+    pub unchanged: Vec<String>,
+    /// Warnings that do not stop the host.
+    pub warnings: Vec<String>,
+    /// Peers this host gets a new preshared key with, in `MU_PSK_<n>` order.
+    #[serde(skip)]
+    pub new_psk_peers: Vec<NodeName>,
+}
+
+impl HostPlan {
+    fn new(node: NodeName, state: HostState) -> Self {
+        HostPlan {
+            node,
+            state,
+            host: None,
+            steps: Vec::new(),
+            unchanged: Vec::new(),
+            warnings: Vec::new(),
+            new_psk_peers: Vec::new(),
+        }
+    }
+
+    /// The host has changes to make.
+    pub fn has_changes(&self) -> bool {
+        self.state == HostState::Ready && !self.steps.is_empty()
+    }
+
+    /// The host could not be planned.
+    pub fn failed(&self) -> bool {
+        matches!(self.state, HostState::Unreachable(_) | HostState::Error(_))
+    }
+
+    /// The steps of one phase, in order.
+    pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(move |s| s.phase() == phase)
+    }
+
+    fn record(&mut self, decisions: Vec<Decision>) {
+        for d in decisions {
+            match d {
+                Decision::Change(step) => self.steps.push(step),
+                Decision::Unchanged(reason) => self.unchanged.push(reason),
+                Decision::Warning(text) => self.warnings.push(text),
+            }
+        }
+    }
+}
+
+/// The plan for the whole mesh.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Per host, in name order (present nodes, then absent ones).
+    pub hosts: Vec<HostPlan>,
+    /// Pairs getting a new preshared key.
+    pub new_psk_pairs: Vec<(NodeName, NodeName)>,
+}
+
+impl Plan {
+    /// The one definition of "no changes": no host has a change to make.
+    pub fn is_empty(&self) -> bool {
+        !self.hosts.iter().any(HostPlan::has_changes)
+    }
+
+    /// Some host could not be planned.
+    pub fn has_errors(&self) -> bool {
+        self.hosts.iter().any(HostPlan::failed)
+    }
+
+    /// The plan of one host.
+    pub fn host(&self, node: &NodeName) -> Option<&HostPlan> {
+        self.hosts.iter().find(|h| &h.node == node)
+    }
+}
+
+/// Everything the plan is computed from.
+pub struct PlanInput<'a> {
+    /// The inventory.
+    pub inventory: &'a Inventory,
+    /// The mesh built from it.
+    pub mesh: &'a Mesh,
+    /// Distro and firewall recipes.
+    pub playbooks: &'a Playbooks,
+    /// Facts per node; `Err` = unreachable or gather failed.
+    pub facts: &'a FactsMap,
+    /// Only these nodes change (`--limit`); `None` = all.
+    pub limit: Option<&'a BTreeSet<NodeName>>,
+}
+
+/// Computes the plan. Pure: same input, same plan.
+pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
+    let mesh = input.mesh;
+    let in_limit = |n: &NodeName| input.limit.is_none_or(|l| l.contains(n));
+    let keys = KeyBook::from_facts(mesh, input.facts, &in_limit);
+    let psks = PskPlan::compute(mesh, input.facts, &keys, &in_limit);
+
+    let mut hosts = Vec::new();
+    for spec in &mesh.nodes {
+        let name = &spec.name;
+        let facts = match input.facts.get(name) {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => {
+                hosts.push(HostPlan::new(
+                    name.clone(),
+                    HostState::Unreachable(e.clone()),
+                ));
+                continue;
+            }
+            None => {
+                hosts.push(HostPlan::new(
+                    name.clone(),
+                    HostState::Unreachable(HostError::NotConnected),
+                ));
+                continue;
+            }
+        };
+        let mut hp = HostPlan::new(name.clone(), HostState::Ready);
+        hp.host = Some(facts.to_string());
+        if !in_limit(name) {
+            hp.state = HostState::Skipped;
+        } else if let Err(e) = plan_host(input, spec, facts, &keys, &psks, &mut hp) {
+            hp.state = HostState::Error(e);
+            hp.steps.clear();
+        }
+        hosts.push(hp);
+    }
+
+    for name in &mesh.absent {
+        match input.facts.get(name) {
+            Some(Ok(f)) if in_limit(name) => {
+                let mut hp = HostPlan::new(name.clone(), HostState::Ready);
+                hp.host = Some(f.to_string());
+                hp.record(steps::removal(&mesh.settings, f));
+                hosts.push(hp);
+            }
+            Some(Ok(_)) => hosts.push(HostPlan::new(name.clone(), HostState::Skipped)),
+            Some(Err(e)) => hosts.push(HostPlan::new(
+                name.clone(),
+                HostState::Unreachable(e.clone()),
+            )),
+            None => {}
+        }
+    }
+    let plan = Plan {
+        hosts,
+        new_psk_pairs: psks.new_pairs,
+    };
+    (plan, keys)
+}
+
+/// One present host's steps, in order: each step function decides one concern.
+fn plan_host(
+    input: &PlanInput<'_>,
+    spec: &crate::topology::NodeSpec,
+    facts: &HostFacts,
+    keys: &KeyBook,
+    psks: &PskPlan,
+    hp: &mut HostPlan,
+) -> Result<(), HostError> {
+    if !facts.complete {
+        return Err(HostError::Gather {
+            reason: format!(
+                "it did not finish (missing sections: {})",
+                facts.missing_sections.join(", ")
+            ),
+        });
+    }
+    let distro =
+        input
+            .playbooks
+            .detect(&facts.os_release)
+            .map_err(|e| HostError::UnsupportedDistro {
+                message: e.to_string(),
+            })?;
+    if let Some(blocked) = psks.blocked.get(&spec.name) {
+        return Err(HostError::blocked(blocked.join("; ")));
+    }
+    let h = HostInput {
+        mesh: input.mesh,
+        spec,
+        facts,
+        distro,
+        playbooks: input.playbooks,
+        keys,
+        new_psk_peers: psks.peers_of(&spec.name).cloned().collect(),
+    };
+    hp.record(steps::install(&h)?);
+    hp.record(steps::keygen(&h)?);
+    hp.record(steps::psks(&h));
+    hp.record(steps::config(&h));
+    hp.record(steps::firewall(&h));
+    hp.record(steps::forwarding(&h));
+    let config_changed = hp
+        .steps
+        .iter()
+        .any(|s| matches!(s.kind, StepKind::Config | StepKind::KeyGen));
+    hp.record(steps::activation(&h, config_changed));
+    hp.steps.sort_by_key(|s| s.kind);
+    hp.new_psk_peers = h.new_psk_peers;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,86 @@
+//! The host's key pair (generated on the host) and its preshared keys.
+use std::collections::BTreeSet;
+
+use super::HostInput;
+use crate::facts::KeyFileState;
+use crate::host_error::HostError;
+use crate::plan::step::{Action, Decision, Step, StepKind};
+use crate::scripts;
+
+/// Generates the key pair on the host when there is none; rewrites `public.key` when
+/// it does not match the private key. An invalid private key blocks the host.
+pub fn keygen(h: &HostInput<'_>) -> Result<Vec<Decision>, HostError> {
+    let dir = &h.settings().config_dir;
+    match h.facts.keys.private_key {
+        KeyFileState::Valid if h.facts.keys.public_key_matches() => Ok(vec![Decision::unchanged(
+            "key pair present (private key stays on the host)",
+        )]),
+        KeyFileState::Valid => Ok(vec![Decision::Change(Step::new(
+            Action::Update,
+            StepKind::KeyGen,
+            "rewrite public.key from private.key (on the host)",
+            "public.key does not match private.key",
+            "mu_keygen",
+        ))]),
+        KeyFileState::Absent => Ok(vec![Decision::Change(Step::new(
+            Action::Create,
+            StepKind::KeyGen,
+            "generate key pair on the host (private key never leaves it)",
+            format!("{dir}/private.key does not exist"),
+            "mu_keygen",
+        ))]),
+        KeyFileState::Invalid => Err(HostError::blocked(format!(
+            "{dir}/private.key exists but is not a WireGuard key; meshup will not overwrite it (fix or remove it)"
+        ))),
+    }
+}
+
+/// Stores this run's new preshared keys (their values arrive as `MU_PSK_<n>`, never in
+/// the step) and removes those of peers that no longer share one with this host.
+pub fn psks(h: &HostInput<'_>) -> Vec<Decision> {
+    let mut out = Vec::new();
+    for (i, peer) in h.new_psk_peers.iter().enumerate() {
+        let had = h.facts.keys.psks.get(peer.as_str()) == Some(&KeyFileState::Valid);
+        let variable = format!("\"$MU_PSK_{}\"", i + 1);
+        out.push(Decision::Change(Step::new(
+            if had { Action::Update } else { Action::Create },
+            StepKind::Psk,
+            format!("preshared key with {peer} (random, written on both hosts, never shown)"),
+            if had {
+                format!("{peer} holds a different preshared key for this pair")
+            } else {
+                format!("no psk-{peer}.key yet")
+            },
+            scripts::call("mu_store_psk", &[peer.as_str(), &variable]),
+        )));
+    }
+    let peers: BTreeSet<&str> = h
+        .spec
+        .peers
+        .iter()
+        .filter(|p| p.psk)
+        .map(|p| p.name.as_str())
+        .collect();
+    for file in &h.facts.files.psk_files {
+        let Some(peer) = psk_file_peer(file) else {
+            continue;
+        };
+        if !peers.contains(peer) {
+            out.push(Decision::Change(Step::new(
+                Action::Delete,
+                StepKind::Psk,
+                format!("remove {file}"),
+                format!("{peer} is no longer a peer with a preshared key"),
+                scripts::call("mu_remove_psk", &[peer]),
+            )));
+        }
+    }
+    out
+}
+
+/// The peer name in a `psk-<peer>.key` file name.
+pub fn psk_file_peer(file: &str) -> Option<&str> {
+    file.strip_prefix("psk-")
+        .and_then(|f| f.strip_suffix(".key"))
+        .filter(|p| !p.is_empty())
+}

@@ -1,0 +1,60 @@
+//! The step functions: each looks at one host's facts and the desired state and
+//! returns its decisions (a step with its reason, or why nothing changes). Pure.
+mod config;
+mod keys;
+mod network;
+mod package;
+mod service;
+
+pub use config::config;
+pub use keys::{keygen, psks};
+pub use network::{firewall, forwarding};
+pub use package::install;
+pub use service::{activation, removal};
+
+use crate::facts::HostFacts;
+use crate::inventory::{MeshSettings, NodeName};
+use crate::playbook::{Distro, Playbooks};
+use crate::topology::{Mesh, NodeSpec};
+
+use super::keys::KeyBook;
+
+/// Everything a step function may look at for one present host.
+pub struct HostInput<'a> {
+    /// The whole mesh.
+    pub mesh: &'a Mesh,
+    /// This node's desired state.
+    pub spec: &'a NodeSpec,
+    /// This host's gathered facts.
+    pub facts: &'a HostFacts,
+    /// The host's distribution recipe.
+    pub distro: &'a Distro,
+    /// All recipes (firewalls).
+    pub playbooks: &'a Playbooks,
+    /// Public keys known and pending.
+    pub keys: &'a KeyBook,
+    /// Peers this host gets a new preshared key with, in order (`MU_PSK_1`, …).
+    pub new_psk_peers: Vec<NodeName>,
+}
+
+impl HostInput<'_> {
+    /// Mesh-wide settings.
+    pub fn settings(&self) -> &MeshSettings {
+        &self.mesh.settings
+    }
+
+    /// The interface name.
+    pub fn iface(&self) -> &str {
+        self.mesh.settings.interface.as_str()
+    }
+}
+
+/// Path of the interface config on the host.
+pub fn conf_path(settings: &MeshSettings) -> String {
+    format!("{}/{}.conf", settings.config_dir, settings.interface)
+}
+
+/// The config dir is the one wg-quick@ reads.
+pub fn standard_dir(settings: &MeshSettings) -> bool {
+    settings.config_dir.as_str() == crate::inventory::DEFAULT_CONFIG_DIR
+}

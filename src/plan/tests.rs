@@ -1,0 +1,337 @@
+//! Table tests of the plan: facts in, steps (or reasons for no change) out.
+use super::*;
+use std::collections::BTreeMap;
+
+use crate::address::{self, AddressLock};
+use crate::facts::{KeyFileState, PublicKeyFile, WgInterfaceDump, WgPeerDump};
+use crate::keys::PublicKey;
+
+pub(crate) const GUIDE: &str = include_str!("../../inventory/guide.yaml");
+const FRESH: &str = include_str!("../../tests/fixtures/facts/gather/real-fresh-host-dash.txt");
+
+pub(crate) fn key(n: u8) -> PublicKey {
+    let mut bytes = [n; 32];
+    bytes[31] = 1;
+    PublicKey::from_bytes(bytes).expect("valid test key")
+}
+
+pub(crate) struct Fixture {
+    pub(crate) inventory: Inventory,
+    pub(crate) mesh: Mesh,
+    pub(crate) playbooks: Playbooks,
+}
+
+pub(crate) fn fixture(text: &str) -> Fixture {
+    let inventory = Inventory::from_str(text, "guide.yaml").expect("valid inventory");
+    let (allocation, _) = address::allocate(&inventory, &AddressLock::default()).expect("allocate");
+    let mesh = Mesh::build(&inventory, &allocation);
+    Fixture {
+        inventory,
+        mesh,
+        playbooks: Playbooks::embedded().expect("playbooks"),
+    }
+}
+
+/// A Debian 12 host without WireGuard (the capture's machine had the tools: drop them).
+pub(crate) fn fresh() -> HostFacts {
+    let mut h = crate::facts::parse(FRESH).expect("fixture parses");
+    for tool in ["wg", "wg-quick", "wireguard-go"] {
+        h.commands.found.remove(tool);
+    }
+    h.wireguard.wg_version = None;
+    h.wireguard.wireguard_go_version = None;
+    h.wireguard.module_loaded = false;
+    h.wireguard.module_available = Some(false);
+    h
+}
+
+/// Facts of a host that runs exactly what the inventory wants (keys 1, 2, 3).
+pub(crate) fn converged(f: &Fixture, node: &str) -> HostFacts {
+    let name: NodeName = node.parse().expect("name");
+    let index = f
+        .mesh
+        .nodes
+        .iter()
+        .position(|n| n.name == name)
+        .expect("node") as u8
+        + 1;
+    let mut h = fresh();
+    for tool in ["wg", "wg-quick", "wireguard-go"] {
+        h.commands
+            .found
+            .insert(tool.into(), format!("/usr/bin/{tool}"));
+    }
+    h.wireguard.wg_version = Some("wireguard-tools v1.0.20210914".into());
+    h.keys.private_key = KeyFileState::Valid;
+    h.keys.derived_public_key = Some(key(index));
+    h.keys.public_key_file = PublicKeyFile::Present(key(index));
+    let spec = f.mesh.node(&name).expect("spec");
+    for p in &spec.peers {
+        h.keys.psks.insert(p.name.to_string(), KeyFileState::Valid);
+        h.keys
+            .psk_digests
+            .insert(p.name.to_string(), "00112233445566aa".into());
+    }
+    let book = KeyBook {
+        known: f
+            .mesh
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), key(i as u8 + 1)))
+            .collect(),
+        pending: BTreeSet::new(),
+    };
+    h.config.present = true;
+    h.config.text = book.render(&f.mesh, &name).0;
+    h.wg_dump.interface = Some(WgInterfaceDump {
+        private_key_set: true,
+        public_key: Some(key(index)),
+        listen_port: spec.listen_port,
+        fwmark: None,
+    });
+    h.wg_dump.peers = spec
+        .peers
+        .iter()
+        .map(|p| WgPeerDump {
+            public_key: book.get(&p.name).expect("key"),
+            preshared_key_set: true,
+            endpoint: None,
+            allowed_ips: p.allowed_ips.clone(),
+            latest_handshake: None,
+            rx_bytes: 0,
+            tx_bytes: 0,
+            persistent_keepalive: p.persistent_keepalive,
+        })
+        .collect();
+    h.init.systemd = true;
+    h.service.enabled_state = Some("enabled".into());
+    h.service.active_state = Some("active".into());
+    h
+}
+
+/// Every node of the mesh converged.
+pub(crate) fn all_converged(f: &Fixture) -> FactsMap {
+    f.mesh
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), Ok(converged(f, n.name.as_str()))))
+        .collect()
+}
+
+fn plan_of(f: &Fixture, facts: &FactsMap, limit: Option<&BTreeSet<NodeName>>) -> (Plan, KeyBook) {
+    compute(&PlanInput {
+        inventory: &f.inventory,
+        mesh: &f.mesh,
+        playbooks: &f.playbooks,
+        facts,
+        limit,
+    })
+}
+
+fn kinds(h: &HostPlan) -> Vec<(char, StepKind)> {
+    h.steps
+        .iter()
+        .map(|c| (c.action.symbol(), c.kind))
+        .collect()
+}
+
+fn unreachable(message: &str) -> HostError {
+    HostError::Transport {
+        message: message.into(),
+    }
+}
+
+pub(crate) fn n(s: &str) -> NodeName {
+    s.parse().expect("name")
+}
+
+#[test]
+fn bare_hosts_get_install_keys_psks_config_and_start_in_order() {
+    let f = fixture(GUIDE);
+    let facts = f
+        .mesh
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), Ok(fresh())))
+        .collect();
+    let (plan, keys) = plan_of(&f, &facts, None);
+    assert!(!plan.is_empty() && !plan.has_errors());
+    assert_eq!(plan.new_psk_pairs.len(), 3);
+    assert_eq!(keys.pending.len(), 3);
+    let a = plan.host(&n("node-a")).expect("node-a");
+    use StepKind::*;
+    assert_eq!(
+        kinds(a),
+        [
+            ('+', Install),
+            ('+', KeyGen),
+            ('+', Psk),
+            ('+', Psk),
+            ('+', Config),
+            ('+', Service)
+        ]
+    );
+    let diff = a
+        .steps
+        .iter()
+        .find_map(|c| c.diff.as_deref())
+        .expect("diff");
+    assert!(diff.contains("+PublicKey = (generated on host)"), "{diff}");
+    assert!(
+        diff.contains("+PrivateKey = <secret:private.key>"),
+        "{diff}"
+    );
+    assert!(a.steps.iter().any(|s| s.kind == Install
+        && s.shell.starts_with("mu_install ")
+        && s.shell.contains("wireguard-tools")));
+}
+
+#[test]
+fn a_converged_mesh_is_an_empty_plan_with_reasons() {
+    let f = fixture(GUIDE);
+    let facts = all_converged(&f);
+    let (plan, _) = plan_of(&f, &facts, None);
+    assert!(
+        plan.is_empty(),
+        "{:#?}",
+        plan.hosts
+            .iter()
+            .map(|h| (&h.node, &h.steps))
+            .collect::<Vec<_>>()
+    );
+    let a = plan.host(&n("node-a")).expect("node-a");
+    assert!(
+        a.unchanged
+            .iter()
+            .any(|r| r.contains("wg0.conf up to date")),
+        "{:?}",
+        a.unchanged
+    );
+}
+
+#[test]
+fn live_drift_and_file_drift_become_a_live_reload_not_a_restart() {
+    let f = fixture(GUIDE);
+    let mut facts = all_converged(&f);
+    if let Some(Ok(b)) = facts.get_mut(&n("node-b")) {
+        b.wg_dump.peers[0].allowed_ips = vec!["10.10.0.99/32".parse().expect("net")];
+    }
+    if let Some(Ok(c)) = facts.get_mut(&n("node-c")) {
+        c.config.text = c
+            .config
+            .text
+            .replace("PersistentKeepalive = 25", "PersistentKeepalive = 5");
+    }
+    let (plan, _) = plan_of(&f, &facts, None);
+    use StepKind::*;
+    assert_eq!(kinds(plan.host(&n("node-a")).expect("a")), []);
+    assert_eq!(kinds(plan.host(&n("node-b")).expect("b")), [('~', Reload)]);
+    assert_eq!(
+        kinds(plan.host(&n("node-c")).expect("c")),
+        [('~', Config), ('~', Reload)]
+    );
+    let c = plan.host(&n("node-c")).expect("c");
+    assert!(
+        c.steps
+            .iter()
+            .any(|s| s.kind == Reload && s.shell.starts_with("mu_live_reload "))
+    );
+    assert!(
+        c.steps[0]
+            .diff
+            .as_deref()
+            .is_some_and(|d| d.contains("-PersistentKeepalive = 5"))
+    );
+}
+
+#[test]
+fn psk_mismatch_rotates_the_pair_on_both_sides() {
+    let f = fixture(GUIDE);
+    let mut facts = all_converged(&f);
+    if let Some(Ok(b)) = facts.get_mut(&n("node-b")) {
+        b.keys
+            .psk_digests
+            .insert("node-a".into(), "ffffffffffffffff".into());
+    }
+    let (plan, _) = plan_of(&f, &facts, None);
+    assert_eq!(plan.new_psk_pairs, [(n("node-a"), n("node-b"))]);
+    for host in ["node-a", "node-b"] {
+        let h = plan.host(&n(host)).expect("host");
+        assert!(
+            h.steps
+                .iter()
+                .any(|c| c.kind == StepKind::Psk && c.action == Action::Update)
+        );
+        assert!(
+            h.steps
+                .iter()
+                .any(|s| s.kind == StepKind::Config && s.shell.starts_with("mu_write_config")),
+            "{host} re-assembles its config with the new key"
+        );
+    }
+    assert!(!plan.host(&n("node-c")).expect("c").has_changes());
+}
+
+#[test]
+fn unreachable_unknown_distro_and_limit_are_per_host() {
+    let f = fixture(GUIDE);
+    let mut facts: BTreeMap<_, _> = f
+        .mesh
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), Ok(fresh())))
+        .collect();
+    facts.insert(n("node-b"), Err(unreachable("connection timed out")));
+    if let Some(Ok(c)) = facts.get_mut(&n("node-c")) {
+        c.os_release.id = "plan9".into();
+        c.os_release.id_like.clear();
+    }
+    let (plan, _) = plan_of(&f, &facts, None);
+    assert!(plan.has_errors());
+    assert!(matches!(
+        plan.host(&n("node-b")).expect("b").state,
+        HostState::Unreachable(_)
+    ));
+    assert!(
+        matches!(&plan.host(&n("node-c")).expect("c").state, HostState::Error(e) if e.to_string().contains("plan9"))
+    );
+    // node-a still converges: unreachable, never-provisioned node-b is left out of its
+    // config (and needs no preshared key yet), with a warning.
+    let a = plan.host(&n("node-a")).expect("a");
+    assert_eq!(a.state, HostState::Ready);
+    assert!(
+        a.warnings.iter().any(|w| w.contains("node-b is left out")),
+        "{:?}",
+        a.warnings
+    );
+    // A provisioned but unreachable peer whose PSK is missing here blocks the host.
+    let mut facts = all_converged(&f);
+    facts.insert(n("node-b"), Err(unreachable("down")));
+    if let Some(Ok(a)) = facts.get_mut(&n("node-a")) {
+        a.keys.psks.insert("node-b".into(), KeyFileState::Absent);
+    }
+    let (plan, _) = plan_of(&f, &facts, None);
+    assert!(
+        matches!(&plan.host(&n("node-a")).expect("a").state, HostState::Error(e) if e.to_string().contains("node-b"))
+    );
+
+    let facts = all_converged(&f);
+    let limit: BTreeSet<NodeName> = [n("node-a")].into();
+    let (plan, _) = plan_of(&f, &facts, Some(&limit));
+    assert_eq!(
+        plan.host(&n("node-b")).expect("b").state,
+        HostState::Skipped
+    );
+    assert_eq!(plan.host(&n("node-a")).expect("a").state, HostState::Ready);
+}
+
+#[test]
+fn an_unreachable_peer_keeps_its_key_from_other_configs() {
+    let f = fixture(GUIDE);
+    let mut facts = all_converged(&f);
+    facts.insert(n("node-c"), Err(unreachable("down")));
+    let (plan, keys) = plan_of(&f, &facts, None);
+    assert_eq!(keys.get(&n("node-c")), Some(key(3)));
+    assert!(!plan.host(&n("node-a")).expect("a").has_changes());
+}

@@ -1,0 +1,267 @@
+//! The runner layer every command shares: load the inventory, its address lock, the
+//! mesh and the playbooks once; one async runtime; connect to each host once and gather
+//! its facts once. `plan`, `apply`, `verify` and `exec` all start here.
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use miette::{IntoDiagnostic, WrapErr};
+
+use crate::address::{self, AddressLock};
+use crate::facts::{self, GatherParams};
+use crate::fanout;
+use crate::host_error::HostError;
+use crate::hosts::{self, Connected};
+use crate::inventory::{Inventory, Node, NodeName};
+use crate::plan::FactsMap;
+use crate::playbook::Playbooks;
+use crate::topology::Mesh;
+use crate::transport::Stats;
+use crate::ui::Progress;
+
+/// How long the read-only gather may take on one host.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every command is told about where and how to run.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// A directory of playbooks replacing the built-in ones.
+    pub playbooks: Option<PathBuf>,
+    /// `--limit`: node names (validated against the inventory).
+    pub limit: Vec<String>,
+    /// Hosts handled at once.
+    pub parallel: usize,
+    /// More output.
+    pub verbose: bool,
+}
+
+/// The loaded workstation side of a run, plus the runtime and the SSH counters.
+pub struct Session {
+    /// The inventory.
+    pub inventory: Inventory,
+    /// The address lock as read.
+    pub lock: AddressLock,
+    /// The lock with this run's allocations.
+    pub updated_lock: AddressLock,
+    /// The mesh.
+    pub mesh: Mesh,
+    /// Recipes.
+    pub playbooks: Playbooks,
+    /// `--limit`, validated; `None` = every node.
+    pub limit: Option<BTreeSet<NodeName>>,
+    /// Hosts handled at once.
+    pub parallel: usize,
+    /// More output.
+    pub verbose: bool,
+    /// SSH connections and execs per host.
+    pub stats: Arc<Stats>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// Open connections and gathered facts.
+pub struct Gathered {
+    /// Connected hosts.
+    pub sessions: BTreeMap<NodeName, Connected>,
+    /// Facts, or why there are none, for every host tried.
+    pub facts: FactsMap,
+}
+
+impl Session {
+    /// Loads inventory, lock, mesh and playbooks; validates `--limit`; starts the runtime.
+    pub fn open(options: &SessionOptions) -> miette::Result<Session> {
+        let inventory = Inventory::load(&options.inventory)?;
+        let lock = AddressLock::load(inventory.lock_path())?;
+        let (allocation, updated_lock) = address::allocate(&inventory, &lock)?;
+        let mesh = Mesh::build(&inventory, &allocation);
+        let playbooks = match &options.playbooks {
+            Some(dir) => Playbooks::load_dir(dir).into_diagnostic()?,
+            None => Playbooks::embedded().into_diagnostic()?,
+        };
+        let limit = limit_set(&inventory, &options.limit)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .into_diagnostic()
+            .wrap_err("cannot start the async runtime")?;
+        Ok(Session {
+            inventory,
+            lock,
+            updated_lock,
+            mesh,
+            playbooks,
+            limit,
+            parallel: options.parallel.max(1),
+            verbose: options.verbose,
+            stats: Arc::new(Stats::new()),
+            runtime,
+        })
+    }
+
+    /// The inventory file.
+    pub fn path(&self) -> &Path {
+        self.inventory.path()
+    }
+
+    /// Runs a future on the session's runtime.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// The node is inside `--limit` (or there is none).
+    pub fn in_limit(&self, node: &NodeName) -> bool {
+        self.limit.as_ref().is_none_or(|l| l.contains(node))
+    }
+
+    /// Every node of the inventory meshup talks to (present and absent ones).
+    pub fn nodes(&self) -> Vec<&Node> {
+        self.inventory.nodes().iter().collect()
+    }
+
+    /// Connects to `nodes` (bounded, in parallel; one failure never stops the others).
+    pub async fn connect(
+        &self,
+        nodes: Vec<&Node>,
+        progress: &Progress,
+    ) -> BTreeMap<NodeName, Result<Connected, HostError>> {
+        let stats = &self.stats;
+        fanout::run(nodes, self.parallel, |node| async move {
+            progress.set(node.name.as_str(), "connecting");
+            let result = hosts::connect(node, stats).await.map_err(HostError::from);
+            if let Err(e) = &result {
+                progress.finish(node.name.as_str(), format!("unreachable: {e}"));
+            }
+            Ok::<_, std::convert::Infallible>(result)
+        })
+        .await
+        .into_iter()
+        .map(|(node, r)| {
+            let r = match r {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            (node.name.clone(), r)
+        })
+        .collect()
+    }
+
+    /// Connects to every node and gathers its facts (one exec per host, read-only).
+    pub fn connect_and_gather(&self, progress: &Progress) -> Gathered {
+        self.block_on(async {
+            let nodes = self.nodes();
+            let outcomes = fanout::run(nodes, self.parallel, |node| async move {
+                progress.set(node.name.as_str(), "connecting");
+                let session = hosts::connect(node, &self.stats).await?;
+                progress.set(node.name.as_str(), "gathering facts");
+                let facts = self.gather(node, &session).await?;
+                progress.set(node.name.as_str(), "gathered");
+                Ok::<_, HostError>((session, facts))
+            })
+            .await;
+            let mut gathered = Gathered {
+                sessions: BTreeMap::new(),
+                facts: BTreeMap::new(),
+            };
+            for (node, outcome) in outcomes {
+                match outcome {
+                    Ok((session, f)) => {
+                        gathered.sessions.insert(node.name.clone(), session);
+                        gathered.facts.insert(node.name.clone(), Ok(f));
+                    }
+                    Err(e) => {
+                        progress.finish(node.name.as_str(), format!("unreachable: {e}"));
+                        gathered.facts.insert(node.name.clone(), Err(e));
+                    }
+                }
+            }
+            gathered
+        })
+    }
+
+    async fn gather(
+        &self,
+        node: &Node,
+        session: &Connected,
+    ) -> Result<facts::HostFacts, HostError> {
+        let script = facts::gather_script(&self.gather_params(node)?);
+        let out = session
+            .exec("sh -s", script.as_bytes(), GATHER_TIMEOUT)
+            .await?;
+        facts::parse(&out.stdout_str()).map_err(|e| {
+            let stderr = out.stderr_str();
+            HostError::Gather {
+                reason: if stderr.trim().is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{e}: {}", stderr.trim())
+                },
+            }
+        })
+    }
+
+    /// The validated inputs of a node's gather script.
+    pub fn gather_params(&self, node: &Node) -> Result<GatherParams, HostError> {
+        let s = &self.mesh.settings;
+        let peers: Vec<String> = self
+            .mesh
+            .node(&node.name)
+            .map(|spec| spec.peers.iter().map(|p| p.name.to_string()).collect())
+            .unwrap_or_default();
+        GatherParams::new(
+            s.interface.as_str(),
+            s.config_dir.as_str(),
+            node.listen_port,
+            &peers,
+        )
+        .map_err(|e| HostError::Gather {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Closes connections inside the runtime (they need it to say goodbye).
+    pub fn close(&self, sessions: BTreeMap<NodeName, Connected>) {
+        self.block_on(async move { drop(sessions) });
+    }
+
+    /// Writes the address lock when this run allocated new addresses.
+    pub fn save_lock(&self) -> miette::Result<()> {
+        if self.updated_lock != self.lock {
+            self.updated_lock
+                .save(self.inventory.lock_path())
+                .into_diagnostic()
+                .wrap_err_with(|| {
+                    format!(
+                        "cannot write the address lock {}",
+                        self.inventory.lock_path().display()
+                    )
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// `--limit` names checked against the inventory: every command refuses an unknown
+/// name the same way.
+fn limit_set(
+    inventory: &Inventory,
+    limit: &[String],
+) -> miette::Result<Option<BTreeSet<NodeName>>> {
+    if limit.is_empty() {
+        return Ok(None);
+    }
+    let mut set = BTreeSet::new();
+    for name in limit {
+        let node = inventory
+            .nodes()
+            .iter()
+            .find(|n| n.name.as_str() == name.trim())
+            .ok_or_else(|| {
+                miette::miette!("--limit names `{name}`, which is not a node of the inventory")
+            })?;
+        set.insert(node.name.clone());
+    }
+    Ok(Some(set))
+}

@@ -1,0 +1,110 @@
+//! The plan as people read it: per host its steps (`+ ~ -`), why, the diff, and with
+//! `-v` the exact shell each step runs.
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::plan::{HostState, Plan};
+
+/// Renders a plan for people.
+pub fn render_plan(plan: &Plan, inventory: &Path, verbose: bool) -> String {
+    let mut out = String::new();
+    for host in &plan.hosts {
+        match &host.state {
+            HostState::Unreachable(e) => {
+                let _ = writeln!(out, "{}: UNREACHABLE: {e}\n", host.node);
+                continue;
+            }
+            HostState::Error(e) => {
+                let _ = writeln!(out, "{}: ERROR: {e}\n", host.node);
+                continue;
+            }
+            HostState::Skipped => {
+                if verbose {
+                    let _ = writeln!(out, "{}: not in --limit (read only)\n", host.node);
+                }
+                continue;
+            }
+            HostState::Ready => {}
+        }
+        let what = host.host.as_deref().unwrap_or("");
+        let n = host.steps.len();
+        if n == 0 {
+            let _ = writeln!(out, "{}: no changes ({what})", host.node);
+        } else {
+            let _ = writeln!(
+                out,
+                "{}: {n} change{} ({what})",
+                host.node,
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        for step in &host.steps {
+            let _ = writeln!(out, "  {} {}", step.action.symbol(), step.summary);
+            let _ = writeln!(out, "      why: {}", step.reason);
+            if verbose {
+                let mut lines = step.shell.lines();
+                if let Some(first) = lines.next() {
+                    let _ = writeln!(out, "      run: {first}");
+                }
+                for line in lines {
+                    let _ = writeln!(out, "           {line}");
+                }
+            }
+            if let Some(diff) = &step.diff {
+                for line in diff.lines() {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
+        }
+        if verbose || host.steps.is_empty() {
+            for reason in &host.unchanged {
+                let _ = writeln!(out, "  = {reason}");
+            }
+        }
+        for warning in &host.warnings {
+            let _ = writeln!(out, "  ! warning: {warning}");
+        }
+        out.push('\n');
+    }
+    let total = plan
+        .hosts
+        .iter()
+        .filter(|h| h.state != HostState::Skipped)
+        .count();
+    let changing = plan.hosts.iter().filter(|h| h.has_changes()).count();
+    let failed = plan.hosts.iter().filter(|h| h.failed()).count();
+    let unchanged = total - changing - failed;
+    if plan.is_empty() && failed == 0 {
+        let _ = writeln!(
+            out,
+            "No changes. The mesh matches the inventory ({}).",
+            inventory.display()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{total} host{}: {changing} to change, {unchanged} unchanged{}",
+            if total == 1 { "" } else { "s" },
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            }
+        );
+    }
+    out
+}
+
+/// The shell of a step as `plan -v` prints it, without the indentation: the text the
+/// `run:` block holds, line for line.
+pub fn shown_shell(rendered: &str, step_shell: &str) -> bool {
+    let mut lines = step_shell.lines();
+    let Some(first) = lines.next() else {
+        return false;
+    };
+    let mut expected = format!("      run: {first}\n");
+    for line in lines {
+        let _ = writeln!(expected, "           {line}");
+    }
+    rendered.contains(&expected)
+}

@@ -1,0 +1,104 @@
+//! The end-of-run summary: one line per host, Ansible-style counters, the exit status.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use crate::host_error::HostError;
+use crate::inventory::NodeName;
+use crate::plan::{HostPlan, HostState};
+
+/// Outcome of one host in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostOutcome {
+    /// Nothing needed changing.
+    Ok,
+    /// Changes applied.
+    Changed(usize),
+    /// Not touched (outside --limit).
+    Skipped,
+    /// Unreachable.
+    Unreachable(HostError),
+    /// Failed (and rolled back where it had started).
+    Failed(HostError),
+    /// Its steps were not started (the run was interrupted).
+    NotRun,
+}
+
+impl HostOutcome {
+    /// The outcome before anything runs, from the host's plan.
+    pub fn planned(h: &HostPlan) -> HostOutcome {
+        match &h.state {
+            HostState::Unreachable(e) => HostOutcome::Unreachable(e.clone()),
+            HostState::Error(e) => HostOutcome::Failed(e.clone()),
+            HostState::Skipped => HostOutcome::Skipped,
+            HostState::Ready if h.steps.is_empty() => HostOutcome::Ok,
+            HostState::Ready => HostOutcome::NotRun,
+        }
+    }
+
+    /// Counts as a failure for the exit status.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            HostOutcome::Failed(_) | HostOutcome::Unreachable(_) | HostOutcome::NotRun
+        )
+    }
+}
+
+/// Every host's outcome.
+#[derive(Debug, Clone, Default)]
+pub struct Recap {
+    /// By node name.
+    pub outcomes: BTreeMap<NodeName, HostOutcome>,
+}
+
+impl Recap {
+    /// The recap text.
+    pub fn render(&self) -> String {
+        let width = self
+            .outcomes
+            .keys()
+            .map(|n| n.as_str().len())
+            .max()
+            .unwrap_or(4);
+        let mut out = String::from("\nRECAP\n");
+        for (node, outcome) in &self.outcomes {
+            let text = match outcome {
+                HostOutcome::Ok => "ok".to_string(),
+                HostOutcome::Changed(n) => {
+                    format!("changed ({n} change{})", if *n == 1 { "" } else { "s" })
+                }
+                HostOutcome::Skipped => "skipped (not in --limit)".to_string(),
+                HostOutcome::Unreachable(e) => format!("UNREACHABLE: {e}"),
+                HostOutcome::Failed(e) => format!("FAILED: {e}"),
+                HostOutcome::NotRun => "NOT RUN (interrupted before its steps started)".to_string(),
+            };
+            let _ = writeln!(out, "  {:<width$}  {text}", node.as_str());
+        }
+        let count = |f: fn(&HostOutcome) -> bool| self.outcomes.values().filter(|o| f(o)).count();
+        let _ = write!(
+            out,
+            "  ok={} changed={} failed={} unreachable={} skipped={}",
+            count(|o| matches!(o, HostOutcome::Ok)),
+            count(|o| matches!(o, HostOutcome::Changed(_))),
+            count(|o| matches!(o, HostOutcome::Failed(_))),
+            count(|o| matches!(o, HostOutcome::Unreachable(_))),
+            count(|o| matches!(o, HostOutcome::Skipped)),
+        );
+        let not_run = count(|o| matches!(o, HostOutcome::NotRun));
+        if not_run > 0 {
+            let _ = write!(out, " not-run={not_run}");
+        }
+        out.push('\n');
+        out
+    }
+
+    /// 0 when every host is ok, changed or skipped; 1 otherwise.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.outcomes.values().any(HostOutcome::is_failure) {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
