@@ -14,6 +14,9 @@ pub const GATHER: &str = include_str!("gather.sh");
 /// The apply library: the functions an apply phase is made of (see [`call`]).
 pub const APPLY_LIB: &str = include_str!("lib.sh");
 
+/// The verify probe's functions (see `crate::verify::script` for how it is assembled).
+pub const PROBE: &str = include_str!("probe.sh");
+
 /// Values for a script: `NAME='value'` lines put in front of it. Each value is quoted
 /// with [`shell::quote`]; names are checked to be plain shell variable names.
 #[derive(Clone, Default, PartialEq, Eq)]

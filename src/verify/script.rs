@@ -30,13 +30,39 @@
 //! dump taken before any ping shows what the mesh did on its own (who had initiated, and
 //! the transfer counters the pings then move).
 //!
-//! The whole script is one subshell reading `/dev/null`, so it can be fed to `sh -s` on
-//! stdin: the shell parses it completely before any command could read the script text.
+//! The shell is `src/scripts/probe.sh` ([`scripts::PROBE`]): settings and functions, no
+//! command of its own. What is sent is assembled as
+//!
+//! ```text
+//! (
+//! MU_IF=… MU_NODE=… MU_VERSION=… MU_PINGS=… MU_PING_SECTIONS=…   (scripts::Values)
+//! <probe.sh>
+//! mu_probe_start
+//! mu_sec during              ┐ only with a `during` script, which keeps its own
+//! ( <during> ) </dev/null    ┘ subshell: its variables and `exit` stay its own
+//! mu_probe_finish
+//! ) </dev/null
+//! ```
+//!
+//! The `during` script is pasted between two calls rather than handed to probe.sh in a
+//! variable: run from a variable it would need `eval`, and pasted text is parsed with
+//! the rest. The outer subshell reading `/dev/null` is what lets the script be fed to
+//! `sh -s` on stdin: the shell parses all of it before running anything, so no command
+//! can read (or eat) the script text.
+//!
+//! The ping plan travels as two newline-separated values whose words are validated
+//! addresses, node names, numbers and fixed ping options: `MU_PINGS` (the processes to
+//! start: a `pair` for a peer's mesh + DF pings, a `job` for any other ping) and
+//! `MU_PING_SECTIONS` (the section header of each result, in output order). A `MU_PINGS`
+//! line ends with its ping argument lists in double quotes (`pair 0 1 0 10.10.0.2
+//! "<DF ping args>" "<mesh ping args>"`); probe.sh splits a line with `IFS='"'`, then the
+//! words and arguments with `IFS=' '`, under `set -f`: nothing is evaluated.
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::error::VerifyError;
 use super::expectation::{Expectation, NodeName};
+use crate::scripts::{self, Values};
 
 /// The marker prefix of every section line.
 pub const MARKER: &str = "@@meshup:verify:";
@@ -57,17 +83,20 @@ struct PingJob<'a> {
 }
 
 impl PingJob<'_> {
+    /// The ping arguments: fixed options, numbers and the address, split on spaces by
+    /// the script.
     fn args(&self) -> String {
         let family = if self.addr.is_ipv6() { "-6" } else { "-4" };
         let addr = self.addr;
         match (self.kind, self.size) {
             ("mtu" | "small", Some(size)) => {
-                format!("{family} -n -M do -s {size} -c 2 -i 0.2 -W 1 -w 2 '{addr}'")
+                format!("{family} -n -M do -s {size} -c 2 -i 0.2 -W 1 -w 2 {addr}")
             }
-            _ => format!("{family} -n -c 3 -i 0.2 -W 1 -w 3 '{addr}'"),
+            _ => format!("{family} -n -c 3 -i 0.2 -W 1 -w 3 {addr}"),
         }
     }
 
+    /// The words of its section marker.
     fn header(&self) -> String {
         match self.size {
             Some(size) => format!("ping {} {} {} {size}", self.target, self.kind, self.addr),
@@ -129,161 +158,149 @@ pub fn probe_script_with(
         }
     }
 
-    let mut s = String::with_capacity(1024 + jobs.len() * 160);
-    let iface = expectation.interface.as_str();
-    // `write!` into a String cannot fail; the results are ignored on purpose.
-    let _ = write!(
-        s,
-        r#"#!/bin/sh
-# meshup verify probe for {node}: read-only.
-(
-set -u
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-LC_ALL=C
-export PATH LC_ALL
-M='{MARKER}'
-IF='{iface}'
-echo "${{M}}begin {FORMAT_VERSION} {node} {iface}"
-T=$(mktemp -d 2>/dev/null || mktemp -d -t meshup-verify.XXXXXX) || {{ echo "${{M}}fatal mktemp failed"; exit 1; }}
-trap 'rm -rf "$T"' EXIT
-trap 'exit 1' HUP INT TERM
-sec() {{ echo "${{M}}$*"; }}
-wgdump() {{
-  {{ wg show "$IF" dump 2>&1; echo "${{M}}exit $?"; }} | awk -F'\t' 'BEGIN {{ OFS = "\t" }}
-    NF <= 1 {{ print; next }}
-    NF == 4 {{ $1 = "(redacted)" }}
-    NF == 8 {{ if ($2 != "(none)") $2 = "(set)" }}
-    NF == 4 || NF == 8 {{ print; next }}
-    {{ print "(unparsed line redacted)" }}'
-}}
-sec wg-dump-before
-wgdump
-# Peers with a handshake in the last 2 minutes need no staggered start (the stagger only
-# avoids crossed first handshakes): their mesh addresses, space-separated.
-RECENT=" $(wg show "$IF" dump 2>/dev/null | awk -F'\t' -v now="$(date +%s)" 'NR > 1 && $5 > now - 120 {{ gsub(/,/, " ", $4); printf "%s ", $4 }}')"
-job() {{
-  f=$1; d=$2; r=$3; shift 3
-  (
-    [ "$d" = 0 ] || sleep "$d"
-    ping "$@" >"$T/$f.out" 2>&1
-    rc=$?
-    # A handshake lost at bring-up is retried by WireGuard after 5 s: try once more.
-    if [ "$rc" != 0 ] && [ "$r" = 1 ]; then
-      ping "$@" >"$T/$f.out" 2>&1
-      rc=$?
-    fi
-    echo "$rc" >"$T/$f.rc"
-  ) </dev/null >/dev/null 2>&1 &
-}}
-# One peer's connectivity and path-MTU probes in one process when healthy: a full-size
-# ping with DF set answers both; only when it fails does a small ping tell "no path"
-# from "MTU", and the full-size one is tried again once the path is known to work.
-# (Arguments are validated addresses and numbers, split on purpose.)
-pair() {{
-  m=$1; u=$2; d=$3; a=$4; big=$5; small=$6
-  case "$RECENT" in *" $a/32 "*|*" $a/128 "*) d=0 ;; esac
-  (
-    [ "$d" = 0 ] || sleep "$d"
-    ping $big >"$T/$u.out" 2>&1
-    urc=$?
-    if [ "$urc" = 0 ]; then
-      echo "$u" >"$T/$m.same"
-      mrc=0
-    else
-      ping $small >"$T/$m.out" 2>&1
-      mrc=$?
-      if [ "$mrc" != 0 ]; then
-        ping $small >"$T/$m.out" 2>&1
-        mrc=$?
-      fi
-      if [ "$mrc" = 0 ]; then
-        ping $big >"$T/$u.out" 2>&1
-        urc=$?
-      fi
-    fi
-    echo "$urc" >"$T/$u.rc"
-    echo "$mrc" >"$T/$m.rc"
-  ) </dev/null >/dev/null 2>&1 &
-}}
-"#,
-        node = me.name,
+    let values = Values::new()
+        .set("MU_IF", expectation.interface.as_str())
+        .set("MU_NODE", me.name.as_str())
+        .set("MU_VERSION", &FORMAT_VERSION.to_string())
+        .set("MU_PINGS", &ping_lines(&jobs))
+        .set("MU_PING_SECTIONS", &section_lines(&jobs));
+    let mut s = String::with_capacity(
+        scripts::PROBE.len() + during.map_or(0, str::len) + jobs.len() * 160 + 256,
     );
-    let mut i = 0;
-    while i < jobs.len() {
-        let job = &jobs[i];
-        // A "mesh" job directly followed by the "mtu" job of the same peer runs as a pair.
-        if job.kind == "mesh"
-            && let Some(next) = jobs
-                .get(i + 1)
-                .filter(|n| n.kind == "mtu" && n.target == job.target)
-        {
-            let _ = writeln!(
-                s,
-                "pair {i} {} {} {} \"{}\" \"{}\"",
-                i + 1,
-                job.delay,
-                job.addr,
-                next.args().replace('\'', ""),
-                job.args().replace('\'', "")
-            );
-            i += 2;
-            continue;
-        }
-        let retry = u8::from(matches!(job.kind, "mesh" | "mesh6" | "probe" | "mtu"));
-        let _ = writeln!(s, "job {i} {} {retry} {}", job.delay, job.args());
-        i += 1;
-    }
-    s.push_str(
-        r#"sec link
-ip -o link show dev "$IF" 2>&1
-sec exit $?
-sec addr
-ip -o addr show dev "$IF" 2>&1
-sec exit $?
-sec route 4
-ip -4 route show table all dev "$IF" 2>&1
-sec exit $?
-sec route 6
-ip -6 route show table all dev "$IF" 2>&1
-sec exit $?
-sec forwarding
-cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding 2>&1
-"#,
-    );
+    s.push_str("#!/bin/sh\n# meshup verify probe (read-only): see src/scripts/probe.sh.\n(\n");
+    s.push_str(&values.before(scripts::PROBE));
+    s.push_str("mu_probe_start\n");
     if let Some(during) = during {
-        s.push_str("sec during\n(\n");
+        s.push_str("mu_sec during\n(\n");
         s.push_str(during);
         if !during.ends_with('\n') {
             s.push('\n');
         }
         s.push_str(") </dev/null\n");
     }
-    s.push_str(
-        r#"wait
-# Shell builtins only: at 50 hosts a cat per section was ~10,000 processes on the hosts.
-out() {
-  f="$T/$1.out"
-  if [ -e "$T/$1.same" ]; then read -r other <"$T/$1.same"; f="$T/$other.out"; fi
-  if [ -r "$f" ]; then
-    while IFS= read -r line || [ -n "$line" ]; do printf '%s\n' "$line"; done <"$f"
-  fi
-  rc=
-  [ -s "$T/$1.rc" ] && read -r rc <"$T/$1.rc"
-  if [ -n "$rc" ]; then sec exit "$rc"; else sec exit 124; fi
-}
-"#,
-    );
-    for (i, job) in jobs.iter().enumerate() {
-        let _ = writeln!(s, "sec {}\nout {i}", job.header());
-    }
-    s.push_str(
-        r#"sec now
-date +%s
-sec wg-dump
-wgdump
-sec end
-) </dev/null
-"#,
-    );
+    s.push_str("mu_probe_finish\n) </dev/null\n");
     Ok(s)
+}
+
+/// `MU_PINGS`: the processes to start, one line each. A `mesh` job directly followed
+/// by the `mtu` job of the same peer runs as one `pair`; the other jobs are retried
+/// once on failure.
+fn ping_lines(jobs: &[PingJob<'_>]) -> String {
+    let mut out = String::with_capacity(jobs.len() * 100);
+    let mut i = 0;
+    while i < jobs.len() {
+        let job = &jobs[i];
+        if job.kind == "mesh"
+            && let Some(next) = jobs
+                .get(i + 1)
+                .filter(|n| n.kind == "mtu" && n.target == job.target)
+        {
+            // `write!` into a String cannot fail.
+            let _ = writeln!(
+                out,
+                "pair {i} {} {} {} \"{}\" \"{}\"",
+                i + 1,
+                job.delay,
+                job.addr,
+                next.args(),
+                job.args()
+            );
+            i += 2;
+            continue;
+        }
+        let retry = u8::from(matches!(job.kind, "mesh" | "mesh6" | "probe" | "mtu"));
+        let _ = writeln!(out, "job {i} {} {retry} \"{}\"", job.delay, job.args());
+        i += 1;
+    }
+    out
+}
+
+/// `MU_PING_SECTIONS`: line N is the section header of result N.
+fn section_lines(jobs: &[PingJob<'_>]) -> String {
+    let mut out = String::with_capacity(jobs.len() * 48);
+    for job in jobs {
+        out.push_str(&job.header());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::ExpectedNode;
+
+    fn node(name: &str, i: u8) -> ExpectedNode {
+        ExpectedNode {
+            name: name.parse().expect("name"),
+            address: format!("10.1.0.{i}").parse().expect("ip"),
+            address6: Some(format!("fd00::{i}").parse().expect("ip")),
+            nat: false,
+            relay_role: false,
+            subnet_router: false,
+            probe: Some(format!("192.168.{i}.1").parse().expect("ip")),
+            mtu: 1420,
+            listen_port: 51820,
+            public_key: None,
+            peers: Vec::new(),
+        }
+    }
+
+    fn mesh(names: &[&str]) -> Expectation {
+        let nodes = (1..).zip(names).map(|(i, n)| node(n, i)).collect();
+        Expectation::new("wg0".parse().expect("if"), nodes).expect("expectation")
+    }
+
+    #[test]
+    fn ping_lists_hold_only_validated_words() {
+        let exp = mesh(&["a.b-c", "0-node", "z9"]);
+        // z9 sorts last: it starts late towards both others.
+        let script = probe_script(&exp, &"z9".parse().expect("name")).expect("script");
+        let value = |name: &str| {
+            let start = script.find(&format!("\n{name}='")).expect(name) + name.len() + 3;
+            let len = script[start..].find('\'').expect("end quote");
+            script[start..start + len].to_owned()
+        };
+        let pings = value("MU_PINGS");
+        let headers = value("MU_PING_SECTIONS");
+        for text in [&pings, &headers] {
+            assert!(
+                text.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " .:-\"\n".contains(c)),
+                "{text}"
+            );
+        }
+        assert_eq!(pings.lines().count(), 6, "{pings}");
+        assert!(pings.contains("\njob 2 1 1 \"-6 -n -c 3 -i 0.2 -W 1 -w 3 fd00::1\"\n"));
+        assert!(pings.contains("\njob 3 1 1 \"-4 -n -c 3 -i 0.2 -W 1 -w 3 192.168.1.1\"\n"));
+        assert!(pings.starts_with("pair 0 1 1 10.1.0.1 \"-4 -n -M do -s 1392"));
+        assert_eq!(headers.lines().count(), 8, "{headers}");
+        assert!(headers.contains("ping a.b-c mtu 10.1.0.1 1392\n"));
+    }
+
+    #[test]
+    fn probe_file_evaluates_nothing_and_defines_what_the_assembly_calls() {
+        let mut code = scripts::PROBE
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'));
+        assert!(code.all(|l| !l.contains("eval")));
+        for function in ["mu_probe_start()", "mu_probe_finish()", "mu_sec()"] {
+            assert!(scripts::PROBE.contains(function), "{function}");
+        }
+        assert!(scripts::PROBE.contains(&format!("'{MARKER}%s\\n'")));
+    }
+
+    #[test]
+    fn a_lone_node_probes_nothing_and_completes() {
+        let exp = mesh(&["solo"]);
+        let script = probe_script(&exp, &"solo".parse().expect("name")).expect("script");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh");
+        let probe = crate::verify::probe::parse(&String::from_utf8_lossy(&out.stdout))
+            .expect("probe output");
+        assert!(probe.complete && probe.pings.is_empty() && probe.node == "solo");
+    }
 }

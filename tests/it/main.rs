@@ -5,6 +5,7 @@ mod facts;
 mod inventory;
 mod lab;
 mod playbook;
+mod scripts;
 mod support_core;
 mod support_lab;
 mod support_sshd;

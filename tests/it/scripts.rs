@@ -1,0 +1,212 @@
+//! The remote scripts as files (`src/scripts/*.sh`): shellcheck-clean, and the verify
+//! probe assembled from `probe.sh` runs for real under dash, bash and busybox sh.
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use meshup::verify::ping::PingError;
+use meshup::verify::probe::{self, PingKind};
+use meshup::verify::{
+    Expectation, ExpectedNode, InterfaceName, NodeName, probe_script, probe_script_with, sections,
+};
+
+fn installed(bin: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {bin}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn name(s: &str) -> NodeName {
+    s.parse().expect("valid test name")
+}
+
+/// Three nodes on loopback addresses, so every ping is answered by this machine: the
+/// middle one (`b`) staggers towards `a`, pairs its mesh and DF pings, pings `a`'s IPv6
+/// address and `c`'s probe address as single jobs.
+fn loopback_mesh() -> Expectation {
+    let node = |n: &str, i: u8, v6: bool, probe: Option<&str>| ExpectedNode {
+        name: name(n),
+        address: format!("127.0.0.{i}").parse().expect("ip"),
+        address6: v6.then(|| "::1".parse().expect("ip")),
+        nat: false,
+        relay_role: false,
+        subnet_router: probe.is_some(),
+        probe: probe.map(|p| p.parse().expect("ip")),
+        mtu: 1420,
+        listen_port: 51820,
+        public_key: None,
+        peers: Vec::new(),
+    };
+    Expectation::new(
+        "mu-none0".parse::<InterfaceName>().expect("if"),
+        vec![
+            node("a", 2, true, None),
+            node("b", 3, true, None),
+            node("c", 4, false, Some("127.0.0.5")),
+        ],
+    )
+    .expect("valid expectation")
+}
+
+/// The shells the probe must run under, as `sh -s` would be called; a missing one is
+/// skipped with a notice.
+fn shells() -> Vec<&'static [&'static str]> {
+    let all: [&'static [&'static str]; 3] =
+        [&["dash", "-s"], &["bash", "-s"], &["busybox", "sh", "-s"]];
+    all.into_iter()
+        .filter(|shell| {
+            let ok = installed(shell[0]);
+            if !ok {
+                eprintln!("{} not installed; skipped", shell[0]);
+            }
+            ok
+        })
+        .collect()
+}
+
+/// Feeds `script` on stdin to `shell` with `TMPDIR` at `tmp`; returns stdout.
+fn run(shell: &[&str], script: &str, tmp: &Path) -> String {
+    let mut child = Command::new(shell[0])
+        .args(&shell[1..])
+        .env("TMPDIR", tmp)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("shell starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write script");
+    let out = child.wait_with_output().expect("wait");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_loopback_probe(shell: &[&str], output: &str) {
+    let probe = probe::parse(output).expect("probe output");
+    assert!(probe.complete, "{shell:?}: no end marker\n{output}");
+    assert_eq!(probe.node, "b", "{shell:?}");
+    let got: Vec<(&str, PingKind, String, Option<u16>)> = probe
+        .pings
+        .iter()
+        .map(|p| (p.target.as_str(), p.kind, p.address.to_string(), p.size))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", PingKind::Mesh, "127.0.0.2".to_owned(), None),
+            ("a", PingKind::Mtu, "127.0.0.2".to_owned(), Some(1392)),
+            ("a", PingKind::Mesh6, "::1".to_owned(), None),
+            ("c", PingKind::Mesh, "127.0.0.4".to_owned(), None),
+            ("c", PingKind::Mtu, "127.0.0.4".to_owned(), Some(1392)),
+            ("c", PingKind::Probe, "127.0.0.5".to_owned(), None),
+        ],
+        "{shell:?}"
+    );
+    for ping in &probe.pings {
+        // busybox sh runs its own ping applet, which has no `-M do`: the DF ping is
+        // reported as unsupported there, and the mesh ping still stands.
+        let unsupported = ping.kind == PingKind::Mtu
+            && shell[0] == "busybox"
+            && matches!(ping.result.errors[..], [PingError::Unsupported { .. }, ..]);
+        assert!(
+            unsupported || (ping.result.ok() && ping.result.exit == Some(0)),
+            "{shell:?}: {ping:?}\n{output}"
+        );
+    }
+    assert!(probe.now.is_some(), "{shell:?}");
+    let kinds: Vec<&str> = sections::split(output).iter().map(|s| s.kind).collect();
+    let expected_start = ["begin", "wg-dump-before", "link", "addr", "route", "route"];
+    assert_eq!(kinds[..6], expected_start, "{shell:?}");
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        ["now", "wg-dump", "end"],
+        "{shell:?}"
+    );
+}
+
+fn assert_clean(shell: &[&str], tmp: &Path) {
+    let left: Vec<_> = std::fs::read_dir(tmp)
+        .expect("read tmp")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{shell:?} left {left:?}");
+}
+
+#[test]
+fn verify_probe_runs_under_dash_bash_and_busybox() {
+    let script = probe_script(&loopback_mesh(), &name("b")).expect("script");
+    for shell in shells() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let output = run(shell, &script, tmp.path());
+        assert_loopback_probe(shell, &output);
+        let kinds: Vec<&str> = sections::split(&output).iter().map(|s| s.kind).collect();
+        assert!(!kinds.contains(&"during"), "{shell:?}");
+        assert_clean(shell, tmp.path());
+    }
+}
+
+#[test]
+fn verify_probe_runs_its_during_script_in_a_subshell_of_its_own() {
+    // The during script sees the values, may clobber names and exit: the probe goes on.
+    let during = "set +u\necho \"during on $MU_NODE\"\ncat\nmu_t=/nonexistent\nIFS=x\nexit 3";
+    let script = probe_script_with(&loopback_mesh(), &name("b"), Some(during)).expect("script");
+    for shell in shells() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let output = run(shell, &script, tmp.path());
+        assert_loopback_probe(shell, &output);
+        let all = sections::split(&output);
+        let during = all
+            .iter()
+            .find(|s| s.kind == "during")
+            .unwrap_or_else(|| panic!("{shell:?}: no during section\n{output}"));
+        assert_eq!(
+            during.body,
+            ["during on b"],
+            "{shell:?}: `cat` read nothing"
+        );
+        let kinds: Vec<&str> = all.iter().map(|s| s.kind).collect();
+        let at = kinds.iter().position(|k| *k == "during").expect("during");
+        assert_eq!(kinds[at - 1], "forwarding", "{shell:?}");
+        assert_eq!(kinds[at + 1], "ping", "{shell:?}");
+        assert_clean(shell, tmp.path());
+    }
+}
+
+fn script_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("src/scripts")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn scripts_are_shellcheck_clean() {
+    if !installed("shellcheck") {
+        eprintln!("shellcheck not installed; skipped (CI installs it: tests/packages.txt)");
+        return;
+    }
+    let files = script_files();
+    assert!(files.iter().any(|f| f.ends_with("probe.sh")), "{files:?}");
+    let out = Command::new("shellcheck")
+        .args(["-s", "sh"])
+        .args(&files)
+        .output()
+        .expect("shellcheck runs");
+    assert!(
+        out.status.success(),
+        "shellcheck -s sh src/scripts/*.sh:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
