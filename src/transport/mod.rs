@@ -7,6 +7,7 @@ mod error;
 pub mod known_hosts;
 mod scripted;
 mod ssh;
+pub mod ssh_config;
 mod stats;
 
 use std::future::Future;
