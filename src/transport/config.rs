@@ -183,12 +183,6 @@ impl TargetSpec {
         self.finish(options)
     }
 
-    /// Resolves with the built-in parser only (ignores any installed `ssh`).
-    pub fn resolve_builtin_only(&self) -> Result<SshTarget, TransportError> {
-        let options = self.resolve_builtin(&self.alias)?;
-        self.finish(options)
-    }
-
     fn resolve_builtin(&self, alias: &str) -> Result<SshOptions, TransportError> {
         let path = match &self.ssh_config {
             Some(p) => Some(p.clone()),
@@ -450,6 +444,15 @@ fn expand_tokens(path: &str, alias: &str, host: Option<&str>, user: &str) -> Pat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl TargetSpec {
+        /// Resolves with the built-in parser only (ignores any installed `ssh`), to
+        /// compare it with `ssh -G`.
+        fn resolve_builtin_only(&self) -> Result<SshTarget, TransportError> {
+            let options = self.resolve_builtin(&self.alias)?;
+            self.finish(options)
+        }
+    }
 
     #[test]
     fn identity_agent_value_names_the_socket() {

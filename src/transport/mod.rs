@@ -21,9 +21,6 @@ pub use scripted::{ScriptedCall, ScriptedSession};
 pub use ssh::SshSession;
 pub use stats::{HostStats, Stats};
 
-/// Default per-command timeout used by callers that have no better idea.
-pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// What one remote command produced.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ExecOutput {
