@@ -1,7 +1,6 @@
 //! From inventory nodes to live SSH sessions: the one place where the inventory's
 //! connection settings meet the transport.
 
-use crate::fanout;
 use crate::inventory::{self, HostKeyChecking, Node};
 use crate::transport::{
     Become, HostKeyPolicy, Session, SshSession, Stats, TargetSpec, TransportError,
@@ -42,19 +41,4 @@ pub async fn connect(node: &Node, stats: &Arc<Stats>) -> Result<Connected, Trans
     target.name = node.name.as_str().to_string();
     let session = SshSession::connect(&target, stats).await?;
     Ok(Arc::new(session))
-}
-
-/// Connects to every node in parallel (bounded), keeping inventory order. One host that
-/// fails never stops the others.
-pub async fn connect_all<'a>(
-    nodes: Vec<&'a Node>,
-    parallel: usize,
-    stats: &Arc<Stats>,
-) -> Vec<(&'a Node, Result<Connected, TransportError>)> {
-    fanout::run(
-        nodes,
-        parallel,
-        |node| async move { connect(node, stats).await },
-    )
-    .await
 }

@@ -12,7 +12,7 @@ use russh::keys::{Algorithm, HashAlg, PublicKey};
 use sha1::Sha1;
 
 use super::TransportError;
-use super::config::pattern_list_match;
+use super::ssh_config::pattern_list_match;
 
 /// How a presented host key relates to the known_hosts files.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,6 +7,7 @@ mod error;
 pub mod known_hosts;
 mod scripted;
 mod ssh;
+pub mod ssh_config;
 mod stats;
 
 use std::future::Future;
@@ -19,9 +20,6 @@ pub use error::TransportError;
 pub use scripted::{ScriptedCall, ScriptedSession};
 pub use ssh::SshSession;
 pub use stats::{HostStats, Stats};
-
-/// Default per-command timeout used by callers that have no better idea.
-pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What one remote command produced.
 #[derive(Clone, Default, PartialEq, Eq)]

@@ -9,8 +9,10 @@ pub mod command;
 pub mod diagnosis;
 pub mod error;
 pub mod evaluate;
+pub mod evidence;
 pub mod expectation;
 pub mod from_mesh;
+mod live;
 pub mod ping;
 pub mod probe;
 pub mod report;
@@ -19,7 +21,8 @@ pub mod sections;
 
 pub use diagnosis::Diagnosis;
 pub use error::VerifyError;
-pub use evaluate::{HostOutput, PairEvidence, PairStatus, PeerView, evaluate};
+pub use evaluate::{HostOutput, evaluate};
+pub use evidence::{PairEvidence, PairStatus, PeerView};
 pub use expectation::{
     Expectation, ExpectedNode, ExpectedPeer, FirewallEvidence, InterfaceName, NodeName, PairPath,
     PortState,

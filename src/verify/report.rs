@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::diagnosis::Diagnosis;
-use super::evaluate::{PairEvidence, PairStatus};
+use super::evidence::{PairEvidence, PairStatus};
 use super::expectation::{ExpectedNode, PairPath};
 
 /// Per-node summary line.

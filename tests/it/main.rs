@@ -1,5 +1,6 @@
 //! The integration test binary: one module per feature.
 mod apply_lab;
+mod architecture;
 mod check_cli;
 mod facts;
 mod inventory;

@@ -1,0 +1,161 @@
+//! `mesh:`: the interface, the mesh networks and the mesh-wide defaults.
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde_saphyr::Spanned;
+
+use super::Validator;
+use crate::inventory::error::Span;
+use crate::inventory::names::{InterfaceName, RemotePath};
+use crate::inventory::raw::RawMesh;
+use crate::inventory::{
+    DEFAULT_CONFIG_DIR, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT, MeshSettings,
+};
+
+/// Mesh settings while being validated: `None` where a value was invalid.
+pub(super) struct PartialMesh {
+    pub(super) interface: Option<InterfaceName>,
+    pub(super) network: Option<Ipv4Net>,
+    pub(super) network_span: Span,
+    pub(super) network6: Option<Option<Ipv6Net>>,
+    pub(super) listen_port: Option<u16>,
+    pub(super) persistent_keepalive: Option<Option<u16>>,
+    pub(super) mtu: Option<Option<u16>>,
+    pub(super) preshared_keys: bool,
+    pub(super) config_dir: Option<RemotePath>,
+}
+
+impl PartialMesh {
+    pub(super) fn complete(self) -> Option<MeshSettings> {
+        Some(MeshSettings {
+            interface: self.interface?,
+            network: self.network?,
+            network6: self.network6?,
+            listen_port: self.listen_port?,
+            persistent_keepalive: self.persistent_keepalive?,
+            mtu: self.mtu?,
+            preshared_keys: self.preshared_keys,
+            config_dir: self.config_dir?,
+        })
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn mesh(&mut self, raw: &Spanned<RawMesh>) -> PartialMesh {
+        let raw = &raw.value;
+        let interface = match &raw.interface {
+            Some(value) => self.parse::<InterfaceName>(value, "invalid interface name"),
+            None => DEFAULT_INTERFACE.parse().ok(),
+        };
+        let network_span = self.span(&raw.network);
+        let network = self.network4(&raw.network);
+        let network6 = match &raw.network6 {
+            Some(value) => self.network6(value).map(Some),
+            None => Some(None),
+        };
+        let listen_port = match &raw.listen_port {
+            Some(value) => self.int_in(value, 1..=65535, "listen_port"),
+            None => Some(DEFAULT_LISTEN_PORT),
+        };
+        let persistent_keepalive = match &raw.persistent_keepalive {
+            Some(value) => self
+                .int_in(value, 0..=65535, "persistent_keepalive")
+                .map(|k| (k != 0).then_some(k)),
+            None => Some(Some(DEFAULT_KEEPALIVE)),
+        };
+        let min_mtu = if raw.network6.is_some() { 1280 } else { 576 };
+        let mtu = match &raw.mtu {
+            Some(value) => self.int_in(value, min_mtu..=65535, "mtu").map(Some),
+            None => Some(None),
+        };
+        let config_dir = match &raw.config_dir {
+            Some(value) => self.parse::<RemotePath>(value, "invalid path"),
+            None => DEFAULT_CONFIG_DIR.parse().ok(),
+        };
+        PartialMesh {
+            interface,
+            network,
+            network_span,
+            network6,
+            listen_port,
+            persistent_keepalive,
+            mtu,
+            preshared_keys: raw.preshared_keys.unwrap_or(false),
+            config_dir,
+        }
+    }
+
+    pub(super) fn network4(&mut self, value: &Spanned<String>) -> Option<Ipv4Net> {
+        let span = self.span(value);
+        let net = match value.value.parse::<IpNet>() {
+            Ok(IpNet::V4(net)) => net,
+            Ok(IpNet::V6(_)) => {
+                self.problems.push_full(
+                    span,
+                    format!("mesh network `{}` is IPv6", value.value),
+                    "expected an IPv4 network",
+                    Some("put IPv6 networks under `network6`".into()),
+                    None,
+                );
+                return None;
+            }
+            Err(_) => {
+                self.error(
+                    span,
+                    format!("`{}` is not a network in CIDR notation", value.value),
+                    "expected e.g. 10.10.0.0/24",
+                );
+                return None;
+            }
+        };
+        if net.trunc() != net {
+            self.problems.push_full(
+                span,
+                format!("mesh network `{net}` has host bits set"),
+                "not a network address",
+                Some(format!("did you mean {}?", net.trunc())),
+                None,
+            );
+            return None;
+        }
+        if net.prefix_len() > 30 {
+            self.error(
+                span,
+                format!("mesh network `{net}` is too small (prefix longer than /30)"),
+                "too small",
+            );
+            return None;
+        }
+        Some(net)
+    }
+
+    pub(super) fn network6(&mut self, value: &Spanned<String>) -> Option<Ipv6Net> {
+        let span = self.span(value);
+        let Ok(IpNet::V6(net)) = value.value.parse::<IpNet>() else {
+            self.error(
+                span,
+                format!("`{}` is not an IPv6 network in CIDR notation", value.value),
+                "expected e.g. fd10:10::/64",
+            );
+            return None;
+        };
+        if net.trunc() != net {
+            self.problems.push_full(
+                span,
+                format!("mesh network6 `{net}` has host bits set"),
+                "not a network address",
+                Some(format!("did you mean {}?", net.trunc())),
+                None,
+            );
+            return None;
+        }
+        if net.prefix_len() > 126 {
+            self.error(
+                span,
+                format!("mesh network6 `{net}` is too small (prefix longer than /126)"),
+                "too small",
+            );
+            return None;
+        }
+        Some(net)
+    }
+}
