@@ -19,16 +19,3 @@ pub struct FirewallFacts {
     /// iptables (INPUT and FORWARD).
     pub iptables: IptablesFacts,
 }
-
-/// `port` is inside a port spec: `51820`, `51000:52000` or `51000-52000`.
-pub fn port_in_spec(spec: &str, port: u16) -> bool {
-    let spec = spec.trim();
-    let range = spec.split_once(':').or_else(|| spec.split_once('-'));
-    match range {
-        Some((low, high)) => match (low.parse::<u16>(), high.parse::<u16>()) {
-            (Ok(low), Ok(high)) => (low..=high).contains(&port),
-            _ => false,
-        },
-        None => spec.parse::<u16>() == Ok(port),
-    }
-}

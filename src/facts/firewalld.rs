@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::firewall::port_in_spec;
+use super::port_spec::port_in_spec;
 
 /// firewalld's state and its default zone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

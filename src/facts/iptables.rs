@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::firewall::port_in_spec;
+use super::port_spec::port_in_spec;
 
 /// One built-in chain as `iptables -S <chain>` prints it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::firewall::port_in_spec;
+use super::port_spec::port_in_spec;
 
 /// One chain of the ruleset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

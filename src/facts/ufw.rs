@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::firewall::port_in_spec;
+use super::port_spec::port_in_spec;
 
 /// One rule line of `ufw status verbose`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

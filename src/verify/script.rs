@@ -67,8 +67,7 @@ use crate::scripts::{self, Values};
 /// The marker prefix of every section line.
 pub const MARKER: &str = "@@meshup:verify:";
 
-/// The kind of the probe's markers in the one marker protocol (`@@meshup:KIND:VALUE`).
-pub const MARKER_KIND: &str = "verify";
+pub use super::sections::MARKER_KIND;
 
 /// The format version written in the `begin` section.
 pub const FORMAT_VERSION: u32 = 1;

@@ -1,5 +1,4 @@
 //! Splits probe output into its marked sections.
-use super::script::MARKER_KIND;
 use crate::scripts::output::{self, Line};
 
 /// One section of probe output: the marker's words, the body, and the status the
@@ -26,6 +25,9 @@ impl Section<'_> {
         out
     }
 }
+
+/// The kind of the probe's markers in the one marker protocol (`@@meshup:KIND:VALUE`).
+pub const MARKER_KIND: &str = "verify";
 
 /// Splits `output` into sections; text before the first marker is dropped. Probe
 /// markers are `@@meshup:verify:<kind> <args…>` in the one marker protocol

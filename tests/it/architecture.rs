@@ -16,25 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Files that still import `cli` although only `main.rs` may.
-// The lead's refactor removes these: empty this list once the imports are gone.
-const CLI_IMPORT_ALLOWED: [&str; 3] = [
-    "src/apply/command.rs",
-    "src/exec.rs",
-    "src/verify/command.rs",
-];
+/// Files that still import `cli` although only `main.rs` may (none).
+const CLI_IMPORT_ALLOWED: [&str; 0] = [];
 
 /// Sibling edges that close a known cycle which this branch cannot break yet.
-// facts/firewall.rs imports the four firewall parsers and they import its
-// `port_in_spec`. The fix moves `port_in_spec` to `src/facts/port_spec.rs`, which needs a
-// `mod port_spec;` line in src/facts/mod.rs, a file owned by another change. Empty this
-// list together with that move.
-const KNOWN_SIBLING_EDGES: [(&str, &str); 4] = [
-    ("facts::firewalld", "facts::firewall"),
-    ("facts::iptables", "facts::firewall"),
-    ("facts::nftables", "facts::firewall"),
-    ("facts::ufw", "facts::firewall"),
-];
+const KNOWN_SIBLING_EDGES: [(&str, &str); 0] = [];
 
 /// A module path, `[]` being the crate root.
 type ModulePath = Vec<String>;
