@@ -23,6 +23,11 @@ pub(crate) enum Fill<'a> {
 }
 
 impl Template {
+    /// A template from text (placeholders are checked by the caller).
+    pub(crate) fn new(text: &str) -> Template {
+        Template(text.to_string())
+    }
+
     /// The raw template text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -59,6 +64,15 @@ impl Template {
             )),
             None => Ok(()),
         }
+    }
+
+    /// Like [`Template::render`], but `None` when some placeholder has no value: a
+    /// command that needs a path this distribution does not have is left out.
+    pub(crate) fn render_if_filled(&self, values: &[(&str, Fill<'_>)]) -> Option<String> {
+        self.placeholders()
+            .iter()
+            .all(|p| values.iter().any(|(n, _)| n == p))
+            .then(|| self.render(values))
     }
 
     /// Fills the placeholders; each value is shell-quoted with `shlex::try_quote`.
