@@ -124,16 +124,10 @@ pub enum DetectError {
         known: String,
     },
     /// The best match is a release the playbooks mark unsupported.
-    #[error(
-        "{pretty} (ID={id:?}, VERSION_ID={version:?}) is not supported ({release} in playbook {file}): {reason}"
-    )]
+    #[error("{host} is not supported ({release} in playbook {file}): {reason}")]
     Unsupported {
-        /// os-release ID.
-        id: String,
-        /// os-release VERSION_ID (empty when missing).
-        version: String,
-        /// PRETTY_NAME or ID VERSION_ID.
-        pretty: String,
+        /// The host's release: `PRETTY_NAME (ID="centos", VERSION_ID="7")`.
+        host: String,
         /// The playbook entry's name.
         release: String,
         /// The playbook file.
@@ -238,9 +232,7 @@ impl Playbooks {
             Some(d) => match &d.unsupported {
                 None => Ok(d),
                 Some(reason) => Err(DetectError::Unsupported {
-                    id: os.id.clone(),
-                    version,
-                    pretty: os.describe(),
+                    host: format!("{} (ID={:?}, VERSION_ID={version:?})", os.describe(), os.id),
                     release: d.name.clone(),
                     file: d.file.clone(),
                     reason: reason.clone(),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// A command template: text with `{name}` placeholders (`name` = `[a-z_]+`); any other
+/// A command template: text with `{name}` placeholders (`name` = `[a-z_][a-z0-9_]*`); any other
 /// brace is literal. Placeholders are checked against an allowed list at load time.
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
@@ -109,7 +109,11 @@ impl Template {
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn quote(value: &str) -> String {

@@ -19,7 +19,7 @@ mu_lock_holder() {
 		mu_lh_path=${mu_lh_spec#*:}
 		case $mu_lh_kind in
 		fcntl)
-			[ -e "$mu_lh_path" ] && [ -r /proc/locks ] || continue
+			if [ ! -e "$mu_lh_path" ] || [ ! -r /proc/locks ]; then continue; fi
 			# shellcheck disable=SC2012 # ls -i is the portable way to an inode number
 			mu_lh_inode=$(ls -di "$mu_lh_path" 2>/dev/null | awk '{ print $1 }')
 			[ -n "$mu_lh_inode" ] || continue
