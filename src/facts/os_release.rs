@@ -13,6 +13,9 @@ pub struct OsRelease {
     pub version_id: Option<String>,
     /// `PRETTY_NAME`, for messages.
     pub pretty_name: Option<String>,
+    /// `VARIANT_ID`, lowercased (e.g. `coreos`, `silverblue`); tells image-based
+    /// editions apart from the classic one with the same `ID`.
+    pub variant_id: Option<String>,
 }
 
 impl OsRelease {
@@ -34,6 +37,9 @@ impl OsRelease {
                 "ID_LIKE" => os.id_like = value.split_whitespace().map(str::to_lowercase).collect(),
                 "VERSION_ID" => os.version_id = Some(value).filter(|v| !v.is_empty()),
                 "PRETTY_NAME" => os.pretty_name = Some(value).filter(|v| !v.is_empty()),
+                "VARIANT_ID" => {
+                    os.variant_id = Some(value.to_lowercase()).filter(|v| !v.is_empty())
+                }
                 _ => {}
             }
         }

@@ -11,17 +11,22 @@ pub struct InitSystem {
     pub systemd: bool,
     /// OpenRC has booted the system (`/run/openrc` exists).
     pub openrc: bool,
+    /// SysV init is PID 1: its control FIFO (`/run/initctl` or `/dev/initctl`) exists,
+    /// which neither systemd, OpenRC-on-busybox-init nor runit creates (Devuan's default).
+    pub sysvinit: bool,
     /// Name of PID 1 (`/proc/1/comm`), for messages.
     pub pid1: Option<String>,
 }
 
 impl InitSystem {
-    /// Parses `systemd=yes|no`, `openrc=yes|no`, `pid1=NAME` lines.
+    /// Parses `systemd=yes|no`, `openrc=yes|no`, `sysvinit=yes|no`, `pid1=NAME` lines
+    /// (`sysvinit` missing, as from older gather scripts, means no).
     pub fn parse(body: &str) -> InitSystem {
         let kv = key_values(body);
         InitSystem {
             systemd: yes_no(value(&kv, "systemd")).unwrap_or(false),
             openrc: yes_no(value(&kv, "openrc")).unwrap_or(false),
+            sysvinit: yes_no(value(&kv, "sysvinit")).unwrap_or(false),
             pid1: value(&kv, "pid1")
                 .filter(|v| !v.is_empty())
                 .map(str::to_string),

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 
 use super::PlaybookError;
+use super::distro::{Distro, FirewallPaths};
 use super::template::{Fill, Template};
+use super::version::Version;
 use crate::facts::{FirewallFacts, NftChainRef, valid_interface};
 
 /// A firewall backend meshup can drive.
@@ -90,6 +92,7 @@ impl Firewall {
         let check = |templates: &[Template], var: &str| -> Result<(), PlaybookError> {
             let mut allowed = vec![var];
             allowed.extend_from_slice(chain_vars);
+            allowed.extend_from_slice(&FirewallPaths::NAMES);
             for t in templates {
                 t.check(&allowed)
                     .map_err(|message| PlaybookError::Invalid {
@@ -136,7 +139,27 @@ impl Firewall {
     }
 
     /// Commands (open + persist) that let UDP `port` in; none when already open.
+    /// Persists to Debian's paths: prefer [`Firewall::open_port_commands_for`].
     pub fn open_port_commands(&self, facts: &FirewallFacts, port: u16) -> FirewallAction {
+        self.open_port_commands_on(facts, port, &FirewallPaths::debian())
+    }
+
+    /// Commands (open + persist, to `distro`'s firewall paths) that let UDP `port` in.
+    pub fn open_port_commands_for(
+        &self,
+        facts: &FirewallFacts,
+        port: u16,
+        distro: &Distro,
+    ) -> FirewallAction {
+        self.open_port_commands_on(facts, port, &distro.firewall)
+    }
+
+    fn open_port_commands_on(
+        &self,
+        facts: &FirewallFacts,
+        port: u16,
+        paths: &FirewallPaths,
+    ) -> FirewallAction {
         if port == 0 {
             return FirewallAction {
                 commands: Vec::new(),
@@ -155,6 +178,7 @@ impl Firewall {
             &self.persist_port,
             &facts.nftables.chains_missing_port(port),
             ("port", &port_text),
+            paths,
         );
         FirewallAction {
             commands,
@@ -164,7 +188,28 @@ impl Firewall {
 
     /// Commands (forward + persist) that let traffic from `interface` be forwarded;
     /// none when already allowed or `interface` is not a valid interface name.
+    /// Persists to Debian's paths: prefer [`Firewall::forward_commands_for`].
     pub fn forward_commands(&self, facts: &FirewallFacts, interface: &str) -> FirewallAction {
+        self.forward_commands_on(facts, interface, &FirewallPaths::debian())
+    }
+
+    /// Commands (forward + persist, to `distro`'s firewall paths) that let traffic
+    /// from `interface` be forwarded.
+    pub fn forward_commands_for(
+        &self,
+        facts: &FirewallFacts,
+        interface: &str,
+        distro: &Distro,
+    ) -> FirewallAction {
+        self.forward_commands_on(facts, interface, &distro.firewall)
+    }
+
+    fn forward_commands_on(
+        &self,
+        facts: &FirewallFacts,
+        interface: &str,
+        paths: &FirewallPaths,
+    ) -> FirewallAction {
         if !valid_interface(interface) {
             return FirewallAction {
                 commands: Vec::new(),
@@ -182,6 +227,7 @@ impl Firewall {
             &self.persist_forward,
             &facts.nftables.chains_missing_forward(interface),
             ("interface", interface),
+            paths,
         );
         FirewallAction {
             commands,
@@ -198,37 +244,63 @@ impl Firewall {
         persist: &[Template],
         chains: &[NftChainRef],
         base: (&str, &str),
+        paths: &FirewallPaths,
     ) -> Vec<String> {
         fn fill<'v>(
             base: (&'v str, &'v str),
             chain: Option<&'v NftChainRef>,
+            paths: &'v FirewallPaths,
         ) -> Vec<(&'v str, Fill<'v>)> {
             let mut v = vec![(base.0, Fill::One(base.1))];
             if let Some(c) = chain {
                 v.extend(chain_fills(c));
             }
+            v.extend(paths.fills());
             v
         }
         let mut commands = Vec::new();
-        if self.kind == FirewallKind::Nftables {
-            for chain in chains.iter().filter(|c| valid_nft_ref(c)) {
-                let values = fill(base, Some(chain));
-                commands.extend(now.iter().map(|t| t.render(&values)));
+        let mut push = |cmd: Option<String>| {
+            if let Some(cmd) = cmd
+                && !commands.contains(&cmd)
+            {
+                commands.push(cmd);
             }
-            for chain in chains.iter().filter(|c| valid_nft_ref(c)) {
-                let values = fill(base, Some(chain));
-                for t in persist {
-                    let cmd = t.render(&values);
-                    if !commands.contains(&cmd) {
-                        commands.push(cmd);
-                    }
-                }
+        };
+        if self.kind == FirewallKind::Nftables {
+            let valid: Vec<&NftChainRef> = chains.iter().filter(|c| valid_nft_ref(c)).collect();
+            for chain in &valid {
+                let values = fill(base, Some(chain), paths);
+                now.iter().for_each(|t| push(Some(t.render(&values))));
+            }
+            for chain in &valid {
+                let values = fill(base, Some(chain), paths);
+                persist
+                    .iter()
+                    .for_each(|t| push(t.render_if_filled(&values)));
             }
         } else {
-            let values = fill(base, None);
-            commands.extend(now.iter().chain(persist).map(|t| t.render(&values)));
+            let values = fill(base, None, paths);
+            now.iter().for_each(|t| push(Some(t.render(&values))));
+            persist
+                .iter()
+                .for_each(|t| push(t.render_if_filled(&values)));
         }
         commands
+    }
+}
+
+/// firewalld `version` (`firewall-cmd --version`) can allow forwarding per zone
+/// (`--add-forward`, firewalld >= 1.0); the error says what to do instead.
+pub fn firewalld_forward_supported(version: &str) -> Result<(), String> {
+    match Version::parse(version) {
+        Some(v) if v >= Version::parse("1.0").unwrap_or_else(|| v.clone()) => Ok(()),
+        Some(_) => Err(format!(
+            "firewalld {version} has no --add-forward (it came with firewalld 1.0): put the \
+             mesh interface into a zone that forwards (e.g. `firewall-cmd --permanent \
+             --zone=trusted --change-interface=<interface>`), or tell meshup to leave \
+             firewalls alone"
+        )),
+        None => Err(format!("cannot read the firewalld version {version:?}")),
     }
 }
 

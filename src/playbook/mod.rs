@@ -9,32 +9,52 @@
 
 mod distro;
 mod firewall;
+mod lock;
 mod template;
+mod version;
 
 use std::path::{Path, PathBuf};
 
-pub use distro::{Detect, Distro, InitKind, InstallNeeds, Packages};
-pub use firewall::{Firewall, FirewallAction, FirewallKind};
+pub use distro::{
+    Detect, Distro, FirewallPaths, InitKind, InstallNeeds, Packages, ServiceError, ServiceRecipe,
+    Services,
+};
+pub use firewall::{Firewall, FirewallAction, FirewallKind, firewalld_forward_supported};
+pub use lock::{LockFile, LockKind, PackageLock};
 pub use template::Template;
+pub use version::{Version, VersionRange};
+
+/// The POSIX sh function `mu_wait_lock TIMEOUT NAME KIND:PATH...` (see the file); put it
+/// once before the [`Distro::lock_wait_call`] it serves.
+pub const WAIT_LOCK_SH: &str = include_str!("wait_lock.sh");
 
 use crate::facts::OsRelease;
 
 /// Embedded default playbooks: (file stem, YAML).
-const EMBEDDED_DISTROS: [(&str, &str); 5] = [
+const EMBEDDED_DISTROS: [(&str, &str); 8] = [
     (
         "alpine",
         include_str!("../../playbooks/distros/alpine.yaml"),
+    ),
+    (
+        "amazon",
+        include_str!("../../playbooks/distros/amazon.yaml"),
     ),
     ("arch", include_str!("../../playbooks/distros/arch.yaml")),
     (
         "debian",
         include_str!("../../playbooks/distros/debian.yaml"),
     ),
+    ("el", include_str!("../../playbooks/distros/el.yaml")),
     (
         "fedora",
         include_str!("../../playbooks/distros/fedora.yaml"),
     ),
     ("suse", include_str!("../../playbooks/distros/suse.yaml")),
+    (
+        "ubuntu",
+        include_str!("../../playbooks/distros/ubuntu.yaml"),
+    ),
 ];
 
 /// Embedded default firewall playbooks: (file stem, YAML).
@@ -83,22 +103,42 @@ pub enum PlaybookError {
     },
 }
 
-/// No distro playbook matches a host's os-release.
+/// No distro playbook serves a host.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "no playbook for this distribution (ID={id:?}, ID_LIKE={id_like:?}, {pretty}); \
-     known: {known}. Add playbooks/distros/<name>.yaml to support it"
-)]
-pub struct UnknownDistro {
-    /// os-release ID.
-    pub id: String,
-    /// os-release ID_LIKE.
-    pub id_like: String,
-    /// PRETTY_NAME or ID VERSION_ID.
-    pub pretty: String,
-    /// Names of the known playbooks.
-    pub known: String,
+pub enum DetectError {
+    /// No playbook matches the host's os-release.
+    #[error(
+        "no playbook for this distribution (ID={id:?}, ID_LIKE={id_like:?}, VERSION_ID={version:?}, {pretty}); \
+         known: {known}. Add playbooks/distros/<name>.yaml to support it"
+    )]
+    Unknown {
+        /// os-release ID.
+        id: String,
+        /// os-release ID_LIKE.
+        id_like: String,
+        /// os-release VERSION_ID (empty when missing).
+        version: String,
+        /// PRETTY_NAME or ID VERSION_ID.
+        pretty: String,
+        /// Names of the known playbooks.
+        known: String,
+    },
+    /// The best match is a release the playbooks mark unsupported.
+    #[error("{host} is not supported ({release} in playbook {file}): {reason}")]
+    Unsupported {
+        /// The host's release: `PRETTY_NAME (ID="centos", VERSION_ID="7")`.
+        host: String,
+        /// The playbook entry's name.
+        release: String,
+        /// The playbook file.
+        file: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
 }
+
+/// The error of [`Playbooks::detect`] under its former name.
+pub type UnknownDistro = DetectError;
 
 /// All distro and firewall playbooks in effect.
 #[derive(Debug, Clone)]
@@ -148,9 +188,14 @@ impl Playbooks {
         Ok(playbooks)
     }
 
-    fn put_distro(&mut self, distro: Distro) {
-        self.distros.retain(|d| d.file != distro.file);
-        self.distros.push(distro);
+    /// Replaces every release of the file the given releases come from.
+    fn put_distro(&mut self, releases: Vec<Distro>) {
+        let Some(file) = releases.first().map(|d| d.file.clone()) else {
+            return;
+        };
+        self.distros.retain(|d| d.file != file);
+        self.distros.extend(releases);
+        // Stable: releases keep their file order.
         self.distros.sort_by(|a, b| a.file.cmp(&b.file));
     }
 
@@ -170,32 +215,41 @@ impl Playbooks {
         &self.firewalls
     }
 
-    /// The playbook for a host: an exact `ID` match wins, then the first `ID_LIKE`
-    /// entry (in os-release order) that some playbook lists.
-    pub fn detect(&self, os: &OsRelease) -> Result<&Distro, UnknownDistro> {
-        if let Some(d) = self.distros.iter().find(|d| d.detect.ids.contains(&os.id)) {
-            return Ok(d);
-        }
-        for like in &os.id_like {
-            if let Some(d) = self
-                .distros
-                .iter()
-                .find(|d| d.detect.id_like.contains(like))
-            {
-                return Ok(d);
+    /// The playbook (release) for a host. The most specific match wins: an exact `ID`
+    /// match over an `ID_LIKE` one (earlier `ID_LIKE` entries first), then an entry
+    /// naming the `VARIANT_ID`, then one with a `VERSION_ID` range; ties go to the first
+    /// entry by file name and order in the file. A best match marked `unsupported` is
+    /// an error naming the release.
+    pub fn detect(&self, os: &OsRelease) -> Result<&Distro, DetectError> {
+        let best = self
+            .distros
+            .iter()
+            .filter_map(|d| d.detect.rank(os).map(|r| (r, d)))
+            .min_by_key(|(r, _)| *r)
+            .map(|(_, d)| d);
+        let version = os.version_id.clone().unwrap_or_default();
+        match best {
+            Some(d) => match &d.unsupported {
+                None => Ok(d),
+                Some(reason) => Err(DetectError::Unsupported {
+                    host: format!("{} (ID={:?}, VERSION_ID={version:?})", os.describe(), os.id),
+                    release: d.name.clone(),
+                    file: d.file.clone(),
+                    reason: reason.clone(),
+                }),
+            },
+            None => {
+                let mut known: Vec<&str> = self.distros.iter().map(|d| d.file.as_str()).collect();
+                known.dedup();
+                Err(DetectError::Unknown {
+                    id: os.id.clone(),
+                    id_like: os.id_like.join(" "),
+                    version,
+                    pretty: os.describe(),
+                    known: known.join(", "),
+                })
             }
         }
-        Err(UnknownDistro {
-            id: os.id.clone(),
-            id_like: os.id_like.join(" "),
-            pretty: os.describe(),
-            known: self
-                .distros
-                .iter()
-                .map(|d| d.file.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
     }
 
     /// The playbook for a firewall backend.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// A command template: text with `{name}` placeholders (`name` = `[a-z_]+`); any other
+/// A command template: text with `{name}` placeholders (`name` = `[a-z_][a-z0-9_]*`); any other
 /// brace is literal. Placeholders are checked against an allowed list at load time.
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
@@ -23,6 +23,11 @@ pub(crate) enum Fill<'a> {
 }
 
 impl Template {
+    /// A template from text (placeholders are checked by the caller).
+    pub(crate) fn new(text: &str) -> Template {
+        Template(text.to_string())
+    }
+
     /// The raw template text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -61,6 +66,15 @@ impl Template {
         }
     }
 
+    /// Like [`Template::render`], but `None` when some placeholder has no value: a
+    /// command that needs a path this distribution does not have is left out.
+    pub(crate) fn render_if_filled(&self, values: &[(&str, Fill<'_>)]) -> Option<String> {
+        self.placeholders()
+            .iter()
+            .all(|p| values.iter().any(|(n, _)| n == p))
+            .then(|| self.render(values))
+    }
+
     /// Fills the placeholders; each value is shell-quoted with `shlex::try_quote`.
     /// Values are validated by the callers, so a value that cannot be quoted (NUL) or a
     /// missing value renders as `''`, which makes the command fail rather than misbehave.
@@ -95,7 +109,11 @@ impl Template {
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn quote(value: &str) -> String {

@@ -44,6 +44,7 @@ mu_commands() {
 mu_init() {
 	printf 'systemd=%s\n' "$(mu_yesno [ -d /run/systemd/system ])"
 	printf 'openrc=%s\n' "$(mu_yesno [ -d /run/openrc ])"
+	if [ -p /run/initctl ] || [ -p /dev/initctl ]; then echo 'sysvinit=yes'; else echo 'sysvinit=no'; fi
 	printf 'pid1=%s\n' "$(cat /proc/1/comm 2>/dev/null)"
 }
 
