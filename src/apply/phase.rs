@@ -25,14 +25,22 @@ pub fn footer(phase: Phase) -> &'static str {
     }
 }
 
-/// The script of one phase: `values`, the apply library, each step's shell as the plan
+/// The functions a phase script defines before its steps (the same for every host).
+pub fn library(phase: Phase) -> String {
+    match phase {
+        Phase::Prepare => format!("{}{}", scripts::APPLY_LIB, scripts::WAIT_LOCK),
+        Phase::Converge => scripts::APPLY_LIB.to_string(),
+    }
+}
+
+/// The script of one phase: `values`, the library, each step's shell as the plan
 /// shows it, the footer. It may hold preshared keys (in `values`), hence [`Secret`].
 pub fn script<'a>(
     values: &Values,
     phase: Phase,
     steps: impl IntoIterator<Item = &'a Step>,
 ) -> Secret {
-    let mut body = String::from(scripts::APPLY_LIB);
+    let mut body = library(phase);
     for step in steps {
         debug_assert_eq!(step.phase(), phase);
         body.push_str(&step.shell);

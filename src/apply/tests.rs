@@ -6,7 +6,6 @@ use std::sync::Arc;
 use super::*;
 use crate::plan::tests::{GUIDE, converged, fixture, fresh, key, n};
 use crate::plan::{FactsMap, StepKind};
-use crate::scripts::APPLY_LIB;
 use crate::session::Gathered;
 use crate::transport::{ExecOutput, ScriptedSession};
 
@@ -117,7 +116,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         );
         for (call, phase) in calls.iter().zip(phases) {
             let sent = String::from_utf8(call.stdin.clone()).expect("utf8");
-            let mut body = String::from(APPLY_LIB);
+            let mut body = phase::library(phase);
             for step in host.phase(phase) {
                 assert!(
                     crate::ui::plan_view::shown_shell(&shown, &step.shell),
@@ -127,12 +126,12 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
                 body.push_str(&step.shell);
                 body.push('\n');
                 kinds.insert(step.kind);
-                functions.insert(
+                functions.extend(
                     step.shell
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_string(),
+                        .lines()
+                        .filter_map(|l| l.split_whitespace().next())
+                        .filter(|w| w.starts_with("mu_"))
+                        .map(str::to_string),
                 );
             }
             body.push_str(phase::footer(phase));
@@ -158,6 +157,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         "every step kind is covered"
     );
     for f in [
+        "mu_wait_lock",
         "mu_install",
         "mu_keygen",
         "mu_store_psk",

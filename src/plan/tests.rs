@@ -183,7 +183,7 @@ fn bare_hosts_get_install_keys_psks_config_and_start_in_order() {
         "{diff}"
     );
     assert!(a.steps.iter().any(|s| s.kind == Install
-        && s.shell.starts_with("mu_install ")
+        && s.shell.lines().any(|l| l.starts_with("mu_install "))
         && s.shell.contains("wireguard-tools")));
 }
 

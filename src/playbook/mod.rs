@@ -26,7 +26,7 @@ pub use version::{Version, VersionRange};
 
 /// The POSIX sh function `mu_wait_lock TIMEOUT NAME KIND:PATH...` (see the file); put it
 /// once before the [`Distro::lock_wait_call`] it serves.
-pub const WAIT_LOCK_SH: &str = include_str!("wait_lock.sh");
+pub const WAIT_LOCK_SH: &str = crate::scripts::WAIT_LOCK;
 
 use crate::facts::OsRelease;
 

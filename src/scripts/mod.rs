@@ -14,6 +14,9 @@ pub const GATHER: &str = include_str!("gather.sh");
 /// The apply library: the functions an apply phase is made of (see [`call`]).
 pub const APPLY_LIB: &str = include_str!("lib.sh");
 
+/// `mu_wait_lock`: waits (bounded) for a package manager's lock held by another process.
+pub const WAIT_LOCK: &str = include_str!("wait_lock.sh");
+
 /// The verify probe's functions (see `crate::verify::script` for how it is assembled).
 pub const PROBE: &str = include_str!("probe.sh");
 

@@ -529,7 +529,7 @@ fn wait_lock_script_is_shellcheck_clean() {
         eprintln!("SKIP: shellcheck not installed");
         return;
     }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/playbook/wait_lock.sh");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/wait_lock.sh");
     let out = Command::new("shellcheck")
         .args(["-s", "sh"])
         .arg(&path)

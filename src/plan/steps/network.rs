@@ -36,13 +36,13 @@ pub fn firewall(h: &HostInput<'_>) -> Vec<Decision> {
         }
     };
     decide(
-        fw.open_port_commands(&h.facts.firewall, port),
+        fw.open_port_commands_for(&h.facts.firewall, port, h.distro),
         format!("open {port}/udp in {}", fw.name),
     );
     if h.spec.is_transit {
         let iface = h.iface();
         decide(
-            fw.forward_commands(&h.facts.firewall, iface),
+            fw.forward_commands_for(&h.facts.firewall, iface, h.distro),
             format!("allow forwarding on {iface} in {}", fw.name),
         );
     }

@@ -18,8 +18,7 @@ pub fn activation(h: &HostInput<'_>, config_changed: bool) -> Vec<Decision> {
     let facts = h.facts;
     let mut out = Vec::new();
     if !facts.interface_up() {
-        let (cmd, warning) =
-            start_command(settings, facts, h.distro.service_enable_commands(iface));
+        let (cmd, warning) = start_command(settings, facts, h.distro);
         if let Some(w) = warning {
             out.push(Decision::Warning(w));
         }
@@ -79,40 +78,35 @@ pub fn activation(h: &HostInput<'_>, config_changed: bool) -> Vec<Decision> {
     out
 }
 
-/// The command that brings the interface up when it is down, and a warning when
-/// nothing would bring it back after a reboot.
+/// The command that brings the interface up when it is down: the playbook's recipe for
+/// the host's actual init system, else `wg-quick up` with a warning that nothing would
+/// bring it back after a reboot.
 fn start_command(
     settings: &MeshSettings,
     facts: &HostFacts,
-    distro_enable: Option<Vec<String>>,
+    distro: &crate::playbook::Distro,
 ) -> (String, Option<String>) {
     let iface = &settings.interface;
-    let standard = standard_dir(settings);
-    if facts.init.systemd && standard {
-        let cmd = distro_enable
-            .filter(|c| !c.is_empty())
-            .map(|c| c.join(" && "))
-            .unwrap_or_else(|| format!("systemctl enable --now wg-quick@{iface}"));
-        (cmd, None)
-    } else if facts.init.openrc
-        && standard
-        && let Some(c) = distro_enable.filter(|c| !c.is_empty())
-    {
-        (c.join(" && "), None)
-    } else {
-        let warning = if facts.init.systemd {
-            format!(
-                "config dir {} is not /etc/wireguard: wg-quick@{iface} cannot load it, so the interface is started with wg-quick and will not come back after a reboot",
-                settings.config_dir
-            )
-        } else {
-            "no service manager meshup can use: the interface is started with wg-quick up and nothing will bring it back after a reboot".to_string()
-        };
-        (
-            format!("wg-quick up {}", shell::quote(&conf_path(settings))),
-            Some(warning),
+    let warning = if !standard_dir(settings) {
+        format!(
+            "config dir {} is not /etc/wireguard: the service cannot load it, so the interface is started with wg-quick and will not come back after a reboot",
+            settings.config_dir
         )
-    }
+    } else {
+        match distro.service_commands_for(&facts.init, iface.as_str()) {
+            Ok(recipe) if !recipe.commands.is_empty() => {
+                return (recipe.commands.join(" && "), None);
+            }
+            Ok(_) => "the playbook has no service recipe for this init system: the interface is started with wg-quick up and nothing will bring it back after a reboot".to_string(),
+            Err(e) => format!(
+                "{e}: the interface is started with wg-quick up and nothing will bring it back after a reboot"
+            ),
+        }
+    };
+    (
+        format!("wg-quick up {}", shell::quote(&conf_path(settings))),
+        Some(warning),
+    )
 }
 
 /// The running interface's peers differ from what the config says (keys, AllowedIPs,
