@@ -9,7 +9,9 @@
 
 mod distro;
 mod firewall;
+mod firewall_paths;
 mod lock;
+mod service;
 mod template;
 mod version;
 
