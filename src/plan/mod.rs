@@ -167,7 +167,7 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
         hp.host = Some(facts.to_string());
         if !in_limit(name) {
             hp.state = HostState::Skipped;
-        } else if let Err(e) = plan_host(input, spec, facts, &keys, &psks, &mut hp) {
+        } else if let Err(e) = host_steps(input, spec, facts, &keys, &psks, &mut hp) {
             hp.state = HostState::Error(e);
             hp.steps.clear();
         }
@@ -198,7 +198,7 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
 }
 
 /// One present host's steps, in order: each step function decides one concern.
-fn plan_host(
+fn host_steps(
     input: &PlanInput<'_>,
     spec: &crate::topology::NodeSpec,
     facts: &HostFacts,
