@@ -127,28 +127,17 @@ fn new_psk() -> Secret {
     Secret::new(text)
 }
 
-/// The preshared keys of this run, by host, in each host's `MU_PSK_<n>` order. Made in
-/// memory, sent only to the pair's two hosts, never written or printed here.
+/// The preshared keys of this run, by host. Made in memory, sent only to the pair's two
+/// hosts, never written or printed here. Pairs are walked in plan order, so each host's
+/// list is in the order of its steps' `MU_PSK_<n>` (see `PskPlan::peers_of`).
 fn psk_values(plan: &Plan) -> BTreeMap<NodeName, Vec<Secret>> {
-    let mut pair_keys: BTreeMap<(NodeName, NodeName), Secret> = BTreeMap::new();
-    for pair in &plan.new_psk_pairs {
-        pair_keys.insert(pair.clone(), new_psk());
-    }
-    let mut out = BTreeMap::new();
-    for host in &plan.hosts {
-        let values: Vec<Secret> = host
-            .new_psk_peers
-            .iter()
-            .filter_map(|peer| {
-                let key = (host.node.clone(), peer.clone());
-                let reversed = (peer.clone(), host.node.clone());
-                pair_keys
-                    .get(&key)
-                    .or_else(|| pair_keys.get(&reversed))
-                    .map(|s| Secret::new(s.expose().to_vec()))
-            })
-            .collect();
-        out.insert(host.node.clone(), values);
+    let mut out: BTreeMap<NodeName, Vec<Secret>> = BTreeMap::new();
+    for (a, b) in &plan.new_psk_pairs {
+        let psk = new_psk();
+        out.entry(b.clone())
+            .or_default()
+            .push(Secret::new(psk.expose().to_vec()));
+        out.entry(a.clone()).or_default().push(psk);
     }
     out
 }

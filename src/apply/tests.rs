@@ -9,6 +9,8 @@ use crate::plan::{FactsMap, StepKind};
 use crate::session::Gathered;
 use crate::transport::{ExecOutput, ScriptedSession};
 
+use std::fmt::Write as _;
+
 const NFT_DROP: &str =
     include_str!("../../tests/fixtures/facts/gather/real-debian12-nftables-drop-bash.txt");
 
@@ -119,7 +121,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
             let mut body = phase::library(phase);
             for step in host.phase(phase) {
                 assert!(
-                    crate::ui::plan_view::shown_shell(&shown, &step.shell),
+                    shown_shell(&shown, &step.shell),
                     "plan -v shows {:?}",
                     step.shell
                 );
@@ -177,4 +179,18 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         "{:?}",
         recap.outcomes
     );
+}
+
+/// The shell of a step as `plan -v` prints it, without the indentation: the text the
+/// `run:` block holds, line for line.
+pub fn shown_shell(rendered: &str, step_shell: &str) -> bool {
+    let mut lines = step_shell.lines();
+    let Some(first) = lines.next() else {
+        return false;
+    };
+    let mut expected = format!("      run: {first}\n");
+    for line in lines {
+        let _ = writeln!(expected, "           {line}");
+    }
+    rendered.contains(&expected)
 }

@@ -52,9 +52,6 @@ pub struct HostPlan {
     pub unchanged: Vec<String>,
     /// Warnings that do not stop the host.
     pub warnings: Vec<String>,
-    /// Peers this host gets a new preshared key with, in `MU_PSK_<n>` order.
-    #[serde(skip)]
-    pub new_psk_peers: Vec<NodeName>,
 }
 
 impl HostPlan {
@@ -66,7 +63,6 @@ impl HostPlan {
             steps: Vec::new(),
             unchanged: Vec::new(),
             warnings: Vec::new(),
-            new_psk_peers: Vec::new(),
         }
     }
 
@@ -245,7 +241,6 @@ fn host_steps(
         .any(|s| matches!(s.kind, StepKind::Config | StepKind::KeyGen));
     hp.record(steps::activation(&h, config_changed));
     hp.steps.sort_by_key(|s| s.kind);
-    hp.new_psk_peers = h.new_psk_peers;
     Ok(())
 }
 

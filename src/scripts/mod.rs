@@ -57,11 +57,6 @@ impl Values {
         self
     }
 
-    /// The assignment lines.
-    pub fn render(&self) -> String {
-        self.lines.clone()
-    }
-
     /// The values followed by `body`: the script as it is sent.
     pub fn before(&self, body: &str) -> String {
         let mut out = String::with_capacity(self.lines.len() + body.len());
@@ -115,7 +110,7 @@ mod tests {
         let v = Values::new()
             .set("MU_DIR", "/etc/wire guard")
             .set("MU_IF", "wg0");
-        assert_eq!(v.render(), "MU_DIR='/etc/wire guard'\nMU_IF=wg0\n");
+        assert_eq!(v.before(""), "MU_DIR='/etc/wire guard'\nMU_IF=wg0\n");
         assert_eq!(format!("{v:?}"), "Values(<redacted>)");
     }
 

@@ -94,17 +94,3 @@ pub fn render_plan(plan: &Plan, inventory: &Path, verbose: bool) -> String {
     }
     out
 }
-
-/// The shell of a step as `plan -v` prints it, without the indentation: the text the
-/// `run:` block holds, line for line.
-pub fn shown_shell(rendered: &str, step_shell: &str) -> bool {
-    let mut lines = step_shell.lines();
-    let Some(first) = lines.next() else {
-        return false;
-    };
-    let mut expected = format!("      run: {first}\n");
-    for line in lines {
-        let _ = writeln!(expected, "           {line}");
-    }
-    rendered.contains(&expected)
-}
