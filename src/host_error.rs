@@ -62,6 +62,16 @@ pub enum HostError {
         /// The last lines of the script's stderr.
         stderr_tail: String,
     },
+    /// Not changed because a node whose move its config uses failed to apply it.
+    #[error(
+        "not changed: {node} failed to apply its {what}, which this host's new config uses; it keeps its working config"
+    )]
+    DependencyFailed {
+        /// The node that failed.
+        node: String,
+        /// What it was moving.
+        what: String,
+    },
     /// The host returned something meshup cannot use (e.g. an invalid public key).
     #[error("{message}")]
     BadAnswer {

@@ -281,45 +281,68 @@ fn execute(
         }
     }
 
-    // Phase 2: converge.
+    // Phase 2: converge, in two waves: nodes that move what their peers use (a listen
+    // port, addresses) first; their peers only once those have succeeded.
     let values = converge_values(session, &generated);
-    let converge: Vec<&HostPlan> = changing
-        .iter()
-        .copied()
-        .filter(|h| !matches!(recap.outcomes.get(&h.node), Some(HostOutcome::Failed(_))))
-        .collect();
     let t = Instant::now();
-    let results = session.block_on(fanout::run(converge, session.parallel, |host| {
-        let session_for_host = connection(&host.node);
-        let progress = &progress;
-        let values = &values;
-        async move {
-            let ssh = session_for_host?;
-            progress.set(host.node.as_str(), "converging");
-            let text = phase::script(values, Phase::Converge, host.phase(Phase::Converge));
-            phase::run(&ssh, &text, CONVERGE_TIMEOUT).await
-        }
-    }));
-    report.phase("converge", t);
-    for (host, result) in results {
-        let outcome = match result {
-            Ok(markers) => {
-                for m in markers.iter().filter(|m| m.kind == "skipped") {
-                    progress.println(format!(
-                        "{}: warning: {} left out of the config: its key was not generated",
-                        host.node, m.value
-                    ));
-                }
-                progress.finish(host.node.as_str(), "changed");
-                HostOutcome::Changed(host.steps.len())
+    for wave in [false, true] {
+        let mut hosts: Vec<&HostPlan> = Vec::new();
+        for host in changing
+            .iter()
+            .copied()
+            .filter(|h| h.after.is_empty() != wave)
+        {
+            if matches!(recap.outcomes.get(&host.node), Some(HostOutcome::Failed(_))) {
+                continue;
             }
-            Err(e) => {
+            let failed_dependency = host.after.iter().find(|(node, _)| {
+                !matches!(recap.outcomes.get(node), Some(HostOutcome::Changed(_)))
+            });
+            if let Some((node, what)) = failed_dependency {
+                let e = HostError::DependencyFailed {
+                    node: node.to_string(),
+                    what: what.clone(),
+                };
                 progress.finish(host.node.as_str(), format!("failed: {e}"));
-                HostOutcome::Failed(e)
+                recap
+                    .outcomes
+                    .insert(host.node.clone(), HostOutcome::Failed(e));
+                continue;
             }
-        };
-        recap.outcomes.insert(host.node.clone(), outcome);
+            hosts.push(host);
+        }
+        let results = session.block_on(fanout::run(hosts, session.parallel, |host| {
+            let session_for_host = connection(&host.node);
+            let progress = &progress;
+            let values = &values;
+            async move {
+                let ssh = session_for_host?;
+                progress.set(host.node.as_str(), "converging");
+                let text = phase::script(values, Phase::Converge, host.phase(Phase::Converge));
+                phase::run(&ssh, &text, CONVERGE_TIMEOUT).await
+            }
+        }));
+        for (host, result) in results {
+            let outcome = match result {
+                Ok(markers) => {
+                    for m in markers.iter().filter(|m| m.kind == "skipped") {
+                        progress.println(format!(
+                            "{}: warning: {} left out of the config: its key was not generated",
+                            host.node, m.value
+                        ));
+                    }
+                    progress.finish(host.node.as_str(), "changed");
+                    HostOutcome::Changed(host.steps.len())
+                }
+                Err(e) => {
+                    progress.finish(host.node.as_str(), format!("failed: {e}"));
+                    HostOutcome::Failed(e)
+                }
+            };
+            recap.outcomes.insert(host.node.clone(), outcome);
+        }
     }
+    report.phase("converge", t);
     progress.clear();
 }
 

@@ -3,6 +3,7 @@
 //! carries its line, its reason, its diff and the exact shell apply sends. `plan`
 //! shows it; `apply` runs those steps and decides nothing again.
 pub mod keys;
+pub mod order;
 pub mod step;
 pub mod steps;
 
@@ -52,6 +53,10 @@ pub struct HostPlan {
     pub unchanged: Vec<String>,
     /// Warnings that do not stop the host.
     pub warnings: Vec<String>,
+    /// Running nodes whose move (new listen port or addresses) this host's changes use:
+    /// it converges only after they have applied it, and not at all if one fails.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<(NodeName, String)>,
 }
 
 impl HostPlan {
@@ -63,6 +68,7 @@ impl HostPlan {
             steps: Vec::new(),
             unchanged: Vec::new(),
             warnings: Vec::new(),
+            after: Vec::new(),
         }
     }
 
@@ -185,6 +191,15 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
             )),
             None => {}
         }
+    }
+    let changing: BTreeSet<NodeName> = hosts
+        .iter()
+        .filter(|h| h.has_changes())
+        .map(|h| h.node.clone())
+        .collect();
+    let mut waits = order::dependencies(mesh, input.facts, &|n| changing.contains(n));
+    for host in &mut hosts {
+        host.after = waits.remove(&host.node).unwrap_or_default();
     }
     let plan = Plan {
         hosts,

@@ -335,3 +335,32 @@ fn an_unreachable_peer_keeps_its_key_from_other_configs() {
     assert_eq!(keys.get(&n("node-c")), Some(key(3)));
     assert!(!plan.host(&n("node-a")).expect("a").has_changes());
 }
+
+#[test]
+fn peers_of_a_node_moving_its_port_wait_for_it() {
+    let before = fixture(GUIDE);
+    let moved_text = GUIDE.replace(
+        "    endpoint: 203.0.113.10:51820\n",
+        "    endpoint: 203.0.113.10:51821\n    listen_port: 51821\n",
+    );
+    let after = fixture(&moved_text);
+    let facts = all_converged(&before);
+    let (plan, _) = plan_of(&after, &facts, None);
+    let a = plan.host(&n("node-a")).expect("a");
+    assert!(
+        a.has_changes() && a.after.is_empty(),
+        "the mover goes first"
+    );
+    for peer in ["node-b", "node-c"] {
+        let h = plan.host(&n(peer)).expect("peer");
+        assert!(h.has_changes(), "{peer} gets node-a's new endpoint");
+        assert_eq!(
+            h.after,
+            [(n("node-a"), "listen port 51820 → 51821".to_string())],
+            "{peer}"
+        );
+    }
+    // Nothing moves: nobody waits.
+    let (plan, _) = plan_of(&before, &all_converged(&before), None);
+    assert!(plan.hosts.iter().all(|h| h.after.is_empty()));
+}

@@ -61,6 +61,12 @@ pub fn render_plan(plan: &Plan, inventory: &Path, verbose: bool) -> String {
                 let _ = writeln!(out, "  = {reason}");
             }
         }
+        for (node, what) in &host.after {
+            let _ = writeln!(
+                out,
+                "  > after {node} has applied its {what} (left as is if {node} fails)"
+            );
+        }
         for warning in &host.warnings {
             let _ = writeln!(out, "  ! warning: {warning}");
         }

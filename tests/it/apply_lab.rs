@@ -1057,3 +1057,82 @@ fn apply_lab_systemd_firewalld_and_service() {
     assert_ping_matrix(&lab, &["pub-1", "pub-2"]);
     assert_no_changes(&lab, &inv);
 }
+
+/// A node moves to a listen port that is taken on it: the node fails and rolls back,
+/// its peers are not moved (they wait for it and keep the port that works), verify stays
+/// healthy; once the port is free, a re-run converges everyone.
+#[test]
+fn apply_lab_port_move_that_fails_leaves_peers_on_the_old_port() {
+    require_lab!();
+    let lab = Lab::up("at-port", "guide", "light");
+    let inv = lab.inventory();
+    apply_ok(&lab, &inv, &[]);
+    let text = std::fs::read_to_string(&inv).expect("inventory");
+    let moved_text = text.replace(
+        "    endpoint: 203.0.113.10:51820\n",
+        "    endpoint: 203.0.113.10:51821\n    listen_port: 51821\n",
+    );
+    assert_ne!(
+        moved_text, text,
+        "node-a's endpoint is in the lab inventory"
+    );
+    let moved = lab.out_dir().join("moved.yaml");
+    std::fs::write(&moved, moved_text).expect("write");
+    // Something else holds UDP 51821 on node-a (both families, as wireguard-go binds).
+    lab.host_exec(
+        "node-a",
+        "nohup python3 -c 'import socket,time\n\
+         a=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); a.bind((\"0.0.0.0\",51821))\n\
+         b=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM); b.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,1); b.bind((\"::\",51821))\n\
+         time.sleep(600)' >/dev/null 2>&1 & echo $! >/run/port-blocker.pid; sleep 0.5",
+    )
+    .expect_ok("hold udp 51821");
+    let before: BTreeMap<&str, String> = ["node-b", "node-c"]
+        .into_iter()
+        .map(|h| (h, host_file(&lab, h, "/etc/wireguard/wg0.conf")))
+        .collect();
+
+    let plan = meshup(&lab, &["plan", path_str(&moved)]);
+    assert!(
+        plan.stdout
+            .contains("> after node-a has applied its listen port 51820 → 51821"),
+        "plan shows the order: {}",
+        plan.stdout
+    );
+    let run = meshup(&lab, &["apply", "--yes", path_str(&moved)]);
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let recap = run.stdout.split("RECAP").nth(1).unwrap_or_default();
+    let line = |h: &str| {
+        recap
+            .lines()
+            .find(|l| l.trim_start().starts_with(h))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("node-a").contains("rolled back"), "{recap}");
+    for h in ["node-b", "node-c"] {
+        assert!(
+            line(h).contains("not changed: node-a failed to apply its listen port"),
+            "{recap}"
+        );
+        assert_eq!(
+            host_file(&lab, h, "/etc/wireguard/wg0.conf"),
+            before[h],
+            "{h} was moved although node-a failed"
+        );
+    }
+    assert!(
+        lab.host_exec("node-a", "wg show wg0 listen-port")
+            .stdout
+            .contains("51820")
+    );
+    let verify = meshup(&lab, &["verify", path_str(&inv)]);
+    assert_eq!(verify.code, Some(0), "{}\n{}", verify.stdout, verify.stderr);
+
+    // The port is free again: the move goes through, peers follow.
+    lab.host_exec("node-a", "kill \"$(cat /run/port-blocker.pid)\"")
+        .expect_ok("free the port");
+    apply_ok(&lab, &moved, &[]);
+    assert_no_changes(&lab, &moved);
+    assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
+}

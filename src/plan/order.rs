@@ -1,0 +1,84 @@
+//! The order of the converge phase across hosts. When a running node moves what its
+//! peers reach it by (its listen port or its mesh addresses), the peers are changed only
+//! after that node has applied the move; if it fails (and rolls back), they are left as
+//! they are, still pointing at what works.
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::facts::HostFacts;
+use crate::inventory::NodeName;
+use crate::topology::{Mesh, NodeSpec};
+
+use super::keys::FactsMap;
+
+/// What a running node changes that its peers depend on, in words ("listen port 51820 →
+/// 51821"), or `None` when nothing its peers use moves.
+pub fn identity_move(spec: &NodeSpec, facts: &HostFacts) -> Option<String> {
+    let live = facts.wg_dump.interface.as_ref()?;
+    let mut moves = Vec::new();
+    if live.listen_port != spec.listen_port {
+        moves.push(format!(
+            "listen port {} → {}",
+            live.listen_port, spec.listen_port
+        ));
+    }
+    let global: BTreeSet<String> = facts
+        .addresses
+        .addresses
+        .iter()
+        .filter(|a| !is_link_local(a))
+        .map(ToString::to_string)
+        .collect();
+    let wanted: BTreeSet<String> = spec
+        .interface_addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if !global.is_empty() && global != wanted {
+        moves.push(format!(
+            "addresses {} → {}",
+            global.into_iter().collect::<Vec<_>>().join(", "),
+            wanted.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    (!moves.is_empty()).then(|| moves.join(", "))
+}
+
+fn is_link_local(net: &ipnet::IpNet) -> bool {
+    match net {
+        ipnet::IpNet::V6(n) => n.addr().segments()[0] & 0xffc0 == 0xfe80,
+        ipnet::IpNet::V4(n) => n.addr().is_link_local(),
+    }
+}
+
+/// For each changing node, the moving nodes it must wait for. `changing` says which
+/// nodes apply changes in this run; a mover waits for nobody.
+pub fn dependencies(
+    mesh: &Mesh,
+    facts: &FactsMap,
+    changing: &dyn Fn(&NodeName) -> bool,
+) -> BTreeMap<NodeName, Vec<(NodeName, String)>> {
+    let movers: BTreeMap<&NodeName, String> = mesh
+        .nodes
+        .iter()
+        .filter(|spec| changing(&spec.name))
+        .filter_map(|spec| match facts.get(&spec.name) {
+            Some(Ok(f)) => identity_move(spec, f).map(|m| (&spec.name, m)),
+            _ => None,
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for spec in &mesh.nodes {
+        if movers.contains_key(&spec.name) || !changing(&spec.name) {
+            continue;
+        }
+        let waits: Vec<(NodeName, String)> = spec
+            .peers
+            .iter()
+            .filter_map(|p| movers.get(&p.name).map(|m| (p.name.clone(), m.clone())))
+            .collect();
+        if !waits.is_empty() {
+            out.insert(spec.name.clone(), waits);
+        }
+    }
+    out
+}
