@@ -23,10 +23,12 @@ pub enum HostError {
         reason: String,
     },
     /// Another meshup run holds the host's lock.
-    #[error("another meshup run holds the lock {path}")]
+    #[error("another meshup run holds the lock {path}{}", holder.as_ref().map(|h| format!(": {h}")).unwrap_or_default())]
     LockHeld {
         /// The lock file.
         path: String,
+        /// Who holds it (pid, command, user, how long), when the gather saw it.
+        holder: Option<String>,
     },
     /// No playbook knows the host's distribution.
     #[error("{message}")]

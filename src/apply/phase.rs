@@ -92,7 +92,7 @@ pub fn failure(markers: &[Marker], stderr: &str, status: Option<u32>) -> HostErr
             stderr_tail,
         }
     } else if let Some(path) = find("locked") {
-        HostError::LockHeld { path }
+        HostError::LockHeld { path, holder: None }
     } else {
         let message = find("fail").unwrap_or_else(|| {
             format!(

@@ -19,6 +19,37 @@ pub struct FileFacts {
     pub sysctl_forward: bool,
     /// Names of every `psk-*.key` file in the config dir, sorted.
     pub psk_files: Vec<String>,
+    /// The process holding `.meshup.lock` right now (another meshup run), if any.
+    pub lock_holder: Option<LockHolder>,
+}
+
+/// A process holding meshup's lock on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LockHolder {
+    /// Its PID.
+    pub pid: u32,
+    /// Its command name (`/proc/PID/comm`).
+    pub comm: String,
+    /// The user it runs as.
+    pub user: String,
+    /// Seconds since it started, when known.
+    pub age_secs: Option<u64>,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PID {}", self.pid)?;
+        if !self.comm.is_empty() {
+            write!(f, " ({})", self.comm)?;
+        }
+        if !self.user.is_empty() {
+            write!(f, ", user {}", self.user)?;
+        }
+        if let Some(age) = self.age_secs {
+            write!(f, ", running for {age} s")?;
+        }
+        Ok(())
+    }
 }
 
 impl FileFacts {
@@ -40,6 +71,14 @@ impl FileFacts {
             lock: flag("lock"),
             sysctl_forward: flag("sysctl_forward"),
             psk_files,
+            lock_holder: value(&kv, "lock_holder_pid")
+                .and_then(|p| p.parse().ok())
+                .map(|pid| LockHolder {
+                    pid,
+                    comm: value(&kv, "lock_holder_comm").unwrap_or("").to_string(),
+                    user: value(&kv, "lock_holder_user").unwrap_or("").to_string(),
+                    age_secs: value(&kv, "lock_holder_age").and_then(|a| a.parse().ok()),
+                }),
         }
     }
 
@@ -49,5 +88,24 @@ impl FileFacts {
             .iter()
             .filter_map(|f| f.strip_prefix("psk-")?.strip_suffix(".key"))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_names_its_holder() {
+        let f = FileFacts::parse(
+            "lock=yes\nlock_holder_pid=812\nlock_holder_comm=sh\nlock_holder_user=root\nlock_holder_age=40\n",
+        );
+        let holder = f.lock_holder.expect("holder");
+        assert_eq!(
+            holder.to_string(),
+            "PID 812 (sh), user root, running for 40 s"
+        );
+        assert_eq!(FileFacts::parse("lock=yes\n").lock_holder, None);
+        assert_eq!(FileFacts::parse("lock_holder_pid=x\n").lock_holder, None);
     }
 }

@@ -38,7 +38,7 @@ use serde::Serialize;
 
 pub use commands::{Commands, PackageManager};
 pub use config::CurrentConfig;
-pub use files::FileFacts;
+pub use files::{FileFacts, LockHolder};
 pub use firewall::FirewallFacts;
 pub use firewalld::{FirewalldFacts, FirewalldZone};
 pub use ip::{InterfaceAddresses, InterfaceRoutes, LinkInfo, Route};

@@ -225,6 +225,12 @@ fn host_steps(
             ),
         });
     }
+    if let Some(holder) = &facts.files.lock_holder {
+        return Err(HostError::LockHeld {
+            path: format!("{}/.meshup.lock", input.mesh.settings.config_dir),
+            holder: Some(holder.to_string()),
+        });
+    }
     let distro =
         input
             .playbooks

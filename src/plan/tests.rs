@@ -364,3 +364,28 @@ fn peers_of_a_node_moving_its_port_wait_for_it() {
     let (plan, _) = plan_of(&before, &all_converged(&before), None);
     assert!(plan.hosts.iter().all(|h| h.after.is_empty()));
 }
+
+#[test]
+fn a_host_locked_by_another_run_is_an_error_before_anything_is_shown() {
+    let f = fixture(GUIDE);
+    let mut facts = all_converged(&f);
+    if let Some(Ok(b)) = facts.get_mut(&n("node-b")) {
+        b.files.lock_holder = Some(crate::facts::LockHolder {
+            pid: 812,
+            comm: "sh".into(),
+            user: "root".into(),
+            age_secs: Some(40),
+        });
+    }
+    let (plan, _) = plan_of(&f, &facts, None);
+    let b = plan.host(&n("node-b")).expect("b");
+    assert_eq!(
+        b.state,
+        HostState::Error(HostError::LockHeld {
+            path: "/etc/wireguard/.meshup.lock".into(),
+            holder: Some("PID 812 (sh), user root, running for 40 s".into()),
+        })
+    );
+    assert!(!b.has_changes());
+    assert!(plan.host(&n("node-a")).expect("a").state == HostState::Ready);
+}

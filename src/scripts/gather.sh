@@ -96,7 +96,23 @@ mu_files() {
 	for f in "$MU_DIR"/psk-*.key; do
 		[ -e "$f" ] && printf 'psk_file=%s\n' "${f##*/}"
 	done
+	mu_lock_holder
 	return 0
+}
+
+# Who holds meshup's lock now (another run): its flock shows in /proc/locks by inode.
+mu_lock_holder() {
+	[ -e "$MU_DIR/.meshup.lock" ] && [ -r /proc/locks ] || return 0
+	# shellcheck disable=SC2012 # ls -i is the portable way to an inode number
+	mu_ino=$(ls -di "$MU_DIR/.meshup.lock" 2>/dev/null | awk '{ print $1 }')
+	[ -n "$mu_ino" ] || return 0
+	mu_pid=$(awk -v ino="$mu_ino" '$2 != "->" { n = split($6, id, ":"); if (id[n] == ino) { print $5; exit } }' /proc/locks 2>/dev/null)
+	[ -n "$mu_pid" ] || return 0
+	printf 'lock_holder_pid=%s\n' "$mu_pid"
+	printf 'lock_holder_comm=%s\n' "$(cat "/proc/$mu_pid/comm" 2>/dev/null)"
+	printf 'lock_holder_user=%s\n' "$(stat -c %U "/proc/$mu_pid" 2>/dev/null)"
+	mu_started=$(stat -c %Y "/proc/$mu_pid" 2>/dev/null) || mu_started=
+	if [ -n "$mu_started" ]; then printf 'lock_holder_age=%s\n' "$(($(date +%s) - mu_started))"; fi
 }
 
 # Prints the config with every secret replaced by a token. awk reads the key files

@@ -1136,3 +1136,37 @@ fn apply_lab_port_move_that_fails_leaves_peers_on_the_old_port() {
     assert_no_changes(&lab, &moved);
     assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
 }
+
+/// A second run while another holds a host's lock: the plan already says so for that
+/// host (naming the holder), before anything is asked or changed; the others go on.
+#[test]
+fn apply_lab_lock_held_is_known_at_gather() {
+    require_lab!();
+    let lab = Lab::up("at-lock", "guide", "light");
+    let inv = lab.inventory();
+    apply_ok(&lab, &inv, &[]);
+    lab.host_exec(
+        "node-b",
+        "nohup flock /etc/wireguard/.meshup.lock sleep 120 >/dev/null 2>&1 & echo $! >/run/lock-holder.pid; sleep 0.5",
+    )
+    .expect_ok("hold the lock");
+    let plan = meshup(&lab, &["plan", path_str(&inv)]);
+    assert_eq!(plan.code, Some(1), "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains(
+            "node-b: ERROR: another meshup run holds the lock /etc/wireguard/.meshup.lock: PID"
+        ) && plan.stdout.contains("(flock), user root, running for"),
+        "{}",
+        plan.stdout
+    );
+    let run = meshup(&lab, &["apply", "--yes", path_str(&inv)]);
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    let recap = run.stdout.split("RECAP").nth(1).unwrap_or_default();
+    assert!(
+        recap.contains("node-a  ok") && recap.contains("node-c  ok"),
+        "{recap}"
+    );
+    lab.host_exec("node-b", "kill \"$(cat /run/lock-holder.pid)\"")
+        .expect_ok("release");
+    assert_no_changes(&lab, &inv);
+}
