@@ -74,6 +74,9 @@ pub enum HostError {
         /// What it was moving.
         what: String,
     },
+    /// Its steps were not started: the operator interrupted the run.
+    #[error("not started: the run was interrupted")]
+    Interrupted,
     /// The host returned something meshup cannot use (e.g. an invalid public key).
     #[error("{message}")]
     BadAnswer {

@@ -8,6 +8,7 @@ pub mod facts;
 pub mod fanout;
 pub mod host_error;
 pub mod hosts;
+pub mod interrupt;
 pub mod inventory;
 pub mod keys;
 pub mod plan;

@@ -106,6 +106,11 @@ impl Session {
         self.inventory.path()
     }
 
+    /// The runtime's handle (to spawn background tasks such as the Ctrl-C listener).
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
+    }
+
     /// Runs a future on the session's runtime.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)

@@ -12,6 +12,7 @@ use miette::IntoDiagnostic;
 
 use crate::fanout;
 use crate::host_error::HostError;
+use crate::interrupt::{EXIT_INTERRUPTED, Interrupt};
 use crate::inventory::NodeName;
 use crate::keys::PublicKey;
 use crate::plan::{self, HostPlan, KeyBook, Phase, Plan, PlanInput};
@@ -184,12 +185,23 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
             .map(|h| (h.node.clone(), HostOutcome::planned(h)))
             .collect(),
     };
+    let mut interrupted = false;
     if !plan.is_empty() {
         if !options.yes && !confirm(&plan)? {
             eprintln!("Apply cancelled; nothing was changed.");
             return Ok(ExitCode::from(1));
         }
-        execute(&session, &gathered, &plan, &keys, &mut recap, &mut report);
+        let interrupt = Interrupt::install(&session.handle());
+        execute(
+            &session,
+            &gathered,
+            &plan,
+            &keys,
+            &interrupt,
+            &mut recap,
+            &mut report,
+        );
+        interrupted = interrupt.stopped();
     }
     session.save_lock()?;
     print!("{}", recap.render());
@@ -197,6 +209,10 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
         eprint!("{}", report.render("STATS", &session.stats));
     }
     session.close(gathered.sessions);
+    if interrupted {
+        eprintln!("apply was interrupted: run it again to finish the hosts marked NOT RUN");
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     Ok(recap.exit_code())
 }
 
@@ -207,6 +223,7 @@ fn execute(
     gathered: &Gathered,
     plan: &Plan,
     keys: &KeyBook,
+    interrupt: &Interrupt,
     recap: &mut Recap,
     report: &mut StatsReport,
 ) {
@@ -237,6 +254,9 @@ fn execute(
         let session_for_host = connection(&host.node);
         let progress = &progress;
         async move {
+            if interrupt.stopped() {
+                return Err(HostError::Interrupted);
+            }
             let ssh = session_for_host?;
             let installing = host
                 .phase(Phase::Prepare)
@@ -272,6 +292,7 @@ fn execute(
                     generated.insert(host.node.clone(), key);
                 }
             }
+            Err(HostError::Interrupted) => progress.finish(host.node.as_str(), "not run"),
             Err(e) => {
                 progress.finish(host.node.as_str(), format!("failed: {e}"));
                 recap
@@ -286,6 +307,9 @@ fn execute(
     let values = converge_values(session, &generated);
     let t = Instant::now();
     for wave in [false, true] {
+        if interrupt.stopped() {
+            break;
+        }
         let mut hosts: Vec<&HostPlan> = Vec::new();
         for host in changing
             .iter()
@@ -316,6 +340,9 @@ fn execute(
             let progress = &progress;
             let values = &values;
             async move {
+                if interrupt.stopped() {
+                    return Err(HostError::Interrupted);
+                }
                 let ssh = session_for_host?;
                 progress.set(host.node.as_str(), "converging");
                 let text = phase::script(values, Phase::Converge, host.phase(Phase::Converge));
@@ -333,6 +360,10 @@ fn execute(
                     }
                     progress.finish(host.node.as_str(), "changed");
                     HostOutcome::Changed(host.steps.len())
+                }
+                Err(HostError::Interrupted) => {
+                    progress.finish(host.node.as_str(), "not run");
+                    HostOutcome::NotRun
                 }
                 Err(e) => {
                     progress.finish(host.node.as_str(), format!("failed: {e}"));

@@ -98,6 +98,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         &gathered,
         &plan,
         &keys,
+        &crate::interrupt::Interrupt::default(),
         &mut recap,
         &mut StatsReport::new(),
     );

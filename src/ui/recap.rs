@@ -71,7 +71,9 @@ impl Recap {
                 HostOutcome::Skipped => "skipped (not in --limit)".to_string(),
                 HostOutcome::Unreachable(e) => format!("UNREACHABLE: {e}"),
                 HostOutcome::Failed(e) => format!("FAILED: {e}"),
-                HostOutcome::NotRun => "NOT RUN (interrupted before its steps started)".to_string(),
+                HostOutcome::NotRun => {
+                    "NOT RUN (interrupted: its remaining steps did not start)".to_string()
+                }
             };
             let _ = writeln!(out, "  {:<width$}  {text}", node.as_str());
         }

@@ -1170,3 +1170,83 @@ fn apply_lab_lock_held_is_known_at_gather() {
         .expect_ok("release");
     assert_no_changes(&lab, &inv);
 }
+
+/// Ctrl-C in a real terminal (a pty through `script`) while hosts install WireGuard from a
+/// slowed-down mirror: the running steps finish, no new work starts, the recap is printed,
+/// the exit status is 130, and no meshup script is left running on any host; a re-run
+/// converges every host.
+#[test]
+fn apply_lab_ctrl_c_finishes_running_steps_and_prints_the_recap() {
+    use std::io::{Read, Write};
+    require_lab!();
+    let lab = Lab::up("at-intr", "guide", "light");
+    let inv = lab.inventory();
+    let mirror = format!("ml.{}.mirror", lab.name());
+    let slow = Command::new("ip")
+        .args([
+            "netns", "exec", &mirror, "tc", "qdisc", "add", "dev", "eth0", "root",
+        ])
+        .args(["tbf", "rate", "1mbit", "burst", "8kb", "latency", "2000ms"])
+        .status()
+        .expect("tc");
+    assert!(slow.success(), "slowing the mirror down");
+
+    let cmdline = format!("{MESHUP} apply --yes {}", path_str(&inv));
+    let mut child = lab
+        .ws_command(&["script", "-qfec", &cmdline, "/dev/null"])
+        .env("MESHUP_NO_PROGRESS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("meshup in a pty");
+    let started = Instant::now();
+    while !lab
+        .host_exec("node-a", "pgrep -x apt-get || pgrep -x dpkg")
+        .ok()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the install never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"\x03").expect("send Ctrl-C");
+    stdin.flush().expect("flush");
+    let status = child.wait().expect("wait");
+    let ended = Instant::now();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    drop(stdin);
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.contains("interrupted"), "{out}");
+    let recap = out.split("RECAP").nth(1).unwrap_or_default();
+    assert!(recap.contains("NOT RUN"), "converge never started: {out}");
+    // Nothing of meshup keeps running on the hosts.
+    let scripts_left = "for p in /proc/[0-9]*; do tr '\\0' ' ' <\"$p/cmdline\" 2>/dev/null; echo; done | grep -c -x 'sh -s ' || true";
+    for host in ["node-a", "node-b", "node-c"] {
+        let mut left = String::new();
+        while ended.elapsed() < Duration::from_secs(10) {
+            left = lab.host_exec(host, scripts_left).stdout.trim().to_string();
+            if left == "0" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert_eq!(left, "0", "{host}: a meshup script is still running");
+    }
+    let _ = Command::new("ip")
+        .args([
+            "netns", "exec", &mirror, "tc", "qdisc", "del", "dev", "eth0", "root",
+        ])
+        .status();
+    apply_ok(&lab, &inv, &[]);
+    assert_no_changes(&lab, &inv);
+    assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
+}
