@@ -8,13 +8,26 @@ use crate::topology::{Mesh, Role};
 
 /// Loads, validates and allocates, then describes the mesh (the output of `meshup check`).
 /// Reads the address lock but never writes it.
-pub fn check(path: &Path) -> Result<String, miette::Report> {
+/// `all_peers` prints every node's peer list even above [`FULL_PEER_LISTS_UP_TO`] nodes.
+pub fn check(path: &Path, all_peers: bool) -> Result<String, miette::Report> {
     let inventory = Inventory::load(path)?;
     let lock = AddressLock::load(inventory.lock_path())?;
     let (allocation, updated) = address::allocate(&inventory, &lock)?;
     let mesh = Mesh::build(&inventory, &allocation);
-    Ok(describe(&inventory, &allocation, &lock, &updated, &mesh))
+    let full = all_peers || mesh.nodes.len() <= FULL_PEER_LISTS_UP_TO;
+    Ok(describe(
+        &inventory,
+        &allocation,
+        &lock,
+        &updated,
+        &mesh,
+        full,
+    ))
 }
+
+/// Up to this many nodes `check` prints every peer list (N × (N-1) lines); above, one
+/// line per node unless `--peers`.
+pub const FULL_PEER_LISTS_UP_TO: usize = 30;
 
 /// The text of `meshup check` for a valid inventory.
 pub fn describe(
@@ -23,6 +36,7 @@ pub fn describe(
     lock: &AddressLock,
     updated: &AddressLock,
     mesh: &Mesh,
+    full_peer_lists: bool,
 ) -> String {
     let settings = &mesh.settings;
     let mut out = String::new();
@@ -78,8 +92,20 @@ pub fn describe(
             transit.push(format!("routes {}", subnets.join(",")));
         }
         if !spec.relay_for.is_empty() {
-            let names: Vec<&str> = spec.relay_for.iter().map(|n| n.as_str()).collect();
-            transit.push(format!("relays {}", names.join(",")));
+            // A long list would widen every row of the table: name a few.
+            const SHOWN: usize = 5;
+            let names: Vec<&str> = spec
+                .relay_for
+                .iter()
+                .take(SHOWN)
+                .map(|n| n.as_str())
+                .collect();
+            let more = spec.relay_for.len().saturating_sub(SHOWN);
+            transit.push(if more > 0 {
+                format!("relays {} and {more} more", names.join(","))
+            } else {
+                format!("relays {}", names.join(","))
+            });
         }
         let ssh = &node.ssh;
         let mut ssh_text = format!("{}@{}:{}", ssh.user, ssh.host, ssh.port);
@@ -105,10 +131,21 @@ pub fn describe(
     write_table(&mut out, &rows, "  ");
 
     let _ = writeln!(out, "\npeers:");
+    if !full_peer_lists {
+        let _ = writeln!(
+            out,
+            "  (every node peers with every public node, NAT nodes through their relay; peer lists are printed up to {FULL_PEER_LISTS_UP_TO} nodes, --peers prints them all)"
+        );
+    }
     for spec in &mesh.nodes {
-        let _ = writeln!(out, "  {} ({} peers)", spec.name, spec.peers.len());
-        let rows: Vec<Vec<String>> = spec
-            .peers
+        if !full_peer_lists {
+            let peers = mesh.nodes.iter().filter(|p| mesh.is_peer(spec, p)).count();
+            let _ = writeln!(out, "  {} ({peers} peers)", spec.name);
+            continue;
+        }
+        let peers = mesh.peers(spec);
+        let _ = writeln!(out, "  {} ({} peers)", spec.name, peers.len());
+        let rows: Vec<Vec<String>> = peers
             .iter()
             .map(|peer| {
                 let allowed: Vec<String> =
@@ -146,7 +183,7 @@ pub fn describe(
         let names: Vec<&str> = mesh.absent.iter().map(|n| n.as_str()).collect();
         let _ = writeln!(out, "absent (to be removed): {}", names.join(", "));
     }
-    let tunnels = mesh.nodes.iter().map(|n| n.peers.len()).sum::<usize>() / 2;
+    let tunnels = mesh.tunnel_count();
     let _ = writeln!(
         out,
         "\n{} nodes, {} tunnels, {} addresses allocated automatically",
@@ -167,6 +204,10 @@ pub fn describe(
     out
 }
 
+/// Cells longer than this overflow their column instead of widening it for every row
+/// (a relay's AllowedIPs in a big mesh would otherwise pad thousands of lines).
+const MAX_COLUMN_WIDTH: usize = 120;
+
 /// Writes rows as left-aligned columns, trimming trailing spaces.
 fn write_table(out: &mut String, rows: &[Vec<String>], indent: &str) {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -175,6 +216,7 @@ fn write_table(out: &mut String, rows: &[Vec<String>], indent: &str) {
             rows.iter()
                 .filter_map(|r| r.get(c))
                 .map(|s| s.chars().count())
+                .filter(|w| *w <= MAX_COLUMN_WIDTH)
                 .max()
                 .unwrap_or(0)
         })

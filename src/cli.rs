@@ -60,6 +60,9 @@ pub struct CheckArgs {
     /// Inventory file.
     #[arg(default_value = "inventory.yaml")]
     pub inventory: PathBuf,
+    /// Print every node's peer list, also in meshes of more than 30 nodes.
+    #[arg(long)]
+    pub peers: bool,
 }
 
 /// Arguments of `meshup plan`.
@@ -145,7 +148,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
     match &cli.command {
         Command::Check(args) => {
-            print!("{}", crate::check::check(&args.inventory)?);
+            print!("{}", crate::check::check(&args.inventory, args.peers)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan(args) => crate::apply::plan(&PlanOptions {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::inventory::NodeName;
 use crate::keys::PublicKey;
-use crate::topology::Mesh;
+use crate::topology::{Mesh, NodeSpec, PeerSpec};
 
 /// The token standing for the host's private key.
 pub const PRIVATE_KEY_TOKEN: &str = "<secret:private.key>";
@@ -28,6 +28,15 @@ pub fn render_config(
     let Some(spec) = mesh.node(node) else {
         return String::new();
     };
+    render_node(spec, &mesh.peers(spec), public_key)
+}
+
+/// Renders one node's config with the given peer entries (all of the mesh's, or fewer).
+pub fn render_node(
+    spec: &NodeSpec,
+    peers: &[PeerSpec],
+    public_key: &dyn Fn(&NodeName) -> Option<PublicKey>,
+) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(out, "{HEADER}");
@@ -43,7 +52,7 @@ pub fn render_config(
         let _ = writeln!(out, "MTU = {mtu}");
     }
     let _ = writeln!(out, "PrivateKey = {PRIVATE_KEY_TOKEN}");
-    for peer in &spec.peers {
+    for peer in peers {
         let _ = writeln!(out);
         let _ = writeln!(out, "# Peer: {}", peer.name);
         let _ = writeln!(out, "[Peer]");

@@ -213,7 +213,13 @@ impl Session {
         let peers: Vec<String> = self
             .mesh
             .node(&node.name)
-            .map(|spec| spec.peers.iter().map(|p| p.name.to_string()).collect())
+            .map(|spec| {
+                self.mesh
+                    .peers(spec)
+                    .iter()
+                    .map(|p| p.name.to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         GatherParams::new(
             s.interface.as_str(),

@@ -1,6 +1,6 @@
 //! The mesh as a graph: for each present node, its role and the peers it lists, with
 //! AllowedIPs, endpoints and keepalives decided by the guide's rules. Pure.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -60,11 +60,21 @@ pub struct NodeSpec {
     pub relay_for: Vec<NodeName>,
     /// For a NAT node that talks to other NAT nodes: the public node relaying for it.
     pub relay: Option<NodeName>,
-    /// Peers in name order.
-    pub peers: Vec<PeerSpec>,
+    /// What a peer's AllowedIPs hold for this node: its mesh address(es) as /32 (/128)
+    /// and its subnets.
+    pub own_ips: Vec<IpNet>,
 }
 
-/// The whole mesh: present nodes in name order, and the nodes marked absent.
+impl NodeSpec {
+    /// Has a public endpoint.
+    pub fn is_public(&self) -> bool {
+        self.role == Role::Public
+    }
+}
+
+/// The whole mesh: present nodes in name order, and the nodes marked absent. A node's
+/// peer list is computed when asked for ([`Mesh::peers`]), one node at a time, so a
+/// mesh of N nodes holds O(N) data, not the N² of every peer list at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mesh {
     /// Mesh-wide settings.
@@ -73,6 +83,9 @@ pub struct Mesh {
     pub nodes: Vec<NodeSpec>,
     /// Nodes marked `state: absent` (to be removed from hosts), in name order.
     pub absent: Vec<NodeName>,
+    index: HashMap<NodeName, usize>,
+    /// NAT nodes' mesh addresses and subnets, in name order (what a relay carries).
+    nat_ips: Vec<(NodeName, Vec<IpNet>)>,
 }
 
 impl Mesh {
@@ -116,36 +129,9 @@ impl Mesh {
                 }
             }
         }
-        let keepalive = settings.persistent_keepalive;
 
         let mut nodes = Vec::new();
         for (node, addrs) in &present {
-            let mut peers = Vec::new();
-            for (peer, peer_addrs) in &present {
-                if peer.name == node.name {
-                    continue;
-                }
-                if !node.is_public() && !peer.is_public() {
-                    // Two NAT nodes cannot reach each other: routed via the relay.
-                    continue;
-                }
-                let mut allowed_ips = own_ips(peer, peer_addrs);
-                if relay_of.get(&node.name) == Some(&peer.name) {
-                    for (other, other_addrs) in &present {
-                        if other.name != node.name && !other.is_public() {
-                            allowed_ips.extend(own_ips(other, other_addrs));
-                        }
-                    }
-                }
-                let persistent_keepalive = if peer.is_public() { keepalive } else { None };
-                peers.push(PeerSpec {
-                    name: peer.name.clone(),
-                    endpoint: peer.endpoint.as_ref().map(ToString::to_string),
-                    allowed_ips,
-                    persistent_keepalive,
-                    psk: settings.preshared_keys,
-                });
-            }
             let relay_for: Vec<NodeName> = relay_of
                 .iter()
                 .filter(|(_, relay)| **relay == node.name)
@@ -177,21 +163,72 @@ impl Mesh {
                 is_transit: !node.subnets.is_empty() || !relay_for.is_empty(),
                 relay: relay_of.get(&node.name).cloned(),
                 relay_for,
-                peers,
+                own_ips: own_ips(node, addrs),
             });
         }
         let mut absent: Vec<NodeName> = inventory.absent_nodes().map(|n| n.name.clone()).collect();
         absent.sort();
+        let index = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+        let nat_ips = nodes
+            .iter()
+            .filter(|n| !n.is_public())
+            .map(|n| (n.name.clone(), n.own_ips.clone()))
+            .collect();
         Mesh {
             settings,
             nodes,
             absent,
+            index,
+            nat_ips,
         }
+    }
+
+    /// Whether `a` lists `b` as a peer: every pair but two NAT nodes (they cannot reach
+    /// each other and go through a relay).
+    pub fn is_peer(&self, a: &NodeSpec, b: &NodeSpec) -> bool {
+        a.name != b.name && (a.is_public() || b.is_public())
+    }
+
+    /// The `[Peer]` entries of `node`, in name order.
+    pub fn peers(&self, node: &NodeSpec) -> Vec<PeerSpec> {
+        let keepalive = self.settings.persistent_keepalive;
+        self.nodes
+            .iter()
+            .filter(|peer| self.is_peer(node, peer))
+            .map(|peer| {
+                let mut allowed_ips = peer.own_ips.clone();
+                if node.relay.as_ref() == Some(&peer.name) {
+                    for (other, ips) in &self.nat_ips {
+                        if *other != node.name {
+                            allowed_ips.extend(ips.iter().copied());
+                        }
+                    }
+                }
+                PeerSpec {
+                    name: peer.name.clone(),
+                    endpoint: peer.endpoint.clone(),
+                    allowed_ips,
+                    persistent_keepalive: if peer.is_public() { keepalive } else { None },
+                    psk: self.settings.preshared_keys,
+                }
+            })
+            .collect()
+    }
+
+    /// How many tunnels the mesh has (pairs that peer directly).
+    pub fn tunnel_count(&self) -> usize {
+        let public = self.nodes.iter().filter(|n| n.is_public()).count();
+        let nat = self.nodes.len() - public;
+        public * public.saturating_sub(1) / 2 + public * nat
     }
 
     /// The spec of a present node.
     pub fn node(&self, name: &NodeName) -> Option<&NodeSpec> {
-        self.nodes.iter().find(|n| &n.name == name)
+        self.index.get(name).and_then(|&i| self.nodes.get(i))
     }
 
     /// The mesh address of a present node (v4), e.g. for ping checks.

@@ -60,18 +60,15 @@ impl KeyBook {
     /// (named in the returned list); pending keys show as "(generated on host)", which
     /// the host fills in during apply.
     pub fn render(&self, mesh: &Mesh, node: &NodeName) -> (String, Vec<NodeName>) {
-        let mut left_out = Vec::new();
-        let mut trimmed = mesh.clone();
-        if let Some(spec) = trimmed.nodes.iter_mut().find(|n| &n.name == node) {
-            spec.peers.retain(|p| {
-                let keep = self.known.contains_key(&p.name) || self.pending.contains(&p.name);
-                if !keep {
-                    left_out.push(p.name.clone());
-                }
-                keep
-            });
-        }
-        let text = render::render_config(&trimmed, node, &|n| self.get(n));
+        let Some(spec) = mesh.node(node) else {
+            return (String::new(), Vec::new());
+        };
+        let (peers, left_out): (Vec<_>, Vec<_>) = mesh
+            .peers(spec)
+            .into_iter()
+            .partition(|p| self.known.contains_key(&p.name) || self.pending.contains(&p.name));
+        let left_out = left_out.into_iter().map(|p| p.name).collect();
+        let text = render::render_node(spec, &peers, &|n| self.get(n));
         (text, left_out)
     }
 }
@@ -121,7 +118,7 @@ impl PskPlan {
         }
         for (i, a) in mesh.nodes.iter().enumerate() {
             for b in &mesh.nodes[i + 1..] {
-                if !a.peers.iter().any(|p| p.name == b.name && p.psk) {
+                if !mesh.is_peer(a, b) {
                     continue;
                 }
                 let (Some(Ok(fa)), Some(Ok(fb))) = (facts.get(&a.name), facts.get(&b.name)) else {

@@ -244,6 +244,7 @@ fn host_steps(
     let h = HostInput {
         mesh: input.mesh,
         spec,
+        peers: input.mesh.peers(spec),
         facts,
         distro,
         playbooks: input.playbooks,

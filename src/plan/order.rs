@@ -71,10 +71,10 @@ pub fn dependencies(
         if movers.contains_key(&spec.name) || !changing(&spec.name) {
             continue;
         }
-        let waits: Vec<(NodeName, String)> = spec
-            .peers
+        let waits: Vec<(NodeName, String)> = movers
             .iter()
-            .filter_map(|p| movers.get(&p.name).map(|m| (p.name.clone(), m.clone())))
+            .filter(|(name, _)| mesh.node(name).is_some_and(|m| mesh.is_peer(spec, m)))
+            .map(|(name, what)| ((*name).clone(), what.clone()))
             .collect();
         if !waits.is_empty() {
             out.insert(spec.name.clone(), waits);

@@ -66,7 +66,8 @@ pub(crate) fn converged(f: &Fixture, node: &str) -> HostFacts {
     h.keys.derived_public_key = Some(key(index));
     h.keys.public_key_file = PublicKeyFile::Present(key(index));
     let spec = f.mesh.node(&name).expect("spec");
-    for p in &spec.peers {
+    let peers = f.mesh.peers(spec);
+    for p in &peers {
         h.keys.psks.insert(p.name.to_string(), KeyFileState::Valid);
         h.keys
             .psk_digests
@@ -90,8 +91,7 @@ pub(crate) fn converged(f: &Fixture, node: &str) -> HostFacts {
         listen_port: spec.listen_port,
         fwmark: None,
     });
-    h.wg_dump.peers = spec
-        .peers
+    h.wg_dump.peers = peers
         .iter()
         .map(|p| WgPeerDump {
             public_key: book.get(&p.name).expect("key"),

@@ -56,7 +56,11 @@ impl VerifyPlan {
         let mut jobs = Vec::with_capacity(mesh.nodes.len());
         for spec in &mesh.nodes {
             let node = spec.name.clone();
-            let peers: Vec<String> = spec.peers.iter().map(|p| p.name.to_string()).collect();
+            let peers: Vec<String> = mesh
+                .peers(spec)
+                .iter()
+                .map(|p| p.name.to_string())
+                .collect();
             let params = GatherParams::new(
                 settings.interface.as_str(),
                 settings.config_dir.as_str(),

@@ -27,8 +27,8 @@ pub fn expectation(inventory: &Inventory, mesh: &Mesh) -> Result<Expectation, Ve
     let mut nodes = Vec::with_capacity(mesh.nodes.len());
     for spec in &mesh.nodes {
         let probe = inventory.node(&spec.name).and_then(|n| n.probe);
-        let peers = spec
-            .peers
+        let peers = mesh
+            .peers(spec)
             .iter()
             .map(|p| ExpectedPeer {
                 name: p.name.clone(),

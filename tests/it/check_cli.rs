@@ -139,3 +139,48 @@ fn help_lists_every_command_and_global_flag() {
     let (code, _, stderr) = run(&["--parallel", "0", "check"]);
     assert_eq!(code, 2, "clap rejects --parallel 0: {stderr}");
 }
+
+/// A generated mesh of `n` nodes, every fifth behind NAT.
+fn big_inventory(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let mut text = String::from("mesh:\n  network: 10.0.0.0/16\nssh:\n  user: root\nnodes:\n");
+    for i in 0..n {
+        if i % 5 == 4 {
+            text.push_str(&format!("  - name: n{i}\n"));
+        } else {
+            text.push_str(&format!(
+                "  - name: n{i}\n    endpoint: 198.51.{}.{}:51820\n",
+                i / 250,
+                i % 250 + 1
+            ));
+        }
+    }
+    let path = dir.join("big.yaml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn check_of_a_big_mesh_summarises_peers_unless_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inv = big_inventory(dir.path(), 200);
+    let inv = inv.to_str().expect("utf8");
+    let (code, stdout, stderr) = run(&["check", inv]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("--peers prints them all"), "{stdout}");
+    assert!(stdout.contains("  n0 (199 peers)"), "{stdout}");
+    assert!(
+        stdout.contains("  n4 (160 peers)"),
+        "a NAT node peers with the 160 public ones"
+    );
+    assert!(!stdout.contains("-> n1 "), "no full peer list by default");
+    assert!(
+        stdout.contains("relays n104,n109,n114,n119,n124 and 35 more"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("200 nodes, 19120 tunnels"), "{stdout}");
+    assert!(stdout.lines().count() < 500, "one line per node");
+    let (code, full, _) = run(&["check", "--peers", inv]);
+    assert_eq!(code, 0);
+    assert!(full.contains("-> n1 "));
+    assert!(full.lines().count() > 200 * 150);
+}

@@ -108,9 +108,9 @@ fn rendering_is_deterministic_and_marks_peers() {
     assert_eq!(render_config(&mesh, &name("nobody"), &|_| None), "");
 }
 
-fn peer<'a>(spec: &'a NodeSpec, peer: &str) -> &'a PeerSpec {
-    spec.peers
-        .iter()
+fn peer(mesh: &Mesh, spec: &NodeSpec, peer: &str) -> PeerSpec {
+    mesh.peers(spec)
+        .into_iter()
         .find(|p| p.name.as_str() == peer)
         .unwrap_or_else(|| panic!("{} has no peer {peer}", spec.name))
 }
@@ -134,19 +134,22 @@ fn three_public_nodes_form_a_full_mesh_with_keepalive() {
     for spec in &mesh.nodes {
         assert_eq!(spec.role, Role::Public);
         assert!(!spec.is_transit);
-        assert_eq!(spec.peers.len(), 2);
-        for p in &spec.peers {
+        assert_eq!(mesh.peers(spec).len(), 2);
+        for p in &mesh.peers(spec) {
             assert!(p.endpoint.is_some());
             assert_eq!(p.persistent_keepalive, Some(25));
             assert!(!p.psk);
         }
     }
     assert_eq!(
-        peer(node(&mesh, "a"), "b").endpoint.as_deref(),
+        peer(&mesh, node(&mesh, "a"), "b").endpoint.as_deref(),
         Some("192.0.2.2:4000")
     );
     // c is first in the file, so it got the first address.
-    assert_eq!(allowed(peer(node(&mesh, "a"), "c")), ["10.1.0.1/32"]);
+    assert_eq!(
+        allowed(&peer(&mesh, node(&mesh, "a"), "c")),
+        ["10.1.0.1/32"]
+    );
 }
 
 #[test]
@@ -158,10 +161,10 @@ fn public_nodes_reach_a_nat_node_without_endpoint_or_keepalive() {
     assert_eq!(nat.role, Role::Nat);
     assert_eq!(nat.relay, None, "a single NAT node needs no relay");
     for public in ["a", "b"] {
-        let towards_nat = peer(node(&mesh, public), "n");
+        let towards_nat = peer(&mesh, node(&mesh, public), "n");
         assert_eq!(towards_nat.endpoint, None);
         assert_eq!(towards_nat.persistent_keepalive, None);
-        let from_nat = peer(nat, public);
+        let from_nat = peer(&mesh, nat, public);
         assert!(from_nat.endpoint.is_some());
         assert_eq!(from_nat.persistent_keepalive, Some(15));
     }
@@ -182,11 +185,11 @@ fn two_nat_nodes_talk_through_a_relay() {
         "explicit relay override"
     );
     // NAT nodes have no direct peer entry for each other.
-    let n1_peers: Vec<&str> = n1.peers.iter().map(|p| p.name.as_str()).collect();
+    let n1_peers: Vec<String> = mesh.peers(n1).iter().map(|p| p.name.to_string()).collect();
     assert_eq!(n1_peers, ["pub-b", "pub-z"]);
     // The other NAT nodes' addresses and subnets ride on the relay peer.
     assert_eq!(
-        allowed(peer(n2, "pub-b")),
+        allowed(&peer(&mesh, n2, "pub-b")),
         [
             "10.1.0.2/32",
             "10.1.0.3/32",
@@ -194,9 +197,9 @@ fn two_nat_nodes_talk_through_a_relay() {
             "10.1.0.5/32"
         ]
     );
-    assert_eq!(allowed(peer(n2, "pub-z")), ["10.1.0.1/32"]);
+    assert_eq!(allowed(&peer(&mesh, n2, "pub-z")), ["10.1.0.1/32"]);
     assert_eq!(
-        allowed(peer(node(&mesh, "n3"), "pub-z")),
+        allowed(&peer(&mesh, node(&mesh, "n3"), "pub-z")),
         [
             "10.1.0.1/32",
             "10.1.0.3/32",
@@ -209,7 +212,7 @@ fn two_nat_nodes_talk_through_a_relay() {
     assert_eq!(relay.relay_for, [name("n1"), name("n2")]);
     assert_eq!(node(&mesh, "pub-z").relay_for, [name("n3")]);
     // The relay itself lists every NAT node directly.
-    assert_eq!(allowed(peer(relay, "n2")), ["10.1.0.4/32"]);
+    assert_eq!(allowed(&peer(&mesh, relay, "n2")), ["10.1.0.4/32"]);
     let config = render_config(&mesh, &name("n2"), &|_| None);
     assert!(config.contains("AllowedIPs = 10.1.0.2/32, 10.1.0.3/32, 192.168.10.0/24, 10.1.0.5/32"));
     assert!(!config.contains("# Peer: n1"));
@@ -225,7 +228,7 @@ fn subnet_router_is_transit_and_its_subnets_are_allowed_on_its_peer_entry() {
     assert!(gw.relay_for.is_empty());
     assert!(!node(&mesh, "b").is_transit);
     assert_eq!(
-        allowed(peer(node(&mesh, "b"), "gw")),
+        allowed(&peer(&mesh, node(&mesh, "b"), "gw")),
         ["10.1.0.1/32", "192.168.1.0/24", "192.168.2.0/24"]
     );
 }
@@ -237,12 +240,18 @@ fn dual_stack_adds_128_and_interface_addresses() {
     );
     let a = node(&mesh, "a");
     assert_eq!(a.address6, Some("fd01::1".parse().expect("ip")));
-    assert_eq!(allowed(peer(a, "b")), ["10.1.0.2/32", "fd01::b/128"]);
     assert_eq!(
-        peer(node(&mesh, "b"), "a").endpoint.as_deref(),
+        allowed(&peer(&mesh, a, "b")),
+        ["10.1.0.2/32", "fd01::b/128"]
+    );
+    assert_eq!(
+        peer(&mesh, node(&mesh, "b"), "a").endpoint.as_deref(),
         Some("[2001:db8::1]:51820")
     );
-    assert_eq!(peer(a, "b").endpoint.as_deref(), Some("192.0.2.2:4000"));
+    assert_eq!(
+        peer(&mesh, a, "b").endpoint.as_deref(),
+        Some("192.0.2.2:4000")
+    );
     let config = render_config(&mesh, &name("b"), &|_| None);
     insta::assert_snapshot!("dual_stack_node_b", config);
     assert!(
@@ -261,13 +270,12 @@ fn absent_nodes_leave_the_mesh() {
     assert_eq!(names, ["a", "b"]);
     assert_eq!(mesh.absent, [name("old")]);
     assert!(
-        node(&mesh, "a")
-            .peers
+        mesh.peers(node(&mesh, "a"))
             .iter()
             .all(|p| p.name.as_str() != "old")
     );
     assert_eq!(
-        allowed(peer(node(&mesh, "a"), "b")),
+        allowed(&peer(&mesh, node(&mesh, "a"), "b")),
         ["10.1.0.2/32"],
         "the absent node holds no address"
     );
@@ -278,6 +286,9 @@ fn keepalive_zero_disables_it() {
     let mesh = mesh(
         "mesh:\n  network: 10.1.0.0/24\n  persistent_keepalive: 0\nnodes:\n  - name: a\n    endpoint: 192.0.2.1\n  - name: n\n",
     );
-    assert_eq!(peer(node(&mesh, "n"), "a").persistent_keepalive, None);
+    assert_eq!(
+        peer(&mesh, node(&mesh, "n"), "a").persistent_keepalive,
+        None
+    );
     assert_eq!(mesh.settings.persistent_keepalive, None);
 }

@@ -27,8 +27,9 @@ fn vagrant_inventory_is_the_guides_mesh() {
             "{}",
             g.name
         );
-        for gp in &g.peers {
-            let vp = v.peers.iter().find(|p| p.name == gp.name).expect("peer");
+        let vpeers = vm.peers(v);
+        for gp in &gm.peers(g) {
+            let vp = vpeers.iter().find(|p| p.name == gp.name).expect("peer");
             assert_eq!(vp, gp, "{} -> {}", g.name, gp.name);
         }
     }

@@ -28,7 +28,6 @@ pub fn config(h: &HostInput<'_>) -> Vec<Decision> {
     let shell = scripts::call_with_stdin("mu_write_config", &desired);
     if current != Some(desired.as_str()) {
         let pending: Vec<&str> = h
-            .spec
             .peers
             .iter()
             .filter(|p| h.keys.pending.contains(&p.name))

@@ -55,7 +55,6 @@ pub fn psks(h: &HostInput<'_>) -> Vec<Decision> {
         )));
     }
     let peers: BTreeSet<&str> = h
-        .spec
         .peers
         .iter()
         .filter(|p| p.psk)

@@ -15,7 +15,7 @@ pub use service::{activation, removal};
 use crate::facts::HostFacts;
 use crate::inventory::{MeshSettings, NodeName};
 use crate::playbook::{Distro, Playbooks};
-use crate::topology::{Mesh, NodeSpec};
+use crate::topology::{Mesh, NodeSpec, PeerSpec};
 
 use super::keys::KeyBook;
 
@@ -25,6 +25,8 @@ pub struct HostInput<'a> {
     pub mesh: &'a Mesh,
     /// This node's desired state.
     pub spec: &'a NodeSpec,
+    /// This node's peer entries (`mesh.peers(spec)`, computed once per host).
+    pub peers: Vec<PeerSpec>,
     /// This host's gathered facts.
     pub facts: &'a HostFacts,
     /// The host's distribution recipe.

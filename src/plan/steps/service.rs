@@ -124,7 +124,7 @@ fn live_differs(h: &HostInput<'_>) -> bool {
         })
         .collect();
     let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for p in &h.spec.peers {
+    for p in &h.peers {
         match h.keys.get(&p.name) {
             Some(k) => {
                 want.insert(
