@@ -29,6 +29,9 @@ pub const DEFAULT_KEEPALIVE: u16 = 25;
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/wireguard";
 /// Default SSH connect timeout, seconds.
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+/// Default time the install waits for a package manager lock held by another process
+/// (unattended-upgrades on a fresh cloud VM, a cron job), seconds, like Ansible's apt module.
+pub const DEFAULT_PACKAGE_LOCK_TIMEOUT: u16 = 120;
 
 /// A validated inventory: mesh settings and every node (present and absent), in file order.
 #[derive(Debug, Clone)]
@@ -57,6 +60,9 @@ pub struct MeshSettings {
     pub preshared_keys: bool,
     /// Directory of WireGuard files on each host (default `/etc/wireguard`).
     pub config_dir: RemotePath,
+    /// Seconds the install waits for a package manager lock held by another process
+    /// (default 120, at most 3600; 0 fails at once when the lock is held).
+    pub package_lock_timeout: u16,
 }
 
 /// One node of the inventory, with per-node overrides already applied.

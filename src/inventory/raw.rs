@@ -26,6 +26,7 @@ pub(super) struct RawMesh {
     pub mtu: Option<Spanned<i64>>,
     pub preshared_keys: Option<bool>,
     pub config_dir: Option<Spanned<String>>,
+    pub package_lock_timeout: Option<Spanned<i64>>,
 }
 
 /// The `ssh:` defaults, or a node's `ssh:` overrides.

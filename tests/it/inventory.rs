@@ -62,6 +62,7 @@ fn defaults_when_omitted() {
     assert_eq!(mesh.persistent_keepalive, Some(25));
     assert_eq!(mesh.mtu, None);
     assert!(!mesh.preshared_keys);
+    assert_eq!(mesh.package_lock_timeout, 120);
     let ssh = &inventory.nodes()[0].ssh;
     assert_eq!(ssh.host.as_str(), "hub");
     assert_eq!(ssh.user.as_str(), "root");
@@ -180,7 +181,7 @@ fn every_validation_rule_reports_its_message_and_line() {
         ),
         (
             "bad mesh settings",
-            "mesh:\n  interface: wg/0\n  network: 10.10.0.1/24\n  network6: fd00::1/64\n  listen_port: 0\n  persistent_keepalive: -1\n  mtu: 100\n  config_dir: etc/wireguard\nnodes:\n  - name: a\n".into(),
+            "mesh:\n  interface: wg/0\n  network: 10.10.0.1/24\n  network6: fd00::1/64\n  listen_port: 0\n  persistent_keepalive: -1\n  mtu: 100\n  config_dir: etc/wireguard\n  package_lock_timeout: 3601\nnodes:\n  - name: a\n".into(),
             vec![
                 (2, "interface name `wg/0` contains '/'"),
                 (3, "mesh network `10.10.0.1/24` has host bits set"),
@@ -189,6 +190,7 @@ fn every_validation_rule_reports_its_message_and_line() {
                 (6, "persistent_keepalive -1 is out of range 0-65535"),
                 (7, "mtu 100 is out of range 1280-65535"),
                 (8, "path `etc/wireguard` must be absolute"),
+                (9, "package_lock_timeout 3601 is out of range 0-3600"),
             ],
         ),
         (

@@ -8,7 +8,8 @@ use crate::inventory::error::Span;
 use crate::inventory::names::{InterfaceName, RemotePath};
 use crate::inventory::raw::RawMesh;
 use crate::inventory::{
-    DEFAULT_CONFIG_DIR, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT, MeshSettings,
+    DEFAULT_CONFIG_DIR, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT,
+    DEFAULT_PACKAGE_LOCK_TIMEOUT, MeshSettings,
 };
 
 /// Mesh settings while being validated: `None` where a value was invalid.
@@ -22,6 +23,7 @@ pub(super) struct PartialMesh {
     pub(super) mtu: Option<Option<u16>>,
     pub(super) preshared_keys: bool,
     pub(super) config_dir: Option<RemotePath>,
+    pub(super) package_lock_timeout: Option<u16>,
 }
 
 impl PartialMesh {
@@ -35,6 +37,7 @@ impl PartialMesh {
             mtu: self.mtu?,
             preshared_keys: self.preshared_keys,
             config_dir: self.config_dir?,
+            package_lock_timeout: self.package_lock_timeout?,
         })
     }
 }
@@ -71,6 +74,10 @@ impl Validator<'_> {
             Some(value) => self.parse::<RemotePath>(value, "invalid path"),
             None => DEFAULT_CONFIG_DIR.parse().ok(),
         };
+        let package_lock_timeout = match &raw.package_lock_timeout {
+            Some(value) => self.int_in(value, 0..=3600, "package_lock_timeout"),
+            None => Some(DEFAULT_PACKAGE_LOCK_TIMEOUT),
+        };
         PartialMesh {
             interface,
             network,
@@ -81,6 +88,7 @@ impl Validator<'_> {
             mtu,
             preshared_keys: raw.preshared_keys.unwrap_or(false),
             config_dir,
+            package_lock_timeout,
         }
     }
 

@@ -5,12 +5,8 @@ use crate::plan::step::{Action, Decision, Step, StepKind};
 use crate::playbook::InstallNeeds;
 use crate::scripts;
 
-/// How long the install waits for a package manager lock held by another process
-/// (unattended-upgrades on a fresh cloud VM, a cron job), like Ansible's apt module.
-pub const LOCK_WAIT_SECS: u32 = 120;
-
 /// The install step's shell: wait for the package manager's lock (when the playbook
-/// names one), then install.
+/// names one) at most `mesh.package_lock_timeout` seconds, then install.
 fn install_shell(lock_wait: Option<String>, install: &str) -> String {
     let install = scripts::call("mu_install", &[install]);
     match lock_wait {
@@ -45,7 +41,11 @@ pub fn install(h: &HostInput<'_>) -> Result<Vec<Decision>, HostError> {
                     h.distro.package_manager
                 ),
                 reason,
-                install_shell(h.distro.lock_wait_call(LOCK_WAIT_SECS), &cmd),
+                install_shell(
+                    h.distro
+                        .lock_wait_call(u32::from(h.settings().package_lock_timeout)),
+                    &cmd,
+                ),
             ))])
         }
         None if needs.tools => Err(HostError::blocked(format!(
