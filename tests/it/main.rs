@@ -5,6 +5,7 @@ mod check_cli;
 mod facts;
 mod inventory;
 mod lab;
+mod names_lab;
 mod playbook;
 mod scripts;
 mod support_core;
