@@ -22,9 +22,9 @@ fn inventory_text() -> String {
     ) + "  - name: node-d\n    address: 10.10.0.4\n    state: absent\n"
 }
 
-/// Facts that make every kind of step: node-a bare behind an nftables drop policy,
-/// node-b converged but drifted (live AllowedIPs, service not enabled, a stray PSK),
-/// node-c converged, node-d (absent) still running.
+/// Facts that make every kind of step: node-a bare behind an nftables drop policy (no
+/// peer names yet), node-b converged but drifted (live AllowedIPs, service not enabled, a
+/// stray PSK), node-c converged, node-d (absent) still running with its peer names.
 fn facts() -> FactsMap {
     let f = fixture(&inventory_text());
     let mut a = fresh();
@@ -154,7 +154,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
     assert_eq!(
         kinds,
         [
-            Install, KeyGen, Psk, Remove, Config, Firewall, Forwarding, Service, Reload
+            Install, KeyGen, Psk, Remove, Config, HostsFile, Firewall, Forwarding, Service, Reload
         ]
         .into(),
         "every step kind is covered"
@@ -172,6 +172,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         "mu_start",
         "mu_enable",
         "mu_live_reload",
+        "mu_hosts_block",
     ] {
         assert!(functions.contains(f), "{f} is exercised: {functions:?}");
     }

@@ -20,6 +20,7 @@ mod config;
 mod files;
 mod firewall;
 mod firewalld;
+mod hosts_file;
 mod ip;
 mod iptables;
 mod keys;
@@ -41,6 +42,7 @@ pub use config::CurrentConfig;
 pub use files::{FileFacts, LockHolder};
 pub use firewall::FirewallFacts;
 pub use firewalld::{FirewalldFacts, FirewalldZone};
+pub use hosts_file::{HostsFileFacts, HostsFileKind};
 pub use ip::{InterfaceAddresses, InterfaceRoutes, LinkInfo, Route};
 pub use iptables::{IptablesChain, IptablesFacts};
 pub use keys::{KeyFacts, KeyFileState, PublicKeyFile};
@@ -57,7 +59,7 @@ pub use wg_dump::{WgDump, WgInterfaceDump, WgPeerDump};
 const GATHER_SH: &str = crate::scripts::GATHER;
 
 /// Names of every section the script prints, in order.
-pub const SECTION_NAMES: [&str; 18] = [
+pub const SECTION_NAMES: [&str; 19] = [
     "os-release",
     "commands",
     "init",
@@ -70,6 +72,7 @@ pub const SECTION_NAMES: [&str; 18] = [
     "ip-route",
     "service",
     "forward",
+    "hosts-file",
     "ufw",
     "firewalld-state",
     "firewalld-zone",
@@ -226,6 +229,8 @@ pub struct HostFacts {
     pub forward: ForwardFacts,
     /// Firewall backends.
     pub firewall: FirewallFacts,
+    /// meshup's block of `/etc/hosts` (peer names).
+    pub hosts_file: HostsFileFacts,
     /// The run printed its final marker (was not cut off).
     pub complete: bool,
     /// Known sections that were missing from the output (old or odd hosts).
@@ -323,6 +328,11 @@ pub fn parse(output: &str) -> Result<HostFacts, FactsError> {
         service: ServiceFacts::parse(body("service")),
         forward: ForwardFacts::parse(body("forward")),
         firewall,
+        hosts_file: match sections.get("hosts-file") {
+            None => HostsFileFacts::default(),
+            Some(s) if s.ok() => HostsFileFacts::parse(&s.body),
+            Some(_) => HostsFileFacts::unreadable(),
+        },
         complete: sections.complete,
         missing_sections: SECTION_NAMES
             .iter()

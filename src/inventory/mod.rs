@@ -14,13 +14,15 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub(crate) use error::Problems;
 pub use error::{InventoryError, Problem, Span};
 pub use names::{
-    Become, Endpoint, EndpointHost, HostKeyChecking, InterfaceName, JumpHost, NodeName, NodeState,
-    RemotePath, SshHost, UserName,
+    Become, DomainName, Endpoint, EndpointHost, HostKeyChecking, InterfaceName, JumpHost, NodeName,
+    NodeState, RemotePath, SshHost, UserName,
 };
 pub(crate) use validate::push_yaml_error;
 
 /// Default WireGuard interface name.
 pub const DEFAULT_INTERFACE: &str = "wg0";
+/// Default DNS domain of the mesh's names in `/etc/hosts` (`node-b.mesh`).
+pub const DEFAULT_DOMAIN: &str = "mesh";
 /// Default UDP listen port.
 pub const DEFAULT_LISTEN_PORT: u16 = 51820;
 /// Default PersistentKeepalive, seconds.
@@ -50,6 +52,11 @@ pub struct MeshSettings {
     pub network: Ipv4Net,
     /// Optional IPv6 mesh network (dual stack).
     pub network6: Option<Ipv6Net>,
+    /// Domain of the peer names (`node-b.<domain>`), default `mesh`.
+    pub domain: DomainName,
+    /// Whether meshup keeps a block of peer names in each host's `/etc/hosts`
+    /// (default true; false removes the block).
+    pub hosts_file: bool,
     /// Default UDP listen port (default 51820).
     pub listen_port: u16,
     /// PersistentKeepalive in seconds; `None` when set to 0 (disabled).

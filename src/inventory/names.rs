@@ -114,6 +114,44 @@ impl FromStr for InterfaceName {
 }
 
 string_newtype!(
+    /// The mesh's DNS domain (`mesh.domain`, default `mesh`): dot-separated labels of
+    /// `[a-z0-9-]`, 1-63 characters each, no hyphen at either end, at most 253 in all.
+    /// Written into `/etc/hosts` after each node name (`node-b.mesh`).
+    DomainName
+);
+
+impl FromStr for DomainName {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.is_empty() || text.len() > 253 {
+            return Err(format!("domain `{text}` must be 1 to 253 characters long"));
+        }
+        for label in text.split('.') {
+            if label.is_empty() || label.len() > 63 {
+                return Err(format!(
+                    "domain `{text}`: every label between dots must be 1 to 63 characters"
+                ));
+            }
+            if let Some(bad) = label
+                .chars()
+                .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+            {
+                return Err(format!(
+                    "domain `{text}` contains {bad:?}; allowed: a-z, 0-9, '-', '.'"
+                ));
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return Err(format!(
+                    "domain `{text}`: label `{label}` starts or ends with '-'"
+                ));
+            }
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+string_newtype!(
     /// An absolute path on a managed host, made of safe characters only
     /// (`[A-Za-z0-9._/+-]`, no `..` component), so it can be put in a remote command.
     RemotePath
@@ -432,6 +470,40 @@ mod tests {
             &"a".repeat(64),
         ] {
             assert!(bad.parse::<NodeName>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn domain_names() {
+        let longest = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61),
+        ]
+        .join(".");
+        assert_eq!(longest.len(), 253);
+        for good in ["mesh", "mesh.internal", "a-1.b2", "0", longest.as_str()] {
+            assert!(good.parse::<DomainName>().is_ok(), "{good}");
+        }
+        let too_long = format!("{longest}x");
+        let long_label = "a".repeat(64);
+        for bad in [
+            "",
+            "Mesh",
+            "-mesh",
+            "mesh-",
+            "a.-b",
+            "a..b",
+            ".mesh",
+            "mesh.",
+            "me_sh",
+            "me sh",
+            "mesh;x",
+            long_label.as_str(),
+            too_long.as_str(),
+        ] {
+            assert!(bad.parse::<DomainName>().is_err(), "{bad}");
         }
     }
 

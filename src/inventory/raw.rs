@@ -21,6 +21,8 @@ pub(super) struct RawMesh {
     pub interface: Option<Spanned<String>>,
     pub network: Spanned<String>,
     pub network6: Option<Spanned<String>>,
+    pub domain: Option<Spanned<String>>,
+    pub hosts_file: Option<bool>,
     pub listen_port: Option<Spanned<i64>>,
     pub persistent_keepalive: Option<Spanned<i64>>,
     pub mtu: Option<Spanned<i64>>,

@@ -182,6 +182,7 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
                 let mut hp = HostPlan::new(name.clone(), HostState::Ready);
                 hp.host = Some(f.to_string());
                 hp.record(steps::removal(&mesh.settings, f));
+                hp.record(steps::hosts_file_removal(&mesh.settings, f));
                 hosts.push(hp);
             }
             Some(Ok(_)) => hosts.push(HostPlan::new(name.clone(), HostState::Skipped)),
@@ -255,6 +256,7 @@ fn host_steps(
     hp.record(steps::keygen(&h)?);
     hp.record(steps::psks(&h));
     hp.record(steps::config(&h));
+    hp.record(steps::hosts_file(&h));
     hp.record(steps::firewall(&h));
     hp.record(steps::forwarding(&h));
     let config_changed = hp

@@ -39,6 +39,8 @@ pub enum StepKind {
     Remove,
     /// Write the interface config.
     Config,
+    /// Write (or remove) the peer names block of `/etc/hosts`.
+    HostsFile,
     /// Open the firewall.
     Firewall,
     /// Enable IP forwarding.

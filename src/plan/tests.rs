@@ -105,6 +105,12 @@ pub(crate) fn converged(f: &Fixture, node: &str) -> HostFacts {
         })
         .collect();
     h.init.systemd = true;
+    h.hosts_file = crate::facts::HostsFileFacts {
+        kind: crate::facts::HostsFileKind::Regular,
+        blocks: 1,
+        block: steps::desired_block(&f.mesh),
+        malformed: None,
+    };
     h.service.enabled_state = Some("enabled".into());
     h.service.active_state = Some("active".into());
     h
@@ -169,6 +175,7 @@ fn bare_hosts_get_install_keys_psks_config_and_start_in_order() {
             ('+', Psk),
             ('+', Psk),
             ('+', Config),
+            ('+', HostsFile),
             ('+', Service)
         ]
     );

@@ -223,6 +223,43 @@ mu_forward() {
 	printf 'persisted=%s\n' "$(mu_yesno [ -f /etc/sysctl.d/99-meshup-forward.conf ])"
 }
 
+# Only meshup's own block of /etc/hosts (the lines between "# BEGIN meshup $MU_IF" and
+# "# END meshup $MU_IF"), never the rest of the file. The block is read exactly as
+# mu_hosts_block (lib.sh) writes and finds it: a BEGIN inside a block, an END outside one
+# or a block without its END makes the file malformed, and meshup leaves it alone.
+# MU_HOSTS_FILE exists for the tests; the runner never sets it.
+mu_hosts_file() {
+	mu_hf=${MU_HOSTS_FILE:-/etc/hosts}
+	if [ -L "$mu_hf" ]; then
+		echo 'file=symlink'
+		printf 'target=%s\n' "$(readlink -f "$mu_hf" 2>/dev/null)"
+		[ -e "$mu_hf" ] || return 0
+	elif [ -f "$mu_hf" ]; then
+		echo 'file=regular'
+	elif [ -e "$mu_hf" ]; then
+		echo 'file=other'
+		return 0
+	else
+		echo 'file=absent'
+		return 0
+	fi
+	awk -v begin="# BEGIN meshup $MU_IF" -v end="# END meshup $MU_IF" '
+	$0 == begin {
+		if (inside && bad == "") bad = "line " NR ": BEGIN inside the block"
+		inside = 1; blocks++; next
+	}
+	$0 == end {
+		if (!inside && bad == "") bad = "line " NR ": END without BEGIN"
+		inside = 0; next
+	}
+	inside { print "line=" $0 }
+	END {
+		if (inside && bad == "") bad = "BEGIN without END"
+		print "blocks=" blocks + 0
+		if (bad != "") print "malformed=" bad
+	}' "$mu_hf"
+}
+
 # ufw and firewall-cmd are Python programs (50-100 ms each to start): ask them only
 # when they can be active. `ufw enable` sets ENABLED=yes in ufw.conf; firewalld is a
 # running daemon or nothing.
@@ -269,6 +306,7 @@ mu_section ip-addr mu_ip_addr
 mu_section ip-route mu_ip_route
 mu_section service mu_service
 mu_section forward mu_forward
+mu_section hosts-file mu_hosts_file
 mu_section ufw mu_ufw
 mu_section firewalld-state mu_firewalld_state
 mu_section firewalld-zone mu_firewalld_zone

@@ -217,3 +217,60 @@ mu_enable() {
 	mu_mark step enable
 	mu_run enable "$1" || { cat "$D/.meshup-enable.log" >&2; mu_fail 'enabling the service failed'; }
 }
+
+# mu_hosts_block IFACE < LINES: puts LINES between "# BEGIN meshup IFACE" and
+# "# END meshup IFACE" in /etc/hosts, where the block stands (further blocks of IFACE are
+# dropped) or at the end; empty input removes the block. Every line outside the block
+# stays as it is, and an unchanged file is not rewritten. The new file is written beside
+# the old one with its mode and owner and renamed over it (through a symlink, into its
+# target); a file that cannot be renamed over (a bind mount, as in containers) is
+# rewritten in place. Markers gather would call broken stop the step, file untouched.
+# MU_HOSTS_FILE exists for the tests; the runner never sets it.
+mu_hosts_block() {
+	mu_mark step hosts-file
+	mu_hf=${MU_HOSTS_FILE:-/etc/hosts}
+	if [ -L "$mu_hf" ]; then
+		mu_hf=$(readlink -f "$mu_hf")
+		[ -n "$mu_hf" ] || mu_fail 'cannot resolve the /etc/hosts symlink'
+	fi
+	mu_block=$(cat)
+	mu_src=$mu_hf
+	if [ ! -e "$mu_hf" ]; then
+		[ -n "$mu_block" ] || return 0
+		mu_src=/dev/null
+	fi
+	mu_new="${mu_hf%/*}/.${mu_hf##*/}.meshup-new"
+	if [ "$mu_src" = "$mu_hf" ]; then
+		cp -p "$mu_hf" "$mu_new" || mu_fail "cannot write $mu_new"
+	else
+		{ : >"$mu_new" && chmod 644 "$mu_new"; } || mu_fail "cannot write $mu_new"
+	fi
+	MU_BLOCK=$mu_block awk -v begin="# BEGIN meshup $1" -v end="# END meshup $1" '
+	function put() {
+		if (!done && ENVIRON["MU_BLOCK"] != "") { print begin; print ENVIRON["MU_BLOCK"]; print end }
+		done = 1
+	}
+	$0 == begin { if (inside) bad = 1; inside = 1; put(); next }
+	$0 == end { if (!inside) bad = 1; inside = 0; next }
+	inside { next }
+	{ print }
+	END { if (inside) bad = 1; if (bad) exit 3; put() }
+	' "$mu_src" >"$mu_new"
+	mu_rc=$?
+	if [ "$mu_rc" = 3 ]; then
+		rm -f "$mu_new"
+		mu_fail "the meshup $1 markers in $mu_hf are broken (a BEGIN or END alone): fix them by hand"
+	elif [ "$mu_rc" != 0 ]; then
+		rm -f "$mu_new"
+		mu_fail "cannot rewrite $mu_hf"
+	fi
+	if [ "$mu_src" = "$mu_hf" ] && cmp -s "$mu_new" "$mu_hf"; then
+		rm -f "$mu_new"
+		return 0
+	fi
+	if ! mv -f "$mu_new" "$mu_hf" 2>/dev/null; then
+		{ cat "$mu_new" >"$mu_hf"; } 2>/dev/null || { rm -f "$mu_new"; mu_fail "cannot write $mu_hf"; }
+		rm -f "$mu_new"
+	fi
+	if command -v restorecon >/dev/null 2>&1; then restorecon "$mu_hf" 2>/dev/null || true; fi
+}

@@ -285,7 +285,7 @@ fn apply_lab_guide_mesh_from_bare_hosts() {
     assert_eq!(plan.code, Some(2), "{}\n{}", plan.stdout, plan.stderr);
     let text = &plan.stdout;
     for h in hosts {
-        assert!(text.contains(&format!("{h}: 6 changes")), "{text}");
+        assert!(text.contains(&format!("{h}: 7 changes")), "{text}");
     }
     assert_eq!(
         text.matches("+ install wireguard-tools wireguard-go (apt-get)")
@@ -335,7 +335,7 @@ fn apply_lab_guide_mesh_from_bare_hosts() {
     eprintln!("guide apply from bare hosts: {:?}", t.elapsed());
     for h in hosts {
         assert!(
-            run.stdout.contains(&format!("{h}  changed (6 changes)")),
+            run.stdout.contains(&format!("{h}  changed (7 changes)")),
             "{}",
             run.stdout
         );

@@ -6,6 +6,7 @@ mod distro_lab;
 mod facts;
 mod inventory;
 mod lab;
+mod names_lab;
 mod playbook;
 mod scripts;
 mod support_core;

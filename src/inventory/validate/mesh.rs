@@ -5,10 +5,10 @@ use serde_saphyr::Spanned;
 
 use super::Validator;
 use crate::inventory::error::Span;
-use crate::inventory::names::{InterfaceName, RemotePath};
+use crate::inventory::names::{DomainName, InterfaceName, RemotePath};
 use crate::inventory::raw::RawMesh;
 use crate::inventory::{
-    DEFAULT_CONFIG_DIR, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT,
+    DEFAULT_CONFIG_DIR, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT,
     DEFAULT_PACKAGE_LOCK_TIMEOUT, MeshSettings,
 };
 
@@ -18,6 +18,8 @@ pub(super) struct PartialMesh {
     pub(super) network: Option<Ipv4Net>,
     pub(super) network_span: Span,
     pub(super) network6: Option<Option<Ipv6Net>>,
+    pub(super) domain: Option<DomainName>,
+    pub(super) hosts_file: bool,
     pub(super) listen_port: Option<u16>,
     pub(super) persistent_keepalive: Option<Option<u16>>,
     pub(super) mtu: Option<Option<u16>>,
@@ -32,6 +34,8 @@ impl PartialMesh {
             interface: self.interface?,
             network: self.network?,
             network6: self.network6?,
+            domain: self.domain?,
+            hosts_file: self.hosts_file,
             listen_port: self.listen_port?,
             persistent_keepalive: self.persistent_keepalive?,
             mtu: self.mtu?,
@@ -54,6 +58,10 @@ impl Validator<'_> {
         let network6 = match &raw.network6 {
             Some(value) => self.network6(value).map(Some),
             None => Some(None),
+        };
+        let domain = match &raw.domain {
+            Some(value) => self.parse::<DomainName>(value, "invalid domain"),
+            None => DEFAULT_DOMAIN.parse().ok(),
         };
         let listen_port = match &raw.listen_port {
             Some(value) => self.int_in(value, 1..=65535, "listen_port"),
@@ -83,6 +91,8 @@ impl Validator<'_> {
             network,
             network_span,
             network6,
+            domain,
+            hosts_file: raw.hosts_file.unwrap_or(true),
             listen_port,
             persistent_keepalive,
             mtu,
@@ -165,5 +175,46 @@ impl Validator<'_> {
             return None;
         }
         Some(net)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::inventory::Inventory;
+
+    const NODES: &str = "nodes:\n  - name: a\n    endpoint: 203.0.113.1\n";
+
+    #[test]
+    fn peer_name_settings_default_to_mesh_and_on() {
+        let text = format!("mesh:\n  network: 10.10.0.0/24\n{NODES}");
+        let inventory = Inventory::from_str(&text, "t.yaml").expect("valid");
+        assert_eq!(inventory.mesh().domain.as_str(), "mesh");
+        assert!(inventory.mesh().hosts_file);
+        let text = format!(
+            "mesh:\n  network: 10.10.0.0/24\n  domain: corp.internal\n  hosts_file: false\n{NODES}"
+        );
+        let inventory = Inventory::from_str(&text, "t.yaml").expect("valid");
+        assert_eq!(inventory.mesh().domain.as_str(), "corp.internal");
+        assert!(!inventory.mesh().hosts_file);
+    }
+
+    #[test]
+    fn an_invalid_domain_is_located() {
+        let text = format!("mesh:\n  network: 10.10.0.0/24\n  domain: Mesh_1\n{NODES}");
+        let err = Inventory::from_str(&text, "t.yaml").expect_err("invalid domain");
+        let problems: Vec<(usize, &str)> = err
+            .problems()
+            .iter()
+            .map(|p| (p.line(), p.message()))
+            .collect();
+        assert_eq!(
+            problems,
+            [(
+                3,
+                "domain `Mesh_1` contains 'M'; allowed: a-z, 0-9, '-', '.'"
+            )]
+        );
+        let text = format!("mesh:\n  network: 10.10.0.0/24\n  hosts_file: maybe\n{NODES}");
+        assert!(Inventory::from_str(&text, "t.yaml").is_err());
     }
 }

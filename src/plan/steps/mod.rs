@@ -1,12 +1,14 @@
 //! The step functions: each looks at one host's facts and the desired state and
 //! returns its decisions (a step with its reason, or why nothing changes). Pure.
 mod config;
+mod hosts_file;
 mod keys;
 mod network;
 mod package;
 mod service;
 
 pub use config::config;
+pub use hosts_file::{HOSTS_PATH, desired_block, hosts_file, hosts_file_removal};
 pub use keys::{keygen, psks};
 pub use network::{firewall, forwarding};
 pub use package::install;
