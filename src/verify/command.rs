@@ -89,6 +89,8 @@ pub enum VerifyFormat {
     Json,
     /// Graphviz graph of the mesh.
     Dot,
+    /// Prometheus metrics for node_exporter's textfile collector.
+    Prometheus,
 }
 
 /// Options of `meshup verify`.
@@ -276,6 +278,7 @@ pub fn run(options: &VerifyOptions) -> Result<ExitCode, miette::Report> {
             json
         }
         VerifyFormat::Dot => verdict.report.render_dot(),
+        VerifyFormat::Prometheus => super::prometheus::render(&verdict.report),
     };
     report.phase("evaluate", t);
     print!("{text}");

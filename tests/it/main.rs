@@ -16,3 +16,4 @@ mod transport_lab;
 mod vagrant;
 mod verify;
 mod verify_cli;
+mod verify_metrics;
