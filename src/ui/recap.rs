@@ -55,26 +55,8 @@ pub struct Recap {
 impl Recap {
     /// The recap text.
     pub fn render(&self) -> String {
-        let width = self
-            .outcomes
-            .keys()
-            .map(|n| n.as_str().len())
-            .max()
-            .unwrap_or(4);
         let mut out = String::from("\nRECAP\n");
-        for (node, outcome) in &self.outcomes {
-            let text = match outcome {
-                HostOutcome::Ok => "ok".to_string(),
-                HostOutcome::Changed(n) => {
-                    format!("changed ({n} change{})", if *n == 1 { "" } else { "s" })
-                }
-                HostOutcome::Skipped => "skipped (not in --limit)".to_string(),
-                HostOutcome::Unreachable(e) => format!("UNREACHABLE: {e}"),
-                HostOutcome::Failed(e) => format!("FAILED: {e}"),
-                HostOutcome::NotRun => "NOT RUN (interrupted before its steps started)".to_string(),
-            };
-            let _ = writeln!(out, "  {:<width$}  {text}", node.as_str());
-        }
+        out.push_str(&self.host_lines(|_| true));
         let count = |f: fn(&HostOutcome) -> bool| self.outcomes.values().filter(|o| f(o)).count();
         let _ = write!(
             out,
@@ -90,6 +72,36 @@ impl Recap {
             let _ = write!(out, " not-run={not_run}");
         }
         out.push('\n');
+        out
+    }
+
+    /// What `apply --quiet` keeps of the recap: the lines of the hosts that count as
+    /// failures, as [`Recap::render`] writes them; empty when every host succeeded.
+    pub fn render_failures(&self) -> String {
+        self.host_lines(HostOutcome::is_failure)
+    }
+
+    fn host_lines(&self, keep: fn(&HostOutcome) -> bool) -> String {
+        let width = self
+            .outcomes
+            .keys()
+            .map(|n| n.as_str().len())
+            .max()
+            .unwrap_or(4);
+        let mut out = String::new();
+        for (node, outcome) in self.outcomes.iter().filter(|(_, o)| keep(o)) {
+            let text = match outcome {
+                HostOutcome::Ok => "ok".to_string(),
+                HostOutcome::Changed(n) => {
+                    format!("changed ({n} change{})", if *n == 1 { "" } else { "s" })
+                }
+                HostOutcome::Skipped => "skipped (not in --limit)".to_string(),
+                HostOutcome::Unreachable(e) => format!("UNREACHABLE: {e}"),
+                HostOutcome::Failed(e) => format!("FAILED: {e}"),
+                HostOutcome::NotRun => "NOT RUN (interrupted before its steps started)".to_string(),
+            };
+            let _ = writeln!(out, "  {:<width$}  {text}", node.as_str());
+        }
         out
     }
 

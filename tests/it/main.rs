@@ -2,6 +2,7 @@
 mod apply_lab;
 mod architecture;
 mod check_cli;
+mod cli;
 mod facts;
 mod inventory;
 mod lab;
