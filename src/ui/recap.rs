@@ -114,3 +114,36 @@ impl Recap {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> NodeName {
+        s.parse().expect("valid name")
+    }
+
+    #[test]
+    fn failures_are_the_recap_lines_of_failed_hosts_only() {
+        let recap = Recap {
+            outcomes: [
+                (name("alpha"), HostOutcome::Changed(2)),
+                (
+                    name("beta"),
+                    HostOutcome::Unreachable(HostError::NotConnected),
+                ),
+                (name("gamma"), HostOutcome::Ok),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let failures = recap.render_failures();
+        assert_eq!(failures.lines().count(), 1, "{failures}");
+        assert!(failures.starts_with("  beta   UNREACHABLE: "), "{failures}");
+        assert!(recap.render().contains(&failures), "{}", recap.render());
+        let fine = Recap {
+            outcomes: [(name("alpha"), HostOutcome::Ok)].into_iter().collect(),
+        };
+        assert_eq!(fine.render_failures(), "");
+    }
+}
