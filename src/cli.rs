@@ -1,9 +1,13 @@
 //! Command-line interface: parses the arguments into each command's options and
 //! dispatches. Nothing else imports this module but `main.rs`.
+use std::ffi::{OsStr, OsString};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
+
+use miette::IntoDiagnostic as _;
 
 use crate::apply::{ApplyOptions, PlanFormat, PlanOptions};
 use crate::exec::ExecOptions;
@@ -12,7 +16,12 @@ use crate::verify::command::{VerifyFormat, VerifyOptions};
 
 /// meshup: build and keep a WireGuard full mesh across Linux servers over SSH.
 #[derive(Debug, Parser)]
-#[command(name = "meshup", version, about, propagate_version = true)]
+#[command(
+    name = "meshup",
+    version = env!("MESHUP_VERSION"),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Maximum number of hosts handled at the same time.
     #[arg(long, global = true, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
@@ -20,6 +29,20 @@ pub struct Cli {
     /// More output (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Print only errors and failures.
+    ///
+    /// No progress display. `apply` prints neither the plan nor the hosts that
+    /// succeeded, only the recap lines of failed or unreachable hosts, so it needs
+    /// `--yes`. What a command is run for is still printed: check's mesh, plan's plan,
+    /// verify's report, exec's output, `--stats`. The exit status is unchanged.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// When to colour error reports and help.
+    ///
+    /// `auto` colours a terminal unless the NO_COLOR environment variable is set and
+    /// not empty; `always` colours even into a pipe or file, whatever NO_COLOR says.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +61,71 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Run a shell command on every host (as root, through sudo where configured).
     Exec(ExecArgs),
+    /// Print a shell completion script (e.g. `meshup completions bash > /etc/bash_completion.d/meshup`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout (e.g. `meshup man | man -l -`).
+    Man,
+}
+
+/// `--color`: when error reports and help are coloured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set and not empty.
+    #[default]
+    Auto,
+    /// Always, even into a pipe or file and whatever NO_COLOR says.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour, given the NO_COLOR variable and whether the output is a
+    /// terminal. An empty NO_COLOR counts as unset, as no-color.org specifies.
+    pub fn enabled(self, no_color: Option<&OsStr>, terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => terminal && no_color.is_none_or(OsStr::is_empty),
+        }
+    }
+
+    /// The `--color` value among raw arguments (before a `--`), for colouring clap's own
+    /// help and usage errors, which are printed before parsing is done; the last one
+    /// wins, as in parsing.
+    pub fn scan(args: &[OsString]) -> ColorWhen {
+        let mut found = ColorWhen::Auto;
+        let mut args = args.iter().skip(1).filter_map(|a| a.to_str());
+        while let Some(arg) = args.next() {
+            let value = match arg {
+                "--" => break,
+                "--color" => args.next(),
+                _ => arg.strip_prefix("--color="),
+            };
+            if let Some(when) = value.and_then(|v| ColorWhen::from_str(v, true).ok()) {
+                found = when;
+            }
+        }
+        found
+    }
+
+    fn for_clap(self, no_color: Option<&OsStr>) -> clap::ColorChoice {
+        match self {
+            ColorWhen::Always => clap::ColorChoice::Always,
+            ColorWhen::Never => clap::ColorChoice::Never,
+            // clap decides per stream whether it is a terminal.
+            ColorWhen::Auto if no_color.is_some_and(|v| !v.is_empty()) => clap::ColorChoice::Never,
+            ColorWhen::Auto => clap::ColorChoice::Auto,
+        }
+    }
+}
+
+/// Arguments of `meshup completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// What every command that talks to hosts takes.
@@ -132,9 +220,20 @@ impl Cli {
     }
 }
 
-/// Entry point used by `main`: parses arguments, runs, maps the outcome to an exit code.
+/// Entry point used by `main`: parses arguments, sets up colours and quiet output,
+/// runs, maps the outcome to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let no_color = std::env::var_os("NO_COLOR");
+    let matches = Cli::command()
+        .color(ColorWhen::scan(&args).for_clap(no_color.as_deref()))
+        .get_matches_from(&args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let color = cli
+        .color
+        .enabled(no_color.as_deref(), std::io::stderr().is_terminal());
+    install_report_hook(color);
+    crate::ui::console::set_quiet(cli.quiet);
     match run(&cli) {
         Ok(code) => code,
         Err(report) => {
@@ -142,6 +241,20 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Error reports are miette's graphical ones, coloured or not by `--color`; without
+/// colour there are no terminal hyperlinks either (they are escape sequences too).
+fn install_report_hook(color: bool) {
+    let _ = miette::set_hook(Box::new(move |_| {
+        let options = miette::MietteHandlerOpts::new().color(color);
+        let options = if color {
+            options
+        } else {
+            options.terminal_links(false)
+        };
+        Box::new(options.build())
+    }));
 }
 
 /// Runs a parsed command line.
@@ -156,6 +269,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             detailed_exitcode: args.detailed_exitcode,
             format: args.format,
         }),
+        Command::Apply(args) if cli.quiet && !args.yes => Err(miette::miette!(
+            help = "review the plan with `meshup plan`, then run `meshup apply --quiet --yes`",
+            "apply --quiet does not show the plan, so it cannot ask for confirmation"
+        )),
         Command::Apply(args) => crate::apply::apply(&ApplyOptions {
             session: cli.session(&args.hosts),
             yes: args.yes,
@@ -177,5 +294,20 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             timeout: std::time::Duration::from_secs(args.timeout.max(1)),
             command: args.command.join(" "),
         }),
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "meshup",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .into_diagnostic()?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

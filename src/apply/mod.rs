@@ -173,10 +173,14 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     report.phase("connect + gather", t);
     progress.clear();
     drop(progress);
-    print!(
-        "{}",
-        ui::render_plan(&plan, &options.session.inventory, verbose)
-    );
+    // --quiet (which needs --yes): no plan, and of the recap only the failures.
+    let quiet = ui::console::quiet();
+    if !quiet {
+        print!(
+            "{}",
+            ui::render_plan(&plan, &options.session.inventory, verbose)
+        );
+    }
 
     let mut recap = Recap {
         outcomes: plan
@@ -204,7 +208,11 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
         interrupted = interrupt.stopped();
     }
     session.save_lock()?;
-    print!("{}", recap.render());
+    if quiet {
+        print!("{}", recap.render_failures());
+    } else {
+        print!("{}", recap.render());
+    }
     if options.stats {
         eprint!("{}", report.render("STATS", &session.stats));
     }

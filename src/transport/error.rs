@@ -39,8 +39,10 @@ pub enum TransportError {
     #[error(
         "host key for {host} CHANGED (old key at {}:{line}); refusing to connect. \
          The host presented {fingerprint}. If the host was really reinstalled, remove \
-         that line and connect again",
-        file.display()
+         the old key and connect again: ssh-keygen -R {} -f {}",
+        file.display(),
+        single_quoted(host),
+        single_quoted(&file.display().to_string())
     )]
     HostKeyChanged {
         /// `host` or `[host]:port` as written in known_hosts.
@@ -165,6 +167,12 @@ pub enum TransportError {
     },
 }
 
+/// `value` in single quotes for a command line the operator pastes into a shell (the
+/// known_hosts name of a non-22 port is `[host]:port`, which a shell would glob).
+fn single_quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
 impl TransportError {
     /// True for failures to reach the host at all (the host may be down), as opposed
     /// to a refused key or a failing command.
@@ -174,5 +182,29 @@ impl TransportError {
             Self::Jump { source, .. } => source.is_unreachable(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_host_key_says_how_to_remove_the_old_one() {
+        let err = TransportError::HostKeyChanged {
+            host: "[10.0.0.5]:2222".into(),
+            file: PathBuf::from("/home/o'neil/.ssh/known_hosts"),
+            line: 7,
+            fingerprint: "SHA256:abc".into(),
+        };
+        let msg = err.to_string();
+        assert!(msg.contains("CHANGED"), "{msg}");
+        assert!(msg.contains("/home/o'neil/.ssh/known_hosts:7"), "{msg}");
+        assert!(
+            msg.ends_with(
+                r#"ssh-keygen -R '[10.0.0.5]:2222' -f '/home/o'\''neil/.ssh/known_hosts'"#
+            ),
+            "{msg}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! What meshup shows people: the plan view, progress, the recap and statistics. The
 //! commands compute; this module only renders.
+pub mod console;
 pub mod plan_view;
 pub mod progress;
 pub mod recap;

@@ -1,7 +1,8 @@
 //! Progress on stderr, one type for every command. Hosts report events through a
 //! channel to one UI thread that owns the indicatif bars, so no two tasks ever draw at
 //! once and log lines printed through it never tear the bars. Bars are drawn only on a
-//! terminal; with `-v` and no terminal, events are printed as plain lines.
+//! terminal and without `--quiet`; with `-v` and no bars, events are printed as plain
+//! lines.
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::mpsc;
@@ -36,8 +37,9 @@ struct Ui {
 
 impl Ui {
     fn new(hosts: Vec<String>, verbose: bool) -> Ui {
-        let enabled =
-            std::io::stderr().is_terminal() && std::env::var_os("MESHUP_NO_PROGRESS").is_none();
+        let enabled = std::io::stderr().is_terminal()
+            && std::env::var_os("MESHUP_NO_PROGRESS").is_none()
+            && !super::console::quiet();
         let multi = MultiProgress::with_draw_target(if enabled {
             ProgressDrawTarget::stderr()
         } else {

@@ -55,28 +55,8 @@ pub struct Recap {
 impl Recap {
     /// The recap text.
     pub fn render(&self) -> String {
-        let width = self
-            .outcomes
-            .keys()
-            .map(|n| n.as_str().len())
-            .max()
-            .unwrap_or(4);
         let mut out = String::from("\nRECAP\n");
-        for (node, outcome) in &self.outcomes {
-            let text = match outcome {
-                HostOutcome::Ok => "ok".to_string(),
-                HostOutcome::Changed(n) => {
-                    format!("changed ({n} change{})", if *n == 1 { "" } else { "s" })
-                }
-                HostOutcome::Skipped => "skipped (not in --limit)".to_string(),
-                HostOutcome::Unreachable(e) => format!("UNREACHABLE: {e}"),
-                HostOutcome::Failed(e) => format!("FAILED: {e}"),
-                HostOutcome::NotRun => {
-                    "NOT RUN (interrupted: its remaining steps did not start)".to_string()
-                }
-            };
-            let _ = writeln!(out, "  {:<width$}  {text}", node.as_str());
-        }
+        out.push_str(&self.host_lines(|_| true));
         let count = |f: fn(&HostOutcome) -> bool| self.outcomes.values().filter(|o| f(o)).count();
         let _ = write!(
             out,
@@ -95,6 +75,38 @@ impl Recap {
         out
     }
 
+    /// What `apply --quiet` keeps of the recap: the lines of the hosts that count as
+    /// failures, as [`Recap::render`] writes them; empty when every host succeeded.
+    pub fn render_failures(&self) -> String {
+        self.host_lines(HostOutcome::is_failure)
+    }
+
+    fn host_lines(&self, keep: fn(&HostOutcome) -> bool) -> String {
+        let width = self
+            .outcomes
+            .keys()
+            .map(|n| n.as_str().len())
+            .max()
+            .unwrap_or(4);
+        let mut out = String::new();
+        for (node, outcome) in self.outcomes.iter().filter(|(_, o)| keep(o)) {
+            let text = match outcome {
+                HostOutcome::Ok => "ok".to_string(),
+                HostOutcome::Changed(n) => {
+                    format!("changed ({n} change{})", if *n == 1 { "" } else { "s" })
+                }
+                HostOutcome::Skipped => "skipped (not in --limit)".to_string(),
+                HostOutcome::Unreachable(e) => format!("UNREACHABLE: {e}"),
+                HostOutcome::Failed(e) => format!("FAILED: {e}"),
+                HostOutcome::NotRun => {
+                    "NOT RUN (interrupted: its remaining steps did not start)".to_string()
+                }
+            };
+            let _ = writeln!(out, "  {:<width$}  {text}", node.as_str());
+        }
+        out
+    }
+
     /// 0 when every host is ok, changed or skipped; 1 otherwise.
     pub fn exit_code(&self) -> ExitCode {
         if self.outcomes.values().any(HostOutcome::is_failure) {
@@ -102,5 +114,38 @@ impl Recap {
         } else {
             ExitCode::SUCCESS
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> NodeName {
+        s.parse().expect("valid name")
+    }
+
+    #[test]
+    fn failures_are_the_recap_lines_of_failed_hosts_only() {
+        let recap = Recap {
+            outcomes: [
+                (name("alpha"), HostOutcome::Changed(2)),
+                (
+                    name("beta"),
+                    HostOutcome::Unreachable(HostError::NotConnected),
+                ),
+                (name("gamma"), HostOutcome::Ok),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let failures = recap.render_failures();
+        assert_eq!(failures.lines().count(), 1, "{failures}");
+        assert!(failures.starts_with("  beta   UNREACHABLE: "), "{failures}");
+        assert!(recap.render().contains(&failures), "{}", recap.render());
+        let fine = Recap {
+            outcomes: [(name("alpha"), HostOutcome::Ok)].into_iter().collect(),
+        };
+        assert_eq!(fine.render_failures(), "");
     }
 }

@@ -93,6 +93,8 @@ pub enum VerifyFormat {
     Json,
     /// Graphviz graph of the mesh.
     Dot,
+    /// Prometheus metrics for node_exporter's textfile collector.
+    Prometheus,
 }
 
 /// Options of `meshup verify`.
@@ -280,6 +282,7 @@ pub fn run(options: &VerifyOptions) -> Result<ExitCode, miette::Report> {
             json
         }
         VerifyFormat::Dot => verdict.report.render_dot(),
+        VerifyFormat::Prometheus => super::prometheus::render(&verdict.report),
     };
     report.phase("evaluate", t);
     print!("{text}");

@@ -4,7 +4,7 @@
 //! Pure core: [`probe_script`] builds the read-only script the runner executes on each
 //! host; [`probe::parse`] turns its output into a [`NodeProbe`]; [`evaluate`] joins the
 //! probes with the [`Expectation`] into a [`Report`] of per-pair [`PairEvidence`] and
-//! [`Diagnosis`] values, which renders as a matrix, JSON or Graphviz dot.
+//! [`Diagnosis`] values, which renders as a matrix, JSON, Graphviz dot or Prometheus metrics.
 pub mod command;
 pub mod diagnosis;
 pub mod error;
@@ -15,6 +15,7 @@ pub mod from_mesh;
 mod live;
 pub mod ping;
 pub mod probe;
+pub mod prometheus;
 pub mod report;
 pub mod script;
 pub mod sections;

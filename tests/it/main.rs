@@ -2,6 +2,7 @@
 mod apply_lab;
 mod architecture;
 mod check_cli;
+mod cli;
 mod distro_lab;
 mod facts;
 mod inventory;
@@ -18,3 +19,4 @@ mod transport_lab;
 mod vagrant;
 mod verify;
 mod verify_cli;
+mod verify_metrics;

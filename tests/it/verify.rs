@@ -11,7 +11,7 @@ fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verify")
 }
 
-fn name(s: &str) -> NodeName {
+pub(crate) fn name(s: &str) -> NodeName {
     s.parse().expect("valid test name")
 }
 
@@ -37,7 +37,7 @@ fn lab_keys(scenario: &str) -> BTreeMap<String, PublicKey> {
 
 /// The two-node lab: node-a 10.10.0.1 (veth 10.200.0.1), node-b 10.10.0.2 (veth
 /// 10.200.0.2), dual stack, both public, MTU 1420, keepalive 25.
-fn lab_expectation(scenario: &str) -> Expectation {
+pub(crate) fn lab_expectation(scenario: &str) -> Expectation {
     let keys = lab_keys(scenario);
     let node = |n: &str, i: u8| {
         let other = if n == "node-a" { "node-b" } else { "node-a" };
@@ -106,7 +106,7 @@ fn read(scenario: &str, node: &str) -> String {
         .expect("fixture present")
 }
 
-fn outputs(scenario: &str) -> BTreeMap<NodeName, HostOutput> {
+pub(crate) fn outputs(scenario: &str) -> BTreeMap<NodeName, HostOutput> {
     ["node-a", "node-b"]
         .into_iter()
         .map(|n| (name(n), HostOutput::Output(read(scenario, n))))
@@ -379,7 +379,7 @@ fn probe_script_is_valid_sh_and_quotes_addresses() {
 
 /// Synthetic probe output for `node` (shape copied from the real captures): every ping
 /// answers, every expected peer has a fresh handshake, except towards nodes in `down`.
-fn synth(exp: &Expectation, node: &ExpectedNode, now: u64, down: &[&str]) -> String {
+pub(crate) fn synth(exp: &Expectation, node: &ExpectedNode, now: u64, down: &[&str]) -> String {
     let mut s = format!(
         "@@meshup:verify:begin 1 {} wg0\n@@meshup:verify:link\n",
         node.name
@@ -439,7 +439,7 @@ fn key(i: usize) -> PublicKey {
 }
 
 /// A mesh of `n` public nodes `n01…`, plus NAT nodes behind relay `n01` when `nat` > 0.
-fn synthetic_mesh(public: usize, nat: usize) -> Expectation {
+pub(crate) fn synthetic_mesh(public: usize, nat: usize) -> Expectation {
     let total = public + nat;
     let addr = |i: usize| -> std::net::IpAddr {
         format!("10.10.{}.{}", i / 200, i % 200 + 1)
@@ -489,7 +489,7 @@ fn synthetic_mesh(public: usize, nat: usize) -> Expectation {
     Expectation::new("wg0".parse::<InterfaceName>().expect("if"), nodes).expect("valid")
 }
 
-fn synth_outputs(exp: &Expectation, down: &[&str]) -> BTreeMap<NodeName, HostOutput> {
+pub(crate) fn synth_outputs(exp: &Expectation, down: &[&str]) -> BTreeMap<NodeName, HostOutput> {
     exp.nodes
         .iter()
         .map(|n| {
