@@ -1250,3 +1250,92 @@ fn apply_lab_ctrl_c_finishes_running_steps_and_prints_the_recap() {
     assert_no_changes(&lab, &inv);
     assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
 }
+
+/// The SSH connection to one host is cut while it installs WireGuard: that host is
+/// reported failed, the others converge without it (its key never existed, so their
+/// configs leave it out), nothing of meshup keeps running on it once the package
+/// transaction is done, and a re-run converges every host.
+#[test]
+fn apply_lab_ssh_cut_during_install_then_rerun_converges() {
+    require_lab!();
+    let lab = Lab::up("at-cut", "guide", "light");
+    let inv = lab.inventory();
+    let mirror = format!("ml.{}.mirror", lab.name());
+    let slow = Command::new("ip")
+        .args([
+            "netns", "exec", &mirror, "tc", "qdisc", "add", "dev", "eth0", "root",
+        ])
+        .args(["tbf", "rate", "1mbit", "burst", "8kb", "latency", "2000ms"])
+        .status()
+        .expect("tc");
+    assert!(slow.success(), "slowing the mirror down");
+    let child = lab
+        .ws_command(&[MESHUP, "apply", "--yes", path_str(&inv)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("meshup");
+    let started = Instant::now();
+    while !lab
+        .host_exec("node-b", "pgrep -x apt-get || pgrep -x dpkg")
+        .ok()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the install never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Cut node-b's SSH session (the listener stays, as after a network blip).
+    lab.host_exec("node-b", "pkill -KILL -f '^sshd: root@' || true")
+        .expect_ok("cut ssh");
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let recap = stdout.split("RECAP").nth(1).unwrap_or_default();
+    assert!(
+        recap
+            .lines()
+            .any(|l| l.trim_start().starts_with("node-b") && l.contains("FAILED")),
+        "{recap}"
+    );
+    for h in ["node-a", "node-c"] {
+        assert!(recap.contains(&format!("{h}  changed")), "{recap}");
+        let conf = host_file(&lab, h, "/etc/wireguard/wg0.conf");
+        assert!(
+            !conf.contains("# Peer: node-b"),
+            "{h}: node-b's key was never made, so it is left out: {conf}"
+        );
+    }
+    // The running install finishes, then the script dies at its next step marker.
+    let scripts_left = "for p in /proc/[0-9]*; do tr '\\0' ' ' <\"$p/cmdline\" 2>/dev/null; echo; done | grep -c -x 'sh -s ' || true";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = lab
+            .host_exec("node-b", scripts_left)
+            .stdout
+            .trim()
+            .to_string();
+        if left == "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node-b: a meshup script keeps running headless"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        !lab.host_exec("node-b", "test -e /etc/wireguard/wg0.conf")
+            .ok(),
+        "node-b got no half-written config"
+    );
+    let _ = Command::new("ip")
+        .args([
+            "netns", "exec", &mirror, "tc", "qdisc", "del", "dev", "eth0", "root",
+        ])
+        .status();
+    apply_ok(&lab, &inv, &[]);
+    assert_no_changes(&lab, &inv);
+    assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
+}
