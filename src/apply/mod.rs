@@ -299,6 +299,12 @@ fn execute(
                 if keys.pending.contains(&host.node) {
                     generated.insert(host.node.clone(), key);
                 }
+                if host.phase(Phase::Converge).next().is_none() {
+                    progress.finish(host.node.as_str(), "changed");
+                    recap
+                        .outcomes
+                        .insert(host.node.clone(), HostOutcome::Changed(host.steps.len()));
+                }
             }
             Err(HostError::Interrupted) => progress.finish(host.node.as_str(), "not run"),
             Err(e) => {
@@ -322,7 +328,7 @@ fn execute(
         for host in changing
             .iter()
             .copied()
-            .filter(|h| h.after.is_empty() != wave)
+            .filter(|h| h.after.is_empty() != wave && h.phase(Phase::Converge).next().is_some())
         {
             if matches!(recap.outcomes.get(&host.node), Some(HostOutcome::Failed(_))) {
                 continue;

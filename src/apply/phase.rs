@@ -147,10 +147,14 @@ mod tests {
             e.to_string(),
             "rolled back to the previous config: bringing the interface up failed"
         );
-        let e = failure(&[m("locked", "/etc/wireguard/.meshup.lock")], "", Some(75));
+        let e = failure(
+            &[m("locked", "/etc/wireguard/.meshup-wg0.lock")],
+            "",
+            Some(75),
+        );
         assert_eq!(
             e.to_string(),
-            "another meshup run holds the lock /etc/wireguard/.meshup.lock"
+            "another meshup run holds the lock /etc/wireguard/.meshup-wg0.lock"
         );
         assert_eq!(failure(&[], "", None).to_string(), "exit status none");
     }
@@ -194,9 +198,11 @@ mod script_tests {
     #[test]
     fn converge_assembles_secrets_and_generated_keys_on_the_host_and_keeps_a_backup() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("private.key"), "PRIVATEKEYVALUE=\n").expect("write");
-        std::fs::write(dir.path().join("psk-node-b.key"), "PSKVALUE=\n").expect("write");
-        std::fs::write(dir.path().join("psk-gone.key"), "x\n").expect("write");
+        let state = dir.path().join("wgt0");
+        std::fs::create_dir(&state).expect("mkdir");
+        std::fs::write(state.join("private.key"), "PRIVATEKEYVALUE=\n").expect("write");
+        std::fs::write(state.join("psk-node-b.key"), "PSKVALUE=\n").expect("write");
+        std::fs::write(state.join("psk-gone.key"), "x\n").expect("write");
         std::fs::write(dir.path().join("wgt0.conf"), "old\n").expect("write");
         let config = "[Interface]\nPrivateKey = <secret:private.key>\n\n# Peer: node-b\n[Peer]\nPublicKey = (generated on host)\nPresharedKey = <secret:psk-node-b.key>\nAllowedIPs = 10.10.0.2/32\n\n# Peer: node-c\n[Peer]\nPublicKey = (generated on host)\nAllowedIPs = 10.10.0.3/32\n";
         let steps = [
@@ -235,7 +241,7 @@ mod script_tests {
             std::fs::read_to_string(dir.path().join("wgt0.conf.meshup-prev")).expect("read"),
             "old\n"
         );
-        assert!(!dir.path().join("psk-gone.key").exists());
+        assert!(!state.join("psk-gone.key").exists());
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join("wgt0.conf"))
             .expect("meta")
@@ -289,7 +295,7 @@ mod script_tests {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("psk-node-b.key")).expect("read"),
+            std::fs::read_to_string(dir.path().join("wgt0/psk-node-b.key")).expect("read"),
             "c2VjcmV0cHNr\n"
         );
     }
@@ -300,7 +306,7 @@ mod script_tests {
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let lock = dir.path().join(".meshup.lock");
+        let lock = dir.path().join(".meshup-wgt0.lock");
         std::fs::write(&lock, "").expect("write");
         let mut holder = Command::new("flock")
             .arg(&lock)

@@ -33,7 +33,9 @@ fn facts() -> FactsMap {
     b.wg_dump.peers[0].allowed_ips = vec!["10.10.0.99/32".parse().expect("net")];
     b.service.enabled_state = Some("disabled".into());
     b.files.psk_files.push("psk-old.key".into());
-    let c = converged(&f, "node-c");
+    // node-c: converged by an older meshup that kept keys in the config dir itself.
+    let mut c = converged(&f, "node-c");
+    c.files.legacy_layout = true;
     let mut d = converged(&f, "node-c");
     d.files.psk_files = vec!["psk-node-a.key".into()];
     [("node-a", a), ("node-b", b), ("node-c", c), ("node-d", d)]
@@ -154,12 +156,14 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
     assert_eq!(
         kinds,
         [
-            Install, KeyGen, Psk, Remove, Config, HostsFile, Firewall, Forwarding, Service, Reload
+            Migrate, Install, KeyGen, Psk, Remove, Config, HostsFile, Firewall, Forwarding,
+            Service, Reload
         ]
         .into(),
         "every step kind is covered"
     );
     for f in [
+        "mu_migrate_state",
         "mu_wait_lock",
         "mu_install",
         "mu_keygen",

@@ -13,13 +13,16 @@ pub struct FileFacts {
     pub config: bool,
     /// `<interface>.conf.meshup-prev` exists.
     pub backup: bool,
-    /// `.meshup.lock` exists.
+    /// `.meshup-<interface>.lock` exists.
     pub lock: bool,
+    /// The interface's keys are still in the config dir itself, where meshup kept them
+    /// before state was per interface (`<config dir>/<interface>/`), and belong to it.
+    pub legacy_layout: bool,
     /// `/etc/sysctl.d/99-meshup-forward.conf` exists.
     pub sysctl_forward: bool,
     /// Names of every `psk-*.key` file in the config dir, sorted.
     pub psk_files: Vec<String>,
-    /// The process holding `.meshup.lock` right now (another meshup run), if any.
+    /// The process holding the interface's lock right now (another meshup run), if any.
     pub lock_holder: Option<LockHolder>,
 }
 
@@ -69,6 +72,7 @@ impl FileFacts {
             config: flag("config"),
             backup: flag("backup"),
             lock: flag("lock"),
+            legacy_layout: value(&kv, "layout") == Some("legacy"),
             sysctl_forward: flag("sysctl_forward"),
             psk_files,
             lock_holder: value(&kv, "lock_holder_pid")

@@ -228,7 +228,10 @@ fn host_steps(
     }
     if let Some(holder) = &facts.files.lock_holder {
         return Err(HostError::LockHeld {
-            path: format!("{}/.meshup.lock", input.mesh.settings.config_dir),
+            path: format!(
+                "{}/.meshup-{}.lock",
+                input.mesh.settings.config_dir, input.mesh.settings.interface
+            ),
             holder: Some(holder.to_string()),
         });
     }
@@ -252,6 +255,7 @@ fn host_steps(
         keys,
         new_psk_peers: psks.peers_of(&spec.name).cloned().collect(),
     };
+    hp.record(steps::migrate(&h));
     hp.record(steps::install(&h)?);
     hp.record(steps::keygen(&h)?);
     hp.record(steps::psks(&h));

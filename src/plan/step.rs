@@ -29,6 +29,8 @@ impl Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepKind {
+    /// Move key files into the interface's own directory (older layout).
+    Migrate,
     /// Install WireGuard packages.
     Install,
     /// Generate the key pair on the host.
@@ -109,7 +111,7 @@ impl Step {
     /// The phase the step runs in.
     pub fn phase(&self) -> Phase {
         match (self.kind, self.action) {
-            (StepKind::Install | StepKind::KeyGen, _) => Phase::Prepare,
+            (StepKind::Migrate | StepKind::Install | StepKind::KeyGen, _) => Phase::Prepare,
             (StepKind::Psk, Action::Create | Action::Update) => Phase::Prepare,
             _ => Phase::Converge,
         }

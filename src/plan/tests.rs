@@ -389,10 +389,25 @@ fn a_host_locked_by_another_run_is_an_error_before_anything_is_shown() {
     assert_eq!(
         b.state,
         HostState::Error(HostError::LockHeld {
-            path: "/etc/wireguard/.meshup.lock".into(),
+            path: "/etc/wireguard/.meshup-wg0.lock".into(),
             holder: Some("PID 812 (sh), user root, running for 40 s".into()),
         })
     );
     assert!(!b.has_changes());
     assert!(plan.host(&n("node-a")).expect("a").state == HostState::Ready);
+}
+
+#[test]
+fn an_older_key_layout_is_moved_and_nothing_else_changes() {
+    let f = fixture(GUIDE);
+    let mut facts = all_converged(&f);
+    if let Some(Ok(a)) = facts.get_mut(&n("node-a")) {
+        a.files.legacy_layout = true;
+    }
+    let (plan, _) = plan_of(&f, &facts, None);
+    let a = plan.host(&n("node-a")).expect("a");
+    assert_eq!(kinds(a), [('~', StepKind::Migrate)]);
+    assert_eq!(a.steps[0].shell, "mu_migrate_state");
+    assert_eq!(a.steps[0].phase(), Phase::Prepare);
+    assert!(!plan.host(&n("node-b")).expect("b").has_changes());
 }

@@ -27,6 +27,24 @@ mu_yesno() { if "$@"; then echo yes; else echo no; fi; }
 # A key file holds exactly one base64 WireGuard key (44 chars, ending in "=").
 mu_key_valid() { [ -r "$1" ] && grep -Eqx '[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=' "$1" 2>/dev/null; }
 
+# Where this interface's keys live: "$MU_DIR/$MU_IF/" (one directory per mesh, so
+# several meshes share a host). Older meshup kept them in "$MU_DIR" itself; such files
+# are read where they are when they belong to this interface (its config runs that
+# private key) and reported as layout=legacy, so apply moves them without re-keying.
+MU_KEYDIR="$MU_DIR/$MU_IF"
+MU_LAYOUT=scoped
+mu_legacy_is_ours() {
+	[ ! -e "$MU_DIR/$MU_IF/private.key" ] && [ -r "$MU_DIR/private.key" ] && [ -r "$MU_DIR/$MU_IF.conf" ] || return 1
+	# awk reads both files itself: the key never reaches an argv.
+	awk 'NR == FNR { key = $0; next }
+		/^[ \t]*[Pp]rivate[Kk]ey[ \t]*=/ { v = $0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t\r]+$/, "", v); if (v == key && key != "") found = 1 }
+		END { exit !found }' "$MU_DIR/private.key" "$MU_DIR/$MU_IF.conf" 2>/dev/null
+}
+if mu_legacy_is_ours; then
+	MU_KEYDIR=$MU_DIR
+	MU_LAYOUT=legacy
+fi
+
 mu_os_release() {
 	if [ -r /etc/os-release ]; then cat /etc/os-release
 	elif [ -r /usr/lib/os-release ]; then cat /usr/lib/os-release
@@ -61,23 +79,23 @@ mu_wireguard() {
 }
 
 mu_keys() {
-	if [ ! -e "$MU_DIR/private.key" ]; then
+	if [ ! -e "$MU_KEYDIR/private.key" ]; then
 		echo 'private_key=absent'
-	elif ! mu_key_valid "$MU_DIR/private.key"; then
+	elif ! mu_key_valid "$MU_KEYDIR/private.key"; then
 		echo 'private_key=invalid'
 	else
 		echo 'private_key=valid'
-		if mu_has wg; then printf 'derived_public_key=%s\n' "$(wg pubkey <"$MU_DIR/private.key" 2>/dev/null)"; fi
+		if mu_has wg; then printf 'derived_public_key=%s\n' "$(wg pubkey <"$MU_KEYDIR/private.key" 2>/dev/null)"; fi
 	fi
-	if [ ! -e "$MU_DIR/public.key" ]; then
+	if [ ! -e "$MU_KEYDIR/public.key" ]; then
 		echo 'public_key=absent'
-	elif mu_key_valid "$MU_DIR/public.key"; then
-		printf 'public_key=%s\n' "$(cat "$MU_DIR/public.key")"
+	elif mu_key_valid "$MU_KEYDIR/public.key"; then
+		printf 'public_key=%s\n' "$(cat "$MU_KEYDIR/public.key")"
 	else
 		echo 'public_key=invalid'
 	fi
 	for p in $MU_PEERS; do
-		f="$MU_DIR/psk-$p.key"
+		f="$MU_KEYDIR/psk-$p.key"
 		if [ ! -e "$f" ]; then s=absent; elif mu_key_valid "$f"; then s=valid; else s=invalid; fi
 		# A digest lets the workstation see that both sides of a pair hold the same
 		# key without the key crossing SSH (a 256-bit random key: the digest tells nothing).
@@ -91,20 +109,21 @@ mu_files() {
 	printf 'config_dir=%s\n' "$(mu_yesno [ -d "$MU_DIR" ])"
 	printf 'config=%s\n' "$(mu_yesno [ -f "$MU_DIR/$MU_IF.conf" ])"
 	printf 'backup=%s\n' "$(mu_yesno [ -f "$MU_DIR/$MU_IF.conf.meshup-prev" ])"
-	printf 'lock=%s\n' "$(mu_yesno [ -e "$MU_DIR/.meshup.lock" ])"
+	printf 'lock=%s\n' "$(mu_yesno [ -e "$MU_DIR/.meshup-$MU_IF.lock" ])"
 	printf 'sysctl_forward=%s\n' "$(mu_yesno [ -f /etc/sysctl.d/99-meshup-forward.conf ])"
-	for f in "$MU_DIR"/psk-*.key; do
+	for f in "$MU_KEYDIR"/psk-*.key; do
 		[ -e "$f" ] && printf 'psk_file=%s\n' "${f##*/}"
 	done
+	printf 'layout=%s\n' "$MU_LAYOUT"
 	mu_lock_holder
 	return 0
 }
 
 # Who holds meshup's lock now (another run): its flock shows in /proc/locks by inode.
 mu_lock_holder() {
-	[ -e "$MU_DIR/.meshup.lock" ] && [ -r /proc/locks ] || return 0
+	[ -e "$MU_DIR/.meshup-$MU_IF.lock" ] && [ -r /proc/locks ] || return 0
 	# shellcheck disable=SC2012 # ls -i is the portable way to an inode number
-	mu_ino=$(ls -di "$MU_DIR/.meshup.lock" 2>/dev/null | awk '{ print $1 }')
+	mu_ino=$(ls -di "$MU_DIR/.meshup-$MU_IF.lock" 2>/dev/null | awk '{ print $1 }')
 	[ -n "$mu_ino" ] || return 0
 	mu_pid=$(awk -v ino="$mu_ino" '$2 != "->" { n = split($6, id, ":"); if (id[n] == ino) { print $5; exit } }' /proc/locks 2>/dev/null)
 	[ -n "$mu_pid" ] || return 0
@@ -120,11 +139,11 @@ mu_lock_holder() {
 mu_config() {
 	[ -f "$MU_DIR/$MU_IF.conf" ] || return 3
 	mu_psks=
-	for f in "$MU_DIR"/psk-*.key; do
+	for f in "$MU_KEYDIR"/psk-*.key; do
 		[ -r "$f" ] && mu_psks="$mu_psks$f
 "
 	done
-	MU_PSKS=$mu_psks MU_PRIV="$MU_DIR/private.key" awk '
+	MU_PSKS=$mu_psks MU_PRIV="$MU_KEYDIR/private.key" awk '
 	function trim(s) { sub(/^[ \t\r]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
 	function readkey(path,   line) {
 		line = ""

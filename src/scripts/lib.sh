@@ -16,6 +16,8 @@ export PATH LC_ALL
 D=${MU_DIR:?}
 IF=${MU_IF:?}
 CONF="$D/$IF.conf"
+# This interface's keys and preshared keys: one directory per mesh.
+S="$D/$IF"
 HAD_PREV=0
 WAS_UP=0
 
@@ -33,11 +35,11 @@ mu_log_tail() {
 	grep -v -e 'kernel module' -e 'wireguard-go' -e '^\[#\]' "$D/.meshup-$1.log" 2>/dev/null | tail -n 20 >&2
 }
 
-mkdir -p "$D" || mu_fail "cannot create $D"
-chmod 700 "$D" || mu_fail "cannot chmod $D"
-exec 9>>"$D/.meshup.lock" || mu_fail "cannot open lock $D/.meshup.lock"
+mkdir -p "$D" "$S" || mu_fail "cannot create $S"
+chmod 700 "$D" "$S" || mu_fail "cannot chmod $S"
+exec 9>>"$D/.meshup-$IF.lock" || mu_fail "cannot open lock $D/.meshup-$IF.lock"
 if command -v flock >/dev/null 2>&1; then
-	flock -n 9 || { mu_mark locked "$D/.meshup.lock"; exit 75; }
+	flock -n 9 || { mu_mark locked "$D/.meshup-$IF.lock"; exit 75; }
 fi
 ip link show dev "$IF" >/dev/null 2>&1 && WAS_UP=1
 
@@ -52,6 +54,17 @@ mu_rollback() {
 	exit 1
 }
 
+# mu_migrate_state: moves this interface's key files from the config dir, where meshup
+# kept them before state was per interface, into its own directory. Keys do not change.
+mu_migrate_state() {
+	mu_mark step migrate
+	[ -e "$S/private.key" ] && mu_fail "$S/private.key exists already; not moving $D/private.key over it"
+	for mu_f in "$D/private.key" "$D/public.key" "$D"/psk-*.key; do
+		[ -e "$mu_f" ] || continue
+		mv -f "$mu_f" "$S/" || mu_fail "cannot move $mu_f into $S"
+	done
+}
+
 # mu_install COMMAND: installs WireGuard with the playbook's command.
 mu_install() {
 	mu_mark step install
@@ -62,16 +75,16 @@ mu_install() {
 # mu_keygen: generates the key pair on the host when there is no private key yet.
 mu_keygen() {
 	mu_mark step keygen
-	if [ ! -s "$D/private.key" ]; then
-		wg genkey >"$D/.private.key.new" || mu_fail 'wg genkey failed'
-		{ chmod 600 "$D/.private.key.new" && mv -f "$D/.private.key.new" "$D/private.key"; } || mu_fail 'cannot store private.key'
+	if [ ! -s "$S/private.key" ]; then
+		wg genkey >"$S/.private.key.new" || mu_fail 'wg genkey failed'
+		{ chmod 600 "$S/.private.key.new" && mv -f "$S/.private.key.new" "$S/private.key"; } || mu_fail 'cannot store private.key'
 	fi
 }
 
 # mu_store_psk PEER KEY: stores the preshared key shared with PEER.
 mu_store_psk() {
 	mu_mark step "psk $1"
-	mu_f="$D/psk-$1.key"
+	mu_f="$S/psk-$1.key"
 	{ printf '%s\n' "$2" >"$mu_f.new" && chmod 600 "$mu_f.new" && mv -f "$mu_f.new" "$mu_f"; } ||
 		mu_fail "cannot store psk-$1.key"
 }
@@ -79,14 +92,14 @@ mu_store_psk() {
 # mu_remove_psk PEER: deletes the preshared key of a peer that left.
 mu_remove_psk() {
 	mu_mark step "remove psk $1"
-	rm -f "$D/psk-$1.key"
+	rm -f "$S/psk-$1.key"
 }
 
 # Ends the prepare phase: reports the public key derived from the private key.
 mu_report_pubkey() {
-	if [ -s "$D/private.key" ] && command -v wg >/dev/null 2>&1; then
-		{ wg pubkey <"$D/private.key" >"$D/.public.key.new" && mv -f "$D/.public.key.new" "$D/public.key"; } || mu_fail 'wg pubkey failed'
-		mu_mark pubkey "$(cat "$D/public.key")"
+	if [ -s "$S/private.key" ] && command -v wg >/dev/null 2>&1; then
+		{ wg pubkey <"$S/private.key" >"$S/.public.key.new" && mv -f "$S/.public.key.new" "$S/public.key"; } || mu_fail 'wg pubkey failed'
+		mu_mark pubkey "$(cat "$S/public.key")"
 	fi
 }
 
@@ -105,7 +118,7 @@ mu_teardown() {
 mu_write_config() {
 	mu_mark step write-config
 	mu_new="$D/.$IF.conf.meshup-new"
-	MU_PUBKEYS=${MU_PUBKEYS:-} awk -v dir="$D" '
+	MU_PUBKEYS=${MU_PUBKEYS:-} awk -v dir="$S" '
 	function secret(name,   line) {
 		if ((getline line < (dir "/" name)) <= 0) { missing = missing " " name; return "" }
 		close(dir "/" name); return line
@@ -167,7 +180,7 @@ mu_forwarding() {
 mu_post_check() {
 	mu_mark step post-check
 	ip link show dev "$IF" up >/dev/null 2>&1 || mu_rollback "interface $IF is not up after apply"
-	mu_want=$(wg pubkey <"$D/private.key" 2>/dev/null)
+	mu_want=$(wg pubkey <"$S/private.key" 2>/dev/null)
 	mu_live=$(wg show "$IF" public-key 2>/dev/null)
 	if [ -z "$mu_want" ] || [ "$mu_live" != "$mu_want" ]; then mu_rollback "interface $IF runs public key $mu_live, expected $mu_want"; fi
 }

@@ -131,7 +131,7 @@ fn host_file(lab: &Lab, host: &str, path: &str) -> String {
 }
 
 fn public_key(lab: &Lab, host: &str) -> String {
-    host_file(lab, host, "/etc/wireguard/public.key")
+    host_file(lab, host, "/etc/wireguard/wg0/public.key")
         .trim()
         .to_string()
 }
@@ -364,7 +364,7 @@ fn apply_lab_guide_mesh_from_bare_hosts() {
         let mode = lab
             .host_exec(
                 h,
-                "stat -c %a /etc/wireguard/wg0.conf /etc/wireguard/private.key",
+                "stat -c %a /etc/wireguard/wg0.conf /etc/wireguard/wg0/private.key",
             )
             .stdout;
         assert_eq!(mode, "600\n600\n", "{h}");
@@ -468,7 +468,10 @@ fn apply_lab_secrets_never_reach_the_workstation() {
             "no pubkey of {h} in trace"
         );
         let listing = lab
-            .host_exec(h, "ls /etc/wireguard/private.key /etc/wireguard/psk-*.key")
+            .host_exec(
+                h,
+                "ls /etc/wireguard/wg0/private.key /etc/wireguard/wg0/psk-*.key",
+            )
             .expect_ok("list secret files")
             .to_string();
         for file in listing.lines() {
@@ -640,7 +643,7 @@ fn apply_lab_drift_is_detected_and_reverted() {
     // hand): the plan sees it from digests only, apply writes a fresh key on both sides.
     lab.host_exec(
         "node-b",
-        "wg genpsk > /etc/wireguard/psk-node-c.key.new && mv /etc/wireguard/psk-node-c.key.new /etc/wireguard/psk-node-c.key",
+        "wg genpsk > /etc/wireguard/wg0/psk-node-c.key.new && mv /etc/wireguard/wg0/psk-node-c.key.new /etc/wireguard/wg0/psk-node-c.key",
     )
     .expect_ok("replace psk");
     let plan = meshup(&lab, &["plan", path_str(&inv)]);
@@ -652,8 +655,8 @@ fn apply_lab_drift_is_detected_and_reverted() {
     );
     apply_ok(&lab, &inv, &[]);
     assert_eq!(
-        host_file(&lab, "node-b", "/etc/wireguard/psk-node-c.key"),
-        host_file(&lab, "node-c", "/etc/wireguard/psk-node-b.key")
+        host_file(&lab, "node-b", "/etc/wireguard/wg0/psk-node-c.key"),
+        host_file(&lab, "node-c", "/etc/wireguard/wg0/psk-node-b.key")
     );
     assert_no_changes(&lab, &inv);
     assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
@@ -791,7 +794,7 @@ fn apply_lab_plan_changes_nothing() {
     };
     check("bare hosts");
     apply_ok(&lab, &inv, &[]);
-    lab.host_exec("node-b", "sed -i 's/^ListenPort = 51820/ListenPort = 51821/' /etc/wireguard/wg0.conf; rm /etc/wireguard/psk-node-a.key")
+    lab.host_exec("node-b", "sed -i 's/^ListenPort = 51820/ListenPort = 51821/' /etc/wireguard/wg0.conf; rm /etc/wireguard/wg0/psk-node-a.key")
         .expect_ok("drift");
     check("converged, then drifted");
 }
@@ -835,7 +838,7 @@ fn apply_lab_absent_node_is_removed() {
         let conf = host_file(&lab, h, "/etc/wireguard/wg0.conf");
         assert!(!conf.contains("node-c") && !conf.contains(&c_key), "{conf}");
         assert!(
-            !lab.host_exec(h, "test -e /etc/wireguard/psk-node-c.key")
+            !lab.host_exec(h, "test -e /etc/wireguard/wg0/psk-node-c.key")
                 .ok(),
             "{h} keeps psk-node-c.key"
         );
@@ -1147,14 +1150,14 @@ fn apply_lab_lock_held_is_known_at_gather() {
     apply_ok(&lab, &inv, &[]);
     lab.host_exec(
         "node-b",
-        "nohup flock /etc/wireguard/.meshup.lock sleep 120 >/dev/null 2>&1 & echo $! >/run/lock-holder.pid; sleep 0.5",
+        "nohup flock /etc/wireguard/.meshup-wg0.lock sleep 120 >/dev/null 2>&1 & echo $! >/run/lock-holder.pid; sleep 0.5",
     )
     .expect_ok("hold the lock");
     let plan = meshup(&lab, &["plan", path_str(&inv)]);
     assert_eq!(plan.code, Some(1), "{}\n{}", plan.stdout, plan.stderr);
     assert!(
         plan.stdout.contains(
-            "node-b: ERROR: another meshup run holds the lock /etc/wireguard/.meshup.lock: PID"
+            "node-b: ERROR: another meshup run holds the lock /etc/wireguard/.meshup-wg0.lock: PID"
         ) && plan.stdout.contains("(flock), user root, running for"),
         "{}",
         plan.stdout
@@ -1338,4 +1341,119 @@ fn apply_lab_ssh_cut_during_install_then_rerun_converges() {
     apply_ok(&lab, &inv, &[]);
     assert_no_changes(&lab, &inv);
     assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
+}
+
+/// The lab's guide inventory as a second mesh on the same hosts: interface wg1,
+/// 10.20.0.0/24, port 51821.
+fn second_mesh(lab: &Lab, inv: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(inv).expect("inventory");
+    let wg1 = text
+        .replace("interface: wg0", "interface: wg1")
+        .replace("10.10.0.", "10.20.0.")
+        .replace(":51820", ":51821")
+        .replace("listen_port: 51820", "listen_port: 51821");
+    assert!(wg1.contains("interface: wg1") && wg1.contains("listen_port: 51821"));
+    let path = lab.out_dir().join("wg1.yaml");
+    std::fs::write(&path, wg1).expect("write");
+    path
+}
+
+/// Everything of wg0 on a host: its files (checksums and modes, never contents) and its
+/// live state (keys' public halves, peers and AllowedIPs; endpoints roam with traffic).
+fn wg0_state(lab: &Lab, host: &str) -> String {
+    lab.host_exec(
+        host,
+        "cd /etc/wireguard && find wg0.conf wg0 .meshup-wg0.lock -exec stat -c '%n %a %Y' {} + | sort; \
+         sha256sum wg0.conf wg0/*; wg show wg0 public-key; wg show wg0 listen-port; \
+         wg show wg0 dump | tail -n +2 | cut -f1,4 | sort; ip -o addr show dev wg0 | awk '{print $4}'",
+    )
+    .expect_ok("wg0 state")
+    .to_string()
+}
+
+/// Two meshes on the same hosts (wg0 and wg1): both converge and verify side by side,
+/// neither run touches the other's files or interface, and removing wg1 everywhere leaves
+/// wg0 byte-identical.
+#[test]
+fn apply_lab_two_meshes_share_hosts() {
+    require_lab!();
+    let lab = Lab::up("at-two", "guide", "light");
+    let wg0 = lab.inventory();
+    apply_ok(&lab, &wg0, &[]);
+    let hosts = ["node-a", "node-b", "node-c"];
+    let before: Vec<String> = hosts.iter().map(|h| wg0_state(&lab, h)).collect();
+    let wg1 = second_mesh(&lab, &wg0);
+    apply_ok(&lab, &wg1, &[]);
+    assert_no_changes(&lab, &wg1);
+    assert_no_changes(&lab, &wg0);
+    for (h, b) in hosts.iter().zip(&before) {
+        assert_eq!(&wg0_state(&lab, h), b, "{h}: wg1's apply touched wg0");
+        let keys = lab
+            .host_exec(
+                h,
+                "cat /etc/wireguard/wg0/public.key /etc/wireguard/wg1/public.key",
+            )
+            .expect_ok("keys")
+            .to_string();
+        let k: Vec<&str> = keys.lines().collect();
+        assert_eq!(k.len(), 2);
+        assert_ne!(k[0], k[1], "{h}: each mesh has its own key pair");
+    }
+    for inv in [&wg0, &wg1] {
+        let v = meshup(&lab, &["verify", path_str(inv)]);
+        assert_eq!(v.code, Some(0), "{}\n{}", v.stdout, v.stderr);
+    }
+    // wg1 leaves every host: wg0 is untouched.
+    let text = std::fs::read_to_string(&wg1).expect("wg1");
+    let absent = lab.out_dir().join("wg1-absent.yaml");
+    std::fs::write(
+        &absent,
+        text.replace("    ssh: {", "    state: absent\n    ssh: {"),
+    )
+    .expect("write");
+    apply_ok(&lab, &absent, &[]);
+    for (h, b) in hosts.iter().zip(&before) {
+        assert!(
+            !lab.host_exec(h, "ip link show wg1").ok(),
+            "{h}: wg1 is gone"
+        );
+        assert_eq!(&wg0_state(&lab, h), b, "{h}: removing wg1 touched wg0");
+    }
+    assert_no_changes(&lab, &wg0);
+    assert_ping_matrix(&lab, &hosts);
+}
+
+/// A mesh converged by an older meshup, which kept the key files in /etc/wireguard
+/// itself: the plan only moves them (same public keys), and after apply nothing changes.
+#[test]
+fn apply_lab_older_key_layout_is_picked_up_without_rekeying() {
+    require_lab!();
+    let lab = Lab::up("at-upgr", "guide", "light");
+    let inv = lab.inventory();
+    apply_ok(&lab, &inv, &[]);
+    let hosts = ["node-a", "node-b", "node-c"];
+    let keys: Vec<String> = hosts.iter().map(|h| public_key(&lab, h)).collect();
+    for h in hosts {
+        lab.host_exec(
+            h,
+            "cd /etc/wireguard && mv wg0/* . && rmdir wg0 && mv .meshup-wg0.lock .meshup.lock",
+        )
+        .expect_ok("the older layout");
+    }
+    let plan = meshup(&lab, &["plan", "--detailed-exitcode", path_str(&inv)]);
+    assert_eq!(plan.code, Some(2), "{}", plan.stdout);
+    for h in hosts {
+        assert!(
+            plan.stdout.contains(&format!(
+                "{h}: 1 change"
+            )) && plan.stdout.contains("~ move wg0's key files from /etc/wireguard/ into /etc/wireguard/wg0/ (keys unchanged)"),
+            "{}",
+            plan.stdout
+        );
+    }
+    apply_ok(&lab, &inv, &[]);
+    let after: Vec<String> = hosts.iter().map(|h| public_key(&lab, h)).collect();
+    assert_eq!(after, keys, "no host was re-keyed");
+    assert_no_changes(&lab, &inv);
+    assert_ping_matrix(&lab, &hosts);
 }

@@ -613,7 +613,7 @@ mod lab {
         // (the JSON report carries every dump field verify kept).
         let json = meshup(&lab, &["verify", "--format", "json", "-vv"]);
         for h in ["node-a", "node-b", "node-c"] {
-            let private = host(&lab, h, "cat /etc/wireguard/private.key");
+            let private = host(&lab, h, "cat /etc/wireguard/wg0/private.key");
             let private = private.trim();
             assert_eq!(private.len(), 44, "{h} has a private key");
             for out in [&healthy.stdout, &healthy.stderr, &json.stdout, &json.stderr] {
@@ -717,7 +717,7 @@ mod lab {
         host(
             &lab,
             "node-a",
-            "wg set wg0 private-key /etc/wireguard/private.key",
+            "wg set wg0 private-key /etc/wireguard/wg0/private.key",
         );
         verify_healthy(&lab, 3);
 

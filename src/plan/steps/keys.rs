@@ -7,6 +7,24 @@ use crate::host_error::HostError;
 use crate::plan::step::{Action, Decision, Step, StepKind};
 use crate::scripts;
 
+/// Moves the interface's key files from the config dir into `<config dir>/<interface>/`
+/// when they are still where older meshup kept them (all meshes shared one key pair
+/// there). The keys themselves do not change: an upgrade never re-keys a running mesh.
+pub fn migrate(h: &HostInput<'_>) -> Vec<Decision> {
+    if !h.facts.files.legacy_layout {
+        return Vec::new();
+    }
+    let dir = &h.settings().config_dir;
+    let iface = h.iface();
+    vec![Decision::Change(Step::new(
+        Action::Update,
+        StepKind::Migrate,
+        format!("move {iface}'s key files from {dir}/ into {dir}/{iface}/ (keys unchanged)"),
+        "key files are per interface now, so several meshes can share a host",
+        "mu_migrate_state",
+    ))]
+}
+
 /// Generates the key pair on the host when there is none; rewrites `public.key` when
 /// it does not match the private key. An invalid private key blocks the host.
 pub fn keygen(h: &HostInput<'_>) -> Result<Vec<Decision>, HostError> {
