@@ -9,7 +9,7 @@ use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, V
 
 use miette::IntoDiagnostic as _;
 
-use crate::apply::{ApplyOptions, PlanFormat, PlanOptions};
+use crate::apply::{ApplyOptions, PlanFormat, PlanOptions, Rotate};
 use crate::exec::ExecOptions;
 use crate::session::SessionOptions;
 use crate::verify::command::{VerifyFormat, VerifyOptions};
@@ -57,6 +57,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Converge every host to the inventory.
     Apply(ApplyArgs),
+    /// Rotate key pairs across the live mesh: new keys made on the hosts, every peer
+    /// switched at one agreed instant.
+    Rotate(RotateArgs),
     /// Check handshakes and ping every pair across the mesh.
     Verify(VerifyArgs),
     /// Run a shell command on every host (as root, through sudo where configured).
@@ -164,6 +167,44 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Show the plan of a key rotation of these nodes (`all`, or node names).
+    #[arg(long, value_name = "all|NODE[,NODE]", value_delimiter = ',')]
+    pub rotate: Vec<String>,
+}
+
+/// Arguments of `meshup rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    hosts: HostArgs,
+    /// Rotate these nodes' keys.
+    #[arg(
+        long,
+        value_name = "NODE[,NODE]",
+        value_delimiter = ',',
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub nodes: Vec<String>,
+    /// Rotate every node's key.
+    #[arg(long)]
+    pub all: bool,
+    /// Rotate without asking for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print timing and connection statistics at the end.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+fn rotation(names: &[String], all: bool) -> Rotate {
+    if all || names.iter().any(|n| n == "all") {
+        Rotate::All
+    } else if names.is_empty() {
+        Rotate::None
+    } else {
+        Rotate::Nodes(names.to_vec())
+    }
 }
 
 /// Arguments of `meshup apply`.
@@ -268,6 +309,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             session: cli.session(&args.hosts),
             detailed_exitcode: args.detailed_exitcode,
             format: args.format,
+            rotate: rotation(&args.rotate, false),
         }),
         Command::Apply(args) if cli.quiet && !args.yes => Err(miette::miette!(
             help = "review the plan with `meshup plan`, then run `meshup apply --quiet --yes`",
@@ -277,6 +319,13 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             session: cli.session(&args.hosts),
             yes: args.yes,
             stats: args.stats,
+            rotate: Rotate::None,
+        }),
+        Command::Rotate(args) => crate::apply::apply(&ApplyOptions {
+            session: cli.session(&args.hosts),
+            yes: args.yes,
+            stats: args.stats,
+            rotate: rotation(&args.nodes, args.all),
         }),
         Command::Verify(args) => crate::verify::command::run(&VerifyOptions {
             session: cli.session(&args.hosts),

@@ -3,7 +3,7 @@
 //! prepare steps (install, keys, preshared keys), then one for the converge steps.
 pub mod phase;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -43,6 +43,46 @@ pub struct PlanOptions {
     pub detailed_exitcode: bool,
     /// Output format.
     pub format: PlanFormat,
+    /// Plan a key rotation of these nodes (`--rotate`).
+    pub rotate: Rotate,
+}
+
+/// Which nodes' key pairs a run rotates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Rotate {
+    /// None (a normal run).
+    #[default]
+    None,
+    /// Every present node.
+    All,
+    /// These nodes (checked against the inventory).
+    Nodes(Vec<String>),
+}
+
+impl Rotate {
+    /// The nodes, validated against the inventory like `--limit`.
+    fn resolve(&self, session: &Session) -> miette::Result<BTreeSet<NodeName>> {
+        match self {
+            Rotate::None => Ok(BTreeSet::new()),
+            Rotate::All => Ok(session.mesh.nodes.iter().map(|n| n.name.clone()).collect()),
+            Rotate::Nodes(names) => names
+                .iter()
+                .map(|name| {
+                    session
+                        .mesh
+                        .nodes
+                        .iter()
+                        .find(|n| n.name.as_str() == name.trim())
+                        .map(|n| n.name.clone())
+                        .ok_or_else(|| {
+                            miette::miette!(
+                                "--rotate names `{name}`, which is not a present node of the inventory"
+                            )
+                        })
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Options of `meshup apply`.
@@ -54,10 +94,16 @@ pub struct ApplyOptions {
     pub yes: bool,
     /// Print `--stats`.
     pub stats: bool,
+    /// Rotate these nodes' key pairs (`meshup rotate`).
+    pub rotate: Rotate,
 }
 
 /// Gathers and computes the plan (shared by plan and apply).
-fn gather_and_plan(session: &Session, progress: &Progress) -> (Gathered, Plan, KeyBook) {
+fn gather_and_plan(
+    session: &Session,
+    progress: &Progress,
+    rotate: &BTreeSet<NodeName>,
+) -> (Gathered, Plan, KeyBook) {
     let gathered = session.connect_and_gather(progress);
     let input = PlanInput {
         inventory: &session.inventory,
@@ -65,6 +111,7 @@ fn gather_and_plan(session: &Session, progress: &Progress) -> (Gathered, Plan, K
         playbooks: &session.playbooks,
         facts: &gathered.facts,
         limit: session.limit.as_ref(),
+        rotate,
     };
     let (plan, keys) = plan::compute(&input);
     (gathered, plan, keys)
@@ -78,7 +125,8 @@ fn host_names(session: &Session) -> Vec<&str> {
 pub fn plan(options: &PlanOptions) -> miette::Result<ExitCode> {
     let session = Session::open(&options.session)?;
     let progress = Progress::new(host_names(&session), session.verbose);
-    let (gathered, plan, _) = gather_and_plan(&session, &progress);
+    let rotate = options.rotate.resolve(&session)?;
+    let (gathered, plan, _) = gather_and_plan(&session, &progress, &rotate);
     progress.clear();
     match options.format {
         PlanFormat::Text => print!(
@@ -169,7 +217,8 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     let verbose = session.verbose;
     let progress = Progress::new(host_names(&session), verbose);
     let t = Instant::now();
-    let (gathered, plan, keys) = gather_and_plan(&session, &progress);
+    let rotate = options.rotate.resolve(&session)?;
+    let (gathered, plan, keys) = gather_and_plan(&session, &progress, &rotate);
     report.phase("connect + gather", t);
     progress.clear();
     drop(progress);
@@ -258,45 +307,52 @@ fn execute(
         })
         .collect();
     let t = Instant::now();
-    let results = session.block_on(fanout::run(prepare, session.parallel, |(host, values)| {
-        let session_for_host = connection(&host.node);
-        let progress = &progress;
-        async move {
-            if interrupt.stopped() {
-                return Err(HostError::Interrupted);
-            }
-            let ssh = session_for_host?;
-            let installing = host
-                .phase(Phase::Prepare)
-                .any(|s| s.kind == plan::StepKind::Install);
-            progress.set(
-                host.node.as_str(),
-                if installing {
-                    "installing WireGuard"
-                } else {
-                    "preparing keys"
-                },
-            );
-            let text = phase::script(&values, Phase::Prepare, host.phase(Phase::Prepare));
-            let markers = phase::run(&ssh, &text, PREPARE_TIMEOUT).await?;
-            let key = markers.iter().find(|m| m.kind == "pubkey").ok_or_else(|| {
-                HostError::BadAnswer {
-                    message: "no public key after key generation".into(),
+    let results =
+        session.block_on(fanout::run(prepare, session.parallel, |(host, values)| {
+            let session_for_host = connection(&host.node);
+            let progress = &progress;
+            async move {
+                if interrupt.stopped() {
+                    return Err(HostError::Interrupted);
                 }
-            })?;
-            key.value
-                .parse::<PublicKey>()
-                .map_err(|_| HostError::BadAnswer {
-                    message: "the host returned an invalid public key".into(),
-                })
-        }
-    }));
+                let ssh = session_for_host?;
+                let installing = host
+                    .phase(Phase::Prepare)
+                    .any(|s| s.kind == plan::StepKind::Install);
+                progress.set(
+                    host.node.as_str(),
+                    if installing {
+                        "installing WireGuard"
+                    } else {
+                        "preparing keys"
+                    },
+                );
+                let text = phase::script(&values, Phase::Prepare, host.phase(Phase::Prepare));
+                let markers = phase::run(&ssh, &text, PREPARE_TIMEOUT).await?;
+                // A rotated node reports its next key; the current one stays until the flip.
+                let kind = if keys.rotating.contains(&host.node) {
+                    "nextkey"
+                } else {
+                    "pubkey"
+                };
+                let key = markers.iter().find(|m| m.kind == kind).ok_or_else(|| {
+                    HostError::BadAnswer {
+                        message: "no public key after key generation".into(),
+                    }
+                })?;
+                key.value
+                    .parse::<PublicKey>()
+                    .map_err(|_| HostError::BadAnswer {
+                        message: "the host returned an invalid public key".into(),
+                    })
+            }
+        }));
     report.phase("prepare (install, keys)", t);
     let mut generated: BTreeMap<NodeName, PublicKey> = BTreeMap::new();
     for ((host, _), result) in results {
         match result {
             Ok(key) => {
-                if keys.pending.contains(&host.node) {
+                if keys.generated_during_run(&host.node) {
                     generated.insert(host.node.clone(), key);
                 }
                 if host.phase(Phase::Converge).next().is_none() {
@@ -318,7 +374,25 @@ fn execute(
 
     // Phase 2: converge, in two waves: nodes that move what their peers use (a listen
     // port, addresses) first; their peers only once those have succeeded.
-    let values = converge_values(session, &generated);
+    // A key rotation flips on every host at one instant, a moment after all converge
+    // scripts have been sent (they wait for it on the hosts).
+    let flips = changing
+        .iter()
+        .filter(|h| h.steps.iter().any(|s| s.kind == plan::StepKind::Flip))
+        .count();
+    let flip_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+        + 2.0
+        + 0.05 * flips as f64;
+    let values = converge_values(session, &generated).set("MU_FLIP_AT", &format!("{flip_at:.3}"));
+    // Rotated nodes whose new key was not made: their peers must keep the old one.
+    let failed_rotations: Vec<&NodeName> = keys
+        .rotating
+        .iter()
+        .filter(|n| matches!(recap.outcomes.get(*n), Some(HostOutcome::Failed(_))))
+        .collect();
     let t = Instant::now();
     for wave in [false, true] {
         if interrupt.stopped() {
@@ -333,9 +407,19 @@ fn execute(
             if matches!(recap.outcomes.get(&host.node), Some(HostOutcome::Failed(_))) {
                 continue;
             }
-            let failed_dependency = host.after.iter().find(|(node, _)| {
-                !matches!(recap.outcomes.get(node), Some(HostOutcome::Changed(_)))
+            let spec = session.mesh.node(&host.node);
+            let failed_rotation = failed_rotations.iter().find(|n| {
+                spec.zip(session.mesh.node(n))
+                    .is_some_and(|(me, other)| session.mesh.is_peer(me, other))
             });
+            let failed_dependency = host
+                .after
+                .iter()
+                .find(|(node, _)| {
+                    !matches!(recap.outcomes.get(node), Some(HostOutcome::Changed(_)))
+                })
+                .cloned()
+                .or_else(|| failed_rotation.map(|n| ((*n).clone(), "new key".to_string())));
             if let Some((node, what)) = failed_dependency {
                 let e = HostError::DependencyFailed {
                     node: node.to_string(),

@@ -48,7 +48,8 @@ fn answer(node: &str) -> ExecOutput {
     ExecOutput {
         status: Some(0),
         stdout: format!(
-            "@@meshup:step:x\n@@meshup:pubkey:{}\n@@meshup:done:{node}\n",
+            "@@meshup:step:x\n@@meshup:nextkey:{}\n@@meshup:pubkey:{}\n@@meshup:done:{node}\n",
+            key(8),
             key(9)
         )
         .into_bytes(),
@@ -74,6 +75,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         playbooks: &session.playbooks,
         facts: &facts,
         limit: None,
+        rotate: &[n("node-c")].into(),
     });
     assert!(!plan.has_errors(), "{plan:#?}");
     let shown = ui::render_plan(&plan, &path, true);
@@ -156,14 +158,17 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
     assert_eq!(
         kinds,
         [
-            Migrate, Install, KeyGen, Psk, Remove, Config, HostsFile, Firewall, Forwarding,
-            Service, Reload
+            Migrate, Install, KeyGen, Rotate, Psk, Remove, Flip, Config, HostsFile, Firewall,
+            Forwarding, Service, Reload
         ]
         .into(),
         "every step kind is covered"
     );
     for f in [
         "mu_migrate_state",
+        "mu_stage_key",
+        "mu_wait_until",
+        "mu_promote_key",
         "mu_wait_lock",
         "mu_install",
         "mu_keygen",

@@ -20,6 +20,9 @@ pub struct KeyBook {
     pub known: BTreeMap<NodeName, PublicKey>,
     /// Keys that the prepare phase generates.
     pub pending: BTreeSet<NodeName>,
+    /// Nodes whose key is rotated in this run: their new key is made during apply, so
+    /// configs name it "(generated on host)" like a pending one.
+    pub rotating: BTreeSet<NodeName>,
 }
 
 impl KeyBook {
@@ -51,6 +54,11 @@ impl KeyBook {
         keys
     }
 
+    /// The key of `node` is made during this run (new or rotated).
+    pub fn generated_during_run(&self, node: &NodeName) -> bool {
+        self.pending.contains(node) || self.rotating.contains(node)
+    }
+
     /// The key of a node, if known.
     pub fn get(&self, node: &NodeName) -> Option<PublicKey> {
         self.known.get(node).copied()
@@ -68,7 +76,13 @@ impl KeyBook {
             .into_iter()
             .partition(|p| self.known.contains_key(&p.name) || self.pending.contains(&p.name));
         let left_out = left_out.into_iter().map(|p| p.name).collect();
-        let text = render::render_node(spec, &peers, &|n| self.get(n));
+        let text = render::render_node(spec, &peers, &|n| {
+            if self.rotating.contains(n) {
+                None
+            } else {
+                self.get(n)
+            }
+        });
         (text, left_out)
     }
 }

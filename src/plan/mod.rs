@@ -7,7 +7,7 @@ pub mod order;
 pub mod step;
 pub mod steps;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -136,13 +136,16 @@ pub struct PlanInput<'a> {
     pub facts: &'a FactsMap,
     /// Only these nodes change (`--limit`); `None` = all.
     pub limit: Option<&'a BTreeSet<NodeName>>,
+    /// Nodes whose key pair is rotated in this run.
+    pub rotate: &'a BTreeSet<NodeName>,
 }
 
 /// Computes the plan. Pure: same input, same plan.
 pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
     let mesh = input.mesh;
     let in_limit = |n: &NodeName| input.limit.is_none_or(|l| l.contains(n));
-    let keys = KeyBook::from_facts(mesh, input.facts, &in_limit);
+    let mut keys = KeyBook::from_facts(mesh, input.facts, &in_limit);
+    let rotation_blocked = rotation_candidates(input, &mut keys, &in_limit);
     let psks = PskPlan::compute(mesh, input.facts, &keys, &in_limit);
 
     let mut hosts = Vec::new();
@@ -169,6 +172,8 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
         hp.host = Some(facts.to_string());
         if !in_limit(name) {
             hp.state = HostState::Skipped;
+        } else if let Some(why) = rotation_blocked.get(name) {
+            hp.state = HostState::Error(HostError::blocked(why.clone()));
         } else if let Err(e) = host_steps(input, spec, facts, &keys, &psks, &mut hp) {
             hp.state = HostState::Error(e);
             hp.steps.clear();
@@ -207,6 +212,55 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
         new_psk_pairs: psks.new_pairs,
     };
     (plan, keys)
+}
+
+/// Which of the nodes asked for can rotate now: a running node with a valid key whose
+/// every peer is reachable and inside `--limit` (a peer left out would keep the old
+/// key: the rotation is not started then, and a later run completes it). The others
+/// are returned with the reason.
+fn rotation_candidates(
+    input: &PlanInput<'_>,
+    keys: &mut KeyBook,
+    in_limit: &dyn Fn(&NodeName) -> bool,
+) -> BTreeMap<NodeName, String> {
+    let mut blocked = BTreeMap::new();
+    for name in input.rotate {
+        let Some(spec) = input.mesh.node(name) else {
+            continue;
+        };
+        let facts = match input.facts.get(name) {
+            Some(Ok(f)) => f,
+            _ => continue,
+        };
+        let why = if !in_limit(name) {
+            Some("not in --limit".to_string())
+        } else if !facts.interface_up() || keys.get(name).is_none() {
+            Some(format!(
+                "cannot rotate {name}'s key: it is not running with a key yet (run apply first)"
+            ))
+        } else {
+            input
+                .mesh
+                .peers(spec)
+                .iter()
+                .find(|p| !matches!(input.facts.get(&p.name), Some(Ok(_))) || !in_limit(&p.name))
+                .map(|p| {
+                    format!(
+                        "cannot rotate {name}'s key now: its peer {} is unreachable or outside --limit and would keep the old key; nothing was rotated, a later run completes it",
+                        p.name
+                    )
+                })
+        };
+        match why {
+            Some(w) => {
+                blocked.insert(name.clone(), w);
+            }
+            None => {
+                keys.rotating.insert(name.clone());
+            }
+        }
+    }
+    blocked
 }
 
 /// One present host's steps, in order: each step function decides one concern.
@@ -258,6 +312,7 @@ fn host_steps(
     hp.record(steps::migrate(&h));
     hp.record(steps::install(&h)?);
     hp.record(steps::keygen(&h)?);
+    hp.record(steps::rotation(&h));
     hp.record(steps::psks(&h));
     hp.record(steps::config(&h));
     hp.record(steps::hosts_file(&h));

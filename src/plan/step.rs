@@ -35,10 +35,15 @@ pub enum StepKind {
     Install,
     /// Generate the key pair on the host.
     KeyGen,
+    /// Generate the next key pair of a rotation on the host (beside the current one).
+    Rotate,
     /// Store (or remove) a preshared key of a pair.
     Psk,
     /// Stop and remove the interface (node leaves the mesh).
     Remove,
+    /// Wait for the agreed instant of a key rotation (and take the new key, on the
+    /// rotated node): every host switches together.
+    Flip,
     /// Write the interface config.
     Config,
     /// Write (or remove) the peer names block of `/etc/hosts`.
@@ -111,7 +116,9 @@ impl Step {
     /// The phase the step runs in.
     pub fn phase(&self) -> Phase {
         match (self.kind, self.action) {
-            (StepKind::Migrate | StepKind::Install | StepKind::KeyGen, _) => Phase::Prepare,
+            (StepKind::Migrate | StepKind::Install | StepKind::KeyGen | StepKind::Rotate, _) => {
+                Phase::Prepare
+            }
             (StepKind::Psk, Action::Create | Action::Update) => Phase::Prepare,
             _ => Phase::Converge,
         }

@@ -82,6 +82,7 @@ pub(crate) fn converged(f: &Fixture, node: &str) -> HostFacts {
             .map(|(i, n)| (n.name.clone(), key(i as u8 + 1)))
             .collect(),
         pending: BTreeSet::new(),
+        rotating: BTreeSet::new(),
     };
     h.config.present = true;
     h.config.text = book.render(&f.mesh, &name).0;
@@ -132,6 +133,7 @@ fn plan_of(f: &Fixture, facts: &FactsMap, limit: Option<&BTreeSet<NodeName>>) ->
         playbooks: &f.playbooks,
         facts,
         limit,
+        rotate: &BTreeSet::new(),
     })
 }
 

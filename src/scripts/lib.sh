@@ -65,6 +65,35 @@ mu_migrate_state() {
 	done
 }
 
+# mu_stage_key: generates the next key pair of a rotation next to the current one; the
+# interface keeps running on the current key until mu_promote_key at the flip.
+mu_stage_key() {
+	mu_mark step stage-key
+	if [ ! -s "$S/private.key.next" ]; then
+		wg genkey >"$S/.private.key.next.new" || mu_fail 'wg genkey failed'
+		{ chmod 600 "$S/.private.key.next.new" && mv -f "$S/.private.key.next.new" "$S/private.key.next"; } || mu_fail 'cannot store private.key.next'
+	fi
+	mu_mark nextkey "$(wg pubkey <"$S/private.key.next")"
+}
+
+# mu_wait_until EPOCH: sleeps until the agreed instant at which every host of a key
+# rotation switches (all hosts get their scripts ahead of time and flip together).
+mu_wait_until() {
+	mu_mark step wait-for-flip
+	# Sub-second where date knows %N (GNU), else whole seconds.
+	mu_delay=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = t - n; if (d < 0) d = 0; printf "%.3f", d }')
+	sleep "$mu_delay" 2>/dev/null || sleep "${mu_delay%.*}"
+}
+
+# mu_promote_key: the staged key becomes the host's key (the old one kept as .prev).
+mu_promote_key() {
+	mu_mark step promote-key
+	[ -s "$S/private.key.next" ] || mu_fail 'no staged key to promote'
+	cp -p "$S/private.key" "$S/private.key.prev" || mu_fail 'cannot keep the previous key'
+	mv -f "$S/private.key.next" "$S/private.key" || mu_fail 'cannot promote the staged key'
+	wg pubkey <"$S/private.key" >"$S/public.key" || mu_fail 'wg pubkey failed'
+}
+
 # mu_install COMMAND: installs WireGuard with the playbook's command.
 mu_install() {
 	mu_mark step install

@@ -30,7 +30,7 @@ pub fn config(h: &HostInput<'_>) -> Vec<Decision> {
         let pending: Vec<&str> = h
             .peers
             .iter()
-            .filter(|p| h.keys.pending.contains(&p.name))
+            .filter(|p| h.keys.generated_during_run(&p.name))
             .map(|p| p.name.as_str())
             .collect();
         let mut reason = if current.is_none() {
@@ -45,7 +45,7 @@ pub fn config(h: &HostInput<'_>) -> Vec<Decision> {
                 pending.join(", ")
             );
         }
-        if h.keys.pending.contains(name) {
+        if h.keys.generated_during_run(name) {
             reason.push_str("; this host's key is generated during apply");
         }
         let action = if current.is_none() {
@@ -63,6 +63,14 @@ pub fn config(h: &HostInput<'_>) -> Vec<Decision> {
             )
             .with_diff(config_diff(&path, current, &desired)),
         ));
+    } else if h.keys.rotating.contains(name) {
+        out.push(Decision::Change(Step::new(
+            Action::Update,
+            StepKind::Config,
+            format!("re-assemble {path} with the new private key at the flip"),
+            "this host's key is rotated; the config text is otherwise up to date",
+            shell,
+        )));
     } else if !h.new_psk_peers.is_empty() {
         out.push(Decision::Change(Step::new(
             Action::Update,

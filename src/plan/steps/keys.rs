@@ -101,3 +101,47 @@ pub fn psk_file_peer(file: &str) -> Option<&str> {
         .and_then(|f| f.strip_suffix(".key"))
         .filter(|p| !p.is_empty())
 }
+
+/// Key rotation: the rotated node stages a new key pair in the prepare phase; at the
+/// agreed instant it takes the new key while every peer takes its new public key, so no
+/// side talks with a key the other has dropped for longer than one handshake.
+pub fn rotation(h: &HostInput<'_>) -> Vec<Decision> {
+    let me = &h.spec.name;
+    let mut out = Vec::new();
+    if h.keys.rotating.contains(me) {
+        out.push(Decision::Change(Step::new(
+            Action::Update,
+            StepKind::Rotate,
+            "generate the next key pair on the host (the current key stays until the flip)",
+            "key rotation requested",
+            "mu_stage_key",
+        )));
+        out.push(Decision::Change(Step::new(
+            Action::Update,
+            StepKind::Flip,
+            "at the agreed instant, switch to the new key (the old one kept as private.key.prev)",
+            "every peer switches to the new public key at the same instant",
+            "mu_wait_until \"$MU_FLIP_AT\"\nmu_promote_key",
+        )));
+    } else {
+        let rotating: Vec<&str> = h
+            .peers
+            .iter()
+            .filter(|p| h.keys.rotating.contains(&p.name))
+            .map(|p| p.name.as_str())
+            .collect();
+        if !rotating.is_empty() {
+            out.push(Decision::Change(Step::new(
+                Action::Update,
+                StepKind::Flip,
+                format!(
+                    "at the agreed instant, switch to the new key of {}",
+                    rotating.join(", ")
+                ),
+                format!("{} rotate their key in this run", rotating.join(", ")),
+                "mu_wait_until \"$MU_FLIP_AT\"",
+            )));
+        }
+    }
+    out
+}
