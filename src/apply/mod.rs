@@ -239,6 +239,14 @@ fn write_client_configs(
     generated: &BTreeMap<NodeName, PublicKey>,
     new_clients: &[NodeName],
 ) -> miette::Result<()> {
+    for path in crate::client_files::retire_removed(&session.inventory)? {
+        if !ui::console::quiet() {
+            println!(
+                "removed client: its config moved aside as {} (its key is revoked)",
+                path.display()
+            );
+        }
+    }
     let key = |n: &NodeName| generated.get(n).copied().or_else(|| keys.get(n));
     for file in crate::client_files::write_configs(&session.inventory, &session.mesh, &key)? {
         if file.changed && !ui::console::quiet() {
