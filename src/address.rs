@@ -141,6 +141,13 @@ impl AddressLock {
     }
 }
 
+/// A node or a client that gets mesh addresses.
+struct Member<'a> {
+    name: &'a NodeName,
+    address: Option<Ipv4Addr>,
+    address6: Option<Ipv6Addr>,
+}
+
 /// Creates a new file beside `target` that nobody else uses.
 fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
     let name = target
@@ -193,7 +200,20 @@ pub fn allocate(
     lock: &AddressLock,
 ) -> Result<(Allocation, AddressLock), AllocationError> {
     let mesh = inventory.mesh();
-    let present: Vec<_> = inventory.present_nodes().collect();
+    // Present nodes, then clients: both get addresses the same way, nodes first.
+    let present: Vec<Member<'_>> = inventory
+        .present_nodes()
+        .map(|n| Member {
+            name: &n.name,
+            address: n.address,
+            address6: n.address6,
+        })
+        .chain(inventory.clients().iter().map(|c| Member {
+            name: &c.name,
+            address: c.address,
+            address6: c.address6,
+        }))
+        .collect();
     let mut taken4: HashSet<Ipv4Addr> = present.iter().filter_map(|n| n.address).collect();
     let mut taken6: HashSet<Ipv6Addr> = present.iter().filter_map(|n| n.address6).collect();
     let mut v4: BTreeMap<NodeName, Ipv4Addr> = BTreeMap::new();
@@ -235,7 +255,7 @@ pub fn allocate(
         }
     }
     for node in &present {
-        if v4.contains_key(&node.name) {
+        if v4.contains_key(node.name) {
             continue;
         }
         let address = lowest_free4(mesh.network, &taken4, &reserved4)
@@ -249,11 +269,11 @@ pub fn allocate(
     }
     if let Some(network6) = mesh.network6 {
         for node in &present {
-            if v6.contains_key(&node.name) {
+            if v6.contains_key(node.name) {
                 continue;
             }
             let host_number = v4
-                .get(&node.name)
+                .get(node.name)
                 .map_or(0, |a| u32::from(*a) - u32::from(mesh.network.network()));
             let preferred = add6(network6.network(), u128::from(host_number));
             let address = preferred
@@ -270,7 +290,7 @@ pub fn allocate(
     let mut allocation = Allocation::default();
     let mut updated = AddressLock::default();
     for node in &present {
-        let (Some(&address), address6) = (v4.get(&node.name), v6.get(&node.name).copied()) else {
+        let (Some(&address), address6) = (v4.get(node.name), v6.get(node.name).copied()) else {
             continue;
         };
         allocation.addresses.insert(

@@ -13,7 +13,8 @@ pub fn check(path: &Path, all_peers: bool) -> Result<String, miette::Report> {
     let inventory = Inventory::load(path)?;
     let lock = AddressLock::load(inventory.lock_path())?;
     let (allocation, updated) = address::allocate(&inventory, &lock)?;
-    let mesh = Mesh::build(&inventory, &allocation);
+    let client_keys = crate::client_files::local_keys(&inventory)?;
+    let mesh = Mesh::build(&inventory, &allocation).with_client_keys(&client_keys);
     let full = all_peers || mesh.nodes.len() <= FULL_PEER_LISTS_UP_TO;
     Ok(describe(
         &inventory,
@@ -107,6 +108,10 @@ pub fn describe(
                 format!("relays {}", names.join(","))
             });
         }
+        if !spec.clients.is_empty() {
+            let names: Vec<&str> = spec.clients.iter().map(|n| n.as_str()).collect();
+            transit.push(format!("clients {}", names.join(",")));
+        }
         let ssh = &node.ssh;
         let mut ssh_text = format!("{}@{}:{}", ssh.user, ssh.host, ssh.port);
         if let Some(jump) = &ssh.jump {
@@ -129,6 +134,7 @@ pub fn describe(
         ]);
     }
     write_table(&mut out, &rows, "  ");
+    describe_clients(&mut out, inventory, lock, mesh);
 
     let _ = writeln!(out, "\npeers:");
     if !full_peer_lists {
@@ -139,11 +145,12 @@ pub fn describe(
     }
     for spec in &mesh.nodes {
         if !full_peer_lists {
-            let peers = mesh.nodes.iter().filter(|p| mesh.is_peer(spec, p)).count();
+            let peers =
+                mesh.nodes.iter().filter(|p| mesh.is_peer(spec, p)).count() + spec.clients.len();
             let _ = writeln!(out, "  {} ({peers} peers)", spec.name);
             continue;
         }
-        let peers = mesh.peers(spec);
+        let peers = mesh.config_peers(spec);
         let _ = writeln!(out, "  {} ({} peers)", spec.name, peers.len());
         let rows: Vec<Vec<String>> = peers
             .iter()
@@ -153,7 +160,13 @@ pub fn describe(
                 vec![
                     format!("-> {}", peer.name),
                     peer.endpoint.as_ref().map_or_else(
-                        || "no endpoint (peer behind NAT)".to_owned(),
+                        || {
+                            if mesh.client(&peer.name).is_some() {
+                                "no endpoint (client)".to_owned()
+                            } else {
+                                "no endpoint (peer behind NAT)".to_owned()
+                            }
+                        },
                         |e| format!("endpoint {e}"),
                     ),
                     format!("allowed {}", allowed.join(", ")),
@@ -191,7 +204,10 @@ pub fn describe(
         tunnels,
         allocation
             .iter()
-            .filter(|(name, _)| inventory.node(name).is_some_and(|n| n.address.is_none()))
+            .filter(|(name, _)| {
+                inventory.node(name).is_some_and(|n| n.address.is_none())
+                    || inventory.client(name).is_some_and(|c| c.address.is_none())
+            })
             .count(),
     );
     if updated != lock {
@@ -202,6 +218,48 @@ pub fn describe(
         );
     }
     out
+}
+
+/// The `clients (N):` table: address (and where it comes from), key, `via` nodes.
+fn describe_clients(out: &mut String, inventory: &Inventory, lock: &AddressLock, mesh: &Mesh) {
+    if mesh.clients.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nclients ({}):", mesh.clients.len());
+    let mut rows = vec![vec![
+        "NAME".to_owned(),
+        "ADDRESS".to_owned(),
+        "KEY".to_owned(),
+        "VIA".to_owned(),
+    ]];
+    for client in &mesh.clients {
+        let Some(entry) = inventory.client(&client.name) else {
+            continue;
+        };
+        let mut address = client.address.to_string();
+        if let Some(v6) = client.address6 {
+            let _ = write!(address, " {v6}");
+        }
+        address.push_str(
+            match (
+                entry.address,
+                lock.get(client.name.as_str()).and_then(|e| e.address),
+            ) {
+                (Some(_), _) => "",
+                (None, Some(pinned)) if pinned == client.address => " (auto, locked)",
+                (None, _) => " (auto, new)",
+            },
+        );
+        let path = crate::client_files::config_path(inventory, &client.name);
+        let key = match (client.generated, client.public_key) {
+            (false, Some(key)) => format!("given {key}"),
+            (true, Some(key)) => format!("generated {key} ({})", path.display()),
+            (_, None) => format!("generated on the next apply ({})", path.display()),
+        };
+        let via: Vec<&str> = client.via.iter().map(|v| v.as_str()).collect();
+        rows.push(vec![client.name.to_string(), address, key, via.join(", ")]);
+    }
+    write_table(out, &rows, "  ");
 }
 
 /// Cells longer than this overflow their column instead of widening it for every row

@@ -10,6 +10,7 @@ use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, V
 use miette::IntoDiagnostic as _;
 
 use crate::apply::{ApplyOptions, PlanFormat, PlanOptions, Rotate};
+use crate::client::ClientOptions;
 use crate::exec::ExecOptions;
 use crate::session::SessionOptions;
 use crate::verify::command::{VerifyFormat, VerifyOptions};
@@ -64,6 +65,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Run a shell command on every host (as root, through sudo where configured).
     Exec(ExecArgs),
+    /// Write an unmanaged client's config (`clients:`) and print its path, or show it.
+    Client(ClientArgs),
     /// Print a shell completion script (e.g. `meshup completions bash > /etc/bash_completion.d/meshup`).
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout (e.g. `meshup man | man -l -`).
@@ -233,6 +236,21 @@ pub struct VerifyArgs {
     pub stats: bool,
 }
 
+/// Arguments of `meshup client`.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The client's name (from `clients:`).
+    pub name: String,
+    #[command(flatten)]
+    hosts: HostArgs,
+    /// Print the config (a generated client's holds its private key).
+    #[arg(long)]
+    pub show: bool,
+    /// Print the config as a QR code (for the WireGuard mobile apps).
+    #[arg(long)]
+    pub qr: bool,
+}
+
 /// Arguments of `meshup exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -342,6 +360,12 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             },
             timeout: std::time::Duration::from_secs(args.timeout.max(1)),
             command: args.command.join(" "),
+        }),
+        Command::Client(args) => crate::client::run(&ClientOptions {
+            session: cli.session(&args.hosts),
+            name: args.name.clone(),
+            show: args.show,
+            qr: args.qr,
         }),
         Command::Completions(args) => {
             clap_complete::generate(

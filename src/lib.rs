@@ -3,6 +3,8 @@ pub mod address;
 pub mod apply;
 pub mod check;
 pub mod cli;
+pub mod client;
+pub mod client_files;
 pub mod exec;
 pub mod facts;
 pub mod fanout;

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::inventory::NodeName;
 use crate::keys::PublicKey;
-use crate::topology::{Mesh, NodeSpec, PeerSpec};
+use crate::topology::{ClientSpec, Mesh, NodeSpec, PeerSpec};
 
 /// The token standing for the host's private key.
 pub const PRIVATE_KEY_TOKEN: &str = "<secret:private.key>";
@@ -18,8 +18,13 @@ pub fn psk_token(peer: &NodeName) -> String {
     format!("<secret:psk-{peer}.key>")
 }
 
-/// Renders `node`'s config, in the guide's field order, peers in name order. Returns an
-/// empty string when `node` is not a present node of `mesh`.
+/// First line of a generated client's config.
+pub const CLIENT_HEADER: &str =
+    "# Written by meshup for an unmanaged client: keep it secret, it holds the private key.";
+
+/// Renders `node`'s config, in the guide's field order, peers (nodes and clients) in
+/// name order. Clients' keys come from the mesh when `public_key` does not know them.
+/// Returns an empty string when `node` is not a present node of `mesh`.
 pub fn render_config(
     mesh: &Mesh,
     node: &NodeName,
@@ -28,7 +33,52 @@ pub fn render_config(
     let Some(spec) = mesh.node(node) else {
         return String::new();
     };
-    render_node(spec, &mesh.peers(spec), public_key)
+    let lookup = |n: &NodeName| public_key(n).or_else(|| mesh.client(n).and_then(|c| c.public_key));
+    render_node(spec, &mesh.config_peers(spec), &lookup)
+}
+
+/// Renders a client's own config (for `wg-quick up` on the device): its addresses, the
+/// private key token, and one peer per `via` node with endpoint and keepalive. A `via`
+/// node whose key is unknown is left out (named in the returned list).
+pub fn render_client(
+    mesh: &Mesh,
+    client: &ClientSpec,
+    public_key: &dyn Fn(&NodeName) -> Option<PublicKey>,
+) -> (String, Vec<NodeName>) {
+    let mut out = String::new();
+    let mut left_out = Vec::new();
+    let _ = writeln!(out, "{CLIENT_HEADER}");
+    let _ = writeln!(out, "# Client: {}", client.name);
+    let _ = writeln!(out, "[Interface]");
+    let addresses: Vec<String> = client
+        .interface_addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let _ = writeln!(out, "Address = {}", addresses.join(", "));
+    if let Some(mtu) = mesh.settings.mtu {
+        let _ = writeln!(out, "MTU = {mtu}");
+    }
+    let _ = writeln!(out, "PrivateKey = {PRIVATE_KEY_TOKEN}");
+    for peer in mesh.client_config_peers(client) {
+        let Some(key) = public_key(&peer.name) else {
+            left_out.push(peer.name);
+            continue;
+        };
+        let _ = writeln!(out);
+        let _ = writeln!(out, "# Peer: {}", peer.name);
+        let _ = writeln!(out, "[Peer]");
+        let _ = writeln!(out, "PublicKey = {key}");
+        if let Some(endpoint) = &peer.endpoint {
+            let _ = writeln!(out, "Endpoint = {endpoint}");
+        }
+        let allowed: Vec<String> = peer.allowed_ips.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "AllowedIPs = {}", allowed.join(", "));
+        if let Some(keepalive) = peer.persistent_keepalive {
+            let _ = writeln!(out, "PersistentKeepalive = {keepalive}");
+        }
+    }
+    (out, left_out)
 }
 
 /// Renders one node's config with the given peer entries (all of the mesh's, or fewer).

@@ -76,7 +76,8 @@ impl Session {
         let inventory = Inventory::load(&options.inventory)?;
         let lock = AddressLock::load(inventory.lock_path())?;
         let (allocation, updated_lock) = address::allocate(&inventory, &lock)?;
-        let mesh = Mesh::build(&inventory, &allocation);
+        let client_keys = crate::client_files::local_keys(&inventory)?;
+        let mesh = Mesh::build(&inventory, &allocation).with_client_keys(&client_keys);
         let playbooks = match &options.playbooks {
             Some(dir) => Playbooks::load_dir(dir).into_diagnostic()?,
             None => Playbooks::embedded().into_diagnostic()?,

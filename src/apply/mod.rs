@@ -213,6 +213,11 @@ pub fn converge_values(session: &Session, generated: &BTreeMap<NodeName, PublicK
 /// `meshup apply`.
 pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     let mut report = StatsReport::new();
+    // Generated clients get their key pair before the mesh is loaded, so the plan and
+    // the nodes' configs carry their real public keys.
+    let new_clients = crate::client_files::ensure_keys(&crate::inventory::Inventory::load(
+        &options.session.inventory,
+    )?)?;
     let session = Session::open(&options.session)?;
     let verbose = session.verbose;
     let progress = Progress::new(host_names(&session), verbose);
@@ -239,13 +244,14 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
             .collect(),
     };
     let mut interrupted = false;
+    let mut generated = BTreeMap::new();
     if !plan.is_empty() {
         if !options.yes && !confirm(&plan)? {
             eprintln!("Apply cancelled; nothing was changed.");
             return Ok(ExitCode::from(1));
         }
         let interrupt = Interrupt::install(&session.handle());
-        execute(
+        generated = execute(
             &session,
             &gathered,
             &plan,
@@ -257,6 +263,7 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
         interrupted = interrupt.stopped();
     }
     session.save_lock()?;
+    write_client_configs(&session, &keys, &generated, &new_clients)?;
     if quiet {
         print!("{}", recap.render_failures());
     } else {
@@ -273,8 +280,50 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     Ok(recap.exit_code())
 }
 
+/// Writes the generated clients' configs (mode 600, beside the inventory) with the
+/// nodes' keys as gathered or generated in this run, and says which files changed.
+fn write_client_configs(
+    session: &Session,
+    keys: &KeyBook,
+    generated: &BTreeMap<NodeName, PublicKey>,
+    new_clients: &[NodeName],
+) -> miette::Result<()> {
+    for path in crate::client_files::retire_removed(&session.inventory)? {
+        if !ui::console::quiet() {
+            println!(
+                "removed client: its config moved aside as {} (its key is revoked)",
+                path.display()
+            );
+        }
+    }
+    let key = |n: &NodeName| generated.get(n).copied().or_else(|| keys.get(n));
+    for file in crate::client_files::write_configs(&session.inventory, &session.mesh, &key)? {
+        if file.changed && !ui::console::quiet() {
+            let new = if new_clients.contains(&file.client) {
+                " (new key pair)"
+            } else {
+                ""
+            };
+            println!(
+                "client {}: wrote {}{new}; `meshup client {} --qr` shows it as a QR code",
+                file.client,
+                file.path.display(),
+                file.client
+            );
+        }
+        for node in &file.left_out {
+            eprintln!(
+                "warning: client {}: {node} is left out of {}: its public key is not known yet",
+                file.client,
+                file.path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the plan's steps: prepare on every changing host, then converge on those
-/// whose prepare succeeded.
+/// whose prepare succeeded. Returns the public keys generated on hosts in this run.
 fn execute(
     session: &Session,
     gathered: &Gathered,
@@ -283,7 +332,7 @@ fn execute(
     interrupt: &Interrupt,
     recap: &mut Recap,
     report: &mut StatsReport,
-) {
+) -> BTreeMap<NodeName, PublicKey> {
     let changing: Vec<&HostPlan> = plan.hosts.iter().filter(|h| h.has_changes()).collect();
     let progress = Progress::new(changing.iter().map(|h| h.node.as_str()), session.verbose);
     let connection = |node: &NodeName| {
@@ -473,6 +522,7 @@ fn execute(
     }
     report.phase("converge", t);
     progress.clear();
+    generated
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub struct Inventory {
     path: PathBuf,
     mesh: MeshSettings,
     nodes: Vec<Node>,
+    clients: Vec<Client>,
 }
 
 /// Mesh-wide settings (`mesh:`).
@@ -111,6 +112,36 @@ impl Node {
     pub fn is_present(&self) -> bool {
         self.state == NodeState::Present
     }
+}
+
+/// An unmanaged peer of the mesh (`clients:`): a laptop, a phone, a CI runner. meshup
+/// never connects to it; it peers with the public nodes it names (`via`) and reaches
+/// the rest of the mesh through the first of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Unique name (among nodes and clients).
+    pub name: NodeName,
+    /// Explicit IPv4 mesh address; `None` = allocated and pinned like a node's.
+    pub address: Option<Ipv4Addr>,
+    /// Explicit IPv6 mesh address; `None` = allocated when the mesh has `network6`.
+    pub address6: Option<Ipv6Addr>,
+    /// Where the client's key pair comes from.
+    pub key: ClientKey,
+    /// Present public nodes the client peers with, in inventory order; the first one
+    /// carries its traffic to every other node.
+    pub via: Vec<NodeName>,
+    /// 1-based line of the client's `name:` in the inventory, for messages.
+    pub line: usize,
+}
+
+/// Where a client's key pair comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKey {
+    /// `public_key:` given by the user; the private key never leaves the device.
+    Given(crate::keys::PublicKey),
+    /// `generate: true`: meshup makes the key pair on the workstation and writes the
+    /// client's whole config to a local file (mode 600).
+    Generated,
 }
 
 /// Resolved SSH settings of one node. Local paths are absolute (resolved against the
@@ -196,5 +227,20 @@ impl Inventory {
     /// The node with this name, present or absent.
     pub fn node(&self, name: &NodeName) -> Option<&Node> {
         self.nodes.iter().find(|n| &n.name == name)
+    }
+
+    /// Unmanaged clients, in file order.
+    pub fn clients(&self) -> &[Client] {
+        &self.clients
+    }
+
+    /// The client with this name.
+    pub fn client(&self, name: &NodeName) -> Option<&Client> {
+        self.clients.iter().find(|c| &c.name == name)
+    }
+
+    /// Directory of generated client configs: `clients/` beside the inventory file.
+    pub fn clients_dir(&self) -> PathBuf {
+        self.path.with_file_name("clients")
     }
 }

@@ -12,6 +12,8 @@ pub(super) struct RawInventory {
     #[serde(default)]
     pub ssh: Option<RawSsh>,
     pub nodes: Spanned<Vec<RawNode>>,
+    #[serde(default)]
+    pub clients: Option<Spanned<Vec<RawClient>>>,
 }
 
 /// The `mesh:` section.
@@ -64,4 +66,16 @@ pub(super) struct RawNode {
     pub state: Option<Spanned<String>>,
     pub relay: Option<Spanned<String>>,
     pub ssh: Option<RawSsh>,
+}
+
+/// One entry of `clients:`: an unmanaged peer (a laptop, a phone, a CI runner).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClient {
+    pub name: Spanned<String>,
+    pub public_key: Option<Spanned<String>>,
+    pub generate: Option<Spanned<bool>>,
+    pub via: Option<Spanned<Vec<Spanned<String>>>>,
+    pub address: Option<Spanned<String>>,
+    pub address6: Option<Spanned<String>>,
 }

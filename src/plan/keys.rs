@@ -51,6 +51,19 @@ impl KeyBook {
                 }
             }
         }
+        // Clients: the key given in the inventory or read back from the generated
+        // file; a generated client without a file yet gets its key pair at apply,
+        // before the plan is computed again.
+        for client in &mesh.clients {
+            match client.public_key {
+                Some(k) => {
+                    keys.known.insert(client.name.clone(), k);
+                }
+                None => {
+                    keys.pending.insert(client.name.clone());
+                }
+            }
+        }
         keys
     }
 
@@ -72,7 +85,7 @@ impl KeyBook {
             return (String::new(), Vec::new());
         };
         let (peers, left_out): (Vec<_>, Vec<_>) = mesh
-            .peers(spec)
+            .config_peers(spec)
             .into_iter()
             .partition(|p| self.known.contains_key(&p.name) || self.pending.contains(&p.name));
         let left_out = left_out.into_iter().map(|p| p.name).collect();

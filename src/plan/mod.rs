@@ -302,7 +302,7 @@ fn host_steps(
     let h = HostInput {
         mesh: input.mesh,
         spec,
-        peers: input.mesh.peers(spec),
+        peers: input.mesh.config_peers(spec),
         facts,
         distro,
         playbooks: input.playbooks,

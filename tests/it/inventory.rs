@@ -594,3 +594,134 @@ proptest! {
 fn names_helper_is_consistent() {
     assert_eq!(name("node-a").as_str(), "node-a");
 }
+
+/// An inventory with a public node `hub`, a NAT node `edge`, and `clients_yaml`.
+fn with_clients(clients_yaml: &str) -> String {
+    format!(
+        "{MESH}nodes:\n  - name: hub\n    endpoint: 203.0.113.1\n  - name: edge\n    address: 10.10.0.9\nclients:\n{clients_yaml}"
+    )
+}
+
+const PHONE_KEY: &str = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+
+#[test]
+fn clients_parse_with_a_given_or_generated_key() {
+    use meshup::inventory::ClientKey;
+    let inventory = valid(&with_clients(&format!(
+        "  - name: phone\n    public_key: {PHONE_KEY}\n    via: [hub]\n  - name: laptop\n    generate: true\n    via: [hub]\n    address: 10.10.0.50\n"
+    )));
+    let clients = inventory.clients();
+    assert_eq!(clients.len(), 2);
+    assert_eq!(
+        clients[0].key,
+        ClientKey::Given(PHONE_KEY.parse().expect("key"))
+    );
+    assert_eq!(clients[1].key, ClientKey::Generated);
+    assert_eq!(clients[1].address, Some(Ipv4Addr::new(10, 10, 0, 50)));
+    assert_eq!(clients[0].via, vec![name("hub")]);
+    assert_eq!(clients[0].line, 9);
+    assert_eq!(
+        inventory.clients_dir(),
+        PathBuf::from("clients"),
+        "beside test.yaml"
+    );
+}
+
+#[test]
+fn client_rules_each_have_a_located_message() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "  - name: hub\n    generate: true\n    via: [hub]\n",
+            "client name `hub` is already used by a node (line 4)",
+        ),
+        (
+            "  - name: c\n    via: [hub]\n",
+            "a client needs `public_key` (recommended) or `generate: true`",
+        ),
+        (
+            "  - name: c\n    generate: false\n    via: [hub]\n",
+            "a client needs `public_key` (recommended) or `generate: true`",
+        ),
+        (
+            &format!(
+                "  - name: c\n    public_key: {PHONE_KEY}\n    generate: true\n    via: [hub]\n"
+            ),
+            "a client has either `public_key` or `generate: true`, not both",
+        ),
+        (
+            "  - name: c\n    public_key: abc\n    via: [hub]\n",
+            "invalid client public key: public key is not valid base64",
+        ),
+        (
+            "  - name: c\n    generate: true\n",
+            "a client needs `via`: the public nodes it connects to",
+        ),
+        (
+            "  - name: c\n    generate: true\n    via: []\n",
+            "`via` is empty",
+        ),
+        (
+            "  - name: c\n    generate: true\n    via: [nowhere]\n",
+            "via `nowhere` is not a node of this inventory",
+        ),
+        (
+            "  - name: c\n    generate: true\n    via: [edge]\n",
+            "via `edge` has no public endpoint; a client can only connect to public nodes",
+        ),
+        (
+            "  - name: c\n    generate: true\n    via: [hub, hub]\n",
+            "via `hub` is listed twice",
+        ),
+        (
+            "  - name: c\n    generate: true\n    via: [hub]\n    address: 10.10.0.9\n",
+            "duplicate address 10.10.0.9 (also used on line 7)",
+        ),
+        (
+            "  - name: c\n    generate: true\n    via: [hub]\n  - name: c\n    generate: true\n    via: [hub]\n",
+            "client name `c` is already used by a client (line 9)",
+        ),
+        (
+            "  - name: c\n    generate: true\n    via: [hub]\n    address: 10.20.0.1\n",
+            "address 10.20.0.1 is outside the mesh network 10.10.0.0/24",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let found = problems(&with_clients(yaml));
+        assert!(
+            found.iter().any(|(_, m)| m == want),
+            "{yaml}\nwanted {want:?}, got {found:?}"
+        );
+    }
+}
+
+#[test]
+fn client_addresses_are_allocated_after_the_nodes_and_pinned() {
+    let text = with_clients("  - name: laptop\n    generate: true\n    via: [hub]\n");
+    let inventory = valid(&text);
+    let (allocation, lock) =
+        address::allocate(&inventory, &AddressLock::default()).expect("allocate");
+    let laptop = allocation
+        .get(&name("laptop"))
+        .expect("laptop has an address");
+    assert_eq!(laptop.v4, Ipv4Addr::new(10, 10, 0, 2));
+    assert_eq!(
+        lock.get("laptop"),
+        Some(LockEntry {
+            address: Some(Ipv4Addr::new(10, 10, 0, 2)),
+            address6: None
+        })
+    );
+    // A node added later keeps away from the pinned client address.
+    let text = format!(
+        "{MESH}nodes:\n  - name: hub\n    endpoint: 203.0.113.1\n  - name: edge\n    address: 10.10.0.9\n  - name: new\nclients:\n  - name: laptop\n    generate: true\n    via: [hub]\n"
+    );
+    let (allocation, _) = address::allocate(&valid(&text), &lock).expect("allocate");
+    assert_eq!(
+        allocation.get(&name("laptop")).map(|a| a.v4),
+        Some(Ipv4Addr::new(10, 10, 0, 2))
+    );
+    assert_eq!(
+        allocation.get(&name("new")).map(|a| a.v4),
+        Some(Ipv4Addr::new(10, 10, 0, 3))
+    );
+}

@@ -3,6 +3,7 @@ mod apply_lab;
 mod architecture;
 mod check_cli;
 mod cli;
+mod clients_lab;
 mod distro_lab;
 mod facts;
 mod inventory;

@@ -175,7 +175,11 @@ impl Sshd {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // port taken or bad config: retry with another port
                 }
-                if std::net::TcpStream::connect((addr, port)).is_ok() {
+                // Our sshd says it listens (the port may also answer for another
+                // test's sshd that took it first: then ours exits, and we retry).
+                let listening = std::fs::read_to_string(&log)
+                    .is_ok_and(|l| l.contains(&format!("Server listening on {addr} port {port}.")));
+                if listening && std::net::TcpStream::connect((addr, port)).is_ok() {
                     return Sshd {
                         dir,
                         addr: addr.to_string(),

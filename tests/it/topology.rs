@@ -292,3 +292,114 @@ fn keepalive_zero_disables_it() {
     );
     assert_eq!(mesh.settings.persistent_keepalive, None);
 }
+
+/// a, b public; c behind NAT; clients `laptop` via a and `phone` via b then a.
+const CLIENTS: &str = "mesh:\n  network: 10.10.0.0/24\n  preshared_keys: true\nnodes:\n  - name: a\n    endpoint: 203.0.113.1\n    subnets: [192.168.1.0/24]\n  - name: b\n    endpoint: 203.0.113.2\n    subnets: [192.168.2.0/24]\n  - name: c\nclients:\n  - name: laptop\n    generate: true\n    via: [a]\n  - name: phone\n    public_key: HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\n    via: [b, a]\n";
+
+fn allowed_of(peers: &[PeerSpec], name: &str) -> Vec<String> {
+    peers
+        .iter()
+        .find(|p| p.name.as_str() == name)
+        .unwrap_or_else(|| panic!("no peer {name}"))
+        .allowed_ips
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn clients_are_peers_of_their_via_nodes_and_routed_through_the_first_elsewhere() {
+    let mesh = mesh(CLIENTS);
+    // Addresses: nodes first (a .1, b .2, c .3), then clients in file order.
+    let laptop = mesh.client(&name("laptop")).expect("laptop");
+    let phone = mesh.client(&name("phone")).expect("phone");
+    assert_eq!(laptop.address.to_string(), "10.10.0.4");
+    assert_eq!(phone.address.to_string(), "10.10.0.5");
+    // a lists both clients directly, without endpoint, keepalive or preshared key.
+    let a = node(&mesh, "a");
+    let peers = mesh.config_peers(a);
+    let names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["b", "c", "laptop", "phone"]);
+    let client_peer = &peers[2];
+    assert_eq!(client_peer.endpoint, None);
+    assert_eq!(client_peer.persistent_keepalive, None);
+    assert!(!client_peer.psk);
+    assert_eq!(allowed_of(&peers, "laptop"), ["10.10.0.4/32"]);
+    // a reaches the phone directly, so b's entry on a does not carry it.
+    assert_eq!(allowed_of(&peers, "b"), ["10.10.0.2/32", "192.168.2.0/24"]);
+    // b lists the phone, and reaches the laptop through a.
+    let peers = mesh.config_peers(node(&mesh, "b"));
+    assert_eq!(
+        allowed_of(&peers, "a"),
+        ["10.10.0.1/32", "192.168.1.0/24", "10.10.0.4/32"]
+    );
+    assert_eq!(allowed_of(&peers, "phone"), ["10.10.0.5/32"]);
+    assert!(peers.iter().all(|p| p.name.as_str() != "laptop"));
+    // c (NAT) reaches each client through its first via.
+    let peers = mesh.config_peers(node(&mesh, "c"));
+    assert_eq!(
+        allowed_of(&peers, "a"),
+        ["10.10.0.1/32", "192.168.1.0/24", "10.10.0.4/32"]
+    );
+    assert_eq!(
+        allowed_of(&peers, "b"),
+        ["10.10.0.2/32", "192.168.2.0/24", "10.10.0.5/32"]
+    );
+    // Via nodes forward; c does not.
+    assert!(node(&mesh, "a").is_transit && node(&mesh, "b").is_transit);
+    assert!(!node(&mesh, "c").is_transit);
+    assert_eq!(node(&mesh, "a").clients, [name("laptop"), name("phone")]);
+}
+
+#[test]
+fn a_client_config_sends_the_mesh_to_its_first_via_and_the_others_only_their_own() {
+    let mesh = mesh(CLIENTS);
+    let phone = mesh.client(&name("phone")).expect("phone").clone();
+    let peers = mesh.client_config_peers(&phone);
+    let names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["b", "a"]);
+    assert_eq!(allowed_of(&peers, "b"), ["10.10.0.0/24", "192.168.2.0/24"]);
+    assert_eq!(allowed_of(&peers, "a"), ["10.10.0.1/32", "192.168.1.0/24"]);
+    assert!(peers.iter().all(|p| p.persistent_keepalive == Some(25)));
+    let keys = guide_keys();
+    let lookup = |n: &NodeName| match n.as_str() {
+        "a" => keys.get("node-a").copied(),
+        "b" => keys.get("node-b").copied(),
+        _ => None,
+    };
+    let (text, left_out) = meshup::render::render_client(&mesh, &phone, &lookup);
+    assert!(left_out.is_empty());
+    let want =
+        "# Written by meshup for an unmanaged client: keep it secret, it holds the private key.
+# Client: phone
+[Interface]
+Address = 10.10.0.5/24
+PrivateKey = <secret:private.key>
+
+# Peer: b
+[Peer]
+PublicKey = TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=
+Endpoint = 203.0.113.2:51820
+AllowedIPs = 10.10.0.0/24, 192.168.2.0/24
+PersistentKeepalive = 25
+
+# Peer: a
+[Peer]
+PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=
+Endpoint = 203.0.113.1:51820
+AllowedIPs = 10.10.0.1/32, 192.168.1.0/24
+PersistentKeepalive = 25
+";
+    assert_eq!(text, want);
+    // A node's config carries the client's given key; a generated client without a
+    // file yet has none (the plan marks it pending).
+    let rendered = render_config(&mesh, &name("b"), &|_| None);
+    assert!(
+        rendered.contains("# Peer: phone\n[Peer]\nPublicKey = HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\nAllowedIPs = 10.10.0.5/32\n"),
+        "{rendered}"
+    );
+    assert_eq!(
+        mesh.client(&name("laptop")).and_then(|c| c.public_key),
+        None
+    );
+}

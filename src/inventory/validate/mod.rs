@@ -2,7 +2,9 @@
 //!
 //! [`Validator`] walks the raw inventory once and records every problem it finds; each
 //! section has its own file: `mesh:` (`mesh.rs`), `nodes:` one by one (`node.rs`), a
-//! node's `ssh:` (`ssh.rs`), and the checks across nodes (`cross_node.rs`).
+//! node's `ssh:` (`ssh.rs`), the checks across nodes (`cross_node.rs`) and `clients:`
+//! (`clients.rs`).
+mod clients;
 mod cross_node;
 mod mesh;
 mod node;
@@ -60,11 +62,13 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError
         );
     }
     let nodes = validator.nodes(&raw.nodes, &mesh, &defaults);
+    let clients = validator.clients(raw.clients.as_ref(), &mesh, &nodes, &raw.nodes.value);
     match (mesh.complete(), validator.problems.is_empty()) {
         (Some(mesh), true) => Ok(Inventory {
             path: path.to_owned(),
             mesh,
             nodes,
+            clients,
         }),
         _ => Err(validator.problems.into_error()),
     }

@@ -27,7 +27,8 @@ pub struct HostInput<'a> {
     pub mesh: &'a Mesh,
     /// This node's desired state.
     pub spec: &'a NodeSpec,
-    /// This node's peer entries (`mesh.peers(spec)`, computed once per host).
+    /// This node's peer entries, nodes and clients (`mesh.config_peers(spec)`, computed
+    /// once per host).
     pub peers: Vec<PeerSpec>,
     /// This host's gathered facts.
     pub facts: &'a HostFacts,

@@ -65,18 +65,26 @@ pub fn forwarding(h: &HostInput<'_>) -> Vec<Decision> {
     if live_ok && facts.files.sysctl_forward {
         return vec![Decision::unchanged("IP forwarding enabled and persisted")];
     }
-    let why = if spec.relay_for.is_empty() {
-        "subnet router".to_string()
-    } else {
-        format!(
-            "relay for {}",
-            spec.relay_for
-                .iter()
-                .map(NodeName::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+    let names = |list: &[NodeName]| {
+        list.iter()
+            .map(NodeName::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     };
+    let mut roles = Vec::new();
+    if !spec.subnets.is_empty() {
+        roles.push("subnet router".to_string());
+    }
+    if !spec.relay_for.is_empty() {
+        roles.push(format!("relay for {}", names(&spec.relay_for)));
+    }
+    if !spec.clients.is_empty() {
+        roles.push(format!(
+            "clients connect through it: {}",
+            names(&spec.clients)
+        ));
+    }
+    let why = roles.join("; ");
     vec![Decision::Change(Step::new(
         Action::Create,
         StepKind::Forwarding,
