@@ -185,13 +185,16 @@ pub struct RotateArgs {
         long,
         value_name = "NODE[,NODE]",
         value_delimiter = ',',
-        required_unless_present = "all",
+        required_unless_present_any = ["all", "older_than"],
         conflicts_with = "all"
     )]
     pub nodes: Vec<String>,
     /// Rotate every node's key.
     #[arg(long)]
     pub all: bool,
+    /// Rotate the keys older than this (`90d`, `12h`, `2w`).
+    #[arg(long, value_name = "AGE", conflicts_with_all = ["nodes", "all"])]
+    pub older_than: Option<crate::inventory::Age>,
     /// Rotate without asking for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,

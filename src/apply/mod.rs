@@ -57,13 +57,32 @@ pub enum Rotate {
     All,
     /// These nodes (checked against the inventory).
     Nodes(Vec<String>),
+    /// Nodes whose key pair is older than this (`--older-than`).
+    OlderThan(crate::inventory::Age),
 }
 
 impl Rotate {
+    /// The nodes to rotate, given the gathered facts (for `--older-than`).
+    fn select(&self, session: &Session, facts: &plan::FactsMap) -> BTreeSet<NodeName> {
+        match self {
+            Rotate::OlderThan(age) => session
+                .mesh
+                .nodes
+                .iter()
+                .filter(|n| {
+                    matches!(facts.get(&n.name), Some(Ok(f))
+                        if f.keys.private_key_age_secs.is_some_and(|a| a >= age.secs()))
+                })
+                .map(|n| n.name.clone())
+                .collect(),
+            other => other.resolve(session).unwrap_or_default(),
+        }
+    }
+
     /// The nodes, validated against the inventory like `--limit`.
     fn resolve(&self, session: &Session) -> miette::Result<BTreeSet<NodeName>> {
         match self {
-            Rotate::None => Ok(BTreeSet::new()),
+            Rotate::None | Rotate::OlderThan(_) => Ok(BTreeSet::new()),
             Rotate::All => Ok(session.mesh.nodes.iter().map(|n| n.name.clone()).collect()),
             Rotate::Nodes(names) => names
                 .iter()
@@ -102,9 +121,10 @@ pub struct ApplyOptions {
 fn gather_and_plan(
     session: &Session,
     progress: &Progress,
-    rotate: &BTreeSet<NodeName>,
+    rotate: &Rotate,
 ) -> (Gathered, Plan, KeyBook) {
     let gathered = session.connect_and_gather(progress);
+    let rotate = &rotate.select(session, &gathered.facts);
     let input = PlanInput {
         inventory: &session.inventory,
         mesh: &session.mesh,
@@ -125,8 +145,8 @@ fn host_names(session: &Session) -> Vec<&str> {
 pub fn plan(options: &PlanOptions) -> miette::Result<ExitCode> {
     let session = Session::open(&options.session)?;
     let progress = Progress::new(host_names(&session), session.verbose);
-    let rotate = options.rotate.resolve(&session)?;
-    let (gathered, plan, _) = gather_and_plan(&session, &progress, &rotate);
+    options.rotate.resolve(&session)?;
+    let (gathered, plan, _) = gather_and_plan(&session, &progress, &options.rotate);
     progress.clear();
     match options.format {
         PlanFormat::Text => print!(
@@ -222,8 +242,8 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     let verbose = session.verbose;
     let progress = Progress::new(host_names(&session), verbose);
     let t = Instant::now();
-    let rotate = options.rotate.resolve(&session)?;
-    let (gathered, plan, keys) = gather_and_plan(&session, &progress, &rotate);
+    options.rotate.resolve(&session)?;
+    let (gathered, plan, keys) = gather_and_plan(&session, &progress, &options.rotate);
     report.phase("connect + gather", t);
     progress.clear();
     drop(progress);

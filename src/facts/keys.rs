@@ -57,6 +57,8 @@ pub struct KeyFacts {
     pub psks: BTreeMap<String, KeyFileState>,
     /// Truncated SHA-256 of each valid PSK file, to compare the two sides of a pair.
     pub psk_digests: BTreeMap<String, String>,
+    /// Seconds since `private.key` was written (its age), when readable.
+    pub private_key_age_secs: Option<u64>,
 }
 
 impl KeyFacts {
@@ -66,6 +68,7 @@ impl KeyFacts {
         for (key, value) in key_values(body) {
             match key {
                 "private_key" => keys.private_key = KeyFileState::parse(value),
+                "private_key_age" => keys.private_key_age_secs = value.parse().ok(),
                 "derived_public_key" => keys.derived_public_key = value.parse().ok(),
                 "public_key" => {
                     keys.public_key_file = match value {

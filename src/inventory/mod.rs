@@ -1,5 +1,6 @@
 //! The inventory: which nodes form the mesh and how to reach them, parsed from YAML and
 //! validated once into newtypes. See `docs/inventory.md` for the format.
+mod age;
 mod error;
 mod names;
 mod raw;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+pub use age::Age;
 pub(crate) use error::Problems;
 pub use error::{InventoryError, Problem, Span};
 pub use names::{
@@ -71,6 +73,9 @@ pub struct MeshSettings {
     /// Seconds the install waits for a package manager lock held by another process
     /// (default 120, at most 3600; 0 fails at once when the lock is held).
     pub package_lock_timeout: u16,
+    /// Keys older than this are reported by plan and picked by `rotate --older-than`
+    /// without an age; `None`: no policy.
+    pub key_max_age: Option<Age>,
 }
 
 /// One node of the inventory, with per-node overrides already applied.

@@ -31,6 +31,7 @@ pub(super) struct RawMesh {
     pub preshared_keys: Option<bool>,
     pub config_dir: Option<Spanned<String>>,
     pub package_lock_timeout: Option<Spanned<i64>>,
+    pub key_max_age: Option<Spanned<String>>,
 }
 
 /// The `ssh:` defaults, or a node's `ssh:` overrides.

@@ -413,3 +413,32 @@ fn an_older_key_layout_is_moved_and_nothing_else_changes() {
     assert_eq!(a.steps[0].phase(), Phase::Prepare);
     assert!(!plan.host(&n("node-b")).expect("b").has_changes());
 }
+
+#[test]
+fn keys_older_than_the_policy_are_reported() {
+    let f = fixture(&GUIDE.replace(
+        "  preshared_keys: true\n",
+        "  preshared_keys: true\n  key_max_age: 90d\n",
+    ));
+    assert_eq!(
+        f.mesh.settings.key_max_age.map(|a| a.to_string()),
+        Some("90d".into())
+    );
+    let mut facts = all_converged(&f);
+    if let Some(Ok(a)) = facts.get_mut(&n("node-a")) {
+        a.keys.private_key_age_secs = Some(100 * 86_400);
+    }
+    if let Some(Ok(b)) = facts.get_mut(&n("node-b")) {
+        b.keys.private_key_age_secs = Some(10 * 86_400);
+    }
+    let (plan, _) = plan_of(&f, &facts, None);
+    let a = plan.host(&n("node-a")).expect("a");
+    assert!(
+        a.warnings.iter().any(|w| w.contains("100 days old, over key_max_age 90d")
+            && w.contains("meshup rotate --older-than 90d")),
+        "{:?}",
+        a.warnings
+    );
+    assert!(plan.host(&n("node-b")).expect("b").warnings.is_empty());
+    assert!(plan.is_empty(), "an old key is a warning, not a change");
+}

@@ -85,6 +85,8 @@ mu_keys() {
 		echo 'private_key=invalid'
 	else
 		echo 'private_key=valid'
+		mu_born=$(stat -c %Y "$MU_KEYDIR/private.key" 2>/dev/null) || mu_born=
+		if [ -n "$mu_born" ]; then printf 'private_key_age=%s\n' "$(($(date +%s) - mu_born))"; fi
 		if mu_has wg; then printf 'derived_public_key=%s\n' "$(wg pubkey <"$MU_KEYDIR/private.key" 2>/dev/null)"; fi
 	fi
 	if [ ! -e "$MU_KEYDIR/public.key" ]; then

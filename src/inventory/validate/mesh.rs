@@ -8,8 +8,8 @@ use crate::inventory::error::Span;
 use crate::inventory::names::{DomainName, InterfaceName, RemotePath};
 use crate::inventory::raw::RawMesh;
 use crate::inventory::{
-    DEFAULT_CONFIG_DIR, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT,
-    DEFAULT_PACKAGE_LOCK_TIMEOUT, MeshSettings,
+    Age, DEFAULT_CONFIG_DIR, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE,
+    DEFAULT_LISTEN_PORT, DEFAULT_PACKAGE_LOCK_TIMEOUT, MeshSettings,
 };
 
 /// Mesh settings while being validated: `None` where a value was invalid.
@@ -26,6 +26,7 @@ pub(super) struct PartialMesh {
     pub(super) preshared_keys: bool,
     pub(super) config_dir: Option<RemotePath>,
     pub(super) package_lock_timeout: Option<u16>,
+    pub(super) key_max_age: Option<Option<Age>>,
 }
 
 impl PartialMesh {
@@ -42,6 +43,7 @@ impl PartialMesh {
             preshared_keys: self.preshared_keys,
             config_dir: self.config_dir?,
             package_lock_timeout: self.package_lock_timeout?,
+            key_max_age: self.key_max_age?,
         })
     }
 }
@@ -86,7 +88,12 @@ impl Validator<'_> {
             Some(value) => self.int_in(value, 0..=3600, "package_lock_timeout"),
             None => Some(DEFAULT_PACKAGE_LOCK_TIMEOUT),
         };
+        let key_max_age = match &raw.key_max_age {
+            Some(value) => self.parse::<Age>(value, "invalid age").map(Some),
+            None => Some(None),
+        };
         PartialMesh {
+            key_max_age,
             interface,
             network,
             network_span,

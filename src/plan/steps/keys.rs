@@ -29,6 +29,28 @@ pub fn migrate(h: &HostInput<'_>) -> Vec<Decision> {
 /// it does not match the private key. An invalid private key blocks the host.
 pub fn keygen(h: &HostInput<'_>) -> Result<Vec<Decision>, HostError> {
     let dir = &h.settings().config_dir;
+    let mut out = Vec::new();
+    if let (Some(max), Some(age)) = (h.settings().key_max_age, h.facts.keys.private_key_age_secs)
+        && age > max.secs()
+        && !h.keys.rotating.contains(&h.spec.name)
+    {
+        out.push(Decision::warning(format!(
+            "the key pair is {} old, over key_max_age {max}: `meshup rotate --older-than {max}` renews it",
+            if age >= 86_400 {
+                format!("{} days", age / 86_400)
+            } else {
+                format!("{age} s")
+            }
+        )));
+    }
+    out.extend(keygen_decisions(h, dir)?);
+    Ok(out)
+}
+
+fn keygen_decisions(
+    h: &HostInput<'_>,
+    dir: &crate::inventory::RemotePath,
+) -> Result<Vec<Decision>, HostError> {
     match h.facts.keys.private_key {
         KeyFileState::Valid if h.facts.keys.public_key_matches() => Ok(vec![Decision::unchanged(
             "key pair present (private key stays on the host)",
