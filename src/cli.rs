@@ -173,6 +173,9 @@ pub struct PlanArgs {
     /// Show the plan of a key rotation of these nodes (`all`, or node names).
     #[arg(long, value_name = "all|NODE[,NODE]", value_delimiter = ',')]
     pub rotate: Vec<String>,
+    /// With --rotate: renew the preshared keys of the pairs among those nodes instead.
+    #[arg(long, requires = "rotate")]
+    pub psk: bool,
 }
 
 /// Arguments of `meshup rotate`.
@@ -192,6 +195,10 @@ pub struct RotateArgs {
     /// Rotate every node's key.
     #[arg(long)]
     pub all: bool,
+    /// Renew the preshared keys of the pairs among the nodes (both sides switch
+    /// together) instead of their key pairs.
+    #[arg(long)]
+    pub psk: bool,
     /// Rotate the keys older than this (`90d`, `12h`, `2w`).
     #[arg(long, value_name = "AGE", conflicts_with_all = ["nodes", "all"])]
     pub older_than: Option<crate::inventory::Age>,
@@ -331,6 +338,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             detailed_exitcode: args.detailed_exitcode,
             format: args.format,
             rotate: rotation(&args.rotate, false),
+            rotate_psk: args.psk,
         }),
         Command::Apply(args) if cli.quiet && !args.yes => Err(miette::miette!(
             help = "review the plan with `meshup plan`, then run `meshup apply --quiet --yes`",
@@ -341,12 +349,17 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             yes: args.yes,
             stats: args.stats,
             rotate: Rotate::None,
+            rotate_psk: false,
         }),
         Command::Rotate(args) => crate::apply::apply(&ApplyOptions {
             session: cli.session(&args.hosts),
             yes: args.yes,
             stats: args.stats,
-            rotate: rotation(&args.nodes, args.all),
+            rotate: match args.older_than {
+                Some(age) => Rotate::OlderThan(age),
+                None => rotation(&args.nodes, args.all),
+            },
+            rotate_psk: args.psk,
         }),
         Command::Verify(args) => crate::verify::command::run(&VerifyOptions {
             session: cli.session(&args.hosts),

@@ -45,6 +45,8 @@ pub struct PlanOptions {
     pub format: PlanFormat,
     /// Plan a key rotation of these nodes (`--rotate`).
     pub rotate: Rotate,
+    /// The rotation renews preshared keys of the pairs among them (`--psk`).
+    pub rotate_psk: bool,
 }
 
 /// Which nodes' key pairs a run rotates.
@@ -115,6 +117,8 @@ pub struct ApplyOptions {
     pub stats: bool,
     /// Rotate these nodes' key pairs (`meshup rotate`).
     pub rotate: Rotate,
+    /// Rotate the preshared keys of the pairs among them instead (`--psk`).
+    pub rotate_psk: bool,
 }
 
 /// Gathers and computes the plan (shared by plan and apply).
@@ -122,6 +126,7 @@ fn gather_and_plan(
     session: &Session,
     progress: &Progress,
     rotate: &Rotate,
+    rotate_psk: bool,
 ) -> (Gathered, Plan, KeyBook) {
     let gathered = session.connect_and_gather(progress);
     let rotate = &rotate.select(session, &gathered.facts);
@@ -132,6 +137,7 @@ fn gather_and_plan(
         facts: &gathered.facts,
         limit: session.limit.as_ref(),
         rotate,
+        rotate_psk,
     };
     let (plan, keys) = plan::compute(&input);
     (gathered, plan, keys)
@@ -146,7 +152,8 @@ pub fn plan(options: &PlanOptions) -> miette::Result<ExitCode> {
     let session = Session::open(&options.session)?;
     let progress = Progress::new(host_names(&session), session.verbose);
     options.rotate.resolve(&session)?;
-    let (gathered, plan, _) = gather_and_plan(&session, &progress, &options.rotate);
+    let (gathered, plan, _) =
+        gather_and_plan(&session, &progress, &options.rotate, options.rotate_psk);
     progress.clear();
     match options.format {
         PlanFormat::Text => print!(
@@ -243,7 +250,8 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     let progress = Progress::new(host_names(&session), verbose);
     let t = Instant::now();
     options.rotate.resolve(&session)?;
-    let (gathered, plan, keys) = gather_and_plan(&session, &progress, &options.rotate);
+    let (gathered, plan, keys) =
+        gather_and_plan(&session, &progress, &options.rotate, options.rotate_psk);
     report.phase("connect + gather", t);
     progress.clear();
     drop(progress);

@@ -76,6 +76,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         facts: &facts,
         limit: None,
         rotate: &[n("node-c")].into(),
+        rotate_psk: false,
     });
     assert!(!plan.has_errors(), "{plan:#?}");
     let shown = ui::render_plan(&plan, &path, true);

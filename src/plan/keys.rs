@@ -128,16 +128,22 @@ pub struct PskPlan {
     pub new_pairs: Vec<(NodeName, NodeName)>,
     /// Why a host is blocked.
     pub blocked: BTreeMap<NodeName, Vec<String>>,
+    /// Pairs whose (matching) preshared key is rotated on request: both sides switch
+    /// at the agreed instant.
+    pub rotated_pairs: Vec<(NodeName, NodeName)>,
 }
 
 impl PskPlan {
     /// A pair needs a new key when either side lacks a valid file or the two files
     /// differ (compared by digest prefix; the keys never leave the hosts).
+    /// `rotate` lists the nodes whose pairs among each other get a new preshared key
+    /// even when both sides agree (`rotate --psk`).
     pub fn compute(
         mesh: &Mesh,
         facts: &FactsMap,
         keys: &KeyBook,
         in_limit: &dyn Fn(&NodeName) -> bool,
+        rotate: &BTreeSet<NodeName>,
     ) -> PskPlan {
         let mut plan = PskPlan::default();
         if !mesh.settings.preshared_keys {
@@ -177,8 +183,12 @@ impl PskPlan {
                         (Some(da), Some(db)) => da == db,
                         _ => true,
                     };
-                if same {
+                let rotated = rotate.contains(&a.name) && rotate.contains(&b.name);
+                if same && !rotated {
                     continue;
+                }
+                if rotated {
+                    plan.rotated_pairs.push((a.name.clone(), b.name.clone()));
                 }
                 if !(in_limit(&a.name) && in_limit(&b.name)) {
                     for (x, y) in [(a, b), (b, a)] {

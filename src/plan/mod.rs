@@ -138,6 +138,8 @@ pub struct PlanInput<'a> {
     pub limit: Option<&'a BTreeSet<NodeName>>,
     /// Nodes whose key pair is rotated in this run.
     pub rotate: &'a BTreeSet<NodeName>,
+    /// Rotate the preshared keys of the pairs among `rotate` instead of key pairs.
+    pub rotate_psk: bool,
 }
 
 /// Computes the plan. Pure: same input, same plan.
@@ -145,8 +147,18 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
     let mesh = input.mesh;
     let in_limit = |n: &NodeName| input.limit.is_none_or(|l| l.contains(n));
     let mut keys = KeyBook::from_facts(mesh, input.facts, &in_limit);
-    let rotation_blocked = rotation_candidates(input, &mut keys, &in_limit);
-    let psks = PskPlan::compute(mesh, input.facts, &keys, &in_limit);
+    let rotation_blocked = if input.rotate_psk {
+        BTreeMap::new()
+    } else {
+        rotation_candidates(input, &mut keys, &in_limit)
+    };
+    let empty = BTreeSet::new();
+    let psk_rotation = if input.rotate_psk {
+        input.rotate
+    } else {
+        &empty
+    };
+    let psks = PskPlan::compute(mesh, input.facts, &keys, &in_limit, psk_rotation);
 
     let mut hosts = Vec::new();
     for spec in &mesh.nodes {
@@ -313,6 +325,7 @@ fn host_steps(
     hp.record(steps::install(&h)?);
     hp.record(steps::keygen(&h)?);
     hp.record(steps::rotation(&h));
+    hp.record(steps::psk_flip(&h, &psks.rotated_pairs));
     hp.record(steps::psks(&h));
     hp.record(steps::config(&h));
     hp.record(steps::hosts_file(&h));

@@ -134,6 +134,7 @@ fn plan_of(f: &Fixture, facts: &FactsMap, limit: Option<&BTreeSet<NodeName>>) ->
         facts,
         limit,
         rotate: &BTreeSet::new(),
+        rotate_psk: false,
     })
 }
 
@@ -434,11 +435,41 @@ fn keys_older_than_the_policy_are_reported() {
     let (plan, _) = plan_of(&f, &facts, None);
     let a = plan.host(&n("node-a")).expect("a");
     assert!(
-        a.warnings.iter().any(|w| w.contains("100 days old, over key_max_age 90d")
-            && w.contains("meshup rotate --older-than 90d")),
+        a.warnings
+            .iter()
+            .any(|w| w.contains("100 days old, over key_max_age 90d")
+                && w.contains("meshup rotate --older-than 90d")),
         "{:?}",
         a.warnings
     );
     assert!(plan.host(&n("node-b")).expect("b").warnings.is_empty());
     assert!(plan.is_empty(), "an old key is a warning, not a change");
+}
+
+#[test]
+fn a_psk_rotation_renews_one_pair_and_both_sides_flip_together() {
+    let f = fixture(GUIDE);
+    let facts = all_converged(&f);
+    let pair: BTreeSet<NodeName> = [n("node-a"), n("node-b")].into();
+    let (plan, keys) = compute(&PlanInput {
+        inventory: &f.inventory,
+        mesh: &f.mesh,
+        playbooks: &f.playbooks,
+        facts: &facts,
+        limit: None,
+        rotate: &pair,
+        rotate_psk: true,
+    });
+    assert!(keys.rotating.is_empty(), "key pairs stay");
+    assert_eq!(plan.new_psk_pairs, [(n("node-a"), n("node-b"))]);
+    for host in ["node-a", "node-b"] {
+        let h = plan.host(&n(host)).expect("host");
+        use StepKind::*;
+        assert_eq!(
+            kinds(h),
+            [('~', Psk), ('~', Flip), ('~', Config), ('~', Reload)],
+            "{host}"
+        );
+    }
+    assert!(!plan.host(&n("node-c")).expect("c").has_changes());
 }

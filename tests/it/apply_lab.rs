@@ -1576,3 +1576,50 @@ fn apply_lab_key_rotation_keeps_traffic_flowing() {
     let v = meshup(&lab, &["verify", path_str(&inv)]);
     assert_eq!(v.code, Some(0), "{}\n{}", v.stdout, v.stderr);
 }
+
+/// `rotate --psk` of one pair: both hosts store a new preshared key and switch together;
+/// no packet is lost between them, and the third host is untouched.
+#[test]
+fn apply_lab_psk_rotation_of_one_pair_loses_nothing() {
+    require_lab!();
+    let lab = Lab::up("at-psk", "guide", "light");
+    let inv = lab.inventory();
+    apply_ok(&lab, &inv, &[]);
+    assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
+    let sums = |h: &str| {
+        lab.host_exec(h, "cd /etc/wireguard/wg0 && sha256sum psk-*.key")
+            .expect_ok("psk sums")
+            .to_string()
+    };
+    let (a0, b0) = (sums("node-a"), sums("node-b"));
+    let c0 = wg0_state(&lab, "node-c");
+    let pings = PingAll::start(&lab, &["node-a", "node-b"], 8);
+    std::thread::sleep(Duration::from_secs(1));
+    meshup(
+        &lab,
+        &[
+            "rotate",
+            "--psk",
+            "--nodes",
+            "node-a,node-b",
+            "--yes",
+            path_str(&inv),
+        ],
+    )
+    .expect_ok("rotate --psk");
+    let lost = pings.collect();
+    assert!(lost.values().all(|n| *n == 0), "{lost:?}");
+    let changed = |before: &str, after: &str| -> Vec<String> {
+        let old: std::collections::BTreeSet<&str> = before.lines().collect();
+        after
+            .lines()
+            .filter(|l| !old.contains(l))
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .collect()
+    };
+    assert_eq!(changed(&a0, &sums("node-a")), ["psk-node-b.key"]);
+    assert_eq!(changed(&b0, &sums("node-b")), ["psk-node-a.key"]);
+    assert_eq!(wg0_state(&lab, "node-c"), c0, "node-c is untouched");
+    assert_no_changes(&lab, &inv);
+    assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);
+}

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use super::HostInput;
 use crate::facts::KeyFileState;
 use crate::host_error::HostError;
+use crate::inventory::NodeName;
 use crate::plan::step::{Action, Decision, Step, StepKind};
 use crate::scripts;
 
@@ -166,4 +167,36 @@ pub fn rotation(h: &HostInput<'_>) -> Vec<Decision> {
         }
     }
     out
+}
+
+/// `rotate --psk`: both hosts of a pair whose preshared key is renewed switch at the
+/// agreed instant (the new key files are stored in the prepare phase, the running
+/// interfaces take them only then).
+pub fn psk_flip(h: &HostInput<'_>, rotated_pairs: &[(NodeName, NodeName)]) -> Vec<Decision> {
+    let me = &h.spec.name;
+    let peers: Vec<&str> = rotated_pairs
+        .iter()
+        .filter_map(|(a, b)| {
+            if a == me {
+                Some(b.as_str())
+            } else if b == me {
+                Some(a.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
+    if peers.is_empty() {
+        return Vec::new();
+    }
+    vec![Decision::Change(Step::new(
+        Action::Update,
+        StepKind::Flip,
+        format!(
+            "at the agreed instant, switch the preshared key with {}",
+            peers.join(", ")
+        ),
+        "preshared key rotation requested; both sides switch together",
+        "mu_wait_until \"$MU_FLIP_AT\"",
+    ))]
 }
