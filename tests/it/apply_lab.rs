@@ -424,9 +424,9 @@ fn apply_lab_secrets_never_reach_the_workstation() {
     // PrivateKey put in a comment; the diff must show tokens only.
     lab.host_exec(
         "node-a",
-        "cd /etc/wireguard && psk=$(cat psk-node-c.key) && \
+        "cd /etc/wireguard && psk=$(cat wg0/psk-node-c.key) && \
          sed -i \"s|^PresharedKey = .*|PresharedKey = $psk|\" wg0.conf && \
-         echo \"# old key $(cat private.key)\" >> wg0.conf",
+         echo \"# old key $(cat wg0/private.key)\" >> wg0.conf",
     )
     .expect_ok("drift");
     let drift = meshup_env(&lab, &["-vv", "plan", inv_s], &env);
@@ -441,6 +441,13 @@ fn apply_lab_secrets_never_reach_the_workstation() {
     record(&json);
     let r = meshup_env(&lab, &["apply", "--yes", inv_s], &env);
     r.expect_ok("apply after drift");
+    record(&r);
+    // Rotations: new key pairs made on the hosts, new preshared keys from meshup's memory.
+    let r = meshup_env(&lab, &["-vv", "rotate", "--all", "--yes", inv_s], &env);
+    r.expect_ok("rotate --all");
+    record(&r);
+    let r = meshup_env(&lab, &["rotate", "--psk", "--all", "--yes", inv_s], &env);
+    r.expect_ok("rotate --psk --all");
     record(&r);
     record(&meshup_env(
         &lab,
@@ -470,7 +477,7 @@ fn apply_lab_secrets_never_reach_the_workstation() {
         let listing = lab
             .host_exec(
                 h,
-                "ls /etc/wireguard/wg0/private.key /etc/wireguard/wg0/psk-*.key",
+                "ls /etc/wireguard/wg0/private.key /etc/wireguard/wg0/private.key.prev /etc/wireguard/wg0/psk-*.key",
             )
             .expect_ok("list secret files")
             .to_string();
@@ -480,7 +487,11 @@ fn apply_lab_secrets_never_reach_the_workstation() {
             secrets.push((format!("{h}:{file}"), value));
         }
     }
-    assert_eq!(secrets.len(), 9, "3 private keys and 6 PSK files");
+    assert_eq!(
+        secrets.len(),
+        12,
+        "3 private keys, the 3 rotated out, and 6 PSK files"
+    );
     for (what, value) in &secrets {
         for (place, hay) in [
             ("received over SSH", &received),
