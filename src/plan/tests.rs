@@ -473,3 +473,28 @@ fn a_psk_rotation_renews_one_pair_and_both_sides_flip_together() {
     }
     assert!(!plan.host(&n("node-c")).expect("c").has_changes());
 }
+
+#[test]
+fn a_rotation_waits_for_every_peer_to_be_reachable() {
+    let f = fixture(GUIDE);
+    let mut facts = all_converged(&f);
+    facts.insert(n("node-c"), Err(unreachable("down")));
+    let rotate: BTreeSet<NodeName> = [n("node-a")].into();
+    let (plan, keys) = compute(&PlanInput {
+        inventory: &f.inventory,
+        mesh: &f.mesh,
+        playbooks: &f.playbooks,
+        facts: &facts,
+        limit: None,
+        rotate: &rotate,
+        rotate_psk: false,
+    });
+    assert!(keys.rotating.is_empty(), "nothing is rotated");
+    let a = plan.host(&n("node-a")).expect("a");
+    assert!(
+        matches!(&a.state, HostState::Error(e) if e.to_string().contains("its peer node-c is unreachable")),
+        "{:?}",
+        a.state
+    );
+    assert!(!plan.host(&n("node-b")).expect("b").has_changes());
+}

@@ -238,7 +238,7 @@ fn normalize_config(lab: &Lab, host: &str, text: &str, real: &BTreeMap<String, S
         } else if let Some(v) = line.strip_prefix("PresharedKey = ") {
             assert!(key_shaped(v), "{host}: PresharedKey has no key shape");
             let file = format!("psk-{peer}.key");
-            let psk = host_file(lab, host, &format!("/etc/wireguard/{file}"));
+            let psk = host_file(lab, host, &format!("/etc/wireguard/wg0/{file}"));
             assert_eq!(
                 psk.trim(),
                 v,
