@@ -244,6 +244,10 @@ pub struct VerifyArgs {
     /// Print timing statistics at the end.
     #[arg(long)]
     pub stats: bool,
+    /// Print the full N×N matrix (by default above 20 nodes: the per-node summary and
+    /// the failing pairs).
+    #[arg(long)]
+    pub matrix: bool,
 }
 
 /// Arguments of `meshup client`.
@@ -365,6 +369,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             session: cli.session(&args.hosts),
             format: args.format,
             stats: args.stats,
+            matrix: args.matrix,
         }),
         Command::Exec(args) => crate::exec::run(&ExecOptions {
             session: SessionOptions {

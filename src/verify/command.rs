@@ -1,7 +1,10 @@
 //! The `verify` command: one SSH connection and one exec per host, all hosts in
-//! parallel; the exec runs the probe script with the facts gather inside it (while the
-//! pings are in flight), then everything is evaluated on the workstation.
-use std::collections::BTreeMap;
+//! parallel; the exec runs the probe script, then everything is evaluated on the
+//! workstation. Only when a pair fails does a second exec run the facts gather on the
+//! hosts of the failing pairs: their firewall evidence names what blocks a port. (The
+//! gather is ~20 sections and a few hundred processes per host; run on every host, it
+//! was half the CPU a 50-host verify cost.)
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -18,23 +21,26 @@ use crate::topology::Mesh;
 use crate::ui::{Progress, StatsReport};
 
 use super::evaluate::{HostOutput, evaluate};
+use super::evidence::PairStatus;
 use super::expectation::{Expectation, FirewallEvidence, NodeName, PortState};
 use super::from_mesh::{self, HostKeys};
 use super::probe::{self, NodeProbe};
 use super::report::Report;
-use super::script::{MARKER, probe_script_with};
+use super::script::{MARKER, host_probe_script};
 
 /// How long one host's probe exec may take (the probe itself needs about 5 s).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// What runs on one host: its node name, the combined probe + gather script, the
-/// listen port the firewall evidence is about.
+/// What runs on one host: its node name, the probe script, the facts gather (run only
+/// when one of the host's pairs fails), the listen port the firewall evidence is about.
 #[derive(Debug, Clone)]
 pub struct HostJob {
     /// Node name.
     pub node: NodeName,
-    /// The script fed to `sh -s`.
+    /// The probe fed to `sh -s`.
     pub script: String,
+    /// The facts gather fed to `sh -s` in the second exec.
+    pub gather: String,
     /// The node's WireGuard UDP port.
     pub listen_port: u16,
 }
@@ -69,10 +75,12 @@ impl VerifyPlan {
             )
             .into_diagnostic()?;
             let gather = facts::gather_script(&params);
-            let script = probe_script_with(&expectation, &node, Some(&gather)).into_diagnostic()?;
+            let script = host_probe_script(&expectation, &node, settings.config_dir.as_str())
+                .into_diagnostic()?;
             jobs.push(HostJob {
                 node,
                 script,
+                gather,
                 listen_port: spec.listen_port,
             });
         }
@@ -106,11 +114,13 @@ pub struct VerifyOptions {
     pub format: VerifyFormat,
     /// Print `--stats`.
     pub stats: bool,
+    /// Text output: the full N×N matrix even above [`super::report::MATRIX_MAX_NODES`].
+    pub matrix: bool,
 }
 
-/// Runs every job on its host (`sessions` by node name; a missing or failed session
-/// makes the host unreachable), at most `parallel` at once. `on_done` is called after
-/// each host. Never fails: a host's failure is its [`HostOutput::Failed`].
+/// Runs every job's probe on its host (`sessions` by node name; a missing or failed
+/// session makes the host unreachable), at most `parallel` at once. `on_done` is called
+/// after each host. Never fails: a host's failure is its [`HostOutput::Failed`].
 pub async fn probe_all(
     jobs: &[HostJob],
     sessions: &BTreeMap<NodeName, Connection>,
@@ -118,11 +128,57 @@ pub async fn probe_all(
     timeout: Duration,
     on_done: &(dyn Fn() + Sync),
 ) -> BTreeMap<NodeName, HostOutput> {
+    run_all(jobs, sessions, parallel, timeout, on_done, Script::Probe).await
+}
+
+/// Runs the facts gather of each job in `jobs` (see [`hosts_needing_facts`]) on its
+/// host, at most `parallel` at once: the gather's output by node, hosts that failed left
+/// out (their evidence stays unknown).
+pub async fn gather_facts(
+    jobs: &[HostJob],
+    sessions: &BTreeMap<NodeName, Connection>,
+    parallel: usize,
+    timeout: Duration,
+) -> BTreeMap<NodeName, String> {
+    run_all(jobs, sessions, parallel, timeout, &|| {}, Script::Gather)
+        .await
+        .into_iter()
+        .filter_map(|(node, out)| match out {
+            HostOutput::Output(text) => Some((node, text)),
+            HostOutput::Failed(_) => None,
+        })
+        .collect()
+}
+
+/// The hosts whose facts the diagnoses need: both ends of every failing pair.
+pub fn hosts_needing_facts(report: &Report) -> BTreeSet<String> {
+    report
+        .pairs
+        .iter()
+        .filter(|p| p.status == PairStatus::Failing)
+        .flat_map(|p| [p.from.clone(), p.to.clone()])
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+enum Script {
+    Probe,
+    Gather,
+}
+
+async fn run_all(
+    jobs: &[HostJob],
+    sessions: &BTreeMap<NodeName, Connection>,
+    parallel: usize,
+    timeout: Duration,
+    on_done: &(dyn Fn() + Sync),
+    which: Script,
+) -> BTreeMap<NodeName, HostOutput> {
     let results = fanout::run(jobs.iter().collect(), parallel, |job| async move {
         let out = match sessions.get(&job.node) {
             None => HostOutput::Failed(HostError::NotConnected.to_string()),
             Some(Err(e)) => HostOutput::Failed(e.to_string()),
-            Some(Ok(session)) => run_one(session.as_ref(), job, timeout).await,
+            Some(Ok(session)) => run_one(session.as_ref(), job, timeout, which).await,
         };
         on_done();
         Ok::<_, std::convert::Infallible>(out)
@@ -144,12 +200,17 @@ async fn run_one(
     session: &dyn crate::transport::Session,
     job: &HostJob,
     timeout: Duration,
+    which: Script,
 ) -> HostOutput {
-    match session.exec("sh -s", job.script.as_bytes(), timeout).await {
+    let (script, begin) = match which {
+        Script::Probe => (&job.script, format!("{MARKER}begin ")),
+        Script::Gather => (&job.gather, "@@meshup:gather:".to_owned()),
+    };
+    match session.exec("sh -s", script.as_bytes(), timeout).await {
         Err(e) => HostOutput::Failed(e.to_string()),
         Ok(out) => {
             let stdout = out.stdout_str();
-            if stdout.contains(&format!("{MARKER}begin ")) {
+            if stdout.contains(&begin) {
                 HostOutput::Output(stdout)
             } else {
                 let stderr = out.stderr_str();
@@ -179,13 +240,25 @@ pub struct Verdict {
     pub firewall: BTreeMap<NodeName, FirewallEvidence>,
 }
 
-/// Joins the hosts' outputs with the plan: parses probes and facts, fills in keys,
-/// derives firewall evidence, evaluates, and adds the MTU findings. Pure.
+/// Joins the hosts' outputs with the plan: parses probes and facts (from the probe
+/// output itself when it ran the gather inside), fills in keys, derives firewall
+/// evidence, evaluates, and adds the MTU findings. Pure.
 pub fn assemble(
     plan: &VerifyPlan,
     mesh: &Mesh,
     playbooks: &Playbooks,
     outputs: &BTreeMap<NodeName, HostOutput>,
+) -> miette::Result<Verdict> {
+    assemble_with_facts(plan, mesh, playbooks, outputs, &BTreeMap::new())
+}
+
+/// [`assemble`] with the output of a separate facts gather for some hosts.
+pub fn assemble_with_facts(
+    plan: &VerifyPlan,
+    mesh: &Mesh,
+    playbooks: &Playbooks,
+    outputs: &BTreeMap<NodeName, HostOutput>,
+    gathered: &BTreeMap<NodeName, String>,
 ) -> miette::Result<Verdict> {
     let mut probes: BTreeMap<NodeName, NodeProbe> = BTreeMap::new();
     let mut keys: BTreeMap<NodeName, HostKeys> = BTreeMap::new();
@@ -195,7 +268,8 @@ pub fn assemble(
             continue;
         };
         let probe = probe::parse(text).ok();
-        let host_facts: Option<HostFacts> = facts::parse(text).ok();
+        let facts_text = gathered.get(&job.node).unwrap_or(text);
+        let host_facts: Option<HostFacts> = facts::parse(facts_text).ok();
         keys.insert(
             job.node.clone(),
             HostKeys::from_host(probe.as_ref(), host_facts.as_ref()),
@@ -249,7 +323,7 @@ pub fn run(options: &VerifyOptions) -> Result<ExitCode, miette::Report> {
         .filter_map(|job| session.inventory.node(&job.node))
         .collect();
     let progress = Progress::new(nodes.iter().map(|n| n.name.as_str()), session.verbose);
-    let outputs = session.block_on(async {
+    let verdict = session.block_on(async {
         let t = Instant::now();
         let sessions = session.connect(nodes, &progress).await;
         report.phase("connect", t);
@@ -266,15 +340,40 @@ pub fn run(options: &VerifyOptions) -> Result<ExitCode, miette::Report> {
         )
         .await;
         report.phase("probe", t);
+        let t = Instant::now();
+        let mut verdict = assemble(&plan, mesh, &session.playbooks, &outputs);
+        report.phase("evaluate", t);
+        let wanted = verdict
+            .as_ref()
+            .map(|v| hosts_needing_facts(&v.report))
+            .unwrap_or_default();
+        if !wanted.is_empty() {
+            let t = Instant::now();
+            let jobs: Vec<HostJob> = plan
+                .jobs
+                .iter()
+                .filter(|j| wanted.contains(j.node.as_str()))
+                .cloned()
+                .collect();
+            for job in &jobs {
+                progress.set(job.node.as_str(), "gathering facts");
+            }
+            let gathered = gather_facts(&jobs, &sessions, session.parallel, PROBE_TIMEOUT).await;
+            report.phase("facts", t);
+            let t = Instant::now();
+            verdict = assemble_with_facts(&plan, mesh, &session.playbooks, &outputs, &gathered);
+            report.phase("evaluate", t);
+        }
         // Sessions close here, before the report is printed.
         drop(sessions);
-        outputs
+        verdict
     });
     progress.clear();
+    let verdict = verdict?;
 
     let t = Instant::now();
-    let verdict = assemble(&plan, mesh, &session.playbooks, &outputs)?;
     let text = match options.format {
+        VerifyFormat::Text if options.matrix => verdict.report.render_text_with_matrix(),
         VerifyFormat::Text => verdict.report.render_text(),
         VerifyFormat::Json => {
             let mut json = verdict.report.render_json();

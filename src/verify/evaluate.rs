@@ -68,6 +68,7 @@ pub fn evaluate(
                     address: address.to_string(),
                     ok: rec.result.ok(),
                     rtt_avg: rec.result.rtt.map(|r| r.avg),
+                    rtt_min: rec.result.rtt.map(|r| r.min),
                 });
             }
         }

@@ -85,6 +85,8 @@ pub struct PingSummary {
     pub loss_percent: f64,
     /// Average RTT in ms.
     pub rtt_avg: Option<f64>,
+    /// Minimum RTT in ms: what the path costs, least disturbed by a busy host.
+    pub rtt_min: Option<f64>,
 }
 
 /// The DF probes in one direction.

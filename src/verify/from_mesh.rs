@@ -71,7 +71,9 @@ impl HostKeys {
             live: probe
                 .and_then(|p| p.dump.as_ref())
                 .and_then(WgDump::public_key),
-            derived: facts.and_then(|f| f.keys.public_key()),
+            derived: facts
+                .and_then(|f| f.keys.public_key())
+                .or_else(|| probe.and_then(|p| p.derived_key)),
         }
     }
 }

@@ -105,6 +105,7 @@ impl Live<'_> {
             ok: rec.result.ok(),
             loss_percent: rec.result.loss_percent,
             rtt_avg: rec.result.rtt.map(|r| r.avg),
+            rtt_min: rec.result.rtt.map(|r| r.min),
         })
     }
 

@@ -8,6 +8,7 @@ use super::error::VerifyError;
 use super::ping::{self, PingResult};
 use super::sections;
 use crate::facts::{InterfaceAddresses, InterfaceRoutes, LinkInfo, Route, WgDump};
+use crate::keys::PublicKey;
 
 /// What a ping run was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -88,6 +89,9 @@ pub struct NodeProbe {
     pub dump_error: Option<String>,
     /// Every ping run, in script order.
     pub pings: Vec<PingRecord>,
+    /// The public key derived on the host from its `private.key` (`None` when the probe
+    /// did not read it or the file held no valid key).
+    pub derived_key: Option<PublicKey>,
 }
 
 impl NodeProbe {
@@ -121,6 +125,7 @@ pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
         dump: None,
         dump_error: None,
         pings: Vec::new(),
+        derived_key: None,
     };
     for section in &sections {
         match section.kind {
@@ -159,6 +164,9 @@ pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
             }
             "wg-dump-before" if section.exit == Some(0) => {
                 probe.dump_before = Some(WgDump::parse(&section.text()));
+            }
+            "derived-key" => {
+                probe.derived_key = section.body.iter().find_map(|l| l.trim().parse().ok());
             }
             "now" => probe.now = section.body.iter().find_map(|l| l.trim().parse().ok()),
             "wg-dump" => {

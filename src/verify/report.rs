@@ -83,7 +83,13 @@ pub struct ProbeCheck {
     pub ok: bool,
     /// Average RTT in ms.
     pub rtt_avg: Option<f64>,
+    /// Minimum RTT in ms.
+    pub rtt_min: Option<f64>,
 }
+
+/// Above this many nodes the text output shows the per-node summary and the failing
+/// pairs instead of the N×N matrix (`verify --matrix` prints it anyway).
+pub const MATRIX_MAX_NODES: usize = 20;
 
 /// The whole verify result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -117,7 +123,7 @@ impl Report {
     }
 
     fn cell(p: &PairEvidence) -> String {
-        let rtt = ms(p.ping.and_then(|p| p.rtt_avg));
+        let rtt = ms(p.ping.and_then(|p| p.rtt_min));
         match (p.status, &p.path) {
             (PairStatus::Healthy, PairPath::Direct) => format!("✓ {rtt}"),
             (PairStatus::Healthy, PairPath::Relayed(_)) => format!("↻ {rtt}"),
@@ -153,7 +159,7 @@ impl Report {
             }
             out.push('\n');
         }
-        out.push_str("✓ ok (avg RTT ms)  ↻ relayed  ! degraded  ✗ failing  ? no output\n");
+        out.push_str("✓ ok (min RTT ms)  ↻ relayed  ! degraded  ✗ failing  ? no output\n");
         for p in self
             .pairs
             .iter()
@@ -195,7 +201,7 @@ impl Report {
         }
         for p in &self.probes {
             let mark = if p.ok {
-                format!("✓ {} ms", ms(p.rtt_avg))
+                format!("✓ {} ms", ms(p.rtt_min))
             } else {
                 "✗".to_owned()
             };
@@ -241,11 +247,33 @@ impl Report {
         out
     }
 
-    /// Matrix, summary and diagnoses: the default text output.
+    /// The default text output: matrix, summary and diagnoses; above
+    /// [`MATRIX_MAX_NODES`] nodes the summary and diagnoses only (a line says how to get
+    /// the matrix).
     pub fn render_text(&self) -> String {
+        if self.nodes.len() > MATRIX_MAX_NODES {
+            let mut out = self.render_summary();
+            let _ = writeln!(
+                out,
+                "({} nodes: matrix left out; `verify --matrix` prints it)",
+                self.nodes.len()
+            );
+            self.push_verdict(&mut out);
+            return out;
+        }
+        self.render_text_with_matrix()
+    }
+
+    /// Matrix, summary and diagnoses, whatever the mesh size (`verify --matrix`).
+    pub fn render_text_with_matrix(&self) -> String {
         let mut out = self.render_matrix();
         out.push('\n');
         out.push_str(&self.render_summary());
+        self.push_verdict(&mut out);
+        out
+    }
+
+    fn push_verdict(&self, out: &mut String) {
         let diagnoses = self.render_diagnoses();
         if diagnoses.is_empty() {
             out.push_str("\nAll pairs healthy.\n");
@@ -253,7 +281,6 @@ impl Report {
             out.push('\n');
             out.push_str(&diagnoses);
         }
-        out
     }
 
     /// The typed report as pretty JSON.
@@ -303,7 +330,7 @@ impl Report {
                 let mut attrs = format!("color={color}");
                 if let Some(PairPath::Relayed(r)) = ab.map(|p| &p.path) {
                     let _ = write!(attrs, ", style=dashed, label=\"via {r}\"");
-                } else if let Some(rtt) = ab.and_then(|p| p.ping).and_then(|p| p.rtt_avg) {
+                } else if let Some(rtt) = ab.and_then(|p| p.ping).and_then(|p| p.rtt_min) {
                     let _ = write!(attrs, ", label=\"{} ms\"", ms(Some(rtt)));
                 }
                 let _ = writeln!(out, "  \"{}\" -- \"{}\" [{attrs}];", a.name, b.name);

@@ -12,6 +12,8 @@
 //! | `addr`                                   | `ip -o addr show dev <if>`                |
 //! | `route 4`, `route 6`                     | `ip -4/-6 route show table all dev <if>`  |
 //! | `forwarding`                             | ipv4 then ipv6 forwarding sysctls         |
+//! | `derived-key`                            | `wg pubkey < <dir>/private.key` (only     |
+//! |                                          | from [`host_probe_script`])               |
 //! | `during`                                 | optional caller script (e.g. the facts    |
 //! |                                          | gather) run while the pings are in flight |
 //! | `ping <target> <kind> <addr> [<size>]`   | one `ping` run, kind = mesh, mesh6,       |
@@ -20,12 +22,18 @@
 //! | `wg-dump`                                | `wg show <if> dump`, redacted on the host |
 //! | `end`                                    | none                                      |
 //!
-//! All pings start at once in the background, before anything else is read, and each has
-//! a deadline (`-w`), so the run takes about 4 s whatever the mesh size; a mesh ping
-//! or DF ping that fails is run once more (WireGuard retries a lost handshake after 5 s,
-//! and a loaded host may answer late), so a failing pair costs about 7 s. Towards a peer
-//! whose name sorts before this node's, pings start 1 s late: the other side's pings
-//! set the handshake up first, avoiding the crossed-handshake stall seen on the lab.
+//! Healthy, a peer costs one `ping` process: a full-size DF ping answers both "is there
+//! a path" and "does the MTU pass". All first-round pings start at once in the
+//! background (no subshell, no `sleep` per peer), each with a deadline (`-w`), and the
+//! shell collects their statuses with `wait <pid>`. What failed is retried in up to three
+//! rounds: a small ping (twice: WireGuard retries a lost handshake after 5 s, and a
+//! loaded host may answer late), then, once a small one answered, the DF ping once more,
+//! so a pair is failed, or an MTU problem named, only on evidence that survived a retry.
+//! A healthy run takes well under a second on an idle host; a failing pair about 9 s.
+//! Towards a peer whose name sorts before this node's and with no handshake in the last
+//! 2 minutes, the first ping starts 1 s late (one background `sleep` for all of them):
+//! the other side's pings set the handshake up first, avoiding the crossed-handshake
+//! stall seen on the lab.
 //! The dump is read after the pings, so its handshakes reflect the ping traffic; a first
 //! dump taken before any ping shows what the mesh did on its own (who had initiated, and
 //! the transfer counters the pings then move).
@@ -35,7 +43,7 @@
 //!
 //! ```text
 //! (
-//! MU_IF=… MU_NODE=… MU_VERSION=… MU_PINGS=… MU_PING_SECTIONS=…   (scripts::Values)
+//! MU_IF=… MU_NODE=… MU_VERSION=… MU_DIR=… MU_PINGS=… MU_PING_SECTIONS=…   (Values)
 //! <probe.sh>
 //! mu_probe_start
 //! mu_sec during              ┐ only with a `during` script, which keeps its own
@@ -55,7 +63,7 @@
 //! start: a `pair` for a peer's mesh + DF pings, a `job` for any other ping) and
 //! `MU_PING_SECTIONS` (the section header of each result, in output order). A `MU_PINGS`
 //! line ends with its ping argument lists in double quotes (`pair 0 1 0 10.10.0.2
-//! "<DF ping args>" "<mesh ping args>"`); probe.sh splits a line with `IFS='"'`, then the
+//! "<DF ping args>" "<mesh ping args>"`, `job 2 0 1 10.10.0.2 "<ping args>"`); probe.sh splits a line with `IFS='"'`, then the
 //! words and arguments with `IFS=' '`, under `set -f`: nothing is evaluated.
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -69,6 +77,9 @@ pub const MARKER: &str = "@@meshup:verify:";
 
 pub use super::sections::MARKER_KIND;
 
+/// The one-process pinger probe.sh runs with perl where perl is installed.
+pub const PINGER: &str = include_str!("../scripts/ping.pl");
+
 /// The format version written in the `begin` section.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -79,6 +90,8 @@ struct PingJob<'a> {
     addr: IpAddr,
     size: Option<u16>,
     delay: u8,
+    /// The target's mesh address (a recent handshake with it cancels the delay).
+    peer: IpAddr,
 }
 
 impl PingJob<'_> {
@@ -127,6 +140,27 @@ pub fn probe_script_with(
     node: &NodeName,
     during: Option<&str>,
 ) -> Result<String, VerifyError> {
+    build(expectation, node, None, during)
+}
+
+/// The probe `verify` runs on a host: [`probe_script`] plus a `derived-key` section, the
+/// public key `wg pubkey` derives on the host from `<config_dir>/private.key` (the key
+/// drift check needs it on every host; the facts gather, which reads it too, only runs
+/// where a pair fails).
+pub fn host_probe_script(
+    expectation: &Expectation,
+    node: &NodeName,
+    config_dir: &str,
+) -> Result<String, VerifyError> {
+    build(expectation, node, Some(config_dir), None)
+}
+
+fn build(
+    expectation: &Expectation,
+    node: &NodeName,
+    config_dir: Option<&str>,
+    during: Option<&str>,
+) -> Result<String, VerifyError> {
     let me = expectation
         .node(node)
         .ok_or_else(|| VerifyError::NoSuchNode {
@@ -141,6 +175,7 @@ pub fn probe_script_with(
             addr,
             size,
             delay,
+            peer: other.address,
         };
         jobs.push(job("mesh", other.address, None));
         let mtu = me.mtu.min(other.mtu);
@@ -160,11 +195,13 @@ pub fn probe_script_with(
     let values = Values::new()
         .set("MU_IF", expectation.interface.as_str())
         .set("MU_NODE", me.name.as_str())
+        .set("MU_DIR", config_dir.unwrap_or(""))
+        .set("MU_PERL", PINGER)
         .set("MU_VERSION", &FORMAT_VERSION.to_string())
         .set("MU_PINGS", &ping_lines(&jobs))
         .set("MU_PING_SECTIONS", &section_lines(&jobs));
     let mut s = String::with_capacity(
-        scripts::PROBE.len() + during.map_or(0, str::len) + jobs.len() * 160 + 256,
+        scripts::PROBE.len() + PINGER.len() + during.map_or(0, str::len) + jobs.len() * 160 + 256,
     );
     s.push_str("#!/bin/sh\n# meshup verify probe (read-only): see src/scripts/probe.sh.\n(\n");
     s.push_str(&values.before(scripts::PROBE));
@@ -197,10 +234,11 @@ fn ping_lines(jobs: &[PingJob<'_>]) -> String {
             // `write!` into a String cannot fail.
             let _ = writeln!(
                 out,
-                "pair {i} {} {} {} \"{}\" \"{}\"",
+                "pair {i} {} {} {} {} \"{}\" \"{}\"",
                 i + 1,
                 job.delay,
                 job.addr,
+                next.size.unwrap_or(0),
                 next.args(),
                 job.args()
             );
@@ -208,7 +246,13 @@ fn ping_lines(jobs: &[PingJob<'_>]) -> String {
             continue;
         }
         let retry = u8::from(matches!(job.kind, "mesh" | "mesh6" | "probe" | "mtu"));
-        let _ = writeln!(out, "job {i} {} {retry} \"{}\"", job.delay, job.args());
+        let _ = writeln!(
+            out,
+            "job {i} {} {retry} {} \"{}\"",
+            job.delay,
+            job.peer,
+            job.args()
+        );
         i += 1;
     }
     out
@@ -270,9 +314,11 @@ mod tests {
             );
         }
         assert_eq!(pings.lines().count(), 6, "{pings}");
-        assert!(pings.contains("\njob 2 1 1 \"-6 -n -c 3 -i 0.2 -W 1 -w 3 fd00::1\"\n"));
-        assert!(pings.contains("\njob 3 1 1 \"-4 -n -c 3 -i 0.2 -W 1 -w 3 192.168.1.1\"\n"));
-        assert!(pings.starts_with("pair 0 1 1 10.1.0.1 \"-4 -n -M do -s 1392"));
+        assert!(pings.contains("\njob 2 1 1 10.1.0.1 \"-6 -n -c 3 -i 0.2 -W 1 -w 3 fd00::1\"\n"));
+        assert!(
+            pings.contains("\njob 3 1 1 10.1.0.1 \"-4 -n -c 3 -i 0.2 -W 1 -w 3 192.168.1.1\"\n")
+        );
+        assert!(pings.starts_with("pair 0 1 1 10.1.0.1 1392 \"-4 -n -M do -s 1392"));
         assert_eq!(headers.lines().count(), 8, "{headers}");
         assert!(headers.contains("ping a.b-c mtu 10.1.0.1 1392\n"));
     }

@@ -358,7 +358,7 @@ fn probe_script_is_valid_sh_and_quotes_addresses() {
     // The connectivity and DF probes of a peer run as one pair: one ping when healthy.
     assert!(
         script.contains(
-            "pair 0 1 0 10.10.0.2 \"-4 -n -M do -s 1392 -c 2 -i 0.2 -W 1 -w 2 10.10.0.2\" \"-4 -n -c 3 -i 0.2 -W 1 -w 3 10.10.0.2\""
+            "pair 0 1 0 10.10.0.2 1392 \"-4 -n -M do -s 1392 -c 2 -i 0.2 -W 1 -w 2 10.10.0.2\" \"-4 -n -c 3 -i 0.2 -W 1 -w 3 10.10.0.2\""
         ),
         "{script}"
     );

@@ -121,7 +121,7 @@ fn run_isolated(shell: &[&str], script: &str, tmp: &Path) -> Option<String> {
 }
 
 #[test]
-fn combined_script_runs_in_real_shells_and_both_parsers_find_their_sections() {
+fn probe_and_gather_scripts_run_in_real_shells_and_their_parsers_find_their_sections() {
     let (plan, _) = plan_for("inventory/guide.yaml");
     let job = &plan.jobs[0];
     assert_eq!(job.node, name("node-a"));
@@ -135,11 +135,21 @@ fn combined_script_runs_in_real_shells_and_both_parsers_find_their_sections() {
         let probe = probe::parse(&output).expect("probe output");
         assert!(probe.complete, "{shell:?}: probe reached its end marker");
         assert_eq!(probe.node, "node-a");
-        // 2 targets × (mesh, mtu): every ping ran (twice: retried) and failed (no network).
+        // 2 targets × (mesh, mtu): every ping ran (and was retried) and failed (no network).
         assert_eq!(probe.pings.len(), 4, "{shell:?}");
-        assert!(probe.pings.iter().all(|p| !p.result.ok()));
+        assert!(probe.pings.iter().all(|p| !p.result.ok()), "{output}");
+        assert!(
+            probe
+                .pings
+                .iter()
+                .all(|p| p.result.exit == Some(1) || p.result.exit == Some(2)),
+            "{output}"
+        );
         assert!(probe.now.is_some());
-        let facts = facts::parse(&output).expect("facts output");
+        let Some(gathered) = run_isolated(shell, &job.gather, tmp.path()) else {
+            return;
+        };
+        let facts = facts::parse(&gathered).expect("facts output");
         assert!(facts.complete, "{shell:?}: gather reached its end marker");
         assert!(
             facts.missing_sections.is_empty(),
@@ -147,7 +157,7 @@ fn combined_script_runs_in_real_shells_and_both_parsers_find_their_sections() {
             facts.missing_sections
         );
         assert!(facts.commands.has("ip"), "{shell:?}: gather ran for real");
-        // Both scripts cleaned up their temporary directories.
+        // The probe cleaned up its temporary directory.
         let left: Vec<_> = std::fs::read_dir(tmp.path())
             .expect("read tmp")
             .flatten()
@@ -155,6 +165,61 @@ fn combined_script_runs_in_real_shells_and_both_parsers_find_their_sections() {
             .collect();
         assert!(left.is_empty(), "{shell:?} left {left:?}");
     }
+}
+
+/// The one-process pinger (src/scripts/ping.pl) against loopback in an empty network
+/// namespace: replies, a DF packet above the MTU refused locally, an address nobody
+/// answers; every result in the shape `ping::parse` reads.
+#[test]
+fn perl_pinger_writes_what_the_ping_parser_reads() {
+    use meshup::verify::ping;
+    use meshup::verify::script::PINGER;
+    if Command::new("perl").arg("-e1").status().is_err() {
+        eprintln!("skipped: no perl");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let script = "ip link set lo up && ip link set lo mtu 1400 && exec perl -e \"$1\" \"$2\" 2 1 0,127.0.0.1,1000,1 1,127.0.0.1,1500,1 2,::1,56,0 3,192.0.2.1,56,0";
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", script, "sh", PINGER])
+        .arg(dir.path())
+        .output()
+        .expect("unshare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("unshare") {
+        eprintln!("skipped: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    let read = |n: u32| {
+        let text = std::fs::read_to_string(dir.path().join(format!("{n}.out"))).expect("out");
+        let rc: i32 = std::fs::read_to_string(dir.path().join(format!("{n}.rc")))
+            .expect("rc")
+            .trim()
+            .parse()
+            .expect("rc number");
+        (ping::parse(&text, Some(rc)), text)
+    };
+    let (ok, text) = read(0);
+    assert!(ok.ok() && ok.received == 2 && ok.exit == Some(0), "{text}");
+    let rtt = ok.rtt.expect("rtt");
+    assert!(
+        rtt.min > 0.0 && rtt.min <= rtt.avg && rtt.avg <= rtt.max,
+        "{text}"
+    );
+    let (big, text) = read(1);
+    assert!(!big.ok() && big.exit == Some(1), "{text}");
+    assert!(
+        matches!(
+            big.errors.first(),
+            Some(ping::PingError::MessageTooLong { .. })
+        ),
+        "{text}"
+    );
+    let (v6, text) = read(2);
+    assert!(v6.ok(), "{text}");
+    let (none, text) = read(3);
+    assert!(!none.ok() && none.exit == Some(1), "{text}");
 }
 
 #[test]
@@ -273,7 +338,9 @@ async fn one_exec_per_host_and_an_unreachable_host_never_stops_the_others() {
         assert_eq!(calls[0].command, "sh -s");
         assert_eq!(calls[0].stdin, job.script.as_bytes());
         let stdin = String::from_utf8_lossy(&calls[0].stdin);
-        assert!(stdin.contains("@@meshup:gather:v1") && stdin.contains("sec wg-dump"));
+        // The gather is not in the probe: it runs, in a second exec, only where a pair fails.
+        assert!(!stdin.contains("@@meshup:gather:v1") && stdin.contains("sec wg-dump"));
+        assert!(job.gather.contains("@@meshup:gather:v1"));
     }
     assert!(
         matches!(outputs.get(&name("node-c")), Some(HostOutput::Failed(e)) if e.contains("refused"))
@@ -313,7 +380,8 @@ async fn one_exec_per_host_and_an_unreachable_host_never_stops_the_others() {
             .map(|k| k.to_string()),
         Some(keys["node-b"].clone())
     );
-    // Firewall evidence from the gather inside the same exec: policy drop without 51820.
+    // Firewall evidence from a gather run inside the probe (older runs, the `during`
+    // script): policy drop without 51820.
     assert_eq!(verdict.firewall[&name("node-a")].state, PortState::Closed);
     assert!(!verdict.firewall.contains_key(&name("node-c")));
 }
