@@ -251,10 +251,13 @@ mu_probe_start() {
 		</proc/sys/net/ipv4/ip_forward
 	while IFS= read -r mu_line; do printf '%s\n' "$mu_line"; done \
 		</proc/sys/net/ipv6/conf/all/forwarding
-	if [ -n "${MU_DIR-}" ] && [ -r "$MU_DIR/private.key" ]; then
+	# The interface's key lives in its own directory (older meshup: the config dir).
+	mu_key="${MU_DIR-}/$MU_IF/private.key"
+	[ -r "$mu_key" ] || mu_key="${MU_DIR-}/private.key"
+	if [ -n "${MU_DIR-}" ] && [ -r "$mu_key" ]; then
 		# The public key derived on the host (the private key never leaves `wg pubkey`).
 		mu_sec derived-key
-		wg pubkey <"$MU_DIR/private.key" 2>/dev/null
+		wg pubkey <"$mu_key" 2>/dev/null
 	fi
 }
 
