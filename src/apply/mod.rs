@@ -461,8 +461,8 @@ fn execute(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()
-        + 2.0
-        + 0.05 * flips as f64;
+        + 3.0
+        + 0.1 * flips as f64;
     let values = converge_values(session, &generated).set("MU_FLIP_AT", &format!("{flip_at:.3}"));
     // Rotated nodes whose new key was not made: their peers must keep the old one.
     let failed_rotations: Vec<&NodeName> = keys

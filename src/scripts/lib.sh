@@ -83,6 +83,31 @@ mu_wait_until() {
 	# Sub-second where date knows %N (GNU), else whole seconds.
 	mu_delay=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = t - n; if (d < 0) d = 0; printf "%.3f", d }')
 	sleep "$mu_delay" 2>/dev/null || sleep "${mu_delay%.*}"
+	mu_flip_at=$1
+}
+
+# After a flip, a handshake tried while the other side had not flipped yet is retried by
+# WireGuard only 5 s later. So for 2 s after the flip, a peer with no handshake since the
+# flip is reset (removed and synced back) now and then: its next packet starts a fresh
+# handshake with the key the other side now has. Only entries whose key changed are
+# touched. Runs only when the script flipped.
+mu_settle_flip() {
+	[ -n "${mu_flip_at-}" ] || return 0
+	mu_since=${mu_flip_at%.*}
+	for mu_round in 1 2 3 4; do
+		sleep 0.5 2>/dev/null || sleep 1
+		# Only entries whose key changed: all of them on the node that took a new key,
+		# else the peers whose new key came with this run (MU_PUBKEYS).
+		mu_stale=$(MU_PUBKEYS=${MU_PUBKEYS-} wg show "$IF" latest-handshakes 2>/dev/null |
+			awk -v t="$mu_since" -v all="${mu_promoted-}" '
+				BEGIN { n = split(ENVIRON["MU_PUBKEYS"], p, " "); for (i = 1; i <= n; i++) { sub(/^[^=]*=/, "", p[i]); fresh[p[i]] = 1 } }
+				$2 < t && (all == 1 || ($1 in fresh)) { print $1 }')
+		[ -n "$mu_stale" ] || return 0
+		for mu_k in $mu_stale; do wg set "$IF" peer "$mu_k" remove 2>/dev/null; done
+		wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>/dev/null && wg syncconf "$IF" "$D/.$IF.stripped" 2>/dev/null
+		rm -f "$D/.$IF.stripped"
+		: "$mu_round"
+	done
 }
 
 # mu_promote_key: the staged key becomes the host's key (the old one kept as .prev).
@@ -92,6 +117,7 @@ mu_promote_key() {
 	cp -p "$S/private.key" "$S/private.key.prev" || mu_fail 'cannot keep the previous key'
 	mv -f "$S/private.key.next" "$S/private.key" || mu_fail 'cannot promote the staged key'
 	wg pubkey <"$S/private.key" >"$S/public.key" || mu_fail 'wg pubkey failed'
+	mu_promoted=1
 }
 
 # mu_install COMMAND: installs WireGuard with the playbook's command.
@@ -241,6 +267,7 @@ mu_live_reload() {
 		done
 	done
 	mu_post_check
+	mu_settle_flip
 }
 
 # mu_start COMMAND: brings the interface up (service enable --now, or wg-quick up).
