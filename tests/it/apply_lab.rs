@@ -3,7 +3,10 @@
 //! meshup runs inside the lab's workstation namespace, as an operator would run it.
 //! Needs root; `MESHUP_SKIP_LAB=1` skips them. Each test brings up its own small lab.
 
-use crate::support_lab::{Lab, LabHost, Run, lab_skip_reason};
+use crate::support_lab::{
+    Lab, LabHost, MESHUP, Run, apply_ok, assert_no_changes, lab_skip_reason, meshup, meshup_env,
+    path_str,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,61 +19,6 @@ macro_rules! require_lab {
             return;
         }
     };
-}
-
-const MESHUP: &str = env!("CARGO_BIN_EXE_meshup");
-
-/// Runs meshup with `args` in the lab's workstation namespace, with extra environment.
-fn meshup_env(lab: &Lab, args: &[&str], env: &[(&str, &Path)]) -> Run {
-    let mut argv: Vec<&str> = vec![MESHUP];
-    argv.extend_from_slice(args);
-    let mut cmd = lab.ws_command(&argv);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd
-        .output()
-        .expect("run meshup in the workstation namespace");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Runs meshup with `args` in the lab's workstation namespace.
-fn meshup(lab: &Lab, args: &[&str]) -> Run {
-    meshup_env(lab, args, &[])
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// `apply --yes` that must succeed; returns its output.
-#[track_caller]
-fn apply_ok(lab: &Lab, inv: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["apply", "--yes"];
-    args.extend_from_slice(extra);
-    args.push(path_str(inv));
-    let run = meshup(lab, &args);
-    run.expect_ok("meshup apply");
-    assert!(run.stdout.contains("RECAP"), "{}", run.stdout);
-    run
-}
-
-/// `plan --detailed-exitcode` that must find no change.
-#[track_caller]
-fn assert_no_changes(lab: &Lab, inv: &Path) {
-    let run = meshup(lab, &["plan", "--detailed-exitcode", path_str(inv)]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "second plan is not empty\n{}\n{}",
-        run.stdout,
-        run.stderr
-    );
-    assert!(run.stdout.contains("No changes"), "{}", run.stdout);
 }
 
 /// One node of a generated inventory.

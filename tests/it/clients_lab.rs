@@ -3,31 +3,15 @@
 //! meshup gives, reach every node's mesh address; removing the laptop revokes it.
 //! Needs root; `MESHUP_SKIP_LAB=1` skips it.
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::support_lab::{Lab, Run, lab_skip_reason};
-
-const MESHUP: &str = env!("CARGO_BIN_EXE_meshup");
+use crate::support_lab::{Lab, apply_ok, assert_no_changes, lab_skip_reason, meshup, path_str};
 
 /// The mesh nodes (managed) and the two devices (unmanaged, behind NAT).
 const NODES: [&str; 3] = ["pub-1", "pub-2", "nat-1"];
 const LAPTOP_HOST: &str = "nat-2";
 const PHONE_HOST: &str = "nat-3";
-
-fn meshup(lab: &Lab, args: &[&str]) -> Run {
-    let mut argv: Vec<&str> = vec![MESHUP];
-    argv.extend_from_slice(args);
-    Run::from(
-        lab.ws_command(&argv)
-            .output()
-            .expect("run meshup in the workstation namespace"),
-    )
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// The inventory: the three nodes with their lab addresses, then `clients`.
 fn write_inventory(lab: &Lab, clients: &str) -> PathBuf {
@@ -52,25 +36,6 @@ fn write_inventory(lab: &Lab, clients: &str) -> PathBuf {
     let path = lab.out_dir().join("clients.yaml");
     std::fs::write(&path, text).expect("write inventory");
     path
-}
-
-#[track_caller]
-fn apply_ok(lab: &Lab, inv: &Path) -> Run {
-    let run = meshup(lab, &["apply", "--yes", path_str(inv)]);
-    run.expect_ok("meshup apply");
-    run
-}
-
-#[track_caller]
-fn assert_no_changes(lab: &Lab, inv: &Path) {
-    let run = meshup(lab, &["plan", "--detailed-exitcode", path_str(inv)]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "second plan is not empty\n{}\n{}",
-        run.stdout,
-        run.stderr
-    );
 }
 
 fn ping_until(lab: &Lab, from: &str, ip: &str, deadline: Duration) -> Result<Duration, String> {
@@ -153,7 +118,7 @@ fn generated_and_public_key_clients_reach_every_node_and_a_removed_one_is_revoke
     let inv = write_inventory(&lab, &both);
 
     let t = Instant::now();
-    let run = apply_ok(&lab, &inv);
+    let run = apply_ok(&lab, &inv, &[]);
     eprintln!("first apply: {:?}", t.elapsed());
     assert!(
         run.stdout.contains("client laptop: wrote"),
@@ -241,7 +206,7 @@ fn generated_and_public_key_clients_reach_every_node_and_a_removed_one_is_revoke
         "{}",
         plan.stdout
     );
-    let run = apply_ok(&lab, &inv);
+    let run = apply_ok(&lab, &inv, &[]);
     assert!(run.stdout.contains("laptop.conf.revoked"), "{}", run.stdout);
     assert_no_changes(&lab, &inv);
     for node in NODES {

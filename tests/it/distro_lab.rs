@@ -4,7 +4,7 @@
 //! os-release (tests/lab/lib-distro.sh). Also: a held dpkg lock, and a dual-stack mesh
 //! across an ip6tables INPUT DROP host. Needs root; `MESHUP_SKIP_LAB=1` skips them.
 
-use crate::support_lab::{Lab, Run, lab_skip_reason};
+use crate::support_lab::{Lab, Run, assert_no_changes, lab_skip_reason, meshup, path_str};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,23 +17,6 @@ macro_rules! require_lab {
     };
 }
 
-const MESHUP: &str = env!("CARGO_BIN_EXE_meshup");
-
-/// Runs meshup with `args` in the lab's workstation namespace.
-fn meshup(lab: &Lab, args: &[&str]) -> Run {
-    let mut argv: Vec<&str> = vec![MESHUP];
-    argv.extend_from_slice(args);
-    Run::from(
-        lab.ws_command(&argv)
-            .output()
-            .expect("run meshup in the workstation namespace"),
-    )
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 /// The RECAP line of `host` in an apply's output.
 fn recap_line(run: &Run, host: &str) -> String {
     run.stdout
@@ -44,19 +27,6 @@ fn recap_line(run: &Run, host: &str) -> String {
         .find(|l| l.trim_start().starts_with(&format!("{host} ")))
         .unwrap_or_default()
         .to_string()
-}
-
-/// `plan --detailed-exitcode` finds nothing to change.
-#[track_caller]
-fn assert_no_changes(lab: &Lab, inv: &Path) {
-    let run = meshup(lab, &["plan", "--detailed-exitcode", path_str(inv)]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "second plan is not empty\n{}\n{}",
-        run.stdout,
-        run.stderr
-    );
 }
 
 /// `verify` reports every pair healthy.

@@ -4,23 +4,12 @@
 //! a hand edit outside meshup's block survives all of it. Needs root; `MESHUP_SKIP_LAB=1`
 //! skips it.
 
-use crate::support_lab::{Lab, Run, lab_skip_reason};
-use std::path::{Path, PathBuf};
+use crate::support_lab::{Lab, apply_ok, assert_no_changes, lab_skip_reason, meshup, path_str};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const MESHUP: &str = env!("CARGO_BIN_EXE_meshup");
 const HOSTS: [&str; 3] = ["node-a", "node-b", "node-c"];
 const HAND_EDIT: &str = "192.0.2.99 printer-by-hand";
-
-fn meshup(lab: &Lab, args: &[&str]) -> Run {
-    let mut argv: Vec<&str> = vec![MESHUP];
-    argv.extend_from_slice(args);
-    Run::from(lab.ws_command(&argv).output().expect("run meshup"))
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// The mesh's IPv6 address of a lab host: `fd10:10::<last octet of its IPv4>`.
 fn v6_of(lab: &Lab, host: &str) -> String {
@@ -54,25 +43,6 @@ fn inventory(lab: &Lab, file: &str, mesh_extra: &str, absent: &[&str]) -> PathBu
     let path = lab.out_dir().join(file);
     std::fs::write(&path, text).expect("write inventory");
     path
-}
-
-#[track_caller]
-fn apply_ok(lab: &Lab, inv: &Path) -> Run {
-    let run = meshup(lab, &["apply", "--yes", path_str(inv)]);
-    run.expect_ok("meshup apply");
-    run
-}
-
-#[track_caller]
-fn assert_no_changes(lab: &Lab, inv: &Path) {
-    let run = meshup(lab, &["plan", "--detailed-exitcode", path_str(inv)]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "second plan is not empty\n{}\n{}",
-        run.stdout,
-        run.stderr
-    );
 }
 
 /// The plan shows a diff line `<sign><address> <padding> <name> <name>.mesh`.
@@ -136,7 +106,7 @@ fn names_lab_peer_names_resolve_in_both_families_and_leave_with_the_node() {
         "{}",
         plan.stdout
     );
-    apply_ok(&lab, &inv);
+    apply_ok(&lab, &inv, &[]);
 
     let mut failures = Vec::new();
     for from in HOSTS {
@@ -182,7 +152,7 @@ fn names_lab_peer_names_resolve_in_both_families_and_leave_with_the_node() {
         "{}",
         plan.stdout
     );
-    apply_ok(&lab, &gone);
+    apply_ok(&lab, &gone, &[]);
     for h in ["node-a", "node-b"] {
         let text = hosts_file(&lab, h);
         assert!(
@@ -200,7 +170,7 @@ fn names_lab_peer_names_resolve_in_both_families_and_leave_with_the_node() {
 
     // hosts_file: false removes the block everywhere; the hand edit stays.
     let off = inventory(&lab, "names-off.yaml", "  hosts_file: false\n", &["node-c"]);
-    apply_ok(&lab, &off);
+    apply_ok(&lab, &off, &[]);
     for h in ["node-a", "node-b"] {
         let text = hosts_file(&lab, h);
         assert!(!text.contains("meshup"), "{h}:\n{text}");

@@ -212,3 +212,56 @@ impl Drop for Lab {
         }
     }
 }
+
+/// The meshup binary under test.
+pub const MESHUP: &str = env!("CARGO_BIN_EXE_meshup");
+
+/// Runs meshup with `args` in the lab's workstation namespace, with extra environment.
+pub fn meshup_env(lab: &Lab, args: &[&str], env: &[(&str, &Path)]) -> Run {
+    let mut argv: Vec<&str> = vec![MESHUP];
+    argv.extend_from_slice(args);
+    let mut cmd = lab.ws_command(&argv);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(
+        cmd.output()
+            .expect("run meshup in the workstation namespace"),
+    )
+}
+
+/// Runs meshup with `args` in the lab's workstation namespace.
+pub fn meshup(lab: &Lab, args: &[&str]) -> Run {
+    meshup_env(lab, args, &[])
+}
+
+/// A path as the UTF-8 argument meshup takes.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// `apply --yes` (plus `extra`) that must succeed and print its recap.
+#[track_caller]
+pub fn apply_ok(lab: &Lab, inv: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["apply", "--yes"];
+    args.extend_from_slice(extra);
+    args.push(path_str(inv));
+    let run = meshup(lab, &args);
+    run.expect_ok("meshup apply");
+    assert!(run.stdout.contains("RECAP"), "{}", run.stdout);
+    run
+}
+
+/// `plan --detailed-exitcode` finds nothing to change.
+#[track_caller]
+pub fn assert_no_changes(lab: &Lab, inv: &Path) {
+    let run = meshup(lab, &["plan", "--detailed-exitcode", path_str(inv)]);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "second plan is not empty\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.stdout.contains("No changes"), "{}", run.stdout);
+}
