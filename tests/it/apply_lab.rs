@@ -1502,11 +1502,15 @@ fn apply_lab_key_rotation_keeps_traffic_flowing() {
     run.expect_ok("rotate pub-2");
     let lost = pings.collect();
     eprintln!("rotate pub-2: lost per pair {lost:?}");
+    // On a quiet machine (this test alone) the rotated node's pairs lost at most 1 and
+    // the others none, every run. With the whole suite in parallel on 2 cores a ping or
+    // two also goes missing for load alone, so the bound here leaves room for that while
+    // still failing a flip that costs a handshake retry (5 s = 100 pings).
     for ((from, to), n) in &lost {
         let limit = if from == "pub-2" || to == "pub-2" {
-            1
+            10
         } else {
-            0
+            3
         };
         assert!(
             *n <= limit,
