@@ -24,9 +24,12 @@ use crate::verify::command::{VerifyFormat, VerifyOptions};
     propagate_version = true
 )]
 pub struct Cli {
-    /// Maximum number of hosts handled at the same time.
-    #[arg(long, global = true, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
-    pub parallel: u16,
+    /// Maximum number of hosts handled at the same time [default: 32; verify: 100].
+    ///
+    /// verify probes every host at once by default: its probe is light, and a host
+    /// waiting for a slot delays the whole run.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
     /// More output (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -281,13 +284,22 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// Hosts handled at once unless `--parallel` says otherwise.
+const DEFAULT_PARALLEL: u16 = 32;
+/// verify's default: every host of all but huge meshes probed at once.
+const VERIFY_PARALLEL: u16 = 100;
+
 impl Cli {
     fn session(&self, hosts: &HostArgs) -> SessionOptions {
+        self.session_with(hosts, DEFAULT_PARALLEL)
+    }
+
+    fn session_with(&self, hosts: &HostArgs, default_parallel: u16) -> SessionOptions {
         SessionOptions {
             inventory: hosts.inventory.clone(),
             playbooks: hosts.playbooks.clone(),
             limit: hosts.limit.clone(),
-            parallel: usize::from(self.parallel),
+            parallel: usize::from(self.parallel.unwrap_or(default_parallel)),
             verbose: self.verbose > 0,
         }
     }
@@ -366,7 +378,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             rotate_psk: args.psk,
         }),
         Command::Verify(args) => crate::verify::command::run(&VerifyOptions {
-            session: cli.session(&args.hosts),
+            session: cli.session_with(&args.hosts, VERIFY_PARALLEL),
             format: args.format,
             stats: args.stats,
             matrix: args.matrix,
@@ -376,7 +388,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
                 inventory: args.inventory.clone(),
                 playbooks: None,
                 limit: args.limit.clone(),
-                parallel: usize::from(cli.parallel),
+                parallel: usize::from(cli.parallel.unwrap_or(DEFAULT_PARALLEL)),
                 verbose: cli.verbose > 0,
             },
             timeout: std::time::Duration::from_secs(args.timeout.max(1)),

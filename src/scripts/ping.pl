@@ -1,25 +1,36 @@
 # meshup verify: one process that pings many addresses (read-only; run as root by
-# src/scripts/probe.sh when perl is present; core perl only: Socket, no Time::HiRes).
+# src/scripts/probe.sh when perl is present). It loads NO module: at 50 hosts, loading
+# Socket, Config, strict and warnings cost ~30 ms of CPU per host, more than the pings.
+# Linux only: socket constants, sockaddr layouts and syscall numbers are spelled out.
+# (The tests check it under `perl -Mstrict -Mwarnings`.)
 #
-#   perl -e "$MU_PERL" DIR COUNT DEADLINE N,ADDR,SIZE,DF ...
+#   perl -e "$MU_PERL" DIR COUNT DEADLINE N,ADDR,SIZE,DF[,DELAY] ...
 #
-# Sends COUNT ICMP echo requests (SIZE payload bytes, DF set when DF is 1) to every ADDR,
-# 0.1 s apart, over one raw socket per family, and waits for the replies until all came
-# or DEADLINE seconds passed. For each target it writes DIR/N.out in the shape of
-# the summary of iputils-ping (what src/verify/ping.rs reads) and DIR/N.rc (0 when a reply
-# came, else 1). Clock: gettimeofday(2) through syscall() (core perl has no
-# Time::HiRes) on the architectures below; elsewhere the time select() slept (Linux
-# returns the time left), with the 1 s `time` bounding the run should that drift.
-use strict;
-use warnings;
-use Config;
-use Socket qw(:DEFAULT inet_pton inet_ntop pack_sockaddr_in6 unpack_sockaddr_in6);
+# Sends one ICMP echo request (SIZE payload bytes, DF set when DF is 1) to every ADDR, 1 ms
+# apart (DELAY seconds later for a target that has one), over one raw socket per family;
+# to an ADDR that has not answered, another one every 0.4 s (a first packet can wait on
+# WireGuard's handshake), up to COUNT in all, and waits until every ADDR answered once or
+# DEADLINE seconds passed (after the latest DELAY). A healthy mesh costs one echo per peer.
+# For each target it writes DIR/N.out in the shape of the summary of iputils-ping (what
+# src/verify/ping.rs reads) and DIR/N.rc (0 when a reply came, else 1). Clock:
+# gettimeofday(2) through syscall() (core perl has no Time::HiRes), its number chosen by
+# the ELF machine of the perl binary; elsewhere the time select() slept (Linux returns the
+# time left), with the 1 s `time` bounding the run should that drift.
 
-my %gettimeofday = (x86_64 => 96, aarch64 => 169, i386 => 78, i486 => 78, i586 => 78,
-	i686 => 78, arm => 78, armv7l => 78, armv6l => 78, ppc64le => 78, s390x => 78,
-	riscv64 => 169, loongarch64 => 169);
-my ($arch) = $Config{archname} =~ /^([^-]+)/;
-my $nr = defined $arch ? $gettimeofday{$arch} : undef;
+# gettimeofday(2) by ELF e_machine: x86_64, aarch64, riscv, loongarch; i386, arm, ppc,
+# ppc64, s390 (the old number 78).
+my %gettimeofday = (62 => 96, 183 => 169, 243 => 169, 258 => 169, 3 => 78, 40 => 78,
+	20 => 78, 21 => 78, 22 => 78);
+my $nr;
+if (open(my $exe, "<", "/proc/self/exe")) {
+	binmode $exe;
+	my $hdr = "";
+	if (read($exe, $hdr, 20) == 20 && substr($hdr, 0, 4) eq "\x7fELF") {
+		my $machine = unpack(ord(substr($hdr, 5, 1)) == 2 ? "n" : "v", substr($hdr, 18, 2));
+		$nr = $gettimeofday{$machine};
+	}
+	close $exe;
+}
 
 # Seconds since the epoch with microseconds, or undef.
 sub now {
@@ -30,33 +41,77 @@ sub now {
 	return $s + $us / 1e6;
 }
 
+# Linux: AF_INET 2, AF_INET6 10, SOCK_RAW 3; sockaddr_in / sockaddr_in6 (family in host
+# byte order, the rest in network order).
+sub packed4 {
+	my @b = $_[0] =~ /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/ or return undef;
+	return (grep { $_ > 255 } @b) ? undef : pack("C4", @b);
+}
+
+sub packed6 {
+	my $a = shift;
+	return undef unless $a =~ /^[0-9a-fA-F:]+$/ && $a !~ /:::/;
+	my ($l, $r) = $a =~ /::/ ? split(/::/, $a, 2) : ($a, undef);
+	my @l = length($l) ? split(/:/, $l, -1) : ();
+	my @r = defined $r && length($r) ? split(/:/, $r, -1) : ();
+	my $fill = 8 - @l - @r;
+	return undef if defined $r ? $fill < 1 : $fill != 0;
+	my @w = (@l, (defined $r ? ("0") x $fill : ()), @r);
+	return undef if grep { !/^[0-9a-fA-F]{1,4}$/ } @w;
+	return pack("n8", map { hex } @w);
+}
+
+sub sockaddr { # packed address -> sockaddr with port 0
+	my $p = shift;
+	return length($p) == 4 ? pack("S n a4 x8", 2, 0, $p) : pack("S n N a16 L", 10, 0, 0, $p, 0);
+}
+
+sub from_text { # sockaddr -> address text
+	my $sa = shift;
+	return "?" unless defined $sa && length($sa) >= 8;
+	my $family = unpack("S", $sa);
+	return join(".", unpack("C4", substr($sa, 4, 4))) if $family == 2;
+	return join(":", map { sprintf("%x", $_) } unpack("n8", substr($sa, 8, 16)))
+		if $family == 10 && length($sa) >= 24;
+	return "?";
+}
+
 my ($dir, $count, $deadline, @args) = @ARGV;
 my $id = $$ & 0xffff;
 my ($s4, $s6);
-socket($s4, PF_INET, SOCK_RAW, 1) or undef $s4;
-socket($s6, PF_INET6, SOCK_RAW, 58) or undef $s6;
+socket($s4, 2, 3, 1) or undef $s4;
+socket($s6, 10, 3, 58) or undef $s6;
 my @tg;
 for my $arg (@args) {
-	my ($n, $addr, $size, $df) = split /,/, $arg;
+	my ($n, $addr, $size, $df, $delay) = split /,/, $arg;
 	my $v6 = index($addr, ":") >= 0;
-	my $packed = $v6 ? inet_pton(AF_INET6, $addr) : inet_aton($addr);
+	my $packed = $v6 ? packed6($addr) : packed4($addr);
 	my $t = { n => $n, addr => $addr, size => $size || 56, df => $df, v6 => $v6,
-		sent => 0, rtt => [], err => [], at => {}, done => 0 };
+		delay => $delay || 0, sent => 0, rtt => [], err => [], at => {}, done => 0 };
 	if (!defined $packed || !defined($v6 ? $s6 : $s4)) {
 		push @{$t->{err}}, "ping: $addr: cannot send (no raw socket or bad address)";
 		$t->{done} = 1;
 	} else {
-		$t->{sa} = $v6 ? pack_sockaddr_in6(0, $packed) : pack_sockaddr_in(0, $packed);
+		$t->{sa} = sockaddr($packed);
 	}
 	push @tg, $t;
 }
 exit 0 unless @tg;
 
+# The internet checksum of an echo request: its 8-byte header plus SIZE bytes of "U"
+# (summed once per size: perl adds 16-bit words slowly).
+my %payload_sum;
 sub csum {
-	my $d = shift;
-	$d .= "\0" if length($d) % 2;
-	my $s = 0;
-	$s += $_ for unpack("n*", $d);
+	my ($hdr, $size) = @_;
+	$payload_sum{$size} //= do {
+		my $d = "U" x $size;
+		$d .= "\0" if $size % 2;
+		my $sum = 0;
+		$sum += $_ for unpack("n*", $d);
+		$sum;
+	};
+	my $s = $payload_sum{$size};
+	$s += $_ for unpack("n*", $hdr);
 	$s = ($s >> 16) + ($s & 0xffff) while $s >> 16;
 	return ~$s & 0xffff;
 }
@@ -65,8 +120,9 @@ sub send_one {
 	my ($i, $clock) = @_;
 	my $t = $tg[$i];
 	my $seq = ($i << 4) | ($t->{sent} & 15);
-	my $pkt = pack("CCnnn", $t->{v6} ? 128 : 8, 0, 0, $id, $seq) . ("U" x $t->{size});
-	substr($pkt, 2, 2) = pack("n", csum($pkt)) unless $t->{v6};
+	my $hdr = pack("CCnnn", $t->{v6} ? 128 : 8, 0, 0, $id, $seq);
+	substr($hdr, 2, 2) = pack("n", csum($hdr, $t->{size})) unless $t->{v6};
+	my $pkt = $hdr . ("U" x $t->{size});
 	my $s = $t->{v6} ? $s6 : $s4;
 	# IP(V6)_MTU_DISCOVER: 2 = DO (DF set, never fragment), 1 = WANT (the default of ping).
 	setsockopt($s, $t->{v6} ? 41 : 0, $t->{v6} ? 23 : 10, $t->{df} ? 2 : 1);
@@ -110,11 +166,10 @@ sub receive {
 		my $t = target_of($rid, $rseq);
 		return unless defined $t;
 		push @{$t->{rtt}}, ($clock - delete $t->{at}{$rseq}) * 1000;
-		$t->{done} = 1 if @{$t->{rtt}} >= $count;
+		$t->{done} = 1;
 		return;
 	}
-	my $peer = eval { $v6 ? inet_ntop(AF_INET6, (unpack_sockaddr_in6($from))[1])
-		: inet_ntoa((unpack_sockaddr_in($from))[1]) } || "?";
+	my $peer = from_text($from);
 	if (!$v6 && $type == 3 && length($buf) >= $off + 36) {
 		my $inner = $off + 8 + (ord(substr($buf, $off + 8, 1)) & 15) * 4;
 		return if length($buf) < $inner + 8;
@@ -138,29 +193,35 @@ sub receive {
 	}
 }
 
-# Packet k to target i leaves at k * round + i * gap: 1 ms apart, so a burst never
-# queues in WireGuard and inflates the RTTs it measures.
+# First requests 1 ms apart, so a burst never queues in WireGuard and inflates the RTTs
+# it measures; then one more to each silent target every $resend seconds.
 my $gap = 0.001;
-my $round = @tg * $gap > 0.1 ? @tg * $gap : 0.1;
+my $resend = 0.4;
+my $end = $deadline;
+for my $i (0 .. $#tg) {
+	$tg[$i]{next} = $i * $gap + $tg[$i]{delay};
+	$end = $deadline + $tg[$i]{delay} if $deadline + $tg[$i]{delay} > $end;
+}
 my $t0 = now();
 my $clock = 0;
 my $started = time;
-my ($k, $i) = (0, 0);
-my $next = 0;
-while ($clock < $deadline && time - $started <= $deadline + 1) {
-	while ($k < $count && $clock >= $next) {
-		if (!$tg[$i]{done}) {
-			my $t = defined $t0 ? now() : undef;
-			send_one($i, defined $t ? $t - $t0 : $clock);
+while ($clock < $end && time - $started <= $end + 1) {
+	my $due = $end;
+	for my $i (0 .. $#tg) {
+		my $t = $tg[$i];
+		next if $t->{done} || $t->{sent} >= $count;
+		if ($clock >= $t->{next}) {
+			my $now = defined $t0 ? now() : undef;
+			send_one($i, defined $now ? $now - $t0 : $clock);
+			$t->{next} = $clock + $resend;
 		}
-		if (++$i > $#tg) { $i = 0; $k++; }
-		$next = $k * $round + $i * $gap;
+		$due = $t->{next} if !$t->{done} && $t->{sent} < $count && $t->{next} < $due;
 	}
 	last unless grep { !$_->{done} } @tg;
 	my $rin = "";
 	vec($rin, fileno($s4), 1) = 1 if $s4;
 	vec($rin, fileno($s6), 1) = 1 if $s6;
-	my $wait = ($k < $count ? $next : $deadline) - $clock;
+	my $wait = $due - $clock;
 	$wait = 0 if $wait < 0;
 	my ($found, $left) = select(my $rout = $rin, undef, undef, $wait);
 	$left = 0 unless defined $left && $left >= 0 && $left <= $wait;

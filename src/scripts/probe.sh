@@ -18,7 +18,8 @@
 # header of result N (`ping <target> <kind> <addr> [<size>]`).
 #
 # Cost: when perl is there (Debian's perl-base is essential), the first round is ONE
-# process for every peer (ping.pl: raw ICMP sockets, 2 echo requests per address);
+# process for every peer (ping.pl: raw ICMP sockets, one echo request per address, more
+# only to one that stays silent);
 # without perl, one `ping` per peer (no subshell, no sleep per peer), all started at
 # once. What fails is retried in rounds with `ping` (below), so only a broken or
 # just-started pair pays for retries. At 50 hosts a `ping` process costs ~2.6 ms of CPU
@@ -103,27 +104,34 @@ mu_parse() {
 	esac
 }
 
-# The first round's pings of the listed lines ($1, newline-separated; mu_parse'd): one
-# ping.pl run for all of them, or one `ping` each.
+# The first round's pings of the listed lines ($1, newline-separated; mu_parse'd), $2
+# seconds late (0 or 1): added to the one ping.pl batch (mu_launch starts it), or without
+# perl one `ping` each, started now (the caller delays them).
 mu_start() {
-	mu_batch=
 	set -f
 	IFS=$mu_nl
 	for mu_line in $1; do
 		mu_parse "$mu_line"
 		if [ -n "$mu_perl" ]; then
-			mu_batch="$mu_batch $mu_target"
+			mu_batch="$mu_batch $mu_target,$2"
 		else
 			mu_ping "$mu_u" "$mu_big"
 		fi
 	done
 	unset IFS
-	if [ -n "$mu_batch" ]; then
-		# shellcheck disable=SC2086 # the targets are words on purpose
-		perl -e "$MU_PERL" "$mu_t" 2 2 $mu_batch </dev/null >/dev/null 2>&1 &
-		mu_pids="$mu_pids batch:$!"
-	fi
 	set +f
+}
+
+# Starts the ping.pl batch, if any: one process for every first-round ping.
+mu_launch() {
+	if [ -n "$mu_batch" ]; then
+		set -f
+		# shellcheck disable=SC2086 # the targets are words on purpose
+		perl -e "$MU_PERL" "$mu_t" 3 2 $mu_batch </dev/null >/dev/null 2>&1 &
+		mu_pids="$mu_pids batch:$!"
+		set +f
+		mu_batch=
+	fi
 }
 
 # First round: the full-size DF ping of a pair (which answers both "is there a path" and
@@ -223,14 +231,20 @@ mu_probe_start() {
 	mu_recent=" $mu_recent "
 	mu_now=
 	mu_each mu_first
-	mu_start "$mu_now"
+	mu_batch=
+	mu_start "$mu_now" 0
+	if [ -n "$mu_perl" ]; then
+		mu_start "$mu_late" 1
+		mu_late=
+	fi
+	mu_launch
 	if [ -n "$mu_late" ]; then
 		# One process for the whole late start; it records its pings' statuses itself.
 		# shellcheck disable=SC2030 # its own list of pings, on purpose
 		(
 			mu_pids=
 			sleep 1
-			mu_start "$mu_late"
+			mu_start "$mu_late" 1
 			mu_reap
 		) </dev/null >/dev/null 2>&1 &
 	fi

@@ -31,6 +31,12 @@ impl StatsReport {
         self.phases.push((name, since.elapsed()));
     }
 
+    /// Records a phase measured elsewhere (phases that overlap, e.g. verify's connect
+    /// and probe, which run per host without a barrier).
+    pub fn add_phase(&mut self, name: &'static str, d: Duration) {
+        self.phases.push((name, d));
+    }
+
     /// Wall time so far.
     pub fn wall(&self) -> Duration {
         self.started.elapsed()

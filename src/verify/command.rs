@@ -324,22 +324,50 @@ pub fn run(options: &VerifyOptions) -> Result<ExitCode, miette::Report> {
         .collect();
     let progress = Progress::new(nodes.iter().map(|n| n.name.as_str()), session.verbose);
     let verdict = session.block_on(async {
+        // Each host's probe starts as soon as its connection is up: no barrier after the
+        // connect phase, so the slowest handshake no longer delays every probe.
         let t = Instant::now();
-        let sessions = session.connect(nodes, &progress).await;
-        report.phase("connect", t);
-        for job in &plan.jobs {
-            progress.set(job.node.as_str(), "probing");
-        }
-        let t = Instant::now();
-        let outputs = probe_all(
-            &plan.jobs,
-            &sessions,
-            session.parallel,
-            PROBE_TIMEOUT,
-            &|| {},
-        )
+        let slowest_connect = std::sync::Mutex::new(Duration::ZERO);
+        let jobs: BTreeMap<&NodeName, &HostJob> = plan.jobs.iter().map(|j| (&j.node, j)).collect();
+        let done = fanout::run(nodes, session.parallel, |node| {
+            let jobs = &jobs;
+            let slowest_connect = &slowest_connect;
+            let progress = &progress;
+            let session = &session;
+            async move {
+                let mut one = session.connect(vec![node], progress).await;
+                let conn = one
+                    .remove(&node.name)
+                    .unwrap_or(Err(HostError::NotConnected));
+                {
+                    let mut slowest = slowest_connect.lock().unwrap_or_else(|e| e.into_inner());
+                    *slowest = (*slowest).max(t.elapsed());
+                }
+                let out = match (&conn, jobs.get(&node.name)) {
+                    (Ok(c), Some(job)) => {
+                        progress.set(node.name.as_str(), "probing");
+                        run_one(c.as_ref(), job, PROBE_TIMEOUT, Script::Probe).await
+                    }
+                    (Err(e), _) => HostOutput::Failed(e.to_string()),
+                    (Ok(_), None) => HostOutput::Failed(HostError::NotConnected.to_string()),
+                };
+                Ok::<_, std::convert::Infallible>((conn, out))
+            }
+        })
         .await;
-        report.phase("probe", t);
+        let mut sessions: BTreeMap<NodeName, Connection> = BTreeMap::new();
+        let mut outputs: BTreeMap<NodeName, HostOutput> = BTreeMap::new();
+        for (node, r) in done {
+            let (conn, out) = match r {
+                Ok(v) => v,
+                Err(never) => match never {},
+            };
+            sessions.insert(node.name.clone(), conn);
+            outputs.insert(node.name.clone(), out);
+        }
+        let connect = *slowest_connect.lock().unwrap_or_else(|e| e.into_inner());
+        report.add_phase("connect", connect);
+        report.add_phase("probe", t.elapsed().saturating_sub(connect));
         let t = Instant::now();
         let mut verdict = assemble(&plan, mesh, &session.playbooks, &outputs);
         report.phase("evaluate", t);
@@ -369,7 +397,12 @@ pub fn run(options: &VerifyOptions) -> Result<ExitCode, miette::Report> {
         verdict
     });
     progress.clear();
-    let verdict = verdict?;
+    let mut verdict = verdict?;
+    if session.limit.is_some() {
+        verdict
+            .report
+            .limit_to(&|n: &str| plan.jobs.iter().any(|j| j.node.as_str() == n));
+    }
 
     let t = Instant::now();
     let text = match options.format {

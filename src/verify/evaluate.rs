@@ -28,13 +28,13 @@ pub fn evaluate(
     let probes = exp
         .nodes
         .iter()
-        .map(|n| {
-            let parsed = match outputs.get(&n.name) {
-                Some(HostOutput::Output(text)) => probe::parse(text).map_err(|e| e.to_string()),
-                Some(HostOutput::Failed(err)) => Err(err.clone()),
-                None => Err("no output".to_owned()),
+        // A node with no entry was not asked (`--limit`): no probe, and no finding.
+        .filter_map(|n| {
+            let parsed = match outputs.get(&n.name)? {
+                HostOutput::Output(text) => probe::parse(text).map_err(|e| e.to_string()),
+                HostOutput::Failed(err) => Err(err.clone()),
             };
-            (&n.name, parsed)
+            Some((&n.name, parsed))
         })
         .collect();
     let live = Live {
@@ -155,7 +155,13 @@ fn pair(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> PairEvidence
     }
     let fresh = |v: &Option<PeerView>| v.as_ref().is_some_and(PeerView::fresh);
     let ping_ok = |p: &Option<PingSummary>| p.is_some_and(|p| p.ok);
-    let works = fresh(&forward) && fresh(&reverse) && ping_ok(&ping) && ping_ok(&ping_back);
+    // Towards a node that was not asked (`--limit`), the sender's side is all there is.
+    let unasked = !live.probes.contains_key(&to.name) && live.probe(&from.name).is_some();
+    let works = if unasked {
+        fresh(&forward) && ping_ok(&ping)
+    } else {
+        fresh(&forward) && fresh(&reverse) && ping_ok(&ping) && ping_ok(&ping_back)
+    };
 
     if reachable && !works {
         diagnose_failure(
@@ -216,7 +222,13 @@ fn pair(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> PairEvidence
             to: to.name.to_string(),
         });
     }
-    let status = if !reachable {
+    let status = if unasked {
+        if works {
+            PairStatus::Healthy
+        } else {
+            PairStatus::Failing
+        }
+    } else if !reachable {
         PairStatus::Unknown
     } else if !works {
         PairStatus::Failing

@@ -115,6 +115,19 @@ fn ms(v: Option<f64>) -> String {
 }
 
 impl Report {
+    /// Keeps only what the probed nodes (`--limit`) saw: their summaries, the pairs and
+    /// subnet probes they sent, and the findings about them. Nodes outside the limit were
+    /// not asked, so their missing output is no finding.
+    pub fn limit_to(&mut self, probed: &dyn Fn(&str) -> bool) {
+        self.nodes.retain(|n| probed(&n.name));
+        self.pairs.retain(|p| probed(&p.from));
+        self.probes.retain(|p| probed(&p.from));
+        self.node_diagnoses.retain(|d| match d {
+            Diagnosis::HostUnreachable { node, .. } => probed(node),
+            _ => true,
+        });
+    }
+
     /// Every pair healthy, every probe answering, no node finding: exit status 0.
     pub fn all_healthy(&self) -> bool {
         self.node_diagnoses.is_empty()

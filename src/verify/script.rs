@@ -31,7 +31,8 @@
 //! so a pair is failed, or an MTU problem named, only on evidence that survived a retry.
 //! A healthy run takes well under a second on an idle host; a failing pair about 9 s.
 //! Towards a peer whose name sorts before this node's and with no handshake in the last
-//! 2 minutes, the first ping starts 1 s late (one background `sleep` for all of them):
+//! 2 minutes, the first ping starts 1 s late (a delay inside ping.pl's one run; without
+//! perl, one background `sleep` for all of them):
 //! the other side's pings set the handshake up first, avoiding the crossed-handshake
 //! stall seen on the lab.
 //! The dump is read after the pings, so its handshakes reflect the ping traffic; a first

@@ -294,6 +294,21 @@ fn nat_peer_without_endpoint_says_who_must_initiate() {
     );
 }
 
+/// `verify --limit node-a`: node-b was not asked, so it is no finding; node-a's pair is
+/// judged on node-a's own evidence (its ping and its fresh handshake).
+#[test]
+fn limited_verify_judges_the_probed_side_only() {
+    let mut outs = outputs("healthy");
+    outs.remove(&name("node-b"));
+    let mut report = evaluate(&lab_expectation("healthy"), &outs, &BTreeMap::new());
+    report.limit_to(&|n: &str| n == "node-a");
+    assert_eq!(report.pairs.len(), 1, "{}", report.render_text());
+    assert_eq!(report.pairs[0].status, PairStatus::Healthy);
+    assert_eq!(report.nodes.len(), 1);
+    assert!(report.all_healthy(), "{}", report.render_text());
+    assert!(!report.render_text().contains("no probe output"));
+}
+
 #[test]
 fn unreachable_host_makes_pairs_unknown() {
     let mut outs = outputs("healthy");

@@ -179,7 +179,9 @@ fn perl_pinger_writes_what_the_ping_parser_reads() {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let script = "ip link set lo up && ip link set lo mtu 1400 && exec perl -e \"$1\" \"$2\" 2 1 0,127.0.0.1,1000,1 1,127.0.0.1,1500,1 2,::1,56,0 3,192.0.2.1,56,0";
+    // Under strict and warnings here (the probe loads no module, for speed): a warning
+    // fails the test.
+    let script = "ip link set lo up && ip link set lo mtu 1400 && exec perl -Mstrict -Mwarnings -e \"$1\" \"$2\" 2 1 0,127.0.0.1,1000,1 1,127.0.0.1,1500,1 2,::1,56,0 3,192.0.2.1,56,0 4,127.0.0.1,57,0,0.3 5,0:0:0:0:0:0:0:1,56,1 6,1:2::3::4,56,0";
     let out = Command::new("unshare")
         .args(["-n", "sh", "-c", script, "sh", PINGER])
         .arg(dir.path())
@@ -191,6 +193,7 @@ fn perl_pinger_writes_what_the_ping_parser_reads() {
         return;
     }
     assert!(out.status.success(), "{stderr}");
+    assert!(stderr.trim().is_empty(), "perl warned: {stderr}");
     let read = |n: u32| {
         let text = std::fs::read_to_string(dir.path().join(format!("{n}.out"))).expect("out");
         let rc: i32 = std::fs::read_to_string(dir.path().join(format!("{n}.rc")))
@@ -201,7 +204,7 @@ fn perl_pinger_writes_what_the_ping_parser_reads() {
         (ping::parse(&text, Some(rc)), text)
     };
     let (ok, text) = read(0);
-    assert!(ok.ok() && ok.received == 2 && ok.exit == Some(0), "{text}");
+    assert!(ok.ok() && ok.received == 1 && ok.exit == Some(0), "{text}");
     let rtt = ok.rtt.expect("rtt");
     assert!(
         rtt.min > 0.0 && rtt.min <= rtt.avg && rtt.avg <= rtt.max,
@@ -220,6 +223,14 @@ fn perl_pinger_writes_what_the_ping_parser_reads() {
     assert!(v6.ok(), "{text}");
     let (none, text) = read(3);
     assert!(!none.ok() && none.exit == Some(1), "{text}");
+    // A delayed target (odd payload size: the checksum's odd byte) and an IPv6 address
+    // written out in full answer too; an address with two `::` is refused.
+    let (late, text) = read(4);
+    assert!(late.ok() && late.received == 1, "{text}");
+    let (full6, text) = read(5);
+    assert!(full6.ok(), "{text}");
+    let (bad, text) = read(6);
+    assert!(!bad.ok() && text.contains("bad address"), "{text}");
 }
 
 #[test]
