@@ -9,6 +9,7 @@
 
 mod distro;
 mod firewall;
+mod firewall_mesh;
 mod firewall_paths;
 mod lock;
 mod service;
@@ -22,6 +23,7 @@ pub use distro::{
     Services,
 };
 pub use firewall::{Firewall, FirewallAction, FirewallKind, firewalld_forward_supported};
+pub use firewall_mesh::{MeshGap, MeshMarks};
 pub use lock::{LockFile, LockKind, PackageLock};
 pub use template::Template;
 pub use version::{Version, VersionRange};

@@ -620,6 +620,7 @@ fn firewalld_facts(zone_fixture: &str) -> FirewallFacts {
             installed: true,
             running: true,
             zone: FirewalldZone::parse(&fixture(&format!("facts/firewalld/{zone_fixture}.txt"))),
+            ..FirewalldFacts::default()
         },
         ..FirewallFacts::default()
     }
@@ -638,6 +639,7 @@ fn iptables_only(input: &str) -> FirewallFacts {
             available: true,
             input: facts::IptablesChain::parse(&fixture(&format!("facts/iptables/{input}.txt"))),
             forward: facts::IptablesChain::parse("-P FORWARD DROP\n"),
+            ..facts::IptablesFacts::default()
         },
         ..FirewallFacts::default()
     }

@@ -8,7 +8,7 @@ use crate::inventory::error::Span;
 use crate::inventory::names::{DomainName, InterfaceName, RemotePath};
 use crate::inventory::raw::RawMesh;
 use crate::inventory::{
-    Age, DEFAULT_CONFIG_DIR, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE,
+    Age, DEFAULT_CONFIG_DIR, FirewallMode, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE,
     DEFAULT_LISTEN_PORT, DEFAULT_PACKAGE_LOCK_TIMEOUT, MeshSettings,
 };
 
@@ -27,6 +27,7 @@ pub(super) struct PartialMesh {
     pub(super) config_dir: Option<RemotePath>,
     pub(super) package_lock_timeout: Option<u16>,
     pub(super) key_max_age: Option<Option<Age>>,
+    pub(super) firewall: Option<FirewallMode>,
 }
 
 impl PartialMesh {
@@ -44,6 +45,7 @@ impl PartialMesh {
             config_dir: self.config_dir?,
             package_lock_timeout: self.package_lock_timeout?,
             key_max_age: self.key_max_age?,
+            firewall: self.firewall?,
         })
     }
 }
@@ -92,8 +94,13 @@ impl Validator<'_> {
             Some(value) => self.parse::<Age>(value, "invalid age").map(Some),
             None => Some(None),
         };
+        let firewall = match &raw.firewall {
+            Some(value) => self.parse::<FirewallMode>(value, "invalid firewall mode"),
+            None => Some(FirewallMode::default()),
+        };
         PartialMesh {
             key_max_age,
+            firewall,
             interface,
             network,
             network_span,
