@@ -6,7 +6,7 @@ use super::PlaybookError;
 use super::distro::{Distro, FirewallPaths};
 use super::template::{Fill, Template};
 use super::version::Version;
-use super::firewall_mesh::MeshMarks;
+use super::mesh_marks::MeshMarks;
 use crate::facts::{FirewallFacts, NftChainRef, valid_interface};
 
 /// A firewall backend meshup can drive.

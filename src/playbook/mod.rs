@@ -10,6 +10,7 @@
 mod distro;
 mod firewall;
 mod firewall_mesh;
+mod mesh_marks;
 mod firewall_paths;
 mod lock;
 mod service;
@@ -23,7 +24,8 @@ pub use distro::{
     Services,
 };
 pub use firewall::{Firewall, FirewallAction, FirewallKind, firewalld_forward_supported};
-pub use firewall_mesh::{MeshGap, MeshMarks};
+pub use firewall_mesh::MeshGap;
+pub use mesh_marks::MeshMarks;
 pub use lock::{LockFile, LockKind, PackageLock};
 pub use template::Template;
 pub use version::{Version, VersionRange};
