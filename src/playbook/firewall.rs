@@ -206,7 +206,7 @@ impl Firewall {
         let commands = self.render_for_chains(
             &self.open_port,
             &self.persist_port,
-            &facts.nftables.chains_missing_port(port),
+            Some(&facts.nftables.chains_missing_port(port)),
             &marks.fills(&[("port", &port_text)]),
             paths,
         );
@@ -256,7 +256,7 @@ impl Firewall {
         let commands = self.render_for_chains(
             &self.forward,
             &self.persist_forward,
-            &facts.nftables.chains_missing_forward(interface),
+            Some(&facts.nftables.chains_missing_forward(interface)),
             &marks.fills(&[]),
             paths,
         );
@@ -269,11 +269,13 @@ impl Firewall {
         }
     }
 
+    /// Renders `now` then `persist`: once per chain of `chains` for nftables (none
+    /// when it is empty), once otherwise; the same command is kept once.
     pub(crate) fn render_for_chains(
         &self,
         now: &[Template],
         persist: &[Template],
-        chains: &[NftChainRef],
+        chains: Option<&[NftChainRef]>,
         base: &[(&str, &str)],
         paths: &FirewallPaths,
     ) -> Vec<String> {
@@ -298,7 +300,7 @@ impl Firewall {
                 commands.push(cmd);
             }
         };
-        if self.kind == FirewallKind::Nftables {
+        if let Some(chains) = chains.filter(|_| self.kind == FirewallKind::Nftables) {
             let valid: Vec<&NftChainRef> = chains.iter().filter(|c| valid_nft_ref(c)).collect();
             for chain in &valid {
                 let values = fill(base, Some(chain), paths);

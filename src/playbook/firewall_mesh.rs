@@ -74,7 +74,7 @@ impl Firewall {
                        persist: &[Template],
                        chains: &[NftChainRef]| {
             let commands =
-                self.render_for_chains(now, persist, chains, &marks.fills(&[]), paths);
+                self.render_for_chains(now, persist, Some(chains), &marks.fills(&[]), paths);
             if !commands.is_empty() {
                 gaps.push(MeshGap {
                     summary,
@@ -101,10 +101,17 @@ impl Firewall {
                     if chains.is_empty() {
                         continue;
                     }
-                    let names = chain_list(facts, &chains);
+                    let names = chains
+                        .iter()
+                        .map(|r| format!("{} {} {}", r.family, r.table, r.chain))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     gap(
-                        format!("{summary} ({names})"),
-                        format!("{names} would drop it: nothing accepts {side}name {iface}"),
+                        format!("{summary} (chain {names})"),
+                        format!(
+                            "{}: nothing accepts {side}name {iface}",
+                            chain_list(facts, &chains)
+                        ),
                         now,
                         persist,
                         &chains,
@@ -187,14 +194,17 @@ impl Firewall {
                     Ok(true) => {}
                     Ok(false) => gap(
                         format!("{accept_in} (zone {}, target ACCEPT; firewalld reloads)", marks.zone),
-                        format!(
-                            "{iface} is {}; meshup binds it to its own zone {} (the trusted zone is left alone)",
-                            match fd.zone_of(iface) {
-                                Some(z) => format!("in zone {} (target {})", z.name, z.target.as_deref().unwrap_or("default")),
-                                None => "in no zone (the default zone's rules apply)".to_string(),
-                            },
-                            marks.zone
-                        ),
+                        match fd.zone_of(iface) {
+                            Some(z) => format!(
+                                "{iface} is in zone {} (target {}), which does not accept everything",
+                                z.name,
+                                z.target.as_deref().unwrap_or("default")
+                            ),
+                            None => format!(
+                                "{iface} is in no zone, so the default zone {} filters it",
+                                fd.meshup.default_zone.as_deref().unwrap_or("(unknown)")
+                            ),
+                        },
                         &self.trust_input,
                         &self.persist_trust_input,
                         &[],
@@ -273,10 +283,14 @@ impl Firewall {
             return None;
         }
         let commands =
-            self.render_for_chains(&self.untrust, &self.persist_untrust, &[], &marks.fills(&[]), paths);
+            self.render_for_chains(&self.untrust, &self.persist_untrust, None, &marks.fills(&[]), paths);
         Some(FirewallAction {
             commands,
-            reason: format!("meshup added: {}", marked.join("; ")),
+            reason: format!(
+                "{} rule(s) marked {} were added by meshup and nothing else is touched",
+                marked.len(),
+                marks.marker
+            ),
         })
     }
 
@@ -295,12 +309,13 @@ fn chain_list(facts: &FirewallFacts, chains: &[NftChainRef]) -> String {
     chains
         .iter()
         .map(|r| {
-            let policy = facts
-                .nftables
-                .chain(r)
-                .and_then(|c| c.policy.clone())
-                .unwrap_or_else(|| "accept".into());
-            format!("chain {} {} {}, policy {policy}", r.family, r.table, r.chain)
+            let policy = facts.nftables.chain(r).and_then(|c| c.policy.clone());
+            let verdict = match policy.as_deref() {
+                Some("drop") => "policy drop".to_string(),
+                Some(p) => format!("policy {p}, ends in a catch-all drop"),
+                None => "ends in a catch-all drop".to_string(),
+            };
+            format!("chain {} {} {}, {verdict}", r.family, r.table, r.chain)
         })
         .collect::<Vec<_>>()
         .join("; ")
