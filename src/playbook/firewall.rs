@@ -4,9 +4,9 @@ use serde::Deserialize;
 
 use super::PlaybookError;
 use super::distro::{Distro, FirewallPaths};
+use super::mesh_marks::MeshMarks;
 use super::template::{Fill, Template};
 use super::version::Version;
-use super::mesh_marks::MeshMarks;
 use crate::facts::{FirewallFacts, NftChainRef, valid_interface};
 
 /// A firewall backend meshup can drive.
@@ -170,7 +170,12 @@ impl Firewall {
     /// Commands (open + persist) that let UDP `port` in; none when already open.
     /// Persists to Debian's paths: prefer [`Firewall::open_port_commands_for`].
     pub fn open_port_commands(&self, facts: &FirewallFacts, port: u16) -> FirewallAction {
-        self.open_port_commands_on(facts, port, &FirewallPaths::debian(), &MeshMarks::new("wg0"))
+        self.open_port_commands_on(
+            facts,
+            port,
+            &FirewallPaths::debian(),
+            &MeshMarks::new("wg0"),
+        )
     }
 
     /// Commands (open + persist, to `distro`'s firewall paths) that let UDP `port` in.
@@ -284,8 +289,10 @@ impl Firewall {
             chain: Option<&'v NftChainRef>,
             paths: &'v FirewallPaths,
         ) -> Vec<(&'v str, Fill<'v>)> {
-            let mut v: Vec<(&str, Fill<'_>)> =
-                base.iter().map(|(n, value)| (*n, Fill::One(*value))).collect();
+            let mut v: Vec<(&str, Fill<'_>)> = base
+                .iter()
+                .map(|(n, value)| (*n, Fill::One(*value)))
+                .collect();
             if let Some(c) = chain {
                 v.extend(chain_fills(c));
             }

@@ -34,7 +34,8 @@ impl FirewallKind {
             out.push(FirewallKind::Ufw);
         }
         let nft = &facts.nftables;
-        if !nft.restrictive_chains("input").is_empty() || !nft.restrictive_chains("forward").is_empty()
+        if !nft.restrictive_chains("input").is_empty()
+            || !nft.restrictive_chains("forward").is_empty()
         {
             out.push(FirewallKind::Nftables);
         }
@@ -44,8 +45,7 @@ impl FirewallKind {
             .rules
             .iter()
             .any(|r| r.contains("INPUT_ZONES") || r.contains("INPUT_direct"));
-        let restrictive = (ipt.available
-            && (ipt.input.restrictive() || ipt.forward.restrictive()))
+        let restrictive = (ipt.available && (ipt.input.restrictive() || ipt.forward.restrictive()))
             || (ipt.available6 && (ipt.input6.restrictive() || ipt.forward6.restrictive()));
         if restrictive && !facts.ufw.active && !owned_by_firewalld {
             out.push(FirewallKind::Iptables);
@@ -90,9 +90,27 @@ impl Firewall {
             FirewallKind::Nftables => {
                 let nft = &facts.nftables;
                 for (hook, side, now, persist, summary) in [
-                    ("input", "iif", &self.trust_input, &self.persist_trust_input, &accept_in),
-                    ("forward", "iif", &self.forward, &self.persist_forward, &forward_from),
-                    ("forward", "oif", &self.forward_out, &self.persist_forward_out, &forward_to),
+                    (
+                        "input",
+                        "iif",
+                        &self.trust_input,
+                        &self.persist_trust_input,
+                        &accept_in,
+                    ),
+                    (
+                        "forward",
+                        "iif",
+                        &self.forward,
+                        &self.persist_forward,
+                        &forward_from,
+                    ),
+                    (
+                        "forward",
+                        "oif",
+                        &self.forward_out,
+                        &self.persist_forward_out,
+                        &forward_to,
+                    ),
                 ] {
                     if hook == "forward" && !transit {
                         continue;
@@ -135,7 +153,10 @@ impl Firewall {
                 if !input.is_empty() {
                     gap(
                         accept_in.clone(),
-                        format!("{} INPUT drops what no rule accepts and nothing accepts -i {iface}", input.join(" and ")),
+                        format!(
+                            "{} INPUT drops what no rule accepts and nothing accepts -i {iface}",
+                            input.join(" and ")
+                        ),
                         &self.trust_input,
                         &self.persist_trust_input,
                         &[],
@@ -144,13 +165,21 @@ impl Firewall {
                 if transit {
                     for (flag, now, persist, summary) in [
                         ("-i", &self.forward, &self.persist_forward, &forward_from),
-                        ("-o", &self.forward_out, &self.persist_forward_out, &forward_to),
+                        (
+                            "-o",
+                            &self.forward_out,
+                            &self.persist_forward_out,
+                            &forward_to,
+                        ),
                     ] {
                         let lack = lacking([&ipt.forward, &ipt.forward6], flag);
                         if !lack.is_empty() {
                             gap(
                                 summary.clone(),
-                                format!("{} FORWARD drops what no rule accepts and nothing accepts {flag} {iface}", lack.join(" and ")),
+                                format!(
+                                    "{} FORWARD drops what no rule accepts and nothing accepts {flag} {iface}",
+                                    lack.join(" and ")
+                                ),
                                 now,
                                 persist,
                                 &[],
@@ -164,7 +193,10 @@ impl Firewall {
                 if !ufw_accepts_in(ufw, iface) {
                     gap(
                         accept_in.clone(),
-                        format!("ufw's default incoming policy is {} and no rule allows in on {iface}", ufw.default_incoming.as_deref().unwrap_or("unknown")),
+                        format!(
+                            "ufw's default incoming policy is {} and no rule allows in on {iface}",
+                            ufw.default_incoming.as_deref().unwrap_or("unknown")
+                        ),
                         &self.trust_input,
                         &self.persist_trust_input,
                         &[],
@@ -179,7 +211,10 @@ impl Firewall {
                         if !ufw_routes(ufw, iface, out) {
                             gap(
                                 summary.clone(),
-                                format!("ufw's default routed policy is {routed} and no route rule allows {} on {iface}", if out { "out" } else { "in" }),
+                                format!(
+                                    "ufw's default routed policy is {routed} and no route rule allows {} on {iface}",
+                                    if out { "out" } else { "in" }
+                                ),
                                 now,
                                 &[],
                                 &[],
@@ -193,7 +228,10 @@ impl Firewall {
                 match firewalld_trusts(fd, marks) {
                     Ok(true) => {}
                     Ok(false) => gap(
-                        format!("{accept_in} (zone {}, target ACCEPT; firewalld reloads)", marks.zone),
+                        format!(
+                            "{accept_in} (zone {}, target ACCEPT; firewalld reloads)",
+                            marks.zone
+                        ),
                         match fd.zone_of(iface) {
                             Some(z) => format!(
                                 "{iface} is in zone {} (target {}), which does not accept everything",
@@ -213,8 +251,14 @@ impl Firewall {
                 }
                 if transit && !firewalld_forwards(fd, marks) {
                     gap(
-                        format!("allow forwarding to and from {iface} in firewalld (zone {} forwards, policy {}; firewalld reloads)", marks.zone, marks.policy),
-                        format!("firewalld forwards between zones only where a policy allows it; policy {} is missing", marks.policy),
+                        format!(
+                            "allow forwarding to and from {iface} in firewalld (zone {} forwards, policy {}; firewalld reloads)",
+                            marks.zone, marks.policy
+                        ),
+                        format!(
+                            "firewalld forwards between zones only where a policy allows it; policy {} is missing",
+                            marks.policy
+                        ),
                         &self.forward,
                         &self.persist_forward,
                         &[],
@@ -282,8 +326,13 @@ impl Firewall {
         if marked.is_empty() {
             return None;
         }
-        let commands =
-            self.render_for_chains(&self.untrust, &self.persist_untrust, None, &marks.fills(&[]), paths);
+        let commands = self.render_for_chains(
+            &self.untrust,
+            &self.persist_untrust,
+            None,
+            &marks.fills(&[]),
+            paths,
+        );
         Some(FirewallAction {
             commands,
             reason: format!(
@@ -296,7 +345,12 @@ impl Firewall {
 
     /// Why this backend would stop mesh traffic as it stands (for `firewall: none`):
     /// one line per chain or policy, empty when it lets everything on the interface in.
-    pub fn mesh_blockers(&self, facts: &FirewallFacts, marks: &MeshMarks, transit: bool) -> Vec<String> {
+    pub fn mesh_blockers(
+        &self,
+        facts: &FirewallFacts,
+        marks: &MeshMarks,
+        transit: bool,
+    ) -> Vec<String> {
         let (gaps, warnings) = self.trust_gaps(facts, marks, transit, &FirewallPaths::default());
         gaps.into_iter()
             .map(|g| g.action.reason)
@@ -336,7 +390,11 @@ fn ufw_routes(ufw: &UfwFacts, iface: &str, out: bool) -> bool {
     let on = format!("Anywhere on {iface}");
     ufw.default_routed.as_deref() == Some("allow")
         || ufw.rules.iter().any(|r| {
-            let (this, other) = if out { (&r.to, &r.from) } else { (&r.from, &r.to) };
+            let (this, other) = if out {
+                (&r.to, &r.from)
+            } else {
+                (&r.from, &r.to)
+            };
             r.action == "ALLOW FWD" && *this == on && other == "Anywhere"
         })
 }
@@ -374,7 +432,10 @@ fn firewalld_forwards(fd: &FirewalldFacts, marks: &MeshMarks) -> bool {
     let zone_forwards = fd
         .zone_named(&marks.zone)
         .is_some_and(|z| z.forward == Some(true));
-    let policy_file = fd.meshup.file(&format!("{}.xml", marks.policy)).unwrap_or("");
+    let policy_file = fd
+        .meshup
+        .file(&format!("{}.xml", marks.policy))
+        .unwrap_or("");
     zone_forwards
         && fd.meshup.policies.contains(&marks.policy)
         && policy_file.contains("target=\"ACCEPT\"")

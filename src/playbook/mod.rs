@@ -10,9 +10,9 @@
 mod distro;
 mod firewall;
 mod firewall_mesh;
-mod mesh_marks;
 mod firewall_paths;
 mod lock;
+mod mesh_marks;
 mod service;
 mod template;
 mod version;
@@ -25,8 +25,8 @@ pub use distro::{
 };
 pub use firewall::{Firewall, FirewallAction, FirewallKind, firewalld_forward_supported};
 pub use firewall_mesh::MeshGap;
-pub use mesh_marks::MeshMarks;
 pub use lock::{LockFile, LockKind, PackageLock};
+pub use mesh_marks::MeshMarks;
 pub use template::Template;
 pub use version::{Version, VersionRange};
 

@@ -8,8 +8,8 @@ use crate::inventory::error::Span;
 use crate::inventory::names::{DomainName, InterfaceName, RemotePath};
 use crate::inventory::raw::RawMesh;
 use crate::inventory::{
-    Age, DEFAULT_CONFIG_DIR, FirewallMode, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE,
-    DEFAULT_LISTEN_PORT, DEFAULT_PACKAGE_LOCK_TIMEOUT, MeshSettings,
+    Age, DEFAULT_CONFIG_DIR, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE,
+    DEFAULT_LISTEN_PORT, DEFAULT_PACKAGE_LOCK_TIMEOUT, FirewallMode, MeshSettings,
 };
 
 /// Mesh settings while being validated: `None` where a value was invalid.

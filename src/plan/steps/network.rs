@@ -2,8 +2,8 @@
 use super::HostInput;
 use crate::facts::FirewallFacts;
 use crate::inventory::{FirewallMode, NodeName};
-use crate::playbook::{FirewallAction, FirewallKind, FirewallPaths, MeshMarks, Playbooks};
 use crate::plan::step::{Action, Decision, Step, StepKind};
+use crate::playbook::{FirewallAction, FirewallKind, FirewallPaths, MeshMarks, Playbooks};
 use crate::scripts;
 
 /// Path of meshup's sysctl drop-in (written by `mu_forwarding`).
@@ -47,14 +47,22 @@ fn trust(h: &HostInput<'_>, marks: &MeshMarks) -> Vec<Decision> {
     let mut out = Vec::new();
     for fw in active {
         let open = fw.open_port_commands_on(facts, port, &h.distro.firewall, marks);
-        out.push(decide(open, format!("open {port}/udp in {}", fw.name), Action::Create));
+        out.push(decide(
+            open,
+            format!("open {port}/udp in {}", fw.name),
+            Action::Create,
+        ));
         let (gaps, warnings) = fw.trust_gaps(facts, marks, h.spec.is_transit, &h.distro.firewall);
         if gaps.is_empty() {
             out.push(Decision::unchanged(format!(
                 "{} accepts mesh traffic on {}{}",
                 fw.name,
                 marks.interface,
-                if h.spec.is_transit { " and forwards it" } else { "" }
+                if h.spec.is_transit {
+                    " and forwards it"
+                } else {
+                    ""
+                }
             )));
         }
         for gap in gaps {
