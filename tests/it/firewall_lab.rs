@@ -89,7 +89,7 @@ fn rules(lab: &Lab, host: &str) -> String {
     lab.host_exec(
         host,
         "nft -s list ruleset; echo '== iptables'; iptables -S; echo '== ip6tables'; ip6tables -S; \
-         echo '== ufw'; ufw status verbose; \
+         echo '== ufw'; ufw status; grep -h '^DEFAULT_' /etc/default/ufw; \
          if firewall-cmd --state >/dev/null 2>&1; then echo '== firewalld'; \
          firewall-cmd --list-all-zones; firewall-cmd --get-policies; \
          ls /etc/firewalld/zones /etc/firewalld/policies; fi",
@@ -120,9 +120,27 @@ fn line_diff(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
     (added, removed)
 }
 
-/// What `ufw status verbose` printed, from [`rules`] output.
-fn ufw_part(rules: &str) -> &str {
-    rules.split("== ufw").nth(1).unwrap_or("")
+/// The host's rules are byte for byte `before`; the message shows the lines that differ.
+#[track_caller]
+fn assert_same_rules(lab: &Lab, host: &str, before: &str, what: &str) {
+    let now = rules(lab, host);
+    let (added, removed) = line_diff(before, &now);
+    assert!(
+        now == before,
+        "{host}: {what}\nadded: {added:#?}\nremoved: {removed:#?}"
+    );
+}
+
+/// The part of [`rules`] output from the line `start` (the beginning when empty) to
+/// the line `end`.
+fn part<'a>(rules: &'a str, start: &str, end: &str) -> &'a str {
+    let from = if start.is_empty() {
+        0
+    } else {
+        rules.find(start).unwrap_or(rules.len())
+    };
+    let rest = &rules[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
 }
 
 /// The inventory of the lab with `mesh_extra` under `mesh:` (IPv6 always) and the NAT
@@ -242,8 +260,8 @@ fn assert_ssh(lab: &Lab, hosts: &[&str]) {
 }
 
 /// Light flavour, mixed scenario: nftables (two tables) on pub-1, ufw (deny incoming and
-/// routed) on pub-2, the relay of nat-1, iptables + ip6tables (INPUT and FORWARD DROP) on
-/// pub-3, the relay of nat-2, nftables with a drop forward chain on the subnet router gw,
+/// routed) on pub-2, the relay of the NAT pair, iptables + ip6tables (INPUT and FORWARD
+/// DROP) on pub-3, nftables with a drop forward chain on the subnet router gw,
 /// iptables on nat-1 and ufw on nat-2. `firewall: none` first changes nothing (rule sets
 /// byte-identical, plan warns, TCP to a firewalled node fails); then the default (`trust`):
 /// TCP works between every pair and to the LAN, verify is healthy, the second plan is
@@ -266,17 +284,15 @@ fn firewall_lab_trust_opens_every_backend_and_none_leaves_them_alone() {
             .expect_ok(&format!("firewall on {h}"));
     }
     let before: BTreeMap<&str, String> = hosts.iter().map(|h| (*h, rules(&lab, h))).collect();
-    let relays = [("nat-1", "pub-2"), ("nat-2", "pub-3")];
+    // Both NAT nodes use one relay: a NAT node accepts another's traffic only from its
+    // own relay peer (AllowedIPs), so a pair needs a common relay.
+    let relays = [("nat-1", "pub-2"), ("nat-2", "pub-2")];
 
     // firewall: none changes no firewall and says what would block the mesh.
     let none = inventory(&lab, "none.yaml", "  firewall: none\n", &relays);
     apply_ok(&lab, &none, &[]);
     for h in hosts {
-        assert_eq!(
-            rules(&lab, h),
-            before[h],
-            "{h}: firewall: none changed a rule"
-        );
+        assert_same_rules(&lab, h, &before[h], "{h}: firewall: none changed a rule");
     }
     let plan = meshup(&lab, &["plan", path_str(&none)]);
     for (h, fw) in [
@@ -320,16 +336,17 @@ fn firewall_lab_trust_opens_every_backend_and_none_leaves_them_alone() {
     assert_ssh(&lab, &hosts);
     for h in hosts {
         let after = rules(&lab, h);
-        let (added, removed) = line_diff(&before[h], &after);
+        let (_, removed) = line_diff(&before[h], &after);
         assert!(removed.is_empty(), "{h}: rules gone: {removed:?}");
-        // ufw turns a rule into iptables rules of its own chains, without the marker:
-        // there, what ufw lists is what counts.
-        let ufw = h == "pub-2" || h == "nat-2";
-        let (added, _) = if ufw {
-            line_diff(ufw_part(&before[h]), ufw_part(&after))
-        } else {
-            (added, removed)
+        // iptables-nft and ufw rules appear in the nftables listing without the marker:
+        // the listing of the backend itself is what counts.
+        let (start, end) = match h {
+            "pub-2" | "nat-2" => ("== ufw", "\u{0}"),
+            "pub-3" | "nat-1" => ("== iptables", "== ufw"),
+            _ => ("", "== iptables"),
         };
+        let pick = |r| part(r, start, end);
+        let (added, _) = line_diff(pick(&before[h]), pick(&after));
         let foreign: Vec<&String> = added.iter().filter(|l| !l.contains(MARKER)).collect();
         assert!(
             foreign.is_empty(),
@@ -344,28 +361,29 @@ fn firewall_lab_trust_opens_every_backend_and_none_leaves_them_alone() {
         pub1.contains("iifname \"wg0\" accept comment \"meshup:wg0\""),
         "{pub1}"
     );
-    let pub3 = lab
-        .host_exec("pub-3", "iptables -S FORWARD; ip6tables -S FORWARD")
+    let gw = lab
+        .host_exec("gw", "nft list chain inet filter forward")
         .stdout;
-    for rule in ["-i wg0", "-o wg0"] {
-        assert_eq!(pub3.matches(rule).count(), 2, "{rule}: {pub3}");
+    for rule in ["iifname \"wg0\" accept", "oifname \"wg0\" accept"] {
+        assert!(gw.contains(rule), "{rule}: {gw}");
     }
 
     // none again: exactly meshup's rules go.
     apply_ok(&lab, &none, &[]);
     for h in hosts {
-        assert_eq!(
-            rules(&lab, h),
-            before[h],
-            "{h}: not back to the rules before meshup"
+        assert_same_rules(
+            &lab,
+            h,
+            &before[h],
+            "{h}: not back to the rules before meshup",
         );
     }
     assert_ssh(&lab, &hosts);
 }
 
 /// Systemd flavour, mixed scenario, firewalld: pub-1 with the default zone public, pub-2
-/// with the default zone drop, gw (the relay of nat-2 and the subnet router) with public;
-/// pub-3, the relay of nat-1, has only a Docker-like `iptables -P FORWARD DROP`. After one
+/// with the default zone drop, gw (the subnet router) with public; pub-3, the relay of the
+/// NAT pair, has only a Docker-like `iptables -P FORWARD DROP` (IPv4 and IPv6). After one
 /// apply TCP works everywhere, wg0 is in meshup's own zone (target ACCEPT), the `trusted`
 /// zone is untouched, verify is healthy and the second plan empty; `firewall: none` then
 /// removes meshup's zone and policy (the WireGuard port opened in the default zone
@@ -397,7 +415,7 @@ fn firewall_lab_firewalld_zones_and_docker_forward_drop() {
         .host_exec("pub-1", "firewall-cmd --info-zone=trusted")
         .stdout;
     let before: BTreeMap<&str, String> = hosts.iter().map(|h| (*h, rules(&lab, h))).collect();
-    let relays = [("nat-1", "pub-3"), ("nat-2", "gw")];
+    let relays = [("nat-1", "pub-3"), ("nat-2", "pub-3")];
 
     let trust = inventory(&lab, "trust.yaml", "", &relays);
     apply_ok(&lab, &trust, &[]);
@@ -426,6 +444,12 @@ fn firewall_lab_firewalld_zones_and_docker_forward_drop() {
     );
     let policies = lab.host_exec("gw", "firewall-cmd --get-policies").stdout;
     assert!(policies.contains("meshup-wg0-fw"), "{policies}");
+    let pub3 = lab
+        .host_exec("pub-3", "iptables -S FORWARD; ip6tables -S FORWARD")
+        .stdout;
+    for rule in ["-i wg0", "-o wg0"] {
+        assert_eq!(pub3.matches(rule).count(), 2, "{rule}: {pub3}");
+    }
     let (added, _) = line_diff(&before["pub-3"], &rules(&lab, "pub-3"));
     assert!(
         added.iter().all(|l| l.contains(MARKER)),
@@ -434,10 +458,11 @@ fn firewall_lab_firewalld_zones_and_docker_forward_drop() {
 
     let none = inventory(&lab, "none.yaml", "  firewall: none\n", &relays);
     apply_ok(&lab, &none, &[]);
-    assert_eq!(
-        rules(&lab, "pub-3"),
-        before["pub-3"],
-        "pub-3 not back to its rules"
+    assert_same_rules(
+        &lab,
+        "pub-3",
+        &before["pub-3"],
+        "pub-3 not back to its rules",
     );
     for h in ["pub-1", "pub-2", "gw"] {
         let left = lab.host_exec(
