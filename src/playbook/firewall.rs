@@ -150,7 +150,12 @@ impl Firewall {
             FirewallKind::Firewalld => facts.firewalld.allows_udp(port),
             FirewallKind::Ufw => facts.ufw.allows_udp(port),
             FirewallKind::Nftables => facts.nftables.chains_missing_port(port).is_empty(),
-            FirewallKind::Iptables => facts.iptables.input.accepts_udp(port),
+            FirewallKind::Iptables => {
+                let open =
+                    |c: &crate::facts::IptablesChain| !c.restrictive() || c.accepts_udp(port);
+                let ipt = &facts.iptables;
+                open(&ipt.input) && (!ipt.available6 || open(&ipt.input6))
+            }
         }
     }
 
