@@ -444,3 +444,6 @@ fn firewalld_forwards(fd: &FirewalldFacts, marks: &MeshMarks) -> bool {
             .file(&format!("{}.xml", marks.zone))
             .is_some_and(|z| z.contains("<forward/>"))
 }
+
+#[cfg(test)]
+mod tests;

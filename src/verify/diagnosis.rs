@@ -177,6 +177,11 @@ pub enum Diagnosis {
         from: String,
         /// Receiver.
         to: String,
+        /// What the firewall facts say drops it on the mesh interface: the host, the
+        /// backend and the chain/zone ("gw: nftables: chain inet filter input, policy drop:
+        /// nothing accepts iifname wg0").
+        #[serde(skip_serializing_if = "Option::is_none")]
+        filtered_by: Option<String>,
     },
     /// IPv4 works but the IPv6 mesh address does not answer.
     Ipv6Fails {
@@ -383,7 +388,15 @@ impl fmt::Display for Diagnosis {
             Self::ForwardingOff { node } => {
                 write!(f, "{node} is a transit node but net.ipv4.ip_forward is 0")
             }
-            Self::PingBlocked { from, to } => write!(
+            Self::PingBlocked {
+                from,
+                to,
+                filtered_by: Some(why),
+            } => write!(
+                f,
+                "tunnel {from} → {to} is up but ping gets no reply: {why}"
+            ),
+            Self::PingBlocked { from, to, .. } => write!(
                 f,
                 "tunnel {from} → {to} is up but ping gets no reply: ICMP or mesh traffic filtered on the interface"
             ),

@@ -318,6 +318,7 @@ fn diagnose_failure(
                 d.push(Diagnosis::PingBlocked {
                     from: from.name.to_string(),
                     to: to.name.to_string(),
+                    filtered_by: ping_filter(live, &from.name, &to.name),
                 });
             }
         }
@@ -410,8 +411,15 @@ fn diagnose_failure(
         d.push(Diagnosis::PingBlocked {
             from: from.name.to_string(),
             to: to.name.to_string(),
+            filtered_by: ping_filter(live, &from.name, &to.name),
         });
     }
+}
+
+/// What the firewall facts say drops a ping between `from` and `to` on the mesh
+/// interface: the echo request arrives on `to`'s, the reply on `from`'s.
+fn ping_filter(live: &Live<'_>, from: &NodeName, to: &NodeName) -> Option<String> {
+    live.mesh_filtered(to).or_else(|| live.mesh_filtered(from))
 }
 
 fn mismatch(v: &PeerView) -> Diagnosis {

@@ -122,6 +122,7 @@ fn run(exp: &Expectation, scenario: &str, fw: &[(&str, PortState)]) -> Report {
                 FirewallEvidence {
                     state: *s,
                     firewall: "nftables".into(),
+                    mesh_filter: None,
                 },
             )
         })
