@@ -296,7 +296,7 @@ impl Firewall {
         ) -> Vec<(&'v str, Fill<'v>)> {
             let mut v: Vec<(&str, Fill<'_>)> = base
                 .iter()
-                .map(|(n, value)| (*n, Fill::One(*value)))
+                .map(|(n, value)| (*n, Fill::One(value)))
                 .collect();
             if let Some(c) = chain {
                 v.extend(chain_fills(c));

@@ -169,7 +169,7 @@ fn mesh_addresses(lab: &Lab, host: &str) -> Vec<String> {
     vec![v4, format!("fd10:10::{n}")]
 }
 
-/// Starts a TCP listener (for 300 s) on every host's mesh addresses and on the machine
+/// Starts a TCP listener (for 180 s) on every host's mesh addresses and on the machine
 /// behind the subnet router.
 fn start_listeners(lab: &Lab, hosts: &[&str]) {
     for h in hosts {
@@ -178,7 +178,7 @@ fn start_listeners(lab: &Lab, hosts: &[&str]) {
             h,
             &format!(
                 "cat > /tmp/tcp_mesh.py <<'PYEOF'\n{TCP_SCRIPT}PYEOF\n\
-                 setsid python3 /tmp/tcp_mesh.py listen {PORT} 300 {addrs} \
+                 setsid python3 /tmp/tcp_mesh.py listen {PORT} 180 {addrs} \
                  >/tmp/tcp_mesh.log 2>&1 </dev/null &\n\
                  for i in 1 2 3 4 5 6 7 8 9 10; do grep -q listening /tmp/tcp_mesh.log && exit 0; sleep 0.2; done; \
                  cat /tmp/tcp_mesh.log; exit 1"
@@ -189,15 +189,17 @@ fn start_listeners(lab: &Lab, hosts: &[&str]) {
     if let Some(gw) = lab.hosts().iter().find(|h| h.probe.is_some()) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tcp_mesh.py");
         let lan = format!("ml.{}.lan.{}", lab.name(), gw.name);
-        Command::new("setsid")
-            .args(["ip", "netns", "exec", &lan, "python3"])
+        // `setsid -f`: the listener outlives this call (and ends by itself).
+        let started = Command::new("setsid")
+            .args(["-f", "ip", "netns", "exec", &lan, "python3"])
             .arg(&script)
-            .args(["listen", PORT, "300", gw.probe.as_deref().expect("probe")])
+            .args(["listen", PORT, "180", gw.probe.as_deref().expect("probe")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .status()
             .expect("start the LAN listener");
+        assert!(started.success(), "the LAN listener did not start");
         let listening = (0..50).any(|_| {
             let ss = Command::new("ip")
                 .args(["netns", "exec", &lan, "ss", "-ltn"])

@@ -74,8 +74,8 @@ fn nftables_gets_an_accept_in_every_restrictive_input_chain_and_forward_chain() 
     assert_eq!(
         cmds[..2],
         [
-            "nft insert rule inet filter input iifname wg0 accept comment '\"'meshup:wg0'\"'",
-            "nft insert rule ip guard input iifname wg0 accept comment '\"'meshup:wg0'\"'",
+            r#"m=meshup:wg0; nft insert rule inet filter input iifname wg0 accept comment "\"$m\"""#,
+            r#"m=meshup:wg0; nft insert rule ip guard input iifname wg0 accept comment "\"$m\"""#,
         ]
     );
     assert!(
@@ -93,7 +93,7 @@ fn nftables_gets_an_accept_in_every_restrictive_input_chain_and_forward_chain() 
         ]
     );
     assert!(commands(&transit).contains(
-        &"nft insert rule inet filter forward oifname wg0 accept comment '\"'meshup:wg0'\"'"
+        &r#"m=meshup:wg0; nft insert rule inet filter forward oifname wg0 accept comment "\"$m\"""#
     ));
 }
 
@@ -124,7 +124,10 @@ fn nftables_with_meshups_rules_needs_nothing_and_lists_them_for_removal() {
         .untrust_commands(&facts, &marks(), &FirewallPaths::debian())
         .expect("removal");
     assert!(removal.commands[0].starts_with("nft -a list ruleset | awk -v m=meshup:wg0 "));
-    assert!(removal.commands[1].contains("grep -vF '\"'meshup:wg0'\"' /etc/nftables.d/meshup.nft"));
+    assert!(
+        removal.commands[1]
+            .contains(r#"m=meshup:wg0; grep -vF "\"$m\"" /etc/nftables.d/meshup.nft"#)
+    );
     // Another interface's rules are not this mesh's.
     assert!(nft.marked(&facts, &MeshMarks::new("wg1")).is_empty());
 }
