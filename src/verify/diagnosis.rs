@@ -183,6 +183,23 @@ pub enum Diagnosis {
         #[serde(skip_serializing_if = "Option::is_none")]
         filtered_by: Option<String>,
     },
+    /// Ping passes, but a TCP connect to the peer's mesh address does not complete (a
+    /// firewall that lets ICMP echo in and drops or rejects the rest).
+    TcpBlocked {
+        /// Sender.
+        from: String,
+        /// Receiver.
+        to: String,
+        /// The receiver's address connected to.
+        addr: String,
+        /// The TCP port of the check (a listener verify started on the receiver).
+        port: u16,
+        /// `timeout`, `refused` or `error <reason>`.
+        result: String,
+        /// What the receiver's firewall facts say drops it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        filtered_by: Option<String>,
+    },
     /// IPv4 works but the IPv6 mesh address does not answer.
     Ipv6Fails {
         /// Sender.
@@ -399,6 +416,20 @@ impl fmt::Display for Diagnosis {
             Self::PingBlocked { from, to, .. } => write!(
                 f,
                 "tunnel {from} → {to} is up but ping gets no reply: ICMP or mesh traffic filtered on the interface"
+            ),
+            Self::TcpBlocked {
+                from,
+                to,
+                addr,
+                port,
+                result,
+                filtered_by,
+            } => write!(
+                f,
+                "TCP {from} → {to} ({addr} port {port}): {result} while ping passes: {}",
+                filtered_by
+                    .as_deref()
+                    .unwrap_or("something on the way filters TCP but not ICMP")
             ),
             Self::Ipv6Fails { from, to } => {
                 write!(

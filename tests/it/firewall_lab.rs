@@ -327,6 +327,26 @@ fn firewall_lab_trust_opens_every_backend_and_none_leaves_them_alone() {
         );
     }
     start_listeners(&lab, &hosts);
+    // verify checks TCP, not only ping, and names what drops it.
+    let verify = meshup(&lab, &["verify", path_str(&none)]);
+    assert_eq!(verify.code, Some(1), "{}", verify.stdout);
+    for (h, why) in [
+        ("pub-1", "nftables: chain inet filter input, policy drop"),
+        (
+            "pub-2",
+            "ufw's default incoming policy is deny and no rule allows in on wg0",
+        ),
+        (
+            "pub-3",
+            "iptables and ip6tables INPUT drops what no rule accepts",
+        ),
+    ] {
+        assert!(
+            verify.stdout.contains(&format!("{h}: {why}")),
+            "{h}: {}",
+            verify.stdout
+        );
+    }
     let blocked = connect(&lab, "pub-2", &mesh_addresses(&lab, "pub-1"));
     assert!(
         blocked.iter().all(|(_, r)| r != "ok"),
