@@ -73,3 +73,56 @@ pub fn during_script(expectation: &Expectation, node: &NodeName) -> Result<Strin
             "if command -v perl >/dev/null 2>&1; then\n\tperl -e \"$MU_TCP_PL\" \"$MU_TCP_PORT\" \"$MU_TCP_LINGER\" \"$MU_TCP_MINE\" \"$MU_TCP_PEERS\" 2>/dev/null\nfi\n",
         ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::probe;
+
+    /// The real perl program on this machine's loopback: a completed connect is `ok`, a
+    /// port nobody listens on is `refused`, and the listener reports itself.
+    #[test]
+    fn tcp_pl_connects_and_reports_per_address() {
+        let perl = std::process::Command::new("perl")
+            .args([
+                "-e",
+                TCP_PROBE,
+                "47123",
+                "2",
+                "127.0.0.1",
+                "a=127.0.0.1 b=127.0.0.2",
+            ])
+            .output();
+        let Ok(out) = perl else {
+            eprintln!("SKIP: no perl");
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        let wrapped = format!("@@meshup:verify:begin 1 x wg0\n{text}@@meshup:verify:end\n");
+        let p = probe::parse(&wrapped).expect("probe output");
+        assert_eq!(p.tcp_listen, Some(true));
+        let results: Vec<(&str, &str)> = p
+            .tcp
+            .iter()
+            .map(|r| (r.peer.as_str(), r.result.as_str()))
+            .collect();
+        assert_eq!(results, vec![("a", "ok"), ("b", "refused")]);
+    }
+
+    #[test]
+    fn a_listener_that_cannot_bind_says_so() {
+        let perl = std::process::Command::new("perl")
+            .args(["-e", TCP_PROBE, "47124", "1", "192.0.2.1", ""])
+            .output();
+        let Ok(out) = perl else {
+            eprintln!("SKIP: no perl");
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("@@meshup:verify:tcp-listen\nfailed 192.0.2.1: "),
+            "{text}"
+        );
+    }
+}

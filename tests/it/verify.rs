@@ -624,3 +624,33 @@ fn probe_script_runs_under_busybox_sh_syntax() {
     };
     assert!(status.success());
 }
+
+/// A failing pair names the host, the backend and the chain/policy that drops it.
+#[test]
+fn firewall_findings_name_host_backend_and_chain() {
+    let tcp = Diagnosis::TcpBlocked {
+        from: "pub-2".into(),
+        to: "gw".into(),
+        addr: "10.10.0.4".into(),
+        port: 47220,
+        result: "timeout".into(),
+        filtered_by: Some(
+            "gw: nftables: chain inet filter input, policy drop: nothing accepts iifname wg0"
+                .into(),
+        ),
+    };
+    assert_eq!(
+        tcp.to_string(),
+        "TCP pub-2 → gw (10.10.0.4 port 47220): timeout while ping passes: gw: nftables: chain \
+         inet filter input, policy drop: nothing accepts iifname wg0"
+    );
+    let ping = Diagnosis::PingBlocked {
+        from: "pub-2".into(),
+        to: "gw".into(),
+        filtered_by: None,
+    };
+    assert!(
+        ping.to_string()
+            .ends_with("ICMP or mesh traffic filtered on the interface")
+    );
+}
