@@ -4,8 +4,10 @@
 # A TCP listener on this host's mesh addresses (PORT) runs in a detached child for
 # LINGER seconds, answering every connection by closing it: the peers' probes connect to
 # it while it lives. Meanwhile this process connects to every peer's mesh address on the
-# same port, retrying until the connect completes or 3 s have passed (the peers'
-# listeners start within a moment of each other), and prints per address
+# same port, retrying until the connect completes or 8 s have passed (the peers'
+# listeners start within a moment of each other, and a peer behind NAT is reachable only
+# once its own first handshake is through: WireGuard retries a lost one after 5 s; a
+# healthy mesh connects in milliseconds), and prints per address
 #   @@meshup:verify:tcp PEER ADDR
 #   ok | refused | timeout | error <reason>
 # and for its own listener `@@meshup:verify:tcp-listen` then `ok` or `failed <reason>`.
@@ -18,6 +20,9 @@ use POSIX qw(setsid _exit);
 
 my ($port, $linger, $mine, $peers) = @ARGV;
 $| = 1;
+# Sub-second clock where Time::HiRes is installed (it is core perl, but some minimal
+# images split it out); whole seconds otherwise.
+my $clock = eval { require Time::HiRes; \&Time::HiRes::time } || sub { time };
 
 sub sockaddr_of {
     my ($addr) = @_;
@@ -48,8 +53,8 @@ if (defined $pid && $pid == 0) {
     open(STDIN, '<', '/dev/null');
     open(STDOUT, '>', '/dev/null');
     open(STDERR, '>', '/dev/null');
-    my $end = time + $linger;
-    while ((my $left = $end - time) > 0) {
+    my $end = $clock->() + $linger;
+    while ((my $left = $end - $clock->()) > 0) {
         my $rin = '';
         vec($rin, fileno($_), 1) = 1 for @listen;
         next unless select(my $rout = $rin, undef, undef, $left) > 0;
@@ -64,7 +69,7 @@ if (defined $pid && $pid == 0) {
 close($_) for @listen;
 
 # The client: every peer at once, non-blocking, retried until the deadline.
-my $deadline = time + 3;
+my $deadline = $clock->() + 8;
 my @todo;
 for my $item (split ' ', $peers) {
     my ($peer, $addr) = split /=/, $item, 2;
@@ -77,12 +82,12 @@ sub attempt {
     my $flags = fcntl($s, 3, 0);    # F_GETFL
     fcntl($s, 4, $flags | 04000);   # F_SETFL O_NONBLOCK
     if (connect($s, $ai->{addr})) { $t->{result} = 'ok'; $t->{done} = 1; close $s; return }
-    if ($! != EINPROGRESS) { $t->{result} = $! == ECONNREFUSED ? 'refused' : "error $!"; $t->{retry} = time + 0.3; return }
+    if ($! != EINPROGRESS) { $t->{result} = $! == ECONNREFUSED ? 'refused' : "error $!"; $t->{retry} = $clock->() + 0.3; return }
     $t->{sock} = $s;
 }
 attempt($_) for @todo;
 while (grep { !$_->{done} } @todo) {
-    my $now = time;
+    my $now = $clock->();
     last if $now >= $deadline;
     for my $t (grep { !$_->{done} && !$_->{sock} && ($_->{retry} // 0) <= $now } @todo) {
         attempt($t);
@@ -98,7 +103,7 @@ while (grep { !$_->{done} } @todo) {
         if ($err == 0) { $t->{result} = 'ok'; $t->{done} = 1; next }
         local $! = $err;
         $t->{result} = $err == ECONNREFUSED ? 'refused' : "error $!";
-        $t->{retry} = time + 0.3;
+        $t->{retry} = $clock->() + 0.3;
     }
 }
 for my $t (@todo) {

@@ -14,8 +14,8 @@ use crate::scripts::Values;
 pub const TCP_PROBE: &str = include_str!("../scripts/tcp.pl");
 
 /// Seconds a host's listener stays up after its probe started (the peers' probes start
-/// within a moment of each other; each client gives up after 3 s).
-const LINGER_SECS: u8 = 6;
+/// within a moment of each other; each client gives up after 8 s).
+const LINGER_SECS: u8 = 12;
 
 /// One TCP connect from a host to a peer's mesh address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
