@@ -279,8 +279,9 @@ fn assert_ssh(lab: &Lab, hosts: &[&str]) {
 /// iptables on nat-1 and ufw on nat-2. `firewall: none` first changes nothing (rule sets
 /// byte-identical, plan warns, TCP to a firewalled node fails); then the default (`trust`):
 /// TCP works between every pair and to the LAN, verify is healthy, the second plan is
-/// empty, SSH works and the only rules added carry meshup's marker; `none` again takes
-/// exactly those out (rule sets byte-identical to the start).
+/// empty, SSH works and the only rules added carry meshup's marker; a node marked
+/// `state: absent` and then `none` again take exactly those out (rule sets byte-identical
+/// to the start).
 #[test]
 fn firewall_lab_trust_opens_every_backend_and_none_leaves_them_alone() {
     require_lab!();
@@ -401,6 +402,26 @@ fn firewall_lab_trust_opens_every_backend_and_none_leaves_them_alone() {
     for rule in ["iifname \"wg0\" accept", "oifname \"wg0\" accept"] {
         assert!(gw.contains(rule), "{rule}: {gw}");
     }
+
+    // A node leaving the mesh takes exactly meshup's rules with it.
+    let text = std::fs::read_to_string(&trust).expect("inventory");
+    let absent = lab.out_dir().join("absent.yaml");
+    std::fs::write(
+        &absent,
+        text.replacen(
+            "  - name: nat-2\n",
+            "  - name: nat-2\n    state: absent\n",
+            1,
+        ),
+    )
+    .expect("write inventory");
+    apply_ok(&lab, &absent, &[]);
+    assert_same_rules(
+        &lab,
+        "nat-2",
+        &before["nat-2"],
+        "state: absent left rules behind",
+    );
 
     // none again: exactly meshup's rules go.
     apply_ok(&lab, &none, &[]);
