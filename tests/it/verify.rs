@@ -654,3 +654,46 @@ fn firewall_findings_name_host_backend_and_chain() {
             .ends_with("ICMP or mesh traffic filtered on the interface")
     );
 }
+
+/// The real TCP check (src/scripts/tcp.pl) on this machine's loopback: a completed
+/// connect is `ok`, a port nobody listens on is `refused`, and the listener reports itself.
+#[test]
+fn tcp_check_connects_and_reports_per_address() {
+    use meshup::verify::{probe, tcp::TCP_PROBE};
+    let perl = std::process::Command::new("perl")
+        .args([
+            "-e",
+            TCP_PROBE,
+            "47123",
+            "2",
+            "127.0.0.1",
+            "a=127.0.0.1 b=127.0.0.2",
+        ])
+        .output();
+    let Ok(out) = perl else {
+        eprintln!("SKIP: no perl");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let wrapped = format!("@@meshup:verify:begin 1 x wg0\n{text}@@meshup:verify:end\n");
+    let p = probe::parse(&wrapped).expect("probe output");
+    assert_eq!(p.tcp_listen, Some(true));
+    let results: Vec<(&str, &str)> = p
+        .tcp
+        .iter()
+        .map(|r| (r.peer.as_str(), r.result.as_str()))
+        .collect();
+    assert_eq!(results, vec![("a", "ok"), ("b", "refused")]);
+
+    // A listener that cannot bind says so (peers' results towards it are not counted).
+    let out = std::process::Command::new("perl")
+        .args(["-e", TCP_PROBE, "47124", "1", "192.0.2.1", ""])
+        .output()
+        .expect("perl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("@@meshup:verify:tcp-listen\nfailed 192.0.2.1: "),
+        "{text}"
+    );
+}
