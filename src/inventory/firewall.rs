@@ -22,7 +22,10 @@ impl FromStr for FirewallMode {
         match s {
             "trust" => Ok(FirewallMode::Trust),
             "none" => Ok(FirewallMode::None),
-            _ => Err("expected `trust` (the default) or `none`".into()),
+            _ => Err(format!(
+                "firewall `{s}` is not a mode: `trust` (the default) makes every active \
+                 firewall carry mesh traffic, `none` leaves firewalls alone"
+            )),
         }
     }
 }

@@ -213,6 +213,32 @@ mod tests {
     }
 
     #[test]
+    fn firewall_mode_defaults_to_trust_and_a_bad_one_is_located() {
+        use crate::inventory::FirewallMode;
+        let text = format!("mesh:\n  network: 10.10.0.0/24\n{NODES}");
+        let inventory = Inventory::from_str(&text, "t.yaml").expect("valid");
+        assert_eq!(inventory.mesh().firewall, FirewallMode::Trust);
+        let text = format!("mesh:\n  network: 10.10.0.0/24\n  firewall: none\n{NODES}");
+        let inventory = Inventory::from_str(&text, "t.yaml").expect("valid");
+        assert_eq!(inventory.mesh().firewall, FirewallMode::None);
+        let text = format!("mesh:\n  network: 10.10.0.0/24\n  firewall: off\n{NODES}");
+        let err = Inventory::from_str(&text, "t.yaml").expect_err("invalid mode");
+        let problems: Vec<(usize, &str)> = err
+            .problems()
+            .iter()
+            .map(|p| (p.line(), p.message()))
+            .collect();
+        assert_eq!(
+            problems,
+            [(
+                3,
+                "firewall `off` is not a mode: `trust` (the default) makes every active \
+                 firewall carry mesh traffic, `none` leaves firewalls alone"
+            )]
+        );
+    }
+
+    #[test]
     fn an_invalid_domain_is_located() {
         let text = format!("mesh:\n  network: 10.10.0.0/24\n  domain: Mesh_1\n{NODES}");
         let err = Inventory::from_str(&text, "t.yaml").expect_err("invalid domain");
