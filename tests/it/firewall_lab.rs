@@ -396,6 +396,19 @@ fn firewall_lab_trust_opens_every_backend_and_none_leaves_them_alone() {
         pub1.contains("iifname \"wg0\" accept comment \"meshup:wg0\""),
         "{pub1}"
     );
+    // Persisted for the nftables service: the file it loads at boot still loads (the
+    // runtime-only `ip guard` table included) and carries meshup's rules.
+    for h in ["pub-1", "gw"] {
+        let boot = lab.host_exec(
+            h,
+            "nft -c -f /etc/nftables.conf && cat /etc/nftables.d/meshup.nft",
+        );
+        let saved = boot.expect_ok(&format!("{h}: boot-time ruleset"));
+        assert!(
+            saved.contains("iifname \"wg0\" accept comment \"meshup:wg0\""),
+            "{h}: {saved}"
+        );
+    }
     let gw = lab
         .host_exec("gw", "nft list chain inet filter forward")
         .stdout;
@@ -425,6 +438,15 @@ fn firewall_lab_trust_opens_every_backend_and_none_leaves_them_alone() {
 
     // none again: exactly meshup's rules go.
     apply_ok(&lab, &none, &[]);
+    let saved = lab.host_exec(
+        "pub-1",
+        "nft -c -f /etc/nftables.conf && cat /etc/nftables.d/meshup.nft",
+    );
+    assert_eq!(
+        saved.expect_ok("pub-1: boot-time ruleset"),
+        "",
+        "meshup.nft emptied"
+    );
     for h in hosts {
         assert_same_rules(
             &lab,
