@@ -220,11 +220,16 @@ impl NftablesFacts {
             .collect()
     }
 
-    /// Every rule carrying the comment `marker`, as `family table chain: rule`.
+    /// Every rule carrying the comment `marker`, as `family table chain: rule`, outside
+    /// the tables iptables-nft and firewalld manage (their rules are removed through them).
     pub fn marked(&self, marker: &str) -> Vec<String> {
         let needle = format!("comment \"{marker}\"");
         let mut out = Vec::new();
-        for t in &self.tables {
+        for t in self
+            .tables
+            .iter()
+            .filter(|t| !t.iptables_managed && !t.firewalld_managed)
+        {
             for c in &t.chains {
                 for r in c.rules.iter().filter(|r| r.contains(&needle)) {
                     out.push(format!("{} {} {}: {r}", t.family, t.name, c.name));
