@@ -279,7 +279,7 @@ fn assert_ssh(lab: &Lab, hosts: &[&str]) {
 /// iptables on nat-1 and ufw on nat-2. `firewall: none` first changes nothing (rule sets
 /// byte-identical, plan warns, TCP to a firewalled node fails); then the default (`trust`):
 /// TCP works between every pair and to the LAN, verify is healthy, the second plan is
-/// empty, SSH works and the only rules added carry meshup's marker; a node marked
+/// empty, a rule deleted by hand comes back, SSH works and the only rules added carry meshup's marker; a node marked
 /// `state: absent` and then `none` again take exactly those out (rule sets byte-identical
 /// to the start).
 #[test]
@@ -369,6 +369,24 @@ fn firewall_lab_trust_opens_every_backend_and_none_leaves_them_alone() {
     assert_tcp_everywhere(&lab, &hosts);
     assert_no_changes(&lab, &trust);
     assert_ssh(&lab, &hosts);
+    // Drift: a rule deleted by hand is in the next plan, and apply puts it back.
+    lab.host_exec(
+        "pub-1",
+        "h=$(nft -a list chain ip guard input | awk '/meshup:wg0/ && /iifname/ { print $NF }') && \
+         nft delete rule ip guard input handle \"$h\"",
+    )
+    .expect_ok("delete a rule by hand");
+    lab.host_exec("pub-2", "ufw delete allow in on wg0 >/dev/null")
+        .expect_ok("delete a ufw rule by hand");
+    let plan = meshup(&lab, &["plan", path_str(&trust)]);
+    for line in [
+        "+ accept mesh traffic arriving on wg0 in nftables (chain ip guard input)",
+        "+ accept mesh traffic arriving on wg0 in ufw",
+    ] {
+        assert!(plan.stdout.contains(line), "{line}: {}", plan.stdout);
+    }
+    apply_ok(&lab, &trust, &[]);
+    assert_no_changes(&lab, &trust);
     for h in hosts {
         let after = rules(&lab, h);
         let (_, removed) = line_diff(&before[h], &after);
