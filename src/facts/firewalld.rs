@@ -13,6 +13,48 @@ pub struct FirewalldFacts {
     pub running: bool,
     /// The default zone's `--list-all`, when running.
     pub zone: Option<FirewalldZone>,
+    /// Every runtime zone (`--list-all-zones`), when running.
+    pub zones: Vec<FirewalldZone>,
+    /// What gather read about meshup's own zone and policy.
+    pub meshup: FirewalldMeshup,
+}
+
+/// meshup's own firewalld objects as gather saw them: the runtime policies and the
+/// permanent files of its zone and policy (`file=NAME XML` lines).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FirewalldMeshup {
+    /// The default zone (`--get-default-zone`).
+    pub default_zone: Option<String>,
+    /// Runtime policy names (`--get-policies`).
+    pub policies: Vec<String>,
+    /// Permanent files found: (file name, its XML on one line).
+    pub files: Vec<(String, String)>,
+}
+
+impl FirewalldMeshup {
+    /// Parses the `firewalld-meshup` section.
+    pub fn parse(body: &str) -> FirewalldMeshup {
+        let mut out = FirewalldMeshup::default();
+        for line in body.lines() {
+            if let Some(v) = line.strip_prefix("default=") {
+                out.default_zone = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+            } else if let Some(v) = line.strip_prefix("policies=") {
+                out.policies = v.split_whitespace().map(str::to_string).collect();
+            } else if let Some(v) = line.strip_prefix("file=") {
+                let (name, xml) = v.split_once(' ').unwrap_or((v, ""));
+                out.files.push((name.to_string(), xml.to_string()));
+            }
+        }
+        out
+    }
+
+    /// The XML of the permanent file `name`, if gather found it.
+    pub fn file(&self, name: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, x)| x.as_str())
+    }
 }
 
 /// One zone as `firewall-cmd --list-all` prints it.
@@ -67,7 +109,37 @@ impl FirewalldFacts {
     }
 }
 
+impl FirewalldFacts {
+    /// The runtime zone named `name`.
+    pub fn zone_named(&self, name: &str) -> Option<&FirewalldZone> {
+        self.zones.iter().find(|z| z.name == name)
+    }
+
+    /// The runtime zone `interface` is bound to, if any.
+    pub fn zone_of(&self, interface: &str) -> Option<&FirewalldZone> {
+        self.zones
+            .iter()
+            .find(|z| z.interfaces.iter().any(|i| i == interface))
+    }
+}
+
 impl FirewalldZone {
+    /// Parses `firewall-cmd --list-all-zones` output: one zone per unindented line.
+    pub fn parse_all(body: &str) -> Vec<FirewalldZone> {
+        let mut zones = Vec::new();
+        let mut current = String::new();
+        for line in body.lines() {
+            if !line.trim().is_empty() && !line.starts_with(char::is_whitespace) {
+                zones.extend(FirewalldZone::parse(&current));
+                current.clear();
+            }
+            current.push_str(line);
+            current.push('\n');
+        }
+        zones.extend(FirewalldZone::parse(&current));
+        zones
+    }
+
     /// Parses `firewall-cmd --list-all` output.
     pub fn parse(body: &str) -> Option<FirewalldZone> {
         let mut lines = body.lines().filter(|l| !l.trim().is_empty());

@@ -49,10 +49,35 @@ impl IptablesChain {
 
     /// A rule before any catch-all drop accepts traffic coming in on `interface`.
     pub fn accepts_forward(&self, interface: &str) -> bool {
+        self.accepts_on("-i", interface)
+    }
+
+    /// A rule before any catch-all drop accepts everything on `interface`: coming in
+    /// (`flag` `-i`) or going out (`-o`), with no other match.
+    pub fn accepts_on(&self, flag: &str, interface: &str) -> bool {
         self.accepts_before_drop(|words| {
-            words.windows(2).any(|w| w[0] == "-i" && w[1] == interface)
-                && !words.iter().any(|w| *w == "-s" || *w == "-d" || *w == "!")
+            words.windows(2).any(|w| w[0] == flag && w[1] == interface)
+                && !words.iter().any(|w| {
+                    matches!(
+                        *w,
+                        "-s" | "-d" | "!" | "-p" | "--dport" | "--sport" | "--ctstate" | "--state"
+                    )
+                })
         })
+    }
+
+    /// Rules carrying the comment `marker` (as `iptables -S` prints them).
+    pub fn marked(&self, marker: &str) -> Vec<&str> {
+        self.rules
+            .iter()
+            .filter(|r| {
+                r.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .windows(2)
+                    .any(|w| w[0] == "--comment" && w[1].trim_matches('"') == marker)
+            })
+            .map(String::as_str)
+            .collect()
     }
 
     fn accepts_before_drop(&self, matches: impl Fn(&[&str]) -> bool) -> bool {
@@ -84,4 +109,10 @@ pub struct IptablesFacts {
     pub input: IptablesChain,
     /// The FORWARD chain.
     pub forward: IptablesChain,
+    /// ip6tables is installed and listing succeeded.
+    pub available6: bool,
+    /// ip6tables' INPUT chain.
+    pub input6: IptablesChain,
+    /// ip6tables' FORWARD chain.
+    pub forward6: IptablesChain,
 }

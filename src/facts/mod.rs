@@ -41,7 +41,7 @@ pub use commands::{Commands, PackageManager};
 pub use config::CurrentConfig;
 pub use files::{FileFacts, LockHolder};
 pub use firewall::FirewallFacts;
-pub use firewalld::{FirewalldFacts, FirewalldZone};
+pub use firewalld::{FirewalldFacts, FirewalldMeshup, FirewalldZone};
 pub use hosts_file::{HostsFileFacts, HostsFileKind};
 pub use ip::{InterfaceAddresses, InterfaceRoutes, LinkInfo, Route};
 pub use iptables::{IptablesChain, IptablesFacts};
@@ -59,7 +59,7 @@ pub use wg_dump::{WgDump, WgInterfaceDump, WgPeerDump};
 const GATHER_SH: &str = crate::scripts::GATHER;
 
 /// Names of every section the script prints, in order.
-pub const SECTION_NAMES: [&str; 19] = [
+pub const SECTION_NAMES: [&str; 23] = [
     "os-release",
     "commands",
     "init",
@@ -79,6 +79,10 @@ pub const SECTION_NAMES: [&str; 19] = [
     "nftables",
     "iptables-input",
     "iptables-forward",
+    "ip6tables-input",
+    "ip6tables-forward",
+    "firewalld-zones",
+    "firewalld-meshup",
 ];
 
 /// Exit status the script uses for "command not installed".
@@ -303,15 +307,34 @@ pub fn parse(output: &str) -> Result<HostFacts, FactsError> {
             } else {
                 None
             },
+            zones: if firewalld_running {
+                FirewalldZone::parse_all(body("firewalld-zones"))
+            } else {
+                Vec::new()
+            },
+            meshup: if firewalld_running {
+                FirewalldMeshup::parse(body("firewalld-meshup"))
+            } else {
+                FirewalldMeshup::default()
+            },
         },
         nftables: match sections.ok_body("nftables") {
-            Some(text) => NftablesFacts::parse(text),
+            Some(text) => {
+                let mut nft = NftablesFacts::parse(text);
+                for t in &mut nft.tables {
+                    t.firewalld_managed = firewalld_running && t.name == "firewalld";
+                }
+                nft
+            }
             None => NftablesFacts::default(),
         },
         iptables: IptablesFacts {
             available: sections.get("iptables-input").is_some_and(Section::ok),
             input: IptablesChain::parse(body("iptables-input")),
             forward: IptablesChain::parse(body("iptables-forward")),
+            available6: sections.get("ip6tables-input").is_some_and(Section::ok),
+            input6: IptablesChain::parse(body("ip6tables-input")),
+            forward6: IptablesChain::parse(body("ip6tables-forward")),
         },
     };
     Ok(HostFacts {

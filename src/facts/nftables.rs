@@ -28,6 +28,9 @@ pub struct NftTable {
     pub name: String,
     /// Managed by iptables-nft (nft warns not to touch it).
     pub iptables_managed: bool,
+    /// Managed by a running firewalld (its `firewalld` tables): firewalld's rules are
+    /// changed through firewalld.
+    pub firewalld_managed: bool,
     /// Chains in order.
     pub chains: Vec<NftChain>,
 }
@@ -136,7 +139,11 @@ impl NftablesFacts {
     /// outside tables managed by iptables-nft.
     pub fn restrictive_chains(&self, hook: &str) -> Vec<NftChainRef> {
         let mut out = Vec::new();
-        for table in self.tables.iter().filter(|t| !t.iptables_managed) {
+        for table in self
+            .tables
+            .iter()
+            .filter(|t| !t.iptables_managed && !t.firewalld_managed)
+        {
             if !matches!(table.family.as_str(), "inet" | "ip" | "ip6") {
                 continue;
             }
@@ -179,22 +186,57 @@ impl NftablesFacts {
 
     /// The restrictive forward chain `r` accepts traffic between `interface` and itself.
     pub fn chain_accepts_forward(&self, r: &NftChainRef, interface: &str) -> bool {
+        self.chain_accepts_on(r, "iif", interface)
+    }
+
+    /// The restrictive chain `r` accepts everything coming in on `interface` (`side`
+    /// `iif`) or going out on it (`oif`), by name or index, with no other match.
+    pub fn chain_accepts_on(&self, r: &NftChainRef, side: &str, interface: &str) -> bool {
         let Some(table) = self.table_of(r) else {
             return false;
         };
         let quoted = format!("\"{interface}\"");
+        let by_name = format!("{side}name");
         let mut visited = Vec::new();
         accepts(table, &r.chain, &mut visited, &|rule| {
-            let words: Vec<&str> = rule.split_whitespace().collect();
+            let words: Vec<&str> = strip_comment(rule).split_whitespace().collect();
             let names_if = |key: &str| {
                 words
                     .windows(2)
                     .any(|w| w[0] == key && (w[1] == interface || w[1] == quoted))
             };
             verdict(rule) == Some("accept")
-                && (names_if("iifname") || names_if("iif"))
+                && (names_if(&by_name) || names_if(side))
                 && !has_other_match(&words)
         })
+    }
+
+    /// Restrictive chains on `hook` that do not accept everything on `interface` yet
+    /// (`side` `iif`: arriving on it, `oif`: leaving through it).
+    pub fn chains_missing_on(&self, hook: &str, side: &str, interface: &str) -> Vec<NftChainRef> {
+        self.restrictive_chains(hook)
+            .into_iter()
+            .filter(|r| !self.chain_accepts_on(r, side, interface))
+            .collect()
+    }
+
+    /// Every rule carrying the comment `marker`, as `family table chain: rule`, outside
+    /// the tables iptables-nft and firewalld manage (their rules are removed through them).
+    pub fn marked(&self, marker: &str) -> Vec<String> {
+        let needle = format!("comment \"{marker}\"");
+        let mut out = Vec::new();
+        for t in self
+            .tables
+            .iter()
+            .filter(|t| !t.iptables_managed && !t.firewalld_managed)
+        {
+            for c in &t.chains {
+                for r in c.rules.iter().filter(|r| r.contains(&needle)) {
+                    out.push(format!("{} {} {}: {r}", t.family, t.name, c.name));
+                }
+            }
+        }
+        out
     }
 
     /// Every input chain that needs the port and does not accept it yet.

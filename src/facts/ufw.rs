@@ -13,6 +13,8 @@ pub struct UfwRule {
     pub action: String,
     /// The `From` column.
     pub from: String,
+    /// The comment after ` # ` (meshup marks its rules `meshup:<interface>`).
+    pub comment: Option<String>,
 }
 
 /// ufw's state as `ufw status verbose` reports it.
@@ -104,7 +106,10 @@ fn to_allows_udp(to: &str, port: u16) -> bool {
 }
 
 fn parse_rule(line: &str) -> Option<UfwRule> {
-    let line = line.split(" # ").next().unwrap_or(line).trim_end();
+    let (line, comment) = match line.split_once(" # ") {
+        Some((rule, comment)) => (rule.trim_end(), Some(comment.trim().to_string())),
+        None => (line.trim_end(), None),
+    };
     if line.trim().is_empty() {
         return None;
     }
@@ -118,6 +123,7 @@ fn parse_rule(line: &str) -> Option<UfwRule> {
             to: to.to_string(),
             action: action.to_string(),
             from: from.to_string(),
+            comment,
         }),
         _ => None,
     }

@@ -2,6 +2,7 @@
 //! validated once into newtypes. See `docs/inventory.md` for the format.
 mod age;
 mod error;
+mod firewall;
 mod names;
 mod raw;
 mod validate;
@@ -15,6 +16,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub use age::Age;
 pub(crate) use error::Problems;
 pub use error::{InventoryError, Problem, Span};
+pub use firewall::FirewallMode;
 pub use names::{
     Become, DomainName, Endpoint, EndpointHost, HostKeyChecking, InterfaceName, JumpHost, NodeName,
     NodeState, RemotePath, SshHost, UserName,
@@ -76,6 +78,8 @@ pub struct MeshSettings {
     /// Keys older than this are reported by plan and picked by `rotate --older-than`
     /// without an age; `None`: no policy.
     pub key_max_age: Option<Age>,
+    /// What meshup does with the hosts' firewalls (default: trust the mesh interface).
+    pub firewall: FirewallMode,
 }
 
 /// One node of the inventory, with per-node overrides already applied.

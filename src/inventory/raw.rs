@@ -32,6 +32,7 @@ pub(super) struct RawMesh {
     pub config_dir: Option<Spanned<String>>,
     pub package_lock_timeout: Option<Spanned<i64>>,
     pub key_max_age: Option<Spanned<String>>,
+    pub firewall: Option<Spanned<String>>,
 }
 
 /// The `ssh:` defaults, or a node's `ssh:` overrides.

@@ -200,6 +200,17 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
                 hp.host = Some(f.to_string());
                 hp.record(steps::removal(&mesh.settings, f));
                 hp.record(steps::hosts_file_removal(&mesh.settings, f));
+                let paths = input
+                    .playbooks
+                    .detect(&f.os_release)
+                    .map(|d| d.firewall.clone())
+                    .unwrap_or_else(|_| crate::playbook::FirewallPaths::debian());
+                hp.record(steps::untrust(
+                    input.playbooks,
+                    &f.firewall,
+                    &crate::playbook::MeshMarks::new(mesh.settings.interface.as_str()),
+                    &paths,
+                ));
                 hosts.push(hp);
             }
             Some(Ok(_)) => hosts.push(HostPlan::new(name.clone(), HostState::Skipped)),

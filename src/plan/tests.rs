@@ -498,3 +498,63 @@ fn a_rotation_waits_for_every_peer_to_be_reachable() {
     );
     assert!(!plan.host(&n("node-b")).expect("b").has_changes());
 }
+
+const NFT_DROP: &str =
+    include_str!("../../tests/fixtures/facts/gather/real-debian12-nftables-drop-bash.txt");
+
+/// node-a converged, behind a real nftables ruleset (`inet filter` input policy drop).
+fn behind_nftables(f: &Fixture) -> FactsMap {
+    let mut facts = all_converged(f);
+    let mut a = converged(f, "node-a");
+    a.firewall = crate::facts::parse(NFT_DROP).expect("fixture").firewall;
+    facts.insert(n("node-a"), Ok(a));
+    facts
+}
+
+#[test]
+fn trust_opens_the_port_and_accepts_the_interface_and_none_only_warns() {
+    let f = fixture(GUIDE);
+    let (plan, _) = plan_of(&f, &behind_nftables(&f), None);
+    let a = plan.host(&n("node-a")).expect("node-a");
+    let summaries: Vec<&str> = a.steps.iter().map(|s| s.summary.as_str()).collect();
+    assert_eq!(
+        summaries,
+        [
+            "open 51820/udp in nftables",
+            "accept mesh traffic arriving on wg0 in nftables (chain inet filter input)",
+        ]
+    );
+    assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+
+    let none = fixture(&GUIDE.replace(
+        "  network: 10.10.0.0/24\n",
+        "  network: 10.10.0.0/24\n  firewall: none\n",
+    ));
+    let mut facts = behind_nftables(&none);
+    let (plan, _) = plan_of(&none, &facts, None);
+    let a = plan.host(&n("node-a")).expect("node-a");
+    assert!(a.steps.is_empty(), "{:#?}", a.steps);
+    assert_eq!(
+        a.warnings,
+        [
+            "mesh.firewall is none, but nftables does not allow 51820/udp: peers cannot reach node-a",
+            "mesh.firewall is none, but nftables filters mesh traffic: chain inet filter input, \
+             policy drop: nothing accepts iifname wg0",
+        ]
+    );
+
+    // Switching from trust: the rules meshup added go, and only those.
+    if let Some(Ok(a)) = facts.get_mut(&n("node-a")) {
+        let input = &mut a.firewall.nftables.tables[0].chains[0];
+        input
+            .rules
+            .insert(0, "iifname \"wg0\" accept comment \"meshup:wg0\"".into());
+    }
+    let (plan, _) = plan_of(&none, &facts, None);
+    let a = plan.host(&n("node-a")).expect("node-a");
+    assert_eq!(kinds(a), [('-', StepKind::Firewall)]);
+    assert_eq!(
+        a.steps[0].diff.as_deref(),
+        Some("-inet filter input: iifname \"wg0\" accept comment \"meshup:wg0\"\n")
+    );
+}

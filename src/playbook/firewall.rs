@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::PlaybookError;
 use super::distro::{Distro, FirewallPaths};
+use super::mesh_marks::MeshMarks;
 use super::template::{Fill, Template};
 use super::version::Version;
 use crate::facts::{FirewallFacts, NftChainRef, valid_interface};
@@ -72,6 +73,24 @@ pub struct Firewall {
     /// Makes forwarding survive a reboot.
     #[serde(default)]
     pub persist_forward: Vec<Template>,
+    /// Accepts everything arriving on `{interface}` (nftables: per input chain).
+    #[serde(default)]
+    pub trust_input: Vec<Template>,
+    /// Makes `trust_input` survive a reboot.
+    #[serde(default)]
+    pub persist_trust_input: Vec<Template>,
+    /// Allows forwarding to `{interface}` (nftables: per forward chain).
+    #[serde(default)]
+    pub forward_out: Vec<Template>,
+    /// Makes `forward_out` survive a reboot.
+    #[serde(default)]
+    pub persist_forward_out: Vec<Template>,
+    /// Removes every rule marked `{marker}` (and meshup's own zone/policy).
+    #[serde(default)]
+    pub untrust: Vec<Template>,
+    /// Makes the removal survive a reboot.
+    #[serde(default)]
+    pub persist_untrust: Vec<Template>,
     /// Remarks shown with the plan.
     #[serde(default)]
     pub notes: Vec<String>,
@@ -90,7 +109,7 @@ impl Firewall {
             &[]
         };
         let check = |templates: &[Template], var: &str| -> Result<(), PlaybookError> {
-            let mut allowed = vec![var];
+            let mut allowed = vec![var, "interface", "marker", "zone", "policy"];
             allowed.extend_from_slice(chain_vars);
             allowed.extend_from_slice(&FirewallPaths::NAMES);
             for t in templates {
@@ -106,6 +125,16 @@ impl Firewall {
         check(&fw.persist_port, "port")?;
         check(&fw.forward, "interface")?;
         check(&fw.persist_forward, "interface")?;
+        for list in [
+            &fw.trust_input,
+            &fw.persist_trust_input,
+            &fw.forward_out,
+            &fw.persist_forward_out,
+            &fw.untrust,
+            &fw.persist_untrust,
+        ] {
+            check(list, "interface")?;
+        }
         if fw.open_port.is_empty() {
             return Err(PlaybookError::Invalid {
                 file: file.to_string(),
@@ -121,7 +150,12 @@ impl Firewall {
             FirewallKind::Firewalld => facts.firewalld.allows_udp(port),
             FirewallKind::Ufw => facts.ufw.allows_udp(port),
             FirewallKind::Nftables => facts.nftables.chains_missing_port(port).is_empty(),
-            FirewallKind::Iptables => facts.iptables.input.accepts_udp(port),
+            FirewallKind::Iptables => {
+                let open =
+                    |c: &crate::facts::IptablesChain| !c.restrictive() || c.accepts_udp(port);
+                let ipt = &facts.iptables;
+                open(&ipt.input) && (!ipt.available6 || open(&ipt.input6))
+            }
         }
     }
 
@@ -141,7 +175,12 @@ impl Firewall {
     /// Commands (open + persist) that let UDP `port` in; none when already open.
     /// Persists to Debian's paths: prefer [`Firewall::open_port_commands_for`].
     pub fn open_port_commands(&self, facts: &FirewallFacts, port: u16) -> FirewallAction {
-        self.open_port_commands_on(facts, port, &FirewallPaths::debian())
+        self.open_port_commands_on(
+            facts,
+            port,
+            &FirewallPaths::debian(),
+            &MeshMarks::new("wg0"),
+        )
     }
 
     /// Commands (open + persist, to `distro`'s firewall paths) that let UDP `port` in.
@@ -151,14 +190,15 @@ impl Firewall {
         port: u16,
         distro: &Distro,
     ) -> FirewallAction {
-        self.open_port_commands_on(facts, port, &distro.firewall)
+        self.open_port_commands_on(facts, port, &distro.firewall, &MeshMarks::new("wg0"))
     }
 
-    fn open_port_commands_on(
+    pub(crate) fn open_port_commands_on(
         &self,
         facts: &FirewallFacts,
         port: u16,
         paths: &FirewallPaths,
+        marks: &MeshMarks,
     ) -> FirewallAction {
         if port == 0 {
             return FirewallAction {
@@ -176,8 +216,8 @@ impl Firewall {
         let commands = self.render_for_chains(
             &self.open_port,
             &self.persist_port,
-            &facts.nftables.chains_missing_port(port),
-            ("port", &port_text),
+            Some(&facts.nftables.chains_missing_port(port)),
+            &marks.fills(&[("port", &port_text)]),
             paths,
         );
         FirewallAction {
@@ -222,11 +262,12 @@ impl Firewall {
                 reason: format!("{} already forwards traffic from {interface}", self.name),
             };
         }
+        let marks = MeshMarks::new(interface);
         let commands = self.render_for_chains(
             &self.forward,
             &self.persist_forward,
-            &facts.nftables.chains_missing_forward(interface),
-            ("interface", interface),
+            Some(&facts.nftables.chains_missing_forward(interface)),
+            &marks.fills(&[]),
             paths,
         );
         FirewallAction {
@@ -238,20 +279,25 @@ impl Firewall {
         }
     }
 
-    fn render_for_chains(
+    /// Renders `now` then `persist`: once per chain of `chains` for nftables (none
+    /// when it is empty), once otherwise; the same command is kept once.
+    pub(crate) fn render_for_chains(
         &self,
         now: &[Template],
         persist: &[Template],
-        chains: &[NftChainRef],
-        base: (&str, &str),
+        chains: Option<&[NftChainRef]>,
+        base: &[(&str, &str)],
         paths: &FirewallPaths,
     ) -> Vec<String> {
         fn fill<'v>(
-            base: (&'v str, &'v str),
+            base: &[(&'v str, &'v str)],
             chain: Option<&'v NftChainRef>,
             paths: &'v FirewallPaths,
         ) -> Vec<(&'v str, Fill<'v>)> {
-            let mut v = vec![(base.0, Fill::One(base.1))];
+            let mut v: Vec<(&str, Fill<'_>)> = base
+                .iter()
+                .map(|(n, value)| (*n, Fill::One(value)))
+                .collect();
             if let Some(c) = chain {
                 v.extend(chain_fills(c));
             }
@@ -266,7 +312,7 @@ impl Firewall {
                 commands.push(cmd);
             }
         };
-        if self.kind == FirewallKind::Nftables {
+        if let Some(chains) = chains.filter(|_| self.kind == FirewallKind::Nftables) {
             let valid: Vec<&NftChainRef> = chains.iter().filter(|c| valid_nft_ref(c)).collect();
             for chain in &valid {
                 let values = fill(base, Some(chain), paths);
@@ -313,7 +359,7 @@ fn chain_fills(c: &NftChainRef) -> [(&'static str, Fill<'_>); 3] {
 }
 
 /// Table and chain names from a host are used only when they are plain nft identifiers.
-fn valid_nft_ref(c: &NftChainRef) -> bool {
+pub(crate) fn valid_nft_ref(c: &NftChainRef) -> bool {
     let ident = |s: &str| {
         s.chars()
             .next()

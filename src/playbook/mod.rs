@@ -9,8 +9,10 @@
 
 mod distro;
 mod firewall;
+mod firewall_mesh;
 mod firewall_paths;
 mod lock;
+mod mesh_marks;
 mod service;
 mod template;
 mod version;
@@ -22,7 +24,9 @@ pub use distro::{
     Services,
 };
 pub use firewall::{Firewall, FirewallAction, FirewallKind, firewalld_forward_supported};
+pub use firewall_mesh::MeshGap;
 pub use lock::{LockFile, LockKind, PackageLock};
+pub use mesh_marks::MeshMarks;
 pub use template::Template;
 pub use version::{Version, VersionRange};
 

@@ -313,6 +313,25 @@ mu_firewalld_zone() {
 mu_nft() { mu_has nft || return 127; nft list ruleset 2>&1; }
 mu_iptables_input() { mu_has iptables || return 127; iptables -w 5 -S INPUT 2>&1; }
 mu_iptables_forward() { mu_has iptables || return 127; iptables -w 5 -S FORWARD 2>&1; }
+mu_ip6tables_input() { mu_has ip6tables || return 127; ip6tables -w 5 -S INPUT 2>&1; }
+mu_ip6tables_forward() { mu_has ip6tables || return 127; ip6tables -w 5 -S FORWARD 2>&1; }
+# Every runtime zone (the default one is marked), the runtime policies, and meshup's own
+# permanent zone and policy files (the only permanent state meshup compares).
+mu_firewalld_zones() {
+	mu_has firewall-cmd || return 127
+	mu_firewalld_running || return 3
+	firewall-cmd --list-all-zones 2>&1
+}
+mu_firewalld_meshup() {
+	mu_has firewall-cmd || return 127
+	mu_firewalld_running || return 3
+	printf 'default=%s\n' "$(firewall-cmd --get-default-zone 2>/dev/null)"
+	printf 'policies=%s\n' "$(firewall-cmd --get-policies 2>/dev/null)"
+	for f in "/etc/firewalld/zones/meshup-$MU_IF.xml" "/etc/firewalld/policies/meshup-$MU_IF-fw.xml"; do
+		[ -r "$f" ] && printf 'file=%s %s\n' "${f##*/}" "$(tr -d '\n' <"$f")"
+	done
+	return 0
+}
 
 echo '@@meshup:gather:v1'
 mu_section os-release mu_os_release
@@ -334,4 +353,8 @@ mu_section firewalld-zone mu_firewalld_zone
 mu_section nftables mu_nft
 mu_section iptables-input mu_iptables_input
 mu_section iptables-forward mu_iptables_forward
+mu_section ip6tables-input mu_ip6tables_input
+mu_section ip6tables-forward mu_ip6tables_forward
+mu_section firewalld-zones mu_firewalld_zones
+mu_section firewalld-meshup mu_firewalld_meshup
 echo '@@meshup:done'

@@ -212,7 +212,10 @@ mu_write_config() {
 # mu_firewall COMMAND: one firewall command from the playbook.
 mu_firewall() {
 	mu_mark step firewall
-	mu_run fw "$1" || { cat "$D/.meshup-fw.log" >&2; mu_fail 'firewall command failed'; }
+	mu_run fw "$1" || {
+		cat "$D/.meshup-fw.log" >&2
+		mu_fail "firewall command failed: $1: $(tail -n 2 "$D/.meshup-fw.log" | tr '\n' ' ')"
+	}
 }
 
 # mu_forwarding FAMILIES: enables and persists forwarding ("4" or "46").

@@ -274,15 +274,20 @@ pub fn assemble_with_facts(
             job.node.clone(),
             HostKeys::from_host(probe.as_ref(), host_facts.as_ref()),
         );
-        let evidence = match &host_facts {
+        let mut evidence = match &host_facts {
             Some(f) if f.complete => {
                 from_mesh::firewall_evidence(playbooks, &f.firewall, job.listen_port)
             }
             _ => FirewallEvidence {
                 state: PortState::Unknown,
                 firewall: "unknown (facts incomplete)".to_owned(),
+                mesh_filter: None,
             },
         };
+        if let Some(f) = host_facts.as_ref().filter(|f| f.complete) {
+            let interface = plan.expectation.interface.as_str();
+            evidence.mesh_filter = from_mesh::mesh_filter(playbooks, &f.firewall, interface);
+        }
         firewall.insert(job.node.clone(), evidence);
         if let Some(p) = probe {
             probes.insert(job.node.clone(), p);

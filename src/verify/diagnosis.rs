@@ -177,6 +177,28 @@ pub enum Diagnosis {
         from: String,
         /// Receiver.
         to: String,
+        /// What the firewall facts say drops it on the mesh interface: the host, the
+        /// backend and the chain/zone ("gw: nftables: chain inet filter input, policy drop:
+        /// nothing accepts iifname wg0").
+        #[serde(skip_serializing_if = "Option::is_none")]
+        filtered_by: Option<String>,
+    },
+    /// Ping passes, but a TCP connect to the peer's mesh address does not complete (a
+    /// firewall that lets ICMP echo in and drops or rejects the rest).
+    TcpBlocked {
+        /// Sender.
+        from: String,
+        /// Receiver.
+        to: String,
+        /// The receiver's address connected to.
+        addr: String,
+        /// The TCP port of the check (a listener verify started on the receiver).
+        port: u16,
+        /// `timeout`, `refused` or `error <reason>`.
+        result: String,
+        /// What the receiver's firewall facts say drops it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        filtered_by: Option<String>,
     },
     /// IPv4 works but the IPv6 mesh address does not answer.
     Ipv6Fails {
@@ -383,9 +405,31 @@ impl fmt::Display for Diagnosis {
             Self::ForwardingOff { node } => {
                 write!(f, "{node} is a transit node but net.ipv4.ip_forward is 0")
             }
-            Self::PingBlocked { from, to } => write!(
+            Self::PingBlocked {
+                from,
+                to,
+                filtered_by: Some(why),
+            } => write!(
+                f,
+                "tunnel {from} → {to} is up but ping gets no reply: {why}"
+            ),
+            Self::PingBlocked { from, to, .. } => write!(
                 f,
                 "tunnel {from} → {to} is up but ping gets no reply: ICMP or mesh traffic filtered on the interface"
+            ),
+            Self::TcpBlocked {
+                from,
+                to,
+                addr,
+                port,
+                result,
+                filtered_by,
+            } => write!(
+                f,
+                "TCP {from} → {to} ({addr} port {port}): {result} while ping passes: {}",
+                filtered_by
+                    .as_deref()
+                    .unwrap_or("something on the way filters TCP but not ICMP")
             ),
             Self::Ipv6Fails { from, to } => {
                 write!(

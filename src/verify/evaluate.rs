@@ -174,6 +174,14 @@ fn pair(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> PairEvidence
             &mut d,
         );
     }
+    // Ping passes; a service on the mesh address must be reachable too.
+    let tcp_blocked = if reachable && works {
+        tcp_failure(live, from, to)
+    } else {
+        None
+    };
+    let tcp_failed = tcp_blocked.is_some();
+    d.extend(tcp_blocked);
     let mut degraded = false;
     if reachable && works {
         // Traffic passes, but the live config is not what the inventory says.
@@ -230,7 +238,7 @@ fn pair(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> PairEvidence
         }
     } else if !reachable {
         PairStatus::Unknown
-    } else if !works {
+    } else if !works || tcp_failed {
         PairStatus::Failing
     } else if degraded {
         PairStatus::Degraded
@@ -330,6 +338,7 @@ fn diagnose_failure(
                 d.push(Diagnosis::PingBlocked {
                     from: from.name.to_string(),
                     to: to.name.to_string(),
+                    filtered_by: ping_filter(live, &from.name, &to.name),
                 });
             }
         }
@@ -422,8 +431,35 @@ fn diagnose_failure(
         d.push(Diagnosis::PingBlocked {
             from: from.name.to_string(),
             to: to.name.to_string(),
+            filtered_by: ping_filter(live, &from.name, &to.name),
         });
     }
+}
+
+/// A TCP connect from `from` to `to`'s mesh address that did not complete, when `to`'s
+/// listener ran (no finding where a probe ran no TCP check, e.g. without perl).
+fn tcp_failure(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> Option<Diagnosis> {
+    let listening = live.probe(&to.name).and_then(|p| p.tcp_listen) == Some(true);
+    let failed = live
+        .probe(&from.name)?
+        .tcp
+        .iter()
+        .find(|r| r.peer == to.name.as_str() && !r.ok())
+        .filter(|_| listening)?;
+    Some(Diagnosis::TcpBlocked {
+        from: from.name.to_string(),
+        to: to.name.to_string(),
+        addr: failed.addr.clone(),
+        port: super::tcp::port(live.exp),
+        result: failed.result.clone(),
+        filtered_by: live.mesh_filtered(&to.name),
+    })
+}
+
+/// What the firewall facts say drops a ping between `from` and `to` on the mesh
+/// interface: the echo request arrives on `to`'s, the reply on `from`'s.
+fn ping_filter(live: &Live<'_>, from: &NodeName, to: &NodeName) -> Option<String> {
+    live.mesh_filtered(to).or_else(|| live.mesh_filtered(from))
 }
 
 fn mismatch(v: &PeerView) -> Diagnosis {

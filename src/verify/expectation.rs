@@ -81,6 +81,10 @@ pub struct FirewallEvidence {
     pub state: PortState,
     /// The firewall in charge, for messages (`nftables`, `ufw`, `firewalld`, `iptables`).
     pub firewall: String,
+    /// What drops traffic arriving on the mesh interface, when the facts say something
+    /// does ("nftables: chain inet filter input, policy drop: nothing accepts iifname wg0").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_filter: Option<String>,
 }
 
 /// Everything `verify` checks the live mesh against.

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use crate::facts::{FirewallFacts, HostFacts, WgDump, port_in_spec};
 use crate::inventory::Inventory;
 use crate::keys::PublicKey;
-use crate::playbook::Playbooks;
+use crate::playbook::{FirewallKind, MeshMarks, Playbooks};
 use crate::topology::{Mesh, Role};
 
 use super::diagnosis::Diagnosis;
@@ -104,12 +104,14 @@ pub fn firewall_evidence(
         return FirewallEvidence {
             state: PortState::Closed,
             firewall: format!("nftables (rule `{rule}` in {chain})"),
+            mesh_filter: None,
         };
     }
     match playbooks.detect_firewall(facts) {
         None => FirewallEvidence {
             state: PortState::Open,
             firewall: "none".to_owned(),
+            mesh_filter: None,
         },
         Some(fw) => FirewallEvidence {
             state: if fw.port_open(facts, port) {
@@ -118,8 +120,36 @@ pub fn firewall_evidence(
                 PortState::Closed
             },
             firewall: fw.name.clone(),
+            mesh_filter: None,
         },
     }
+}
+
+/// What in the host's active firewalls drops traffic arriving on `interface`, one
+/// clause per backend ("nftables: chain inet filter input, policy drop: nothing accepts
+/// iifname wg0"); `None` when every active firewall lets it in.
+pub fn mesh_filter(
+    playbooks: &Playbooks,
+    facts: &FirewallFacts,
+    interface: &str,
+) -> Option<String> {
+    let marks = MeshMarks::new(interface);
+    let found: Vec<String> = FirewallKind::active(facts)
+        .into_iter()
+        .filter_map(|kind| playbooks.firewall(kind))
+        .flat_map(|fw| {
+            fw.mesh_blockers(facts, &marks, false)
+                .into_iter()
+                .map(move |why| {
+                    if why.starts_with(&fw.name) {
+                        why
+                    } else {
+                        format!("{}: {why}", fw.name)
+                    }
+                })
+        })
+        .collect();
+    (!found.is_empty()).then(|| found.join("; "))
 }
 
 /// The first nftables input-chain rule that drops or rejects UDP to `port`, with the

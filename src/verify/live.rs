@@ -145,6 +145,14 @@ impl Live<'_> {
         })
     }
 
+    /// What drops traffic arriving on `n`'s mesh interface, prefixed with `n`.
+    pub(super) fn mesh_filtered(&self, n: &NodeName) -> Option<String> {
+        self.firewall
+            .get(n)
+            .and_then(|f| f.mesh_filter.as_ref())
+            .map(|why| format!("{n}: {why}"))
+    }
+
     pub(super) fn firewall_closed(&self, n: &NodeName) -> Option<String> {
         self.firewall
             .get(n)

@@ -19,6 +19,7 @@ pub mod prometheus;
 pub mod report;
 pub mod script;
 pub mod sections;
+pub mod tcp;
 
 pub use diagnosis::Diagnosis;
 pub use error::VerifyError;

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::error::VerifyError;
 use super::ping::{self, PingResult};
 use super::sections;
+use super::tcp::TcpRecord;
 use crate::facts::{InterfaceAddresses, InterfaceRoutes, LinkInfo, Route, WgDump};
 use crate::keys::PublicKey;
 
@@ -92,6 +93,10 @@ pub struct NodeProbe {
     /// The public key derived on the host from its `private.key` (`None` when the probe
     /// did not read it or the file held no valid key).
     pub derived_key: Option<PublicKey>,
+    /// TCP connects to the peers' mesh addresses (empty when the probe ran none).
+    pub tcp: Vec<TcpRecord>,
+    /// This host's TCP listener started (`None`: no TCP check ran).
+    pub tcp_listen: Option<bool>,
 }
 
 impl NodeProbe {
@@ -126,6 +131,8 @@ pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
         dump_error: None,
         pings: Vec::new(),
         derived_key: None,
+        tcp: Vec::new(),
+        tcp_listen: None,
     };
     for section in &sections {
         match section.kind {
@@ -167,6 +174,18 @@ pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
             }
             "derived-key" => {
                 probe.derived_key = section.body.iter().find_map(|l| l.trim().parse().ok());
+            }
+            "tcp-listen" => {
+                probe.tcp_listen = section.body.first().map(|l| l.trim() == "ok");
+            }
+            "tcp" => {
+                if let ([peer, addr], Some(result)) = (&section.args[..], section.body.first()) {
+                    probe.tcp.push(TcpRecord {
+                        peer: peer.to_string(),
+                        addr: addr.to_string(),
+                        result: result.trim().to_string(),
+                    });
+                }
             }
             "now" => probe.now = section.body.iter().find_map(|l| l.trim().parse().ok()),
             "wg-dump" => {

@@ -153,7 +153,8 @@ pub fn host_probe_script(
     node: &NodeName,
     config_dir: &str,
 ) -> Result<String, VerifyError> {
-    build(expectation, node, Some(config_dir), None)
+    let tcp = super::tcp::during_script(expectation, node)?;
+    build(expectation, node, Some(config_dir), Some(&tcp))
 }
 
 fn build(

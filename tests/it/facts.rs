@@ -509,6 +509,7 @@ fn firewalld_fixtures() {
             installed: true,
             running: true,
             zone,
+            ..FirewalldFacts::default()
         };
         let z = f.zone.as_ref().expect("zone parsed");
         assert_eq!(

@@ -6,6 +6,7 @@ mod cli;
 mod clients_lab;
 mod distro_lab;
 mod facts;
+mod firewall_lab;
 mod inventory;
 mod lab;
 mod names_lab;

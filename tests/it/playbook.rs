@@ -620,6 +620,7 @@ fn firewalld_facts(zone_fixture: &str) -> FirewallFacts {
             installed: true,
             running: true,
             zone: FirewalldZone::parse(&fixture(&format!("facts/firewalld/{zone_fixture}.txt"))),
+            ..FirewalldFacts::default()
         },
         ..FirewallFacts::default()
     }
@@ -638,6 +639,7 @@ fn iptables_only(input: &str) -> FirewallFacts {
             available: true,
             input: facts::IptablesChain::parse(&fixture(&format!("facts/iptables/{input}.txt"))),
             forward: facts::IptablesChain::parse("-P FORWARD DROP\n"),
+            ..facts::IptablesFacts::default()
         },
         ..FirewallFacts::default()
     }
@@ -961,10 +963,18 @@ fn can_use_netns(tools: &[&str]) -> bool {
 }
 
 /// Only the live commands (the persist ones write /etc, shared with the machine).
+/// The commands that change the live rules (starting with `prefix`, after any leading
+/// `var=value;` assignment), not the ones that persist them.
 fn live(commands: &[String], prefix: &str) -> Vec<String> {
     commands
         .iter()
-        .filter(|c| c.starts_with(prefix))
+        .filter(|c| {
+            let body = match c.split_once("; ") {
+                Some((first, rest)) if first.contains('=') && !first.contains(' ') => rest,
+                _ => c.as_str(),
+            };
+            body.starts_with(prefix)
+        })
         .cloned()
         .collect()
 }
@@ -1080,4 +1090,93 @@ fn real_iptables_open_port_converges() {
             .any(|r| r.contains("--dport 22")),
         "ssh rule untouched"
     );
+}
+
+/// Every command the firewall playbooks render for the mesh (open the port, trust the
+/// interface, forward on a transit node, and take meshup's rules out again), for every
+/// backend, is a POSIX sh command that shellcheck passes.
+#[test]
+fn mesh_firewall_commands_are_shellcheck_clean() {
+    use meshup::facts::{FirewalldMeshup, IptablesChain, IptablesFacts, NftablesFacts, UfwFacts};
+    use meshup::playbook::{FirewallPaths, MeshMarks};
+    let ok = Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: shellcheck not installed");
+        return;
+    }
+    let chain = IptablesChain::parse;
+    let bare = FirewallFacts {
+        ufw: UfwFacts::parse(
+            "Status: active\nDefault: deny (incoming), allow (outgoing), deny (routed)\n",
+        ),
+        firewalld: FirewalldFacts {
+            installed: true,
+            running: true,
+            zones: FirewalldZone::parse_all("public\n  target: default\n  interfaces: \n"),
+            meshup: FirewalldMeshup::parse("default=public\n"),
+            ..FirewalldFacts::default()
+        },
+        nftables: NftablesFacts::parse(
+            "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n",
+        ),
+        iptables: IptablesFacts {
+            available: true,
+            input: chain("-P INPUT DROP\n"),
+            forward: chain("-P FORWARD DROP\n"),
+            available6: true,
+            input6: chain("-P INPUT DROP\n"),
+            forward6: chain("-P FORWARD DROP\n"),
+        },
+    };
+    let mut marked = bare.clone();
+    marked.ufw = UfwFacts::parse(
+        "Status: active\n\nTo  Action  From\n--  ------  ----\nAnywhere on wg0            ALLOW IN    Anywhere                   # meshup:wg0\n",
+    );
+    marked.firewalld.zones =
+        FirewalldZone::parse_all("meshup-wg0\n  target: ACCEPT\n  interfaces: wg0\n");
+    marked.nftables = NftablesFacts::parse(
+        "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tiifname \"wg0\" accept comment \"meshup:wg0\"\n\t}\n}\n",
+    );
+    marked.iptables.input =
+        chain("-P INPUT DROP\n-A INPUT -i wg0 -m comment --comment \"meshup:wg0\" -j ACCEPT\n");
+    let marks = MeshMarks::new("wg0");
+    let paths = FirewallPaths::debian();
+    let p = embedded();
+    for fw in p.firewalls() {
+        let mut script = String::from("#!/bin/sh\n");
+        for c in fw.open_port_commands(&bare, 51820).commands {
+            script.push_str(&c);
+            script.push('\n');
+        }
+        let (gaps, _) = fw.trust_gaps(&bare, &marks, true, &paths);
+        assert!(!gaps.is_empty(), "{}: nothing to trust", fw.name);
+        for c in gaps.iter().flat_map(|g| &g.action.commands) {
+            script.push_str(c);
+            script.push('\n');
+        }
+        let removal = fw
+            .untrust_commands(&marked, &marks, &paths)
+            .unwrap_or_else(|| panic!("{}: nothing to remove", fw.name));
+        for c in removal.commands {
+            script.push_str(&c);
+            script.push('\n');
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(format!("{}.sh", fw.file));
+        std::fs::write(&path, &script).expect("write");
+        let out = Command::new("shellcheck")
+            .args(["-s", "sh"])
+            .arg(&path)
+            .output()
+            .expect("shellcheck");
+        assert!(
+            out.status.success(),
+            "{}:\n{script}\n{}",
+            fw.name,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }

@@ -122,6 +122,7 @@ fn run(exp: &Expectation, scenario: &str, fw: &[(&str, PortState)]) -> Report {
                 FirewallEvidence {
                     state: *s,
                     firewall: "nftables".into(),
+                    mesh_filter: None,
                 },
             )
         })
@@ -637,4 +638,77 @@ fn probe_script_runs_under_busybox_sh_syntax() {
         return;
     };
     assert!(status.success());
+}
+
+/// A failing pair names the host, the backend and the chain/policy that drops it.
+#[test]
+fn firewall_findings_name_host_backend_and_chain() {
+    let tcp = Diagnosis::TcpBlocked {
+        from: "pub-2".into(),
+        to: "gw".into(),
+        addr: "10.10.0.4".into(),
+        port: 47220,
+        result: "timeout".into(),
+        filtered_by: Some(
+            "gw: nftables: chain inet filter input, policy drop: nothing accepts iifname wg0"
+                .into(),
+        ),
+    };
+    assert_eq!(
+        tcp.to_string(),
+        "TCP pub-2 → gw (10.10.0.4 port 47220): timeout while ping passes: gw: nftables: chain \
+         inet filter input, policy drop: nothing accepts iifname wg0"
+    );
+    let ping = Diagnosis::PingBlocked {
+        from: "pub-2".into(),
+        to: "gw".into(),
+        filtered_by: None,
+    };
+    assert!(
+        ping.to_string()
+            .ends_with("ICMP or mesh traffic filtered on the interface")
+    );
+}
+
+/// The real TCP check (src/scripts/tcp.pl) on this machine's loopback: a completed
+/// connect is `ok`, a port nobody listens on is `refused`, and the listener reports itself.
+#[test]
+fn tcp_check_connects_and_reports_per_address() {
+    use meshup::verify::{probe, tcp::TCP_PROBE};
+    let perl = std::process::Command::new("perl")
+        .args([
+            "-e",
+            TCP_PROBE,
+            "47123",
+            "2",
+            "127.0.0.1",
+            "a=127.0.0.1 b=127.0.0.2",
+        ])
+        .output();
+    let Ok(out) = perl else {
+        eprintln!("SKIP: no perl");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let wrapped = format!("@@meshup:verify:begin 1 x wg0\n{text}@@meshup:verify:end\n");
+    let p = probe::parse(&wrapped).expect("probe output");
+    assert_eq!(p.tcp_listen, Some(true));
+    let results: Vec<(&str, &str)> = p
+        .tcp
+        .iter()
+        .map(|r| (r.peer.as_str(), r.result.as_str()))
+        .collect();
+    assert_eq!(results, vec![("a", "ok"), ("b", "refused")]);
+
+    // A listener that cannot bind says so (peers' results towards it are not counted).
+    let out = std::process::Command::new("perl")
+        .args(["-e", TCP_PROBE, "47124", "1", "192.0.2.1", ""])
+        .output()
+        .expect("perl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("@@meshup:verify:tcp-listen\nfailed 192.0.2.1: "),
+        "{text}"
+    );
 }

@@ -9,7 +9,7 @@ use crate::inventory::names::{DomainName, InterfaceName, RemotePath};
 use crate::inventory::raw::RawMesh;
 use crate::inventory::{
     Age, DEFAULT_CONFIG_DIR, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE,
-    DEFAULT_LISTEN_PORT, DEFAULT_PACKAGE_LOCK_TIMEOUT, MeshSettings,
+    DEFAULT_LISTEN_PORT, DEFAULT_PACKAGE_LOCK_TIMEOUT, FirewallMode, MeshSettings,
 };
 
 /// Mesh settings while being validated: `None` where a value was invalid.
@@ -27,6 +27,7 @@ pub(super) struct PartialMesh {
     pub(super) config_dir: Option<RemotePath>,
     pub(super) package_lock_timeout: Option<u16>,
     pub(super) key_max_age: Option<Option<Age>>,
+    pub(super) firewall: Option<FirewallMode>,
 }
 
 impl PartialMesh {
@@ -44,6 +45,7 @@ impl PartialMesh {
             config_dir: self.config_dir?,
             package_lock_timeout: self.package_lock_timeout?,
             key_max_age: self.key_max_age?,
+            firewall: self.firewall?,
         })
     }
 }
@@ -92,8 +94,13 @@ impl Validator<'_> {
             Some(value) => self.parse::<Age>(value, "invalid age").map(Some),
             None => Some(None),
         };
+        let firewall = match &raw.firewall {
+            Some(value) => self.parse::<FirewallMode>(value, "invalid firewall mode"),
+            None => Some(FirewallMode::default()),
+        };
         PartialMesh {
             key_max_age,
+            firewall,
             interface,
             network,
             network_span,
@@ -203,6 +210,32 @@ mod tests {
         let inventory = Inventory::from_str(&text, "t.yaml").expect("valid");
         assert_eq!(inventory.mesh().domain.as_str(), "corp.internal");
         assert!(!inventory.mesh().hosts_file);
+    }
+
+    #[test]
+    fn firewall_mode_defaults_to_trust_and_a_bad_one_is_located() {
+        use crate::inventory::FirewallMode;
+        let text = format!("mesh:\n  network: 10.10.0.0/24\n{NODES}");
+        let inventory = Inventory::from_str(&text, "t.yaml").expect("valid");
+        assert_eq!(inventory.mesh().firewall, FirewallMode::Trust);
+        let text = format!("mesh:\n  network: 10.10.0.0/24\n  firewall: none\n{NODES}");
+        let inventory = Inventory::from_str(&text, "t.yaml").expect("valid");
+        assert_eq!(inventory.mesh().firewall, FirewallMode::None);
+        let text = format!("mesh:\n  network: 10.10.0.0/24\n  firewall: off\n{NODES}");
+        let err = Inventory::from_str(&text, "t.yaml").expect_err("invalid mode");
+        let problems: Vec<(usize, &str)> = err
+            .problems()
+            .iter()
+            .map(|p| (p.line(), p.message()))
+            .collect();
+        assert_eq!(
+            problems,
+            [(
+                3,
+                "firewall `off` is not a mode: `trust` (the default) makes every active \
+                 firewall carry mesh traffic, `none` leaves firewalls alone"
+            )]
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod service;
 pub use config::config;
 pub use hosts_file::{HOSTS_PATH, desired_block, hosts_file, hosts_file_removal};
 pub use keys::{keygen, migrate, psk_flip, psks, rotation};
-pub use network::{firewall, forwarding};
+pub use network::{firewall, forwarding, untrust};
 pub use package::install;
 pub use service::{activation, removal};
 

@@ -1,52 +1,149 @@
 //! The firewall (the WireGuard port, forwarding on transit nodes) and IP forwarding.
 use super::HostInput;
-use crate::inventory::NodeName;
+use crate::facts::FirewallFacts;
+use crate::inventory::{FirewallMode, NodeName};
 use crate::plan::step::{Action, Decision, Step, StepKind};
+use crate::playbook::{FirewallAction, FirewallKind, FirewallPaths, MeshMarks, Playbooks};
 use crate::scripts;
 
 /// Path of meshup's sysctl drop-in (written by `mu_forwarding`).
 pub const SYSCTL_FILE: &str = "/etc/sysctl.d/99-meshup-forward.conf";
 
-/// Opens the listen port in the active firewall, and forwarding on transit nodes. A
-/// firewall that is not active is never switched on.
+/// `mesh.firewall: trust` (default): in every active firewall, opens the listen port,
+/// accepts what arrives on the mesh interface and, on transit nodes, forwards to and from
+/// it. `none`: changes nothing but takes out the rules an earlier run added, and warns
+/// where a firewall would stop the mesh. A firewall that is not active is never switched on.
 pub fn firewall(h: &HostInput<'_>) -> Vec<Decision> {
+    let marks = MeshMarks::new(h.iface());
+    let facts = &h.facts.firewall;
+    match h.settings().firewall {
+        FirewallMode::Trust => trust(h, &marks),
+        FirewallMode::None => {
+            let mut out = untrust(h.playbooks, facts, &marks, &h.distro.firewall);
+            out.extend(none_warnings(h, &marks));
+            if out.is_empty() {
+                out.push(Decision::unchanged(
+                    "mesh.firewall is none: firewalls left as they are",
+                ));
+            }
+            out
+        }
+    }
+}
+
+fn trust(h: &HostInput<'_>, marks: &MeshMarks) -> Vec<Decision> {
     let port = h.spec.listen_port;
-    let Some(fw) = h.playbooks.detect_firewall(&h.facts.firewall) else {
+    let facts = &h.facts.firewall;
+    let active: Vec<_> = FirewallKind::active(facts)
+        .into_iter()
+        .filter_map(|k| h.playbooks.firewall(k))
+        .collect();
+    if active.is_empty() {
         return vec![Decision::unchanged(format!(
-            "no active firewall filters {port}/udp (none is switched on)"
+            "no active firewall filters {port}/udp or {} (none is switched on)",
+            marks.interface
         ))];
-    };
+    }
     let mut out = Vec::new();
-    let mut decide = |action: crate::playbook::FirewallAction, summary: String| {
-        if action.commands.is_empty() {
-            out.push(Decision::Unchanged(action.reason));
-        } else {
-            let shell: Vec<String> = action
-                .commands
-                .iter()
-                .map(|c| scripts::call("mu_firewall", &[c]))
-                .collect();
-            out.push(Decision::Change(Step::new(
-                Action::Create,
-                StepKind::Firewall,
-                summary,
-                action.reason,
-                shell.join("\n"),
+    for fw in active {
+        let open = fw.open_port_commands_on(facts, port, &h.distro.firewall, marks);
+        out.push(decide(
+            open,
+            format!("open {port}/udp in {}", fw.name),
+            Action::Create,
+        ));
+        let (gaps, warnings) = fw.trust_gaps(facts, marks, h.spec.is_transit, &h.distro.firewall);
+        if gaps.is_empty() {
+            out.push(Decision::unchanged(format!(
+                "{} accepts mesh traffic on {}{}",
+                fw.name,
+                marks.interface,
+                if h.spec.is_transit {
+                    " and forwards it"
+                } else {
+                    ""
+                }
             )));
         }
-    };
-    decide(
-        fw.open_port_commands_for(&h.facts.firewall, port, h.distro),
-        format!("open {port}/udp in {}", fw.name),
-    );
-    if h.spec.is_transit {
-        let iface = h.iface();
-        decide(
-            fw.forward_commands_for(&h.facts.firewall, iface, h.distro),
-            format!("allow forwarding on {iface} in {}", fw.name),
-        );
+        for gap in gaps {
+            out.push(decide(gap.action, gap.summary, Action::Create));
+        }
+        out.extend(warnings.into_iter().map(Decision::Warning));
     }
     out
+}
+
+/// Removes the rules meshup added for this interface from every backend that has some
+/// (`mesh.firewall: none`, or the node leaving the mesh).
+pub fn untrust(
+    playbooks: &Playbooks,
+    facts: &FirewallFacts,
+    marks: &MeshMarks,
+    paths: &FirewallPaths,
+) -> Vec<Decision> {
+    let mut out = Vec::new();
+    for fw in playbooks.firewalls() {
+        if fw.kind == FirewallKind::Ufw && !facts.ufw.installed {
+            continue;
+        }
+        if fw.kind == FirewallKind::Firewalld && !facts.firewalld.running {
+            continue;
+        }
+        let marked = fw.marked(facts, marks);
+        if let Some(action) = fw.untrust_commands(facts, marks, paths) {
+            let diff = marked.iter().map(|r| format!("-{r}\n")).collect::<String>();
+            if let Decision::Change(step) = decide(
+                action,
+                format!("remove meshup's {} rules from {}", marks.marker, fw.name),
+                Action::Delete,
+            ) {
+                out.push(Decision::Change(step.with_diff(diff)));
+            }
+        }
+    }
+    out
+}
+
+fn none_warnings(h: &HostInput<'_>, marks: &MeshMarks) -> Vec<Decision> {
+    let facts = &h.facts.firewall;
+    let port = h.spec.listen_port;
+    let mut out = Vec::new();
+    for kind in FirewallKind::active(facts) {
+        let Some(fw) = h.playbooks.firewall(kind) else {
+            continue;
+        };
+        if !fw.port_open(facts, port) {
+            out.push(Decision::warning(format!(
+                "mesh.firewall is none, but {} does not allow {port}/udp: peers cannot reach {}",
+                fw.name, h.spec.name
+            )));
+        }
+        for why in fw.mesh_blockers(facts, marks, h.spec.is_transit) {
+            out.push(Decision::warning(format!(
+                "mesh.firewall is none, but {} filters mesh traffic: {why}",
+                fw.name
+            )));
+        }
+    }
+    out
+}
+
+fn decide(action: FirewallAction, summary: String, kind: Action) -> Decision {
+    if action.commands.is_empty() {
+        return Decision::Unchanged(action.reason);
+    }
+    let shell: Vec<String> = action
+        .commands
+        .iter()
+        .map(|c| scripts::call("mu_firewall", &[c]))
+        .collect();
+    Decision::Change(Step::new(
+        kind,
+        StepKind::Firewall,
+        summary,
+        action.reason,
+        shell.join("\n"),
+    ))
 }
 
 /// Enables and persists IP forwarding on transit nodes (relays, subnet routers).

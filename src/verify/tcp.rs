@@ -1,0 +1,75 @@
+//! verify's TCP check: a ping proves ICMP passes, not that a service on the mesh address
+//! is reachable (ufw and firewalld let echo requests in while dropping TCP). While the
+//! pings are in flight, every host runs `src/scripts/tcp.pl` (core perl; skipped where
+//! perl is missing): a short-lived listener on its mesh addresses, and a connect to every
+//! peer's mesh address on the same port. Only a completed connect counts: a REJECT
+//! answers "connection refused", which proves nothing about the path.
+use serde::Serialize;
+
+use super::error::VerifyError;
+use super::expectation::{Expectation, NodeName};
+use crate::scripts::Values;
+
+/// The perl program (see its header for its output).
+pub const TCP_PROBE: &str = include_str!("../scripts/tcp.pl");
+
+/// Seconds a host's listener stays up after its probe started (the peers' probes start
+/// within a moment of each other; each client gives up after 8 s).
+const LINGER_SECS: u8 = 12;
+
+/// One TCP connect from a host to a peer's mesh address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TcpRecord {
+    /// The peer.
+    pub peer: String,
+    /// The address connected to.
+    pub addr: String,
+    /// `ok`, `refused`, `timeout` or `error <reason>`.
+    pub result: String,
+}
+
+impl TcpRecord {
+    /// The connect completed.
+    pub fn ok(&self) -> bool {
+        self.result == "ok"
+    }
+}
+
+/// The TCP port of the check for this mesh: fixed per interface and listen port, in
+/// 40000-59999 (away from the usual ephemeral range's busiest part), so every host of a
+/// run uses the same one without talking to the others.
+pub fn port(expectation: &Expectation) -> u16 {
+    let seed = expectation.interface.as_str().bytes().fold(
+        u32::from(expectation.nodes.first().map_or(0, |n| n.listen_port)),
+        |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)),
+    );
+    40000 + u16::try_from(seed % 20000).unwrap_or(0)
+}
+
+/// The `during` script of `node`'s probe: the listener on its mesh addresses and the
+/// connects to every other node's (IPv4 and IPv6 where both sides have one).
+pub fn during_script(expectation: &Expectation, node: &NodeName) -> Result<String, VerifyError> {
+    let me = expectation
+        .node(node)
+        .ok_or_else(|| VerifyError::NoSuchNode {
+            name: node.to_string(),
+        })?;
+    let mut mine = vec![me.address.to_string()];
+    mine.extend(me.address6.map(|a| a.to_string()));
+    let mut peers = Vec::new();
+    for other in expectation.nodes.iter().filter(|n| n.name != me.name) {
+        peers.push(format!("{}={}", other.name, other.address));
+        if let (Some(_), Some(a6)) = (me.address6, other.address6) {
+            peers.push(format!("{}={a6}", other.name));
+        }
+    }
+    Ok(Values::new()
+        .set("MU_TCP_PL", TCP_PROBE)
+        .set("MU_TCP_PORT", &port(expectation).to_string())
+        .set("MU_TCP_LINGER", &LINGER_SECS.to_string())
+        .set("MU_TCP_MINE", &mine.join(" "))
+        .set("MU_TCP_PEERS", &peers.join(" "))
+        .before(
+            "if command -v perl >/dev/null 2>&1; then\n\tperl -e \"$MU_TCP_PL\" \"$MU_TCP_PORT\" \"$MU_TCP_LINGER\" \"$MU_TCP_MINE\" \"$MU_TCP_PEERS\" 2>/dev/null\nfi\n",
+        ))
+}
