@@ -2,6 +2,7 @@
 //! [`Plan`], show it, and (apply) send exactly its steps: one SSH exec per host for the
 //! prepare steps (install, keys, preshared keys), then one for the converge steps.
 pub mod phase;
+pub mod punch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write as _};
@@ -130,14 +131,16 @@ fn gather_and_plan(
 ) -> (Gathered, Plan, KeyBook) {
     let gathered = session.connect_and_gather(progress);
     let rotate = &rotate.select(session, &gathered.facts);
+    let (mesh, paths) = punch::learn_paths(&session.mesh, &gathered.facts);
     let input = PlanInput {
         inventory: &session.inventory,
-        mesh: &session.mesh,
+        mesh: &mesh,
         playbooks: &session.playbooks,
         facts: &gathered.facts,
         limit: session.limit.as_ref(),
         rotate,
         rotate_psk,
+        paths: &paths,
     };
     let (plan, keys) = plan::compute(&input);
     (gathered, plan, keys)
@@ -455,7 +458,11 @@ fn execute(
     // scripts have been sent (they wait for it on the hosts).
     let flips = changing
         .iter()
-        .filter(|h| h.steps.iter().any(|s| s.kind == plan::StepKind::Flip))
+        .filter(|h| {
+            h.steps
+                .iter()
+                .any(|s| matches!(s.kind, plan::StepKind::Flip | plan::StepKind::Punch))
+        })
         .count();
     let flip_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -527,6 +534,9 @@ fn execute(
         for (host, result) in results {
             let outcome = match result {
                 Ok(markers) => {
+                    for m in markers.iter().filter(|m| m.kind == "punched") {
+                        progress.println(punch::confirmed(&host.node, &m.value));
+                    }
                     for m in markers.iter().filter(|m| m.kind == "skipped") {
                         progress.println(format!(
                             "{}: warning: {} left out of the config: its key was not generated",

@@ -59,7 +59,7 @@ pub use wg_dump::{WgDump, WgInterfaceDump, WgPeerDump};
 const GATHER_SH: &str = crate::scripts::GATHER;
 
 /// Names of every section the script prints, in order.
-pub const SECTION_NAMES: [&str; 19] = [
+pub const SECTION_NAMES: [&str; 20] = [
     "os-release",
     "commands",
     "init",
@@ -70,6 +70,7 @@ pub const SECTION_NAMES: [&str; 19] = [
     "wg-dump",
     "ip-addr",
     "ip-route",
+    "underlay",
     "service",
     "forward",
     "hosts-file",
@@ -223,6 +224,8 @@ pub struct HostFacts {
     pub addresses: InterfaceAddresses,
     /// Routes through the interface.
     pub routes: InterfaceRoutes,
+    /// The host's IPv4 addresses outside the mesh (its LAN side).
+    pub underlay: InterfaceAddresses,
     /// The wg-quick service.
     pub service: ServiceFacts,
     /// IP forwarding.
@@ -325,6 +328,7 @@ pub fn parse(output: &str) -> Result<HostFacts, FactsError> {
         wg_dump: WgDump::parse(body("wg-dump")),
         addresses: InterfaceAddresses::parse(body("ip-addr")),
         routes: InterfaceRoutes::parse(body("ip-route")),
+        underlay: InterfaceAddresses::parse(body("underlay")),
         service: ServiceFacts::parse(body("service")),
         forward: ForwardFacts::parse(body("forward")),
         firewall,

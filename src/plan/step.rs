@@ -44,6 +44,9 @@ pub enum StepKind {
     /// Wait for the agreed instant of a key rotation (and take the new key, on the
     /// rotated node): every host switches together.
     Flip,
+    /// Set up a direct path to another NAT node at the agreed instant and confirm it by a
+    /// handshake before the config moves its AllowedIPs off the relay.
+    Punch,
     /// Write the interface config.
     Config,
     /// Write (or remove) the peer names block of `/etc/hosts`.

@@ -206,6 +206,9 @@ mu_wg_dump() {
 }
 
 mu_ip_addr() { mu_has ip || return 127; ip -o addr show dev "$MU_IF" 2>/dev/null; }
+# The host's own IPv4 addresses outside the mesh (its LAN): nodes behind the same NAT
+# router peer over them.
+mu_underlay() { mu_has ip || return 127; ip -o -4 addr show scope global 2>/dev/null | grep -v " $MU_IF "; return 0; }
 mu_ip_route() {
 	mu_has ip || return 127
 	ip link show dev "$MU_IF" >/dev/null 2>&1 || return 1
@@ -325,6 +328,7 @@ mu_section config mu_config
 mu_section wg-dump mu_wg_dump
 mu_section ip-addr mu_ip_addr
 mu_section ip-route mu_ip_route
+mu_section underlay mu_underlay
 mu_section service mu_service
 mu_section forward mu_forward
 mu_section hosts-file mu_hosts_file

@@ -76,14 +76,68 @@ mu_stage_key() {
 	mu_mark nextkey "$(wg pubkey <"$S/private.key.next")"
 }
 
+# mu_sleep_until EPOCH: sleeps until that instant (sub-second where date knows %N, GNU).
+mu_sleep_until() {
+	mu_delay=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = t - n; if (d < 0) d = 0; printf "%.3f", d }')
+	sleep "$mu_delay" 2>/dev/null || sleep "${mu_delay%.*}"
+}
+
 # mu_wait_until EPOCH: sleeps until the agreed instant at which every host of a key
 # rotation switches (all hosts get their scripts ahead of time and flip together).
 mu_wait_until() {
 	mu_mark step wait-for-flip
-	# Sub-second where date knows %N (GNU), else whole seconds.
-	mu_delay=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = t - n; if (d < 0) d = 0; printf "%.3f", d }')
-	sleep "$mu_delay" 2>/dev/null || sleep "${mu_delay%.*}"
+	mu_sleep_until "$1"
 	mu_flip_at=$1
+}
+
+# mu_punch PEER KEY ENDPOINT KEEPALIVE ROLE: sets up the direct path to NAT node PEER at
+# ENDPOINT, at the agreed instant (MU_FLIP_AT) on both hosts of the pair, and confirms it
+# with a handshake within 20 s before anything else changes: only the config written by
+# the later steps moves PEER's AllowedIPs off the relay, so no packet is lost in the
+# switch. Without a handshake the run stops here and the relay keeps carrying the pair.
+# ROLE: a stateful NAT (Linux conntrack) that receives a packet before its own host has
+# sent to that address pins the 4-tuple and maps its host's later packets to another
+# port. So the "opener" sends first with a TTL of 2, which opens its own NAT and dies
+# before the other NAT (needs nft; else plain packets); the "joiner" starts 0.8 s later
+# and its handshake passes the opened hole. "lan-first" and "lan-second": no NAT between
+# them, only the order (two first packets that cross can stall both handshakes for 5 s).
+mu_punch() {
+	mu_mark step "punch $1"
+	mu_sleep_until "${MU_FLIP_AT:-0}"
+	case "$5" in joiner | lan-second) sleep 0.8 ;; esac
+	mu_t0=$(date +%s)
+	mu_ttl=
+	if [ "$5" = opener ] && command -v nft >/dev/null 2>&1; then
+		mu_lport=$(wg show "$IF" listen-port)
+		nft -f - >/dev/null 2>&1 <<MU_NFT && mu_ttl=1
+table ip meshup_punch {
+	chain out {
+		type filter hook output priority mangle; policy accept;
+		udp sport $mu_lport ip daddr ${3%:*} udp dport ${3##*:} ip ttl set 2
+	}
+}
+MU_NFT
+	fi
+	mu_had=$(wg show "$IF" peers | grep -cxF "$2")
+	# Turning the keepalive on sends a packet at once: an entry that has one turns it off first.
+	[ "$mu_had" = 0 ] || wg set "$IF" peer "$2" persistent-keepalive 0
+	wg set "$IF" peer "$2" endpoint "$3" persistent-keepalive "$4" || mu_fail "cannot point the entry of $1 at $3"
+	if [ -n "$mu_ttl" ]; then
+		sleep 0.4
+		nft delete table ip meshup_punch
+	fi
+	mu_i=0
+	while [ "$mu_i" -lt 40 ]; do
+		mu_hs=$(wg show "$IF" latest-handshakes | awk -v k="$2" '$1 == k { print $2 }')
+		if [ "${mu_hs:-0}" -ge "$mu_t0" ]; then
+			mu_mark punched "$1 $(($(date +%s) - mu_t0))"
+			return 0
+		fi
+		sleep 0.5
+		mu_i=$((mu_i + 1))
+	done
+	[ "$mu_had" = 0 ] && wg set "$IF" peer "$2" remove
+	mu_fail "no handshake with $1 at $3 within 20 s: the direct path is not set up, the relay keeps carrying the pair"
 }
 
 # After a flip, a handshake tried while the other side had not flipped yet is retried by

@@ -1,0 +1,40 @@
+//! The NAT paths of a run: learned from the gathered facts once, before the plan, so the
+//! plan (and the configs it writes) carry the direct pairs and the punch steps.
+use std::collections::BTreeMap;
+
+use crate::inventory::NodeName;
+use crate::nat_path::{HostView, PathBook};
+use crate::plan::{FactsMap, KeyBook};
+use crate::topology::Mesh;
+
+/// The path book from the gathered facts, and the mesh with its direct NAT pairs.
+pub fn learn_paths(mesh: &Mesh, facts: &FactsMap) -> (Mesh, PathBook) {
+    let keys = KeyBook::from_facts(mesh, facts, &|_| true);
+    let views: BTreeMap<NodeName, HostView<'_>> = facts
+        .iter()
+        .filter_map(|(name, f)| {
+            let f = f.as_ref().ok()?;
+            Some((
+                name.clone(),
+                HostView {
+                    dump: &f.wg_dump,
+                    underlay: &f.underlay.addresses,
+                },
+            ))
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let book = PathBook::learn(mesh, &|n| keys.get(n), &views, now);
+    let mesh = mesh.clone().with_direct_nat(book.direct());
+    (mesh, book)
+}
+
+/// The progress line for a `punched` marker ("PEER SECONDS").
+pub fn confirmed(node: &NodeName, marker: &str) -> String {
+    let mut words = marker.split_whitespace();
+    let peer = words.next().unwrap_or("?");
+    let secs = words.next().unwrap_or("?");
+    format!("{node}: direct path to {peer} confirmed by a handshake after {secs} s")
+}

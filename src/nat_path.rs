@@ -1,0 +1,435 @@
+//! NAT to NAT without a relay: how each NAT node's router maps its WireGuard port, as the
+//! public nodes see it (learned from their `wg show dump`), and how each pair of NAT nodes
+//! talks: hole punched, over a LAN they share, or through the relay. Pure: the caller
+//! passes what it gathered; the topology gets the direct pairs ([`PathBook::direct`]).
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::facts::WgDump;
+use crate::inventory::NodeName;
+use crate::keys::PublicKey;
+use crate::topology::{Mesh, NodeSpec};
+
+/// A direct NAT path whose latest handshake is older than this is silent: a live path
+/// re-handshakes every 2 minutes, and WireGuard drops a session after 180 s.
+pub const SILENT_AFTER_SECS: u64 = 180;
+
+/// What one host shows of itself: its live interface and its LAN addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct HostView<'a> {
+    /// `wg show dump` of the mesh interface.
+    pub dump: &'a WgDump,
+    /// The host's addresses outside the mesh, with their prefixes.
+    pub underlay: &'a [IpNet],
+}
+
+/// How a NAT maps a node's WireGuard port, judged from what the public nodes see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mapping {
+    /// Two or more public nodes see the same ip:port: one mapping for every destination,
+    /// so a peer that sends to it reaches the node once the node has sent to that peer.
+    EndpointIndependent,
+    /// Public nodes see different ports (or addresses): a new mapping per destination,
+    /// which no other node can predict. No punching.
+    Symmetric,
+    /// Fewer than two public nodes have seen the node lately: not known.
+    Unknown,
+}
+
+/// The mapping evidence of one NAT node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NatMapping {
+    /// The NAT node.
+    pub node: NodeName,
+    /// Which public node sees it at which ip:port (handshake in the last 5 minutes).
+    pub seen: Vec<(NodeName, SocketAddr)>,
+    /// The verdict.
+    pub mapping: Mapping,
+}
+
+impl NatMapping {
+    /// The mapped endpoint, when endpoint-independent.
+    pub fn endpoint(&self) -> Option<SocketAddr> {
+        (self.mapping == Mapping::EndpointIndependent)
+            .then(|| self.seen.first().map(|s| s.1))
+            .flatten()
+    }
+
+    /// The public address its router uses, when every observer agrees on it.
+    pub fn public_ip(&self) -> Option<IpAddr> {
+        let first = self.seen.first()?.1.ip();
+        self.seen.iter().all(|s| s.1.ip() == first).then_some(first)
+    }
+
+    /// The evidence in words: "pub-1 sees 100.64.0.2:51820, pub-2 sees 100.64.0.2:51820".
+    pub fn describe(&self) -> String {
+        if self.seen.is_empty() {
+            return format!(
+                "{} is not seen by any public node (no handshake with one in 5 min)",
+                self.node
+            );
+        }
+        let seen: Vec<String> = self
+            .seen
+            .iter()
+            .map(|(p, a)| format!("{p} sees {a}"))
+            .collect();
+        let verdict = match self.mapping {
+            Mapping::EndpointIndependent => "endpoint-independent",
+            Mapping::Symmetric => "symmetric",
+            Mapping::Unknown => "unknown (one observer)",
+        };
+        format!("{}: {} → {verdict}", self.node, seen.join(", "))
+    }
+}
+
+/// How a pair of NAT nodes talks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathKind {
+    /// Directly, through a hole each punched in its own NAT.
+    Punched,
+    /// Directly, over the LAN they share behind one NAT router.
+    Lan,
+    /// Through a public relay.
+    Relayed,
+}
+
+impl PathKind {
+    /// The kind's name in reports (`punched`, `LAN`, `relayed`).
+    pub fn label(self) -> &'static str {
+        match self {
+            PathKind::Punched => "punched",
+            PathKind::Lan => "LAN",
+            PathKind::Relayed => "relayed",
+        }
+    }
+}
+
+/// The path of one pair of NAT nodes (`a` < `b`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NatPair {
+    /// First node (name order).
+    pub a: NodeName,
+    /// Second node.
+    pub b: NodeName,
+    /// The path.
+    pub kind: PathKind,
+    /// The endpoint `a` uses for `b` (direct paths).
+    pub a_to_b: Option<String>,
+    /// The endpoint `b` uses for `a` (direct paths).
+    pub b_to_a: Option<String>,
+    /// `a`'s relay: what carries the pair when it is relayed, or when a punch fails.
+    pub relay: Option<NodeName>,
+    /// The evidence and the verdict, in words.
+    pub why: String,
+    /// Why apply punches (sets up the direct path at an agreed instant and confirms a
+    /// handshake before moving the AllowedIPs); `None` when the path stays as it is.
+    pub punch: Option<String>,
+}
+
+impl NatPair {
+    /// One line for the plan: "nat-1 ↔ nat-2: punched (…)".
+    pub fn line(&self) -> String {
+        let mut out = format!("{} ↔ {}: {}", self.a, self.b, self.kind.label());
+        if let (PathKind::Relayed, Some(r)) = (self.kind, &self.relay) {
+            let _ = write!(out, " via {r}");
+        }
+        let _ = write!(out, ": {}", self.why);
+        if let Some(p) = &self.punch {
+            let _ = write!(out, "; apply punches: {p}");
+        }
+        out
+    }
+}
+
+/// Every NAT node's mapping and every NAT pair's path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PathBook {
+    /// NAT nodes' mapping evidence, name order.
+    pub mappings: Vec<NatMapping>,
+    /// NAT pairs, name order.
+    pub pairs: Vec<NatPair>,
+}
+
+/// A live entry of `holder` for `peer`: its endpoint and handshake age.
+fn live_entry(
+    view: Option<&HostView<'_>>,
+    key: Option<PublicKey>,
+    now: u64,
+) -> Option<(String, Option<u64>)> {
+    let peer = view?.dump.peer(&key?)?;
+    let endpoint = peer.endpoint.clone()?;
+    Some((
+        endpoint,
+        peer.latest_handshake.map(|t| now.saturating_sub(t)),
+    ))
+}
+
+fn in_lan(underlay: &[IpNet], endpoint: &str) -> bool {
+    endpoint
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| underlay.iter().any(|n| n.contains(&a.ip())))
+}
+
+impl PathBook {
+    /// Learns the mappings from the public nodes' dumps and decides each NAT pair's path.
+    /// `key` gives each node's public key as meshup knows it; `now` is the Unix time the
+    /// views were taken at.
+    pub fn learn(
+        mesh: &Mesh,
+        key: &dyn Fn(&NodeName) -> Option<PublicKey>,
+        views: &BTreeMap<NodeName, HostView<'_>>,
+        now: u64,
+    ) -> PathBook {
+        let nat: Vec<&NodeSpec> = mesh.nodes.iter().filter(|n| !n.is_public()).collect();
+        let mut book = PathBook::default();
+        for node in &nat {
+            book.mappings.push(observe(mesh, node, key, views, now));
+        }
+        for (i, a) in nat.iter().enumerate() {
+            for b in &nat[i + 1..] {
+                let pair = decide(a, b, &book.mappings, key, views, now);
+                book.pairs.push(pair);
+            }
+        }
+        book
+    }
+
+    /// The direct pairs for the topology: (holder, peer) → endpoint, both directions.
+    pub fn direct(&self) -> BTreeMap<(NodeName, NodeName), String> {
+        let mut out = BTreeMap::new();
+        for p in self.pairs.iter().filter(|p| p.kind != PathKind::Relayed) {
+            if let (Some(ab), Some(ba)) = (&p.a_to_b, &p.b_to_a) {
+                out.insert((p.a.clone(), p.b.clone()), ab.clone());
+                out.insert((p.b.clone(), p.a.clone()), ba.clone());
+            }
+        }
+        out
+    }
+
+    /// The pair of `x` and `y`, in either order.
+    pub fn pair(&self, x: &NodeName, y: &NodeName) -> Option<&NatPair> {
+        self.pairs
+            .iter()
+            .find(|p| (&p.a == x && &p.b == y) || (&p.a == y && &p.b == x))
+    }
+
+    /// The mapping evidence of `node`.
+    pub fn mapping(&self, node: &NodeName) -> Option<&NatMapping> {
+        self.mappings.iter().find(|m| &m.node == node)
+    }
+}
+
+/// How long an observation stays evidence: a NAT node with a keepalive re-handshakes
+/// with each public node every 2 minutes.
+const FRESH_SECS: u64 = 300;
+
+fn observe(
+    mesh: &Mesh,
+    node: &NodeSpec,
+    key: &dyn Fn(&NodeName) -> Option<PublicKey>,
+    views: &BTreeMap<NodeName, HostView<'_>>,
+    now: u64,
+) -> NatMapping {
+    let mut seen = Vec::new();
+    if let Some(k) = key(&node.name) {
+        for public in mesh.nodes.iter().filter(|n| n.is_public()) {
+            let Some(entry) = views.get(&public.name).and_then(|v| v.dump.peer(&k)) else {
+                continue;
+            };
+            let fresh = entry
+                .latest_handshake
+                .is_some_and(|t| now.saturating_sub(t) <= FRESH_SECS);
+            if let (true, Some(addr)) = (
+                fresh,
+                entry
+                    .endpoint
+                    .as_deref()
+                    .and_then(|e| e.parse::<SocketAddr>().ok()),
+            ) {
+                seen.push((public.name.clone(), addr));
+            }
+        }
+    }
+    let mut distinct: Vec<SocketAddr> = seen.iter().map(|s| s.1).collect();
+    distinct.sort();
+    distinct.dedup();
+    let mapping = match (distinct.len(), seen.len()) {
+        (1, n) if n >= 2 => Mapping::EndpointIndependent,
+        (d, _) if d >= 2 => Mapping::Symmetric,
+        _ => Mapping::Unknown,
+    };
+    NatMapping {
+        node: node.name.clone(),
+        seen,
+        mapping,
+    }
+}
+
+fn decide(
+    a: &NodeSpec,
+    b: &NodeSpec,
+    mappings: &[NatMapping],
+    key: &dyn Fn(&NodeName) -> Option<PublicKey>,
+    views: &BTreeMap<NodeName, HostView<'_>>,
+    now: u64,
+) -> NatPair {
+    let mut pair = NatPair {
+        a: a.name.clone(),
+        b: b.name.clone(),
+        kind: PathKind::Relayed,
+        a_to_b: None,
+        b_to_a: None,
+        relay: a.relay.clone(),
+        why: String::new(),
+        punch: None,
+    };
+    let mapping = |n: &NodeName| mappings.iter().find(|m| &m.node == n);
+    let (ma, mb) = (mapping(&a.name), mapping(&b.name));
+    let (va, vb) = (views.get(&a.name), views.get(&b.name));
+    let (ka, kb) = (key(&a.name), key(&b.name));
+    let ea = live_entry(va, kb, now);
+    let eb = live_entry(vb, ka, now);
+    // A side that cannot be read or changed now keeps what it has: a direct path stays
+    // direct on both sides (turning one side back to the relay would drop the other's
+    // packets), a relayed one stays relayed.
+    if va.is_none() || vb.is_none() {
+        let (down, live) = if va.is_none() { (a, &eb) } else { (b, &ea) };
+        if let Some((endpoint, _)) = live {
+            let other = if va.is_none() { mb } else { ma };
+            let back = other
+                .and_then(NatMapping::endpoint)
+                .map_or_else(|| endpoint.clone(), |e| e.to_string());
+            let (ab, ba) = if va.is_none() {
+                (back, endpoint.clone())
+            } else {
+                (endpoint.clone(), back)
+            };
+            pair.kind = PathKind::Punched;
+            pair.a_to_b = Some(ab);
+            pair.b_to_a = Some(ba);
+            pair.why = format!("kept as it is: {} is unreachable", down.name);
+        } else {
+            pair.why = format!("{} is unreachable: the relay stays", down.name);
+        }
+        return pair;
+    }
+    let (Some(va), Some(vb)) = (va, vb) else {
+        return pair;
+    };
+    if ka.is_none() || kb.is_none() {
+        pair.why = "a key is not known yet (the node is provisioned in this run)".into();
+        return pair;
+    }
+    let fresh = |e: &Option<(String, Option<u64>)>| {
+        e.as_ref()
+            .and_then(|(_, age)| *age)
+            .is_some_and(|age| age <= SILENT_AFTER_SECS)
+    };
+    // Same public address: the two sit behind one NAT router; they peer over their LAN,
+    // never through the router's hairpin.
+    let same_nat = ma
+        .and_then(NatMapping::public_ip)
+        .zip(mb.and_then(NatMapping::public_ip))
+        .filter(|(x, y)| x == y);
+    // Established direct paths whose endpoints match the evidence stay as they are.
+    if let (Some((ab, _)), Some((ba, _))) = (&ea, &eb)
+        && fresh(&ea)
+        && fresh(&eb)
+    {
+        let lan = in_lan(va.underlay, ab) && in_lan(vb.underlay, ba);
+        let moved = !lan
+            && [(mb, ab), (ma, ba)].iter().any(|(m, used)| {
+                m.and_then(NatMapping::endpoint)
+                    .is_some_and(|e| e.to_string() != **used)
+            });
+        if !moved {
+            pair.kind = if lan { PathKind::Lan } else { PathKind::Punched };
+            pair.a_to_b = Some(ab.clone());
+            pair.b_to_a = Some(ba.clone());
+            let age = [&ea, &eb]
+                .iter()
+                .filter_map(|e| e.as_ref().and_then(|(_, a)| *a))
+                .max()
+                .unwrap_or(0);
+            pair.why = format!("established ({ab} / {ba}, handshake {age} s ago)");
+            return pair;
+        }
+    }
+    let silent = [&ea, &eb]
+        .iter()
+        .filter_map(|e| e.as_ref())
+        .map(|(_, age)| match age {
+            Some(age) => format!("direct path silent for {age} s"),
+            None => "direct path never had a handshake".to_string(),
+        })
+        .next();
+    let redo = |what: &str| match &silent {
+        Some(s) => format!("{s}; {what}"),
+        None => what.to_string(),
+    };
+    if let Some((ip, _)) = same_nat {
+        let lan_of = |v: &HostView<'_>, other: &HostView<'_>, port: u16| {
+            v.underlay.iter().find_map(|mine| {
+                other
+                    .underlay
+                    .iter()
+                    .find(|theirs| mine.contains(&theirs.addr()) && mine.addr() != theirs.addr())
+                    .map(|theirs| SocketAddr::new(theirs.addr(), port).to_string())
+            })
+        };
+        match (
+            lan_of(va, vb, b.listen_port),
+            lan_of(vb, va, a.listen_port),
+        ) {
+            (Some(ab), Some(ba)) => {
+                pair.kind = PathKind::Lan;
+                pair.why = format!("both behind {ip}: over their LAN ({ab} / {ba}), not through the router");
+                pair.a_to_b = Some(ab);
+                pair.b_to_a = Some(ba);
+                pair.punch = Some(redo("set up the LAN path"));
+            }
+            _ => {
+                pair.why = format!(
+                    "both behind {ip} but no shared LAN subnet was gathered: the relay stays (no hairpin)"
+                );
+            }
+        }
+        return pair;
+    }
+    match (
+        ma.and_then(NatMapping::endpoint),
+        mb.and_then(NatMapping::endpoint),
+    ) {
+        (Some(at), Some(bt)) => {
+            pair.kind = PathKind::Punched;
+            pair.a_to_b = Some(bt.to_string());
+            pair.b_to_a = Some(at.to_string());
+            pair.why = format!(
+                "{}; {}",
+                ma.map(NatMapping::describe).unwrap_or_default(),
+                mb.map(NatMapping::describe).unwrap_or_default()
+            );
+            pair.punch = Some(redo("punch"));
+        }
+        _ => {
+            let blame: Vec<String> = [ma, mb]
+                .iter()
+                .flatten()
+                .filter(|m| m.mapping != Mapping::EndpointIndependent)
+                .map(|m| m.describe())
+                .collect();
+            pair.why = format!("{}: no punching, the relay stays", blame.join("; "));
+        }
+    }
+    pair
+}
+
+#[cfg(test)]
+mod tests;
