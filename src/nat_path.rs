@@ -362,18 +362,28 @@ fn decide(
             return pair;
         }
     }
-    let silent = [&ea, &eb]
+    // A direct path that went silent or whose NAT moved (reboot, renumbering) goes back
+    // to the relay now. It is punched again by a later run: until the stale path's
+    // packets have left the NATs' tables (30 s for UDP on Linux), a packet of one side
+    // arriving before the other side sends would make that NAT map to another port.
+    let stale = [(&ea, &b.name), (&eb, &a.name)]
         .iter()
-        .filter_map(|e| e.as_ref())
-        .map(|(_, age)| match age {
-            Some(age) => format!("direct path silent for {age} s"),
-            None => "direct path never had a handshake".to_string(),
-        })
-        .next();
-    let redo = |what: &str| match &silent {
-        Some(s) => format!("{s}; {what}"),
-        None => what.to_string(),
-    };
+        .find_map(|(e, peer)| e.as_ref().map(|(used, age)| (used.clone(), *age, *peer)));
+    if let Some((used, age, peer)) = stale {
+        let silent = match age {
+            Some(age) => format!("silent for {age} s"),
+            None => "without a handshake".to_string(),
+        };
+        let moved = [(mb, &b.name), (ma, &a.name)]
+            .iter()
+            .filter_map(|(m, n)| m.and_then(NatMapping::endpoint).map(|e| format!("{n} is now seen at {e}")))
+            .collect::<Vec<_>>();
+        pair.why = format!(
+            "the direct path is dead ({silent}; {peer} was reached at {used}{}): back to the relay; a later run punches again",
+            if moved.is_empty() { String::new() } else { format!("; {}", moved.join(", ")) }
+        );
+        return pair;
+    }
     if let Some((ip, _)) = same_nat {
         let lan_of = |v: &HostView<'_>, other: &HostView<'_>, port: u16| {
             v.underlay.iter().find_map(|mine| {
@@ -393,7 +403,7 @@ fn decide(
                 pair.why = format!("both behind {ip}: over their LAN ({ab} / {ba}), not through the router");
                 pair.a_to_b = Some(ab);
                 pair.b_to_a = Some(ba);
-                pair.punch = Some(redo("set up the LAN path"));
+                pair.punch = Some("set up the LAN path".into());
             }
             _ => {
                 pair.why = format!(
@@ -416,7 +426,7 @@ fn decide(
                 ma.map(NatMapping::describe).unwrap_or_default(),
                 mb.map(NatMapping::describe).unwrap_or_default()
             );
-            pair.punch = Some(redo("punch"));
+            pair.punch = Some("not direct yet".into());
         }
         _ => {
             let blame: Vec<String> = [ma, mb]

@@ -147,7 +147,8 @@ fn two_endpoint_independent_nats_are_punched_at_the_mapped_addresses() {
     assert_eq!((p.kind, p.punch.as_deref()), (PathKind::Punched, None));
     assert!(p.why.starts_with("established"), "{}", p.why);
 
-    // A NAT that renumbered: the public nodes see nat-1 elsewhere; the path is redone.
+    // A NAT that renumbered: the public nodes see nat-1 elsewhere; back to the relay now,
+    // and once the direct entries are gone, punched again.
     dumps.insert(
         "pub-1",
         dump(&[
@@ -164,6 +165,14 @@ fn two_endpoint_independent_nats_are_punched_at_the_mapped_addresses() {
     );
     let b = book(&dumps, &BTreeMap::new());
     let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
+    assert_eq!(p.kind, PathKind::Relayed);
+    assert!(p.why.contains("dead"), "{}", p.why);
+    assert!(p.why.contains("nat-1 is now seen at 100.65.0.2:51820"), "{}", p.why);
+    dumps.insert("nat-1", dump(&[]));
+    dumps.insert("nat-2", dump(&[]));
+    let b = book(&dumps, &BTreeMap::new());
+    let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
+    assert_eq!(p.kind, PathKind::Punched);
     assert_eq!(p.b_to_a.as_deref(), Some("100.65.0.2:51820"));
     assert!(p.punch.is_some());
 }

@@ -92,9 +92,11 @@ mu_wait_until() {
 
 # mu_punch PEER KEY ENDPOINT KEEPALIVE ROLE: sets up the direct path to NAT node PEER at
 # ENDPOINT, at the agreed instant (MU_FLIP_AT) on both hosts of the pair, and confirms it
-# with a handshake within 20 s before anything else changes: only the config written by
-# the later steps moves PEER's AllowedIPs off the relay, so no packet is lost in the
-# switch. Without a handshake the run stops here and the relay keeps carrying the pair.
+# with a handshake within 20 s before anything else changes: the config written by the
+# next steps (which first wait for every punch of the run, mu_punch_wait) moves PEER's
+# AllowedIPs off the relay only then, so no packet is lost in the switch. Without a
+# handshake the run stops there and the relay keeps carrying the pair. Each punch runs in
+# the background: all pairs of a host punch at the same instant.
 # ROLE: a stateful NAT (Linux conntrack) that receives a packet before its own host has
 # sent to that address pins the 4-tuple and maps its host's later packets to another
 # port. So the "opener" sends first with a TTL of 2, which opens its own NAT and dies
@@ -103,6 +105,11 @@ mu_wait_until() {
 # them, only the order (two first packets that cross can stall both handshakes for 5 s).
 mu_punch() {
 	mu_mark step "punch $1"
+	mu_punch_n=$((${mu_punch_n:-0} + 1))
+	mu_punch_one "$@" &
+	mu_punch_pids="${mu_punch_pids-} $!"
+}
+mu_punch_one() {
 	mu_sleep_until "${MU_FLIP_AT:-0}"
 	case "$5" in joiner | lan-second) sleep 0.8 ;; esac
 	mu_t0=$(date +%s)
@@ -110,7 +117,7 @@ mu_punch() {
 	if [ "$5" = opener ] && command -v nft >/dev/null 2>&1; then
 		mu_lport=$(wg show "$IF" listen-port)
 		nft -f - >/dev/null 2>&1 <<MU_NFT && mu_ttl=1
-table ip meshup_punch {
+table ip meshup_punch_$mu_punch_n {
 	chain out {
 		type filter hook output priority mangle; policy accept;
 		udp sport $mu_lport ip daddr ${3%:*} udp dport ${3##*:} ip ttl set 2
@@ -124,20 +131,28 @@ MU_NFT
 	wg set "$IF" peer "$2" endpoint "$3" persistent-keepalive "$4" || mu_fail "cannot point the entry of $1 at $3"
 	if [ -n "$mu_ttl" ]; then
 		sleep 0.4
-		nft delete table ip meshup_punch
+		nft delete table ip "meshup_punch_$mu_punch_n"
 	fi
 	mu_i=0
 	while [ "$mu_i" -lt 40 ]; do
 		mu_hs=$(wg show "$IF" latest-handshakes | awk -v k="$2" '$1 == k { print $2 }')
 		if [ "${mu_hs:-0}" -ge "$mu_t0" ]; then
 			mu_mark punched "$1 $(($(date +%s) - mu_t0))"
-			return 0
+			exit 0
 		fi
 		sleep 0.5
 		mu_i=$((mu_i + 1))
 	done
 	[ "$mu_had" = 0 ] && wg set "$IF" peer "$2" remove
 	mu_fail "no handshake with $1 at $3 within 20 s: the direct path is not set up, the relay keeps carrying the pair"
+}
+# Waits for the punches of this run; any that failed stops the run before the config.
+mu_punch_wait() {
+	[ -n "${mu_punch_pids-}" ] || return 0
+	mu_punch_bad=
+	for mu_p in $mu_punch_pids; do wait "$mu_p" || mu_punch_bad=1; done
+	mu_punch_pids=
+	[ -z "$mu_punch_bad" ] || mu_fail 'a punched path was not confirmed: nothing else changed, the relay keeps carrying the pair'
 }
 
 # After a flip, a handshake tried while the other side had not flipped yet is retried by
@@ -225,6 +240,7 @@ mu_teardown() {
 # "PublicKey = (generated on host)" from MU_PUBKEYS ("name=key ..."), the keys generated
 # during this run; a peer whose key is still unknown is left out, with a `skipped` mark.
 mu_write_config() {
+	mu_punch_wait
 	mu_mark step write-config
 	mu_new="$D/.$IF.conf.meshup-new"
 	MU_PUBKEYS=${MU_PUBKEYS:-} awk -v dir="$S" '
@@ -297,6 +313,7 @@ mu_post_check() {
 # mu_live_reload ADDRESSES MTU: gives the running interface the new config without a
 # restart: `wg syncconf`, then addresses, MTU and routes as wg-quick would set them.
 mu_live_reload() {
+	mu_punch_wait
 	mu_mark step live-reload
 	ip link show dev "$IF" >/dev/null 2>&1 || mu_rollback "interface $IF is not up"
 	wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg-quick strip failed'; }
