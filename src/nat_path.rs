@@ -374,9 +374,13 @@ fn decide(
             Some(age) => format!("silent for {age} s"),
             None => "without a handshake".to_string(),
         };
-        let moved = [(mb, &b.name), (ma, &a.name)]
+        let moved = [(mb, &b.name, &ea), (ma, &a.name, &eb)]
             .iter()
-            .filter_map(|(m, n)| m.and_then(NatMapping::endpoint).map(|e| format!("{n} is now seen at {e}")))
+            .filter_map(|(m, n, used)| {
+                let now_at = m.and_then(NatMapping::endpoint)?;
+                let was = used.as_ref().map(|u| u.0.as_str());
+                (was != Some(now_at.to_string().as_str())).then(|| format!("{n} is now seen at {now_at}"))
+            })
             .collect::<Vec<_>>();
         pair.why = format!(
             "the direct path is dead ({silent}; {peer} was reached at {used}{}): back to the relay; a later run punches again",

@@ -99,8 +99,8 @@ mu_wait_until() {
 # the background: all pairs of a host punch at the same instant.
 # ROLE: a stateful NAT (Linux conntrack) that receives a packet before its own host has
 # sent to that address pins the 4-tuple and maps its host's later packets to another
-# port. So the "opener" sends first with a TTL of 2, which opens its own NAT and dies
-# before the other NAT (needs nft; else plain packets); the "joiner" starts 0.8 s later
+# port. So the "opener" sends first with a TTL that opens its own NAT(s) and dies before
+# the other NAT (mu_nat_ttl; needs nft, else plain packets); the "joiner" starts 0.8 s later
 # and its handshake passes the opened hole. "lan-first" and "lan-second": no NAT between
 # them, only the order (two first packets that cross can stall both handshakes for 5 s).
 mu_punch() {
@@ -110,6 +110,8 @@ mu_punch() {
 	mu_punch_pids="${mu_punch_pids-} $!"
 }
 mu_punch_one() {
+	# Found before the instant: a hop that does not answer costs a second.
+	[ "$5" = opener ] && mu_hops=$(mu_nat_ttl "${3%:*}")
 	mu_sleep_until "${MU_FLIP_AT:-0}"
 	case "$5" in joiner | lan-second) sleep 0.8 ;; esac
 	mu_t0=$(date +%s)
@@ -120,7 +122,7 @@ mu_punch_one() {
 table ip meshup_punch_$mu_punch_n {
 	chain out {
 		type filter hook output priority mangle; policy accept;
-		udp sport $mu_lport ip daddr ${3%:*} udp dport ${3##*:} ip ttl set 2
+		udp sport $mu_lport ip daddr ${3%:*} udp dport ${3##*:} ip ttl set $mu_hops
 	}
 }
 MU_NFT
@@ -146,6 +148,25 @@ MU_NFT
 	[ "$mu_had" = 0 ] && wg set "$IF" peer "$2" remove
 	mu_fail "no handshake with $1 at $3 within 20 s: the direct path is not set up, the relay keeps carrying the pair"
 }
+# mu_nat_ttl IP: the TTL that takes a packet out of this host's own NAT layers and no
+# further: one more than the routers on the way to IP that answer from private addresses
+# (RFC 1918, or 100.64/10 inside a carrier-grade NAT), found with one ping per hop; 2
+# when ping cannot tell.
+mu_nat_ttl() {
+	mu_hop=1
+	while [ "$mu_hop" -le 4 ]; do
+		mu_from=$(ping -n -c 1 -W 1 -t "$mu_hop" "$1" 2>/dev/null | awk '/[Ee]xceeded/ { sub(/:$/, "", $2); print $2; exit }')
+		case "$mu_from" in
+		10.* | 192.168.* | 172.1[6-9].* | 172.2[0-9].* | 172.3[01].*) ;;
+		100.6[4-9].* | 100.[7-9][0-9].* | 100.1[01][0-9].* | 100.12[0-7].*) ;;
+		*) break ;;
+		esac
+		mu_hop=$((mu_hop + 1))
+	done
+	[ "$mu_hop" -ge 2 ] || mu_hop=2
+	echo "$mu_hop"
+}
+
 # Waits for the punches of this run; any that failed stops the run before the config.
 mu_punch_wait() {
 	[ -n "${mu_punch_pids-}" ] || return 0
