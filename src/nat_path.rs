@@ -350,7 +350,11 @@ fn decide(
                     .is_some_and(|e| e.to_string() != **used)
             });
         if !moved {
-            pair.kind = if lan { PathKind::Lan } else { PathKind::Punched };
+            pair.kind = if lan {
+                PathKind::Lan
+            } else {
+                PathKind::Punched
+            };
             pair.a_to_b = Some(ab.clone());
             pair.b_to_a = Some(ba.clone());
             let age = [&ea, &eb]
@@ -379,12 +383,17 @@ fn decide(
             .filter_map(|(m, n, used)| {
                 let now_at = m.and_then(NatMapping::endpoint)?;
                 let was = used.as_ref().map(|u| u.0.as_str());
-                (was != Some(now_at.to_string().as_str())).then(|| format!("{n} is now seen at {now_at}"))
+                (was != Some(now_at.to_string().as_str()))
+                    .then(|| format!("{n} is now seen at {now_at}"))
             })
             .collect::<Vec<_>>();
         pair.why = format!(
             "the direct path is dead ({silent}; {peer} was reached at {used}{}): back to the relay; a later run punches again",
-            if moved.is_empty() { String::new() } else { format!("; {}", moved.join(", ")) }
+            if moved.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", moved.join(", "))
+            }
         );
         return pair;
     }
@@ -398,13 +407,12 @@ fn decide(
                     .map(|theirs| SocketAddr::new(theirs.addr(), port).to_string())
             })
         };
-        match (
-            lan_of(va, vb, b.listen_port),
-            lan_of(vb, va, a.listen_port),
-        ) {
+        match (lan_of(va, vb, b.listen_port), lan_of(vb, va, a.listen_port)) {
             (Some(ab), Some(ba)) => {
                 pair.kind = PathKind::Lan;
-                pair.why = format!("both behind {ip}: over their LAN ({ab} / {ba}), not through the router");
+                pair.why = format!(
+                    "both behind {ip}: over their LAN ({ab} / {ba}), not through the router"
+                );
                 pair.a_to_b = Some(ab);
                 pair.b_to_a = Some(ba);
                 pair.punch = Some("set up the LAN path".into());

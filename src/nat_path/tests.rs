@@ -14,8 +14,9 @@ fn key(i: u8) -> PublicKey {
 fn mesh() -> Mesh {
     let text = "mesh: { network: 10.10.0.0/24 }\nnodes:\n  - { name: pub-1, endpoint: 203.0.113.1 }\n  - { name: pub-2, endpoint: 203.0.113.2 }\n  - { name: nat-1 }\n  - { name: nat-2 }\n  - { name: nat-3 }\n";
     let inventory = crate::inventory::Inventory::from_str(text, "mesh.yaml").expect("inventory");
-    let (allocation, _) = crate::address::allocate(&inventory, &crate::address::AddressLock::default())
-        .expect("allocate");
+    let (allocation, _) =
+        crate::address::allocate(&inventory, &crate::address::AddressLock::default())
+            .expect("allocate");
     Mesh::build(&inventory, &allocation)
 }
 
@@ -133,7 +134,10 @@ fn two_endpoint_independent_nats_are_punched_at_the_mapped_addresses() {
     let relay = peers.iter().find(|p| p.name == n("pub-1")).expect("relay");
     let nat2 = m.node(&n("nat-2")).expect("nat-2");
     assert!(
-        !relay.allowed_ips.iter().any(|net| net.contains(&IpAddr::V4(nat2.address))),
+        !relay
+            .allowed_ips
+            .iter()
+            .any(|net| net.contains(&IpAddr::V4(nat2.address))),
         "the relay no longer carries nat-2: {:?}",
         relay.allowed_ips
     );
@@ -167,7 +171,11 @@ fn two_endpoint_independent_nats_are_punched_at_the_mapped_addresses() {
     let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
     assert_eq!(p.kind, PathKind::Relayed);
     assert!(p.why.contains("dead"), "{}", p.why);
-    assert!(p.why.contains("nat-1 is now seen at 100.65.0.2:51820"), "{}", p.why);
+    assert!(
+        p.why.contains("nat-1 is now seen at 100.65.0.2:51820"),
+        "{}",
+        p.why
+    );
     dumps.insert("nat-1", dump(&[]));
     dumps.insert("nat-2", dump(&[]));
     let b = book(&dumps, &BTreeMap::new());

@@ -161,7 +161,11 @@ pub fn paths(
                 continue;
             }
             let lan = [ab, ba].iter().flatten().all(|e| private(&e.0));
-            view.kind = if lan { PathKind::Lan } else { PathKind::Punched };
+            view.kind = if lan {
+                PathKind::Lan
+            } else {
+                PathKind::Punched
+            };
             let ages: Vec<Option<u64>> = [ab, ba].iter().flatten().map(|e| e.1).collect();
             view.handshake_age = if ages.contains(&None) {
                 None

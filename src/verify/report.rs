@@ -180,7 +180,9 @@ impl Report {
             }
             out.push('\n');
         }
-        out.push_str("✓ ok (min RTT ms)  ↻ relayed  ⇄ punched  ≡ LAN  ! degraded  ✗ failing  ? no output\n");
+        out.push_str(
+            "✓ ok (min RTT ms)  ↻ relayed  ⇄ punched  ≡ LAN  ! degraded  ✗ failing  ? no output\n",
+        );
         for p in self
             .pairs
             .iter()
@@ -190,7 +192,11 @@ impl Report {
                 let _ = writeln!(out, "{} → {}: relayed via {r}", p.from, p.to);
             }
         }
-        for n in self.nat_paths.iter().filter(|n| n.kind != PathKind::Relayed) {
+        for n in self
+            .nat_paths
+            .iter()
+            .filter(|n| n.kind != PathKind::Relayed)
+        {
             let _ = writeln!(
                 out,
                 "{} ↔ {}: {} ({} / {})",
@@ -363,7 +369,9 @@ impl Report {
                     "red"
                 };
                 let mut attrs = format!("color={color}");
-                let nat = self.nat_path(&a.name, &b.name).filter(|n| n.kind != PathKind::Relayed);
+                let nat = self
+                    .nat_path(&a.name, &b.name)
+                    .filter(|n| n.kind != PathKind::Relayed);
                 if let Some(PairPath::Relayed(r)) = ab.map(|p| &p.path) {
                     let _ = write!(attrs, ", style=dashed, label=\"via {r}\"");
                 } else if let Some(n) = nat {

@@ -9,6 +9,7 @@ mod facts;
 mod inventory;
 mod lab;
 mod names_lab;
+mod nat_lab;
 mod playbook;
 mod scripts;
 mod support_core;
