@@ -478,6 +478,7 @@ fn execute(
         .filter(|n| matches!(recap.outcomes.get(*n), Some(HostOutcome::Failed(_))))
         .collect();
     let t = Instant::now();
+    let mut punched = Vec::new();
     for wave in [false, true] {
         if interrupt.stopped() {
             break;
@@ -535,7 +536,7 @@ fn execute(
             let outcome = match result {
                 Ok(markers) => {
                     for m in markers.iter().filter(|m| m.kind == "punched") {
-                        progress.println(punch::confirmed(&host.node, &m.value));
+                        punched.push(punch::confirmed(&host.node, &m.value));
                     }
                     for m in markers.iter().filter(|m| m.kind == "skipped") {
                         progress.println(format!(
@@ -560,6 +561,12 @@ fn execute(
     }
     report.phase("converge", t);
     progress.clear();
+    if !ui::console::quiet() {
+        punched.sort();
+        for line in &punched {
+            println!("{line}");
+        }
+    }
     generated
 }
 

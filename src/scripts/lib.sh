@@ -90,13 +90,15 @@ mu_wait_until() {
 	mu_flip_at=$1
 }
 
-# mu_punch PEER KEY ENDPOINT KEEPALIVE ROLE: sets up the direct path to NAT node PEER at
-# ENDPOINT, at the agreed instant (MU_FLIP_AT) on both hosts of the pair, and confirms it
-# with a handshake within 20 s before anything else changes: the config written by the
-# next steps (which first wait for every punch of the run, mu_punch_wait) moves PEER's
-# AllowedIPs off the relay only then, so no packet is lost in the switch. Without a
-# handshake the run stops there and the relay keeps carrying the pair. Each punch runs in
-# the background: all pairs of a host punch at the same instant.
+# mu_punch PEER KEY ENDPOINT KEEPALIVE ROLE ALLOWED: sets up the direct path to NAT node
+# PEER at ENDPOINT, at the agreed instant (MU_FLIP_AT) on both hosts of the pair, and
+# confirms it with a handshake within 20 s before anything else changes. Only then are
+# PEER's AllowedIPs (ALLOWED, comma separated) moved off the relay onto the direct entry,
+# by both hosts at a second agreed instant 2 s later (a host accepts a peer's packets only
+# from the entry that holds the source address, so the two sides must switch together);
+# the config the next steps write (after mu_punch_wait) says the same. Without a handshake
+# the run stops there and the relay keeps carrying the pair. Each punch runs in the
+# background: all pairs of a host punch at the same instant.
 # ROLE: a stateful NAT (Linux conntrack) that receives a packet before its own host has
 # sent to that address pins the 4-tuple and maps its host's later packets to another
 # port. So the "opener" sends first with a TTL that opens its own NAT(s) and dies before
@@ -139,7 +141,10 @@ MU_NFT
 	while [ "$mu_i" -lt 40 ]; do
 		mu_hs=$(wg show "$IF" latest-handshakes | awk -v k="$2" '$1 == k { print $2 }')
 		if [ "${mu_hs:-0}" -ge "$mu_t0" ]; then
-			mu_mark punched "$1 $(($(date +%s) - mu_t0))"
+			mu_took=$(($(date +%s) - mu_t0))
+			mu_sleep_until "$(awk -v t="${MU_FLIP_AT:-0}" 'BEGIN { printf "%.3f", t + 2 }')"
+			wg set "$IF" peer "$2" allowed-ips "$6" || mu_fail "cannot move the AllowedIPs of $1 to its direct entry"
+			mu_mark punched "$1 $mu_took"
 			exit 0
 		fi
 		sleep 0.5

@@ -85,7 +85,7 @@ fn lost(lab: &Lab, pairs: &[(&str, &str)]) -> BTreeMap<String, u64> {
 /// rule added on the relay for the test.
 fn relay_counter(lab: &Lab, relay: &str, a: &str, b: &str) -> u64 {
     let out = lab
-        .host_exec(relay, "nft list chain inet natlab fwd")
+        .host_exec(relay, "nft list chain inet natlab relayed")
         .expect_ok("read the relay counter")
         .to_string();
     let (ia, ib) = (mesh_ip(lab, a), mesh_ip(lab, b));
@@ -179,9 +179,9 @@ fn nat_lab_punches_eim_pairs_relays_symmetric_ones_peers_a_shared_nat_over_its_l
     lab.host_exec(
         "pub-1",
         &format!(
-            "nft add table inet natlab && nft add chain inet natlab fwd '{{ type filter hook forward priority 0; }}' && \
-             nft add rule inet natlab fwd ip saddr {i1} ip daddr {i2} counter && \
-             nft add rule inet natlab fwd ip saddr {i1} ip daddr {i5} counter"
+            "nft add table inet natlab && nft add chain inet natlab relayed '{{ type filter hook forward priority 0; }}' && \
+             nft add rule inet natlab relayed ip saddr {i1} ip daddr {i2} counter && \
+             nft add rule inet natlab relayed ip saddr {i1} ip daddr {i5} counter"
         ),
     )
     .expect_ok("relay counters");
@@ -194,8 +194,8 @@ fn nat_lab_punches_eim_pairs_relays_symmetric_ones_peers_a_shared_nat_over_its_l
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     hairpin(
-        "nft add table ip hp && nft add chain ip hp pre '{ type filter hook prerouting priority -300; }' && \
-         nft add rule ip hp pre iifname != wan0 ip daddr 100.64.0.2 udp dport 51820-51821 counter",
+        "nft add table ip hp && nft add chain ip hp hairpin '{ type filter hook prerouting priority -300; }' && \
+         nft add rule ip hp hairpin iifname != wan0 ip daddr 100.64.0.2 udp dport 51820-51821 counter",
     );
 
     // Relayed → punched with pings at 20/s across the switch.
@@ -226,7 +226,7 @@ fn nat_lab_punches_eim_pairs_relays_symmetric_ones_peers_a_shared_nat_over_its_l
     .expect_ok("pings over the direct paths");
     assert_eq!(relay_counter(&lab, "pub-1", "nat-1", "nat-2"), before);
     assert_eq!(relay_counter(&lab, "pub-1", "nat-1", "nat-5"), before5);
-    let hp = hairpin("nft list chain ip hp pre");
+    let hp = hairpin("nft list chain ip hp hairpin");
     assert!(hp.contains("packets 0 "), "hairpinned: {hp}");
     let endpoints = lab
         .host_exec("nat-1", "wg show wg0 endpoints")

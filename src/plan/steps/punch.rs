@@ -32,6 +32,11 @@ pub fn punch(h: &HostInput<'_>) -> Vec<Decision> {
             (_, false) => "joiner",
         };
         let keepalive = h.settings().persistent_keepalive.unwrap_or(25).to_string();
+        let allowed: Vec<String> = h
+            .mesh
+            .node(peer)
+            .map(|p| p.own_ips.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
         let relay = pair
             .relay
             .as_ref()
@@ -46,7 +51,14 @@ pub fn punch(h: &HostInput<'_>) -> Vec<Decision> {
             format!("{why} ({})", pair.why),
             scripts::call(
                 "mu_punch",
-                &[peer.as_str(), &key.to_string(), endpoint, &keepalive, role],
+                &[
+                    peer.as_str(),
+                    &key.to_string(),
+                    endpoint,
+                    &keepalive,
+                    role,
+                    &allowed.join(","),
+                ],
             ),
         )));
     }
