@@ -120,6 +120,8 @@ pub struct ApplyOptions {
     pub rotate: Rotate,
     /// Rotate the preshared keys of the pairs among them instead (`--psk`).
     pub rotate_psk: bool,
+    /// Exit 2 when changes were applied (0: none were needed, 1: a failure).
+    pub detailed_exitcode: bool,
 }
 
 /// Gathers and computes the plan (shared by plan and apply).
@@ -307,6 +309,9 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     if interrupted {
         eprintln!("apply was interrupted: run it again to finish the hosts marked NOT RUN");
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    if options.detailed_exitcode && !recap.failed() && !plan.is_empty() {
+        return Ok(ExitCode::from(2));
     }
     Ok(recap.exit_code())
 }
