@@ -38,3 +38,6 @@ pub fn confirmed(node: &NodeName, marker: &str) -> String {
     let secs = words.next().unwrap_or("?");
     format!("{node}: direct path to {peer} confirmed by a handshake after {secs} s")
 }
+
+#[cfg(test)]
+mod tests;

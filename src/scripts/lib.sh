@@ -132,7 +132,12 @@ MU_NFT
 	mu_had=$(wg show "$IF" peers | grep -cxF "$2")
 	# Turning the keepalive on sends a packet at once: an entry that has one turns it off first.
 	[ "$mu_had" = 0 ] || wg set "$IF" peer "$2" persistent-keepalive 0
-	wg set "$IF" peer "$2" endpoint "$3" persistent-keepalive "$4" || mu_fail "cannot point the entry of $1 at $3"
+	# The pair's preshared key (stored in the prepare phase), as the config will have it.
+	if [ -r "$S/psk-$1.key" ]; then
+		wg set "$IF" peer "$2" preshared-key "$S/psk-$1.key" endpoint "$3" persistent-keepalive "$4"
+	else
+		wg set "$IF" peer "$2" endpoint "$3" persistent-keepalive "$4"
+	fi || mu_fail "cannot point the entry of $1 at $3"
 	if [ -n "$mu_ttl" ]; then
 		sleep 0.4
 		nft delete table ip "meshup_punch_$mu_punch_n"
