@@ -296,7 +296,11 @@ pub fn assemble_with_facts(
     );
     from_mesh::fill_keys(&mut expectation, &keys);
     let mut report = evaluate(&expectation, outputs, &firewall);
-    report.nat_paths = super::nat::paths(mesh, &probes, &keys, &report);
+    report.nat_paths = super::nat::paths(mesh, &probes, &keys, &|from, to| {
+        report.pairs.iter().any(|p| {
+            p.from == from && p.to == to && p.status == super::evidence::PairStatus::Failing
+        })
+    });
     report
         .node_diagnoses
         .extend(from_mesh::mtu_findings(mesh, &probes));

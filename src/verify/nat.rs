@@ -6,11 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use super::evidence::PairStatus;
 use super::expectation::{Expectation, ExpectedPeer, NodeName};
 use super::from_mesh::HostKeys;
 use super::probe::NodeProbe;
-use super::report::Report;
 use crate::nat_path::{PathKind, SILENT_AFTER_SECS};
 use crate::topology::Mesh;
 
@@ -131,12 +129,12 @@ fn private(endpoint: &str) -> bool {
 }
 
 /// Every NAT pair's path, and which direct ones are dead: a handshake older than
-/// [`SILENT_AFTER_SECS`], or pings failing on the pair.
+/// [`SILENT_AFTER_SECS`], or pings failing on the pair (`failing(from, to)`).
 pub fn paths(
     mesh: &Mesh,
     probes: &BTreeMap<NodeName, NodeProbe>,
     keys: &BTreeMap<NodeName, HostKeys>,
-    report: &Report,
+    failing: &dyn Fn(&str, &str) -> bool,
 ) -> Vec<NatPathView> {
     let entries = live_entries(mesh, probes, keys);
     let nat: Vec<_> = mesh.nodes.iter().filter(|n| !n.is_public()).collect();
@@ -172,10 +170,7 @@ pub fn paths(
             } else {
                 ages.iter().flatten().max().copied()
             };
-            let failing = report.pairs.iter().any(|p| {
-                ((p.from == view.a && p.to == view.b) || (p.from == view.b && p.to == view.a))
-                    && p.status == PairStatus::Failing
-            });
+            let failing = failing(&view.a, &view.b) || failing(&view.b, &view.a);
             let silent = view.handshake_age.is_none_or(|a| a > SILENT_AFTER_SECS);
             if failing || silent || ab.is_none() || ba.is_none() {
                 let since = match view.handshake_age {

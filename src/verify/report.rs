@@ -180,9 +180,11 @@ impl Report {
             }
             out.push('\n');
         }
-        out.push_str(
-            "✓ ok (min RTT ms)  ↻ relayed  ⇄ punched  ≡ LAN  ! degraded  ✗ failing  ? no output\n",
-        );
+        out.push_str("✓ ok (min RTT ms)  ↻ relayed  ! degraded  ✗ failing  ? no output");
+        if self.nat_paths.iter().any(|n| n.kind != PathKind::Relayed) {
+            out.push_str("  ⇄ punched  ≡ LAN");
+        }
+        out.push('\n');
         for p in self
             .pairs
             .iter()
