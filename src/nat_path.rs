@@ -189,6 +189,9 @@ impl PathBook {
     ) -> PathBook {
         let nat: Vec<&NodeSpec> = mesh.nodes.iter().filter(|n| !n.is_public()).collect();
         let mut book = PathBook::default();
+        if !mesh.settings.nat_punching {
+            return book;
+        }
         for node in &nat {
             book.mappings.push(observe(mesh, node, key, views, now));
         }

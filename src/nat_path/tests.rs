@@ -12,7 +12,7 @@ fn key(i: u8) -> PublicKey {
 }
 
 fn mesh() -> Mesh {
-    let text = "mesh: { network: 10.10.0.0/24 }\nnodes:\n  - { name: pub-1, endpoint: 203.0.113.1 }\n  - { name: pub-2, endpoint: 203.0.113.2 }\n  - { name: nat-1 }\n  - { name: nat-2 }\n  - { name: nat-3 }\n";
+    let text = "mesh: { network: 10.10.0.0/24, nat_punching: true }\nnodes:\n  - { name: pub-1, endpoint: 203.0.113.1 }\n  - { name: pub-2, endpoint: 203.0.113.2 }\n  - { name: nat-1 }\n  - { name: nat-2 }\n  - { name: nat-3 }\n";
     let inventory = crate::inventory::Inventory::from_str(text, "mesh.yaml").expect("inventory");
     let (allocation, _) =
         crate::address::allocate(&inventory, &crate::address::AddressLock::default())

@@ -12,7 +12,10 @@ fn now() -> u64 {
 }
 
 fn inventory() -> String {
-    GUIDE.to_string() + "  - name: node-e\n    address: 10.10.0.5\n"
+    GUIDE.replace(
+        "  preshared_keys: true\n",
+        "  preshared_keys: true\n  nat_punching: true\n",
+    ) + "  - name: node-e\n    address: 10.10.0.5\n"
 }
 
 /// Public nodes see node-c at 100.64.0.2:51820 and node-e at 100.64.0.3:51820.
