@@ -107,6 +107,12 @@ mu_wait_until() {
 # them, only the order (two first packets that cross can stall both handshakes for 5 s).
 mu_punch() {
 	mu_mark step "punch $1"
+	# A run cut off during an opening may have left its TTL rule behind.
+	if [ -z "${mu_punch_n-}" ] && command -v nft >/dev/null 2>&1; then
+		for mu_t in $(nft list tables ip 2>/dev/null | awk '$3 ~ /^meshup_punch_/ { print $3 }'); do
+			nft delete table ip "$mu_t"
+		done
+	fi
 	mu_punch_n=$((${mu_punch_n:-0} + 1))
 	mu_punch_one "$@" &
 	mu_punch_pids="${mu_punch_pids-} $!"
@@ -137,11 +143,13 @@ MU_NFT
 		wg set "$IF" peer "$2" preshared-key "$S/psk-$1.key" endpoint "$3" persistent-keepalive "$4"
 	else
 		wg set "$IF" peer "$2" endpoint "$3" persistent-keepalive "$4"
-	fi || mu_fail "cannot point the entry of $1 at $3"
+	fi
+	mu_set=$?
 	if [ -n "$mu_ttl" ]; then
-		sleep 0.4
+		[ "$mu_set" = 0 ] && sleep 0.4
 		nft delete table ip "meshup_punch_$mu_punch_n"
 	fi
+	[ "$mu_set" = 0 ] || mu_fail "cannot point the entry of $1 at $3"
 	mu_i=0
 	while [ "$mu_i" -lt 40 ]; do
 		mu_hs=$(wg show "$IF" latest-handshakes | awk -v k="$2" '$1 == k { print $2 }')
