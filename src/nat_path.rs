@@ -180,12 +180,14 @@ fn in_lan(underlay: &[IpNet], endpoint: &str) -> bool {
 impl PathBook {
     /// Learns the mappings from the public nodes' dumps and decides each NAT pair's path.
     /// `key` gives each node's public key as meshup knows it; `now` is the Unix time the
-    /// views were taken at.
+    /// views were taken at. Pairs with a node that this run does not change (`frozen`:
+    /// outside `--limit`) keep what they run.
     pub fn learn(
         mesh: &Mesh,
         key: &dyn Fn(&NodeName) -> Option<PublicKey>,
         views: &BTreeMap<NodeName, HostView<'_>>,
         now: u64,
+        frozen: &dyn Fn(&NodeName) -> bool,
     ) -> PathBook {
         let nat: Vec<&NodeSpec> = mesh.nodes.iter().filter(|n| !n.is_public()).collect();
         let mut book = PathBook::default();
@@ -197,7 +199,7 @@ impl PathBook {
         }
         for (i, a) in nat.iter().enumerate() {
             for b in &nat[i + 1..] {
-                let pair = decide(a, b, &book.mappings, key, views, now);
+                let pair = decide(a, b, &book.mappings, key, views, now, frozen);
                 book.pairs.push(pair);
             }
         }
@@ -282,6 +284,7 @@ fn decide(
     key: &dyn Fn(&NodeName) -> Option<PublicKey>,
     views: &BTreeMap<NodeName, HostView<'_>>,
     now: u64,
+    frozen: &dyn Fn(&NodeName) -> bool,
 ) -> NatPair {
     let mut pair = NatPair {
         a: a.name.clone(),
@@ -302,24 +305,41 @@ fn decide(
     // A side that cannot be read or changed now keeps what it has: a direct path stays
     // direct on both sides (turning one side back to the relay would drop the other's
     // packets), a relayed one stays relayed.
-    if va.is_none() || vb.is_none() {
-        let (down, live) = if va.is_none() { (a, &eb) } else { (b, &ea) };
-        if let Some((endpoint, _)) = live {
-            let other = if va.is_none() { mb } else { ma };
-            let back = other
-                .and_then(NatMapping::endpoint)
-                .map_or_else(|| endpoint.clone(), |e| e.to_string());
-            let (ab, ba) = if va.is_none() {
-                (back, endpoint.clone())
-            } else {
-                (endpoint.clone(), back)
-            };
-            pair.kind = PathKind::Punched;
-            pair.a_to_b = Some(ab);
-            pair.b_to_a = Some(ba);
-            pair.why = format!("kept as it is: {} is unreachable", down.name);
+    let (a_out, b_out) = (
+        va.is_none() || frozen(&a.name),
+        vb.is_none() || frozen(&b.name),
+    );
+    if a_out || b_out {
+        let down = if a_out { a } else { b };
+        let state = if views.contains_key(&down.name) {
+            "outside --limit"
         } else {
-            pair.why = format!("{} is unreachable: the relay stays", down.name);
+            "unreachable"
+        };
+        // The entries of a readable side say what runs; for a side that cannot be read,
+        // its endpoint is the other's mapping as the public nodes see it.
+        let seen = |m: Option<&NatMapping>| m.and_then(NatMapping::endpoint).map(|e| e.to_string());
+        let (ab, ba) = match (&ea, &eb) {
+            (Some((ab, _)), Some((ba, _))) => (Some(ab.clone()), Some(ba.clone())),
+            (Some((ab, _)), None) => (Some(ab.clone()), seen(ma).or_else(|| Some(ab.clone()))),
+            (None, Some((ba, _))) => (seen(mb).or_else(|| Some(ba.clone())), Some(ba.clone())),
+            (None, None) => (None, None),
+        };
+        if ab.is_some() {
+            let lan = [(va, &ab), (vb, &ba)].iter().any(|(v, e)| {
+                v.zip(e.as_deref())
+                    .is_some_and(|(v, e)| in_lan(v.underlay, e))
+            });
+            pair.kind = if lan {
+                PathKind::Lan
+            } else {
+                PathKind::Punched
+            };
+            pair.a_to_b = ab;
+            pair.b_to_a = ba;
+            pair.why = format!("kept as it is: {} is {state}", down.name);
+        } else {
+            pair.why = format!("{} is {state}: the relay stays", down.name);
         }
         return pair;
     }

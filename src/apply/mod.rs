@@ -133,7 +133,7 @@ fn gather_and_plan(
 ) -> (Gathered, Plan, KeyBook) {
     let gathered = session.connect_and_gather(progress);
     let rotate = &rotate.select(session, &gathered.facts);
-    let (mesh, paths) = punch::learn_paths(&session.mesh, &gathered.facts);
+    let (mesh, paths) = punch::learn_paths(&session.mesh, &gathered.facts, session.limit.as_ref());
     let input = PlanInput {
         inventory: &session.inventory,
         mesh: &mesh,

@@ -7,8 +7,13 @@ use crate::nat_path::{HostView, PathBook};
 use crate::plan::{FactsMap, KeyBook};
 use crate::topology::Mesh;
 
-/// The path book from the gathered facts, and the mesh with its direct NAT pairs.
-pub fn learn_paths(mesh: &Mesh, facts: &FactsMap) -> (Mesh, PathBook) {
+/// The path book from the gathered facts, and the mesh with its direct NAT pairs. Nodes
+/// outside `limit` keep their paths.
+pub fn learn_paths(
+    mesh: &Mesh,
+    facts: &FactsMap,
+    limit: Option<&std::collections::BTreeSet<NodeName>>,
+) -> (Mesh, PathBook) {
     let keys = KeyBook::from_facts(mesh, facts, &|_| true);
     let views: BTreeMap<NodeName, HostView<'_>> = facts
         .iter()
@@ -26,7 +31,8 @@ pub fn learn_paths(mesh: &Mesh, facts: &FactsMap) -> (Mesh, PathBook) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let book = PathBook::learn(mesh, &|n| keys.get(n), &views, now);
+    let frozen = |n: &NodeName| limit.is_some_and(|l| !l.contains(n));
+    let book = PathBook::learn(mesh, &|n| keys.get(n), &views, now, &frozen);
     let mesh = mesh.clone().with_direct_nat(book.direct());
     (mesh, book)
 }

@@ -61,7 +61,7 @@ fn book(dumps: &BTreeMap<&str, WgDump>, lans: &BTreeMap<&str, Vec<IpNet>>) -> Pa
             )
         })
         .collect();
-    PathBook::learn(&mesh(), &key_of, &views, NOW)
+    PathBook::learn(&mesh(), &key_of, &views, NOW, &|_| false)
 }
 
 fn public_views(seen: &[(&str, &str, &str)]) -> BTreeMap<&'static str, WgDump> {
@@ -207,4 +207,46 @@ fn nodes_behind_one_public_address_peer_over_their_lan() {
     let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
     assert_eq!(p.kind, PathKind::Relayed);
     assert!(p.why.contains("no hairpin"), "{}", p.why);
+}
+
+#[test]
+fn a_pair_with_a_side_out_of_reach_keeps_what_it_runs() {
+    let mut dumps = public_views(&[
+        ("pub-1", "nat-1", "100.64.0.2:51820"),
+        ("pub-2", "nat-1", "100.64.0.2:51820"),
+        ("pub-1", "nat-2", "100.64.0.3:51820"),
+        ("pub-2", "nat-2", "100.64.0.3:51820"),
+    ]);
+    dumps.insert("nat-1", dump(&[("nat-2", "100.64.0.3:51820", NOW - 30)]));
+    dumps.remove("nat-2");
+    let b = book(&dumps, &BTreeMap::new());
+    let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
+    assert_eq!(p.kind, PathKind::Punched, "{}", p.line());
+    assert_eq!(p.a_to_b.as_deref(), Some("100.64.0.3:51820"));
+    assert_eq!(p.b_to_a.as_deref(), Some("100.64.0.2:51820"));
+    assert!(p.why.contains("nat-2 is unreachable"), "{}", p.why);
+    assert!(p.punch.is_none());
+    // Relayed and one side outside --limit: no punch, the relay stays.
+    let dumps = public_views(&[
+        ("pub-1", "nat-1", "100.64.0.2:51820"),
+        ("pub-2", "nat-1", "100.64.0.2:51820"),
+        ("pub-1", "nat-2", "100.64.0.3:51820"),
+        ("pub-2", "nat-2", "100.64.0.3:51820"),
+    ]);
+    let views: BTreeMap<NodeName, HostView<'_>> = dumps
+        .iter()
+        .map(|(name, d)| {
+            (
+                n(name),
+                HostView {
+                    dump: d,
+                    underlay: &[],
+                },
+            )
+        })
+        .collect();
+    let b = PathBook::learn(&mesh(), &key_of, &views, NOW, &|x| x.as_str() == "nat-2");
+    let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
+    assert_eq!(p.kind, PathKind::Relayed);
+    assert!(p.why.contains("nat-2 is outside --limit"), "{}", p.why);
 }

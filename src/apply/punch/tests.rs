@@ -43,7 +43,7 @@ fn observed(f: &Fixture, facts: &mut FactsMap) {
 }
 
 fn plan_of(f: &Fixture, facts: &FactsMap) -> (plan::Plan, crate::nat_path::PathBook) {
-    let (mesh, paths) = learn_paths(&f.mesh, facts);
+    let (mesh, paths) = learn_paths(&f.mesh, facts, None);
     let input = PlanInput {
         inventory: &f.inventory,
         mesh: &mesh,
@@ -121,7 +121,7 @@ fn an_endpoint_independent_pair_is_punched_then_left_alone() {
     assert!(plan.new_psk_pairs.contains(&(n("node-c"), n("node-e"))));
 
     // Once the direct path runs on both sides with a fresh handshake: no change.
-    let (mesh, _) = learn_paths(&f.mesh, &facts);
+    let (mesh, _) = learn_paths(&f.mesh, &facts, None);
     let punched = Fixture {
         inventory: f.inventory.clone(),
         mesh,
