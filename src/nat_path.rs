@@ -25,6 +25,8 @@ pub struct HostView<'a> {
     pub dump: &'a WgDump,
     /// The host's addresses outside the mesh, with their prefixes.
     pub underlay: &'a [IpNet],
+    /// Punches that failed on this host: peer → the endpoint it tried.
+    pub punch_failed: &'a BTreeMap<String, String>,
 }
 
 /// How a NAT maps a node's WireGuard port, judged from what the public nodes see.
@@ -452,6 +454,14 @@ fn decide(
         ma.and_then(NatMapping::endpoint),
         mb.and_then(NatMapping::endpoint),
     ) {
+        (Some(at), Some(bt))
+            if va.punch_failed.get(b.name.as_str()) == Some(&bt.to_string())
+                || vb.punch_failed.get(a.name.as_str()) == Some(&at.to_string()) =>
+        {
+            pair.why = format!(
+                "punching failed before at these same addresses ({bt} / {at}: no handshake within 20 s): the relay stays until a mapping changes"
+            );
+        }
         (Some(at), Some(bt)) => {
             pair.kind = PathKind::Punched;
             pair.a_to_b = Some(bt.to_string());

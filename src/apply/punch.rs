@@ -24,6 +24,7 @@ pub fn learn_paths(
                 HostView {
                     dump: &f.wg_dump,
                     underlay: &f.underlay.addresses,
+                    punch_failed: &f.files.punch_failed,
                 },
             ))
         })

@@ -48,7 +48,16 @@ fn dump(peers: &[(&str, &str, u64)]) -> WgDump {
 const NOW: u64 = 1_000_000;
 
 fn book(dumps: &BTreeMap<&str, WgDump>, lans: &BTreeMap<&str, Vec<IpNet>>) -> PathBook {
+    book_with(dumps, lans, &BTreeMap::new())
+}
+
+fn book_with(
+    dumps: &BTreeMap<&str, WgDump>,
+    lans: &BTreeMap<&str, Vec<IpNet>>,
+    failed: &BTreeMap<&str, BTreeMap<String, String>>,
+) -> PathBook {
     let empty = Vec::new();
+    let none = BTreeMap::new();
     let views: BTreeMap<NodeName, HostView<'_>> = dumps
         .iter()
         .map(|(name, d)| {
@@ -57,6 +66,7 @@ fn book(dumps: &BTreeMap<&str, WgDump>, lans: &BTreeMap<&str, Vec<IpNet>>) -> Pa
                 HostView {
                     dump: d,
                     underlay: lans.get(name).unwrap_or(&empty),
+                    punch_failed: failed.get(name).unwrap_or(&none),
                 },
             )
         })
@@ -233,6 +243,7 @@ fn a_pair_with_a_side_out_of_reach_keeps_what_it_runs() {
         ("pub-1", "nat-2", "100.64.0.3:51820"),
         ("pub-2", "nat-2", "100.64.0.3:51820"),
     ]);
+    let none = BTreeMap::new();
     let views: BTreeMap<NodeName, HostView<'_>> = dumps
         .iter()
         .map(|(name, d)| {
@@ -241,6 +252,7 @@ fn a_pair_with_a_side_out_of_reach_keeps_what_it_runs() {
                 HostView {
                     dump: d,
                     underlay: &[],
+                    punch_failed: &none,
                 },
             )
         })
@@ -249,4 +261,32 @@ fn a_pair_with_a_side_out_of_reach_keeps_what_it_runs() {
     let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
     assert_eq!(p.kind, PathKind::Relayed);
     assert!(p.why.contains("nat-2 is outside --limit"), "{}", p.why);
+}
+
+#[test]
+fn a_punch_that_failed_is_not_tried_again_at_the_same_addresses() {
+    let dumps = public_views(&[
+        ("pub-1", "nat-1", "100.64.0.2:51820"),
+        ("pub-2", "nat-1", "100.64.0.2:51820"),
+        ("pub-1", "nat-2", "100.64.0.3:51820"),
+        ("pub-2", "nat-2", "100.64.0.3:51820"),
+    ]);
+    let failed = BTreeMap::from([(
+        "nat-1",
+        BTreeMap::from([("nat-2".to_string(), "100.64.0.3:51820".to_string())]),
+    )]);
+    let b = book_with(&dumps, &BTreeMap::new(), &failed);
+    let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
+    assert_eq!(p.kind, PathKind::Relayed);
+    assert!(p.why.contains("punching failed before"), "{}", p.why);
+    // Another mapping: tried again.
+    let failed = BTreeMap::from([(
+        "nat-1",
+        BTreeMap::from([("nat-2".to_string(), "100.64.0.9:51820".to_string())]),
+    )]);
+    let b = book_with(&dumps, &BTreeMap::new(), &failed);
+    assert_eq!(
+        b.pair(&n("nat-1"), &n("nat-2")).expect("pair").kind,
+        PathKind::Punched
+    );
 }

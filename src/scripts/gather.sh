@@ -116,6 +116,9 @@ mu_files() {
 	for f in "$MU_KEYDIR"/psk-*.key; do
 		[ -e "$f" ] && printf 'psk_file=%s\n' "${f##*/}"
 	done
+	for f in "$MU_KEYDIR"/punch-failed-*; do
+		[ -r "$f" ] && printf 'punch_failed=%s %s\n' "${f##*/punch-failed-}" "$(head -n 1 "$f")"
+	done
 	printf 'layout=%s\n' "$MU_LAYOUT"
 	mu_lock_holder
 	return 0

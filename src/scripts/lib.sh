@@ -157,6 +157,7 @@ MU_NFT
 			mu_took=$(($(date +%s) - mu_t0))
 			mu_sleep_until "$(awk -v t="${MU_FLIP_AT:-0}" 'BEGIN { printf "%.3f", t + 2 }')"
 			wg set "$IF" peer "$2" allowed-ips "$6" || mu_fail "cannot move the AllowedIPs of $1 to its direct entry"
+			rm -f "$S/punch-failed-$1"
 			mu_mark punched "$1 $mu_took"
 			exit 0
 		fi
@@ -164,6 +165,8 @@ MU_NFT
 		mu_i=$((mu_i + 1))
 	done
 	[ "$mu_had" = 0 ] && wg set "$IF" peer "$2" remove
+	# Remembered (gather reads it): the next plan keeps the relay until a mapping changes.
+	printf '%s\n' "$3" >"$S/punch-failed-$1"
 	mu_fail "no handshake with $1 at $3 within 20 s: the direct path is not set up, the relay keeps carrying the pair"
 }
 # mu_nat_ttl IP: the TTL that takes a packet out of this host's own NAT layers and no
