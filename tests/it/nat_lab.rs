@@ -327,5 +327,44 @@ fn nat_lab_punches_eim_pairs_relays_symmetric_ones_peers_a_shared_nat_over_its_l
                 .is_some_and(|e| e.starts_with("100.65.")),
         "{p12}"
     );
+
+    // A punch that gets no handshake (UDP between the two NATs dropped on the way): that
+    // host's run stops before its config, the relay keeps the pair, and the next plan
+    // keeps the relay for these addresses, saying why.
+    let inet = "ml.nat-it.inet";
+    let block = std::process::Command::new("ip")
+        .args(["netns", "exec", inet, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(
+                    b"table ip natblock {\n chain blocked {\n type filter hook forward priority 0;\n \
+                      ip saddr { 100.64.0.2, 100.65.0.3 } ip daddr { 100.64.0.2, 100.65.0.3 } udp dport 51820 drop\n }\n}\n",
+                )?;
+            c.wait()
+        })
+        .expect("block UDP between the two NATs");
+    assert!(block.success());
+    let failed = meshup(&lab, &["apply", "--yes", inv]);
+    assert_eq!(failed.code, Some(1), "{}", failed.stdout);
+    assert!(
+        failed.stdout.contains("no handshake with nat-2"),
+        "{}",
+        failed.stdout
+    );
+    ping_until(&lab, "nat-1", i2, Duration::from_secs(10));
+    let after = plan_json(&lab, inv);
+    let p12 = pair(&after, "nat-1", "nat-2");
+    assert_eq!(p12["kind"], "relayed", "{p12}");
+    assert!(
+        p12["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("punching failed before")),
+        "{p12}"
+    );
     eprintln!("nat lab total: {:?}", t0.elapsed());
 }
