@@ -463,11 +463,7 @@ fn execute(
     // scripts have been sent (they wait for it on the hosts).
     let flips = changing
         .iter()
-        .filter(|h| {
-            h.steps
-                .iter()
-                .any(|s| matches!(s.kind, plan::StepKind::Flip | plan::StepKind::Punch))
-        })
+        .filter(|h| h.steps.iter().any(|s| s.kind.at_agreed_instant()))
         .count();
     let flip_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -566,12 +562,7 @@ fn execute(
     }
     report.phase("converge", t);
     progress.clear();
-    if !ui::console::quiet() {
-        punched.sort();
-        for line in &punched {
-            println!("{line}");
-        }
-    }
+    punch::print_confirmed(punched);
     generated
 }
 

@@ -38,6 +38,16 @@ pub fn learn_paths(
     (mesh, book)
 }
 
+/// Prints the confirmed direct paths of the run (after the progress lines are gone).
+pub fn print_confirmed(mut lines: Vec<String>) {
+    if !crate::ui::console::quiet() {
+        lines.sort();
+        for line in &lines {
+            println!("{line}");
+        }
+    }
+}
+
 /// The progress line for a `punched` marker ("PEER SECONDS").
 pub fn confirmed(node: &NodeName, marker: &str) -> String {
     let mut words = marker.split_whitespace();

@@ -61,6 +61,14 @@ pub enum StepKind {
     Reload,
 }
 
+impl StepKind {
+    /// Steps that wait for the run's agreed instant on every host (`MU_FLIP_AT`): the
+    /// later it is, the more hosts must have received their script first.
+    pub fn at_agreed_instant(self) -> bool {
+        matches!(self, StepKind::Flip | StepKind::Punch)
+    }
+}
+
 /// The SSH exec a step runs in: keys must exist on every host before any config that
 /// names them is written, so apply runs all prepare steps, then all converge steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
