@@ -301,7 +301,9 @@ fn nat_lab_punches_eim_pairs_relays_symmetric_ones_peers_a_shared_nat_over_its_l
         "{}",
         dead.stdout
     );
-    let repair = apply_ok(&lab, &inv_path, &[]);
+    // As a scheduled run would: exit 2, changes applied.
+    let repair = meshup(&lab, &["apply", "--yes", "--detailed-exitcode", inv]);
+    assert_eq!(repair.code, Some(2), "{}\n{}", repair.stdout, repair.stderr);
     assert!(
         repair
             .stdout
