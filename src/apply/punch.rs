@@ -48,12 +48,16 @@ pub fn print_confirmed(mut lines: Vec<String>) {
     }
 }
 
-/// The progress line for a `punched` marker ("PEER SECONDS").
+/// The line for a `punched` marker ("PEER SECONDS SWITCHED-AT").
 pub fn confirmed(node: &NodeName, marker: &str) -> String {
     let mut words = marker.split_whitespace();
     let peer = words.next().unwrap_or("?");
     let secs = words.next().unwrap_or("?");
-    format!("{node}: direct path to {peer} confirmed by a handshake after {secs} s")
+    let mut line = format!("{node}: direct path to {peer} confirmed by a handshake after {secs} s");
+    if let Some(at) = words.next() {
+        line.push_str(&format!(", AllowedIPs moved at {at}"));
+    }
+    line
 }
 
 #[cfg(test)]
