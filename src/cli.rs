@@ -234,6 +234,10 @@ pub struct ApplyArgs {
     /// Print timing and connection statistics at the end.
     #[arg(long)]
     pub stats: bool,
+    /// Exit 0 when nothing needed a change, 2 when changes were applied, 1 on failure
+    /// (for a scheduled run: 2 means the mesh had drifted, e.g. a punched path died).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 /// Arguments of `meshup verify`.
@@ -366,6 +370,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             stats: args.stats,
             rotate: Rotate::None,
             rotate_psk: false,
+            detailed_exitcode: args.detailed_exitcode,
         }),
         Command::Rotate(args) => crate::apply::apply(&ApplyOptions {
             session: cli.session(&args.hosts),
@@ -376,6 +381,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
                 None => rotation(&args.nodes, args.all),
             },
             rotate_psk: args.psk,
+            detailed_exitcode: false,
         }),
         Command::Verify(args) => crate::verify::command::run(&VerifyOptions {
             session: cli.session_with(&args.hosts, VERIFY_PARALLEL),

@@ -13,6 +13,7 @@ pub mod hosts;
 pub mod interrupt;
 pub mod inventory;
 pub mod keys;
+pub mod nat_path;
 pub mod plan;
 pub mod playbook;
 pub mod render;

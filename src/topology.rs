@@ -116,6 +116,10 @@ pub struct Mesh {
     pub clients: Vec<ClientSpec>,
     /// Per node, the clients whose first `via` it is (indexes into `clients`).
     routed_clients: HashMap<NodeName, Vec<usize>>,
+    /// Pairs of NAT nodes that peer directly (hole punched, or over their shared LAN):
+    /// (holder, peer) → the endpoint the holder uses for the peer. Empty unless the
+    /// caller passes what it learned from the hosts ([`Mesh::with_direct_nat`]).
+    direct_nat: BTreeMap<(NodeName, NodeName), String>,
 }
 
 impl Mesh {
@@ -276,7 +280,28 @@ impl Mesh {
             nat_ips,
             clients,
             routed_clients,
+            direct_nat: BTreeMap::new(),
         }
+    }
+
+    /// The mesh with these NAT pairs peering directly: `(holder, peer) → endpoint` (both
+    /// directions of a pair must be given; a one-sided entry is ignored). Each side lists
+    /// the other with that endpoint and a keepalive, and its relay no longer carries the
+    /// other's addresses. The topology stays pure: the caller decides the pairs from facts.
+    pub fn with_direct_nat(mut self, direct: BTreeMap<(NodeName, NodeName), String>) -> Mesh {
+        self.direct_nat = direct
+            .iter()
+            .filter(|((a, b), _)| direct.contains_key(&(b.clone(), a.clone())))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self
+    }
+
+    /// The endpoint `node` uses for NAT node `peer` when the pair peers directly.
+    pub fn direct_nat_endpoint(&self, node: &NodeName, peer: &NodeName) -> Option<&str> {
+        self.direct_nat
+            .get(&(node.clone(), peer.clone()))
+            .map(String::as_str)
     }
 
     /// The mesh with the public keys of generated clients filled in (read back from
@@ -290,10 +315,13 @@ impl Mesh {
         self
     }
 
-    /// Whether `a` lists `b` as a peer: every pair but two NAT nodes (they cannot reach
-    /// each other and go through a relay).
+    /// Whether `a` lists `b` as a peer: every pair but two NAT nodes (they go through a
+    /// relay), unless that pair peers directly (punched, or over a shared LAN).
     pub fn is_peer(&self, a: &NodeSpec, b: &NodeSpec) -> bool {
-        a.name != b.name && (a.is_public() || b.is_public())
+        a.name != b.name
+            && (a.is_public()
+                || b.is_public()
+                || self.direct_nat_endpoint(&a.name, &b.name).is_some())
     }
 
     /// The `[Peer]` entries of `node` for the other nodes, in name order. A peer that
@@ -308,11 +336,14 @@ impl Mesh {
                 let mut allowed_ips = peer.own_ips.clone();
                 if node.relay.as_ref() == Some(&peer.name) {
                     for (other, ips) in &self.nat_ips {
-                        if *other != node.name {
+                        if *other != node.name
+                            && self.direct_nat_endpoint(&node.name, other).is_none()
+                        {
                             allowed_ips.extend(ips.iter().copied());
                         }
                     }
                 }
+                let direct = self.direct_nat_endpoint(&node.name, &peer.name);
                 for &i in self.routed_clients.get(&peer.name).into_iter().flatten() {
                     if let Some(client) = self.clients.get(i)
                         && !client.via.contains(&node.name)
@@ -322,9 +353,14 @@ impl Mesh {
                 }
                 PeerSpec {
                     name: peer.name.clone(),
-                    endpoint: peer.endpoint.clone(),
+                    endpoint: direct.map_or_else(|| peer.endpoint.clone(), |e| Some(e.to_string())),
                     allowed_ips,
-                    persistent_keepalive: if peer.is_public() { keepalive } else { None },
+                    // A direct NAT pair keeps both NATs' mappings open from both sides.
+                    persistent_keepalive: if peer.is_public() {
+                        keepalive
+                    } else {
+                        direct.and(keepalive.or(Some(25)))
+                    },
                     psk: self.settings.preshared_keys,
                 }
             })
@@ -398,7 +434,7 @@ impl Mesh {
     pub fn tunnel_count(&self) -> usize {
         let public = self.nodes.iter().filter(|n| n.is_public()).count();
         let nat = self.nodes.len() - public;
-        public * public.saturating_sub(1) / 2 + public * nat
+        public * public.saturating_sub(1) / 2 + public * nat + self.direct_nat.len() / 2
     }
 
     /// The spec of a present node.

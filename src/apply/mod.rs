@@ -2,6 +2,7 @@
 //! [`Plan`], show it, and (apply) send exactly its steps: one SSH exec per host for the
 //! prepare steps (install, keys, preshared keys), then one for the converge steps.
 pub mod phase;
+pub mod punch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write as _};
@@ -119,6 +120,8 @@ pub struct ApplyOptions {
     pub rotate: Rotate,
     /// Rotate the preshared keys of the pairs among them instead (`--psk`).
     pub rotate_psk: bool,
+    /// Exit 2 when changes were applied (0: none were needed, 1: a failure).
+    pub detailed_exitcode: bool,
 }
 
 /// Gathers and computes the plan (shared by plan and apply).
@@ -130,14 +133,16 @@ fn gather_and_plan(
 ) -> (Gathered, Plan, KeyBook) {
     let gathered = session.connect_and_gather(progress);
     let rotate = &rotate.select(session, &gathered.facts);
+    let (mesh, paths) = punch::learn_paths(&session.mesh, &gathered.facts, session.limit.as_ref());
     let input = PlanInput {
         inventory: &session.inventory,
-        mesh: &session.mesh,
+        mesh: &mesh,
         playbooks: &session.playbooks,
         facts: &gathered.facts,
         limit: session.limit.as_ref(),
         rotate,
         rotate_psk,
+        paths: &paths,
     };
     let (plan, keys) = plan::compute(&input);
     (gathered, plan, keys)
@@ -305,6 +310,9 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
         eprintln!("apply was interrupted: run it again to finish the hosts marked NOT RUN");
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
+    if options.detailed_exitcode && !recap.failed() && !plan.is_empty() {
+        return Ok(ExitCode::from(2));
+    }
     Ok(recap.exit_code())
 }
 
@@ -455,7 +463,7 @@ fn execute(
     // scripts have been sent (they wait for it on the hosts).
     let flips = changing
         .iter()
-        .filter(|h| h.steps.iter().any(|s| s.kind == plan::StepKind::Flip))
+        .filter(|h| h.steps.iter().any(|s| s.kind.at_agreed_instant()))
         .count();
     let flip_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -471,6 +479,7 @@ fn execute(
         .filter(|n| matches!(recap.outcomes.get(*n), Some(HostOutcome::Failed(_))))
         .collect();
     let t = Instant::now();
+    let mut punched = Vec::new();
     for wave in [false, true] {
         if interrupt.stopped() {
             break;
@@ -527,6 +536,9 @@ fn execute(
         for (host, result) in results {
             let outcome = match result {
                 Ok(markers) => {
+                    for m in markers.iter().filter(|m| m.kind == "punched") {
+                        punched.push(punch::confirmed(&host.node, &m.value));
+                    }
                     for m in markers.iter().filter(|m| m.kind == "skipped") {
                         progress.println(format!(
                             "{}: warning: {} left out of the config: its key was not generated",
@@ -550,6 +562,7 @@ fn execute(
     }
     report.phase("converge", t);
     progress.clear();
+    punch::print_confirmed(punched);
     generated
 }
 

@@ -77,6 +77,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         limit: None,
         rotate: &[n("node-c")].into(),
         rotate_psk: false,
+        paths: &crate::nat_path::PathBook::default(),
     });
     assert!(!plan.has_errors(), "{plan:#?}");
     let shown = ui::render_plan(&plan, &path, true);

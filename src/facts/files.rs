@@ -24,6 +24,10 @@ pub struct FileFacts {
     pub psk_files: Vec<String>,
     /// The process holding the interface's lock right now (another meshup run), if any.
     pub lock_holder: Option<LockHolder>,
+    /// Punches that failed (no handshake): peer → the endpoint tried
+    /// (`<interface>/punch-failed-<peer>`).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub punch_failed: std::collections::BTreeMap<String, String>,
 }
 
 /// A process holding meshup's lock on the host.
@@ -67,7 +71,16 @@ impl FileFacts {
             .collect();
         psk_files.sort();
         psk_files.dedup();
+        let punch_failed = kv
+            .iter()
+            .filter(|(k, _)| *k == "punch_failed")
+            .filter_map(|(_, v)| {
+                let (peer, endpoint) = v.split_once(' ')?;
+                Some((peer.to_string(), endpoint.trim().to_string()))
+            })
+            .collect();
         FileFacts {
+            punch_failed,
             config_dir: flag("config_dir"),
             config: flag("config"),
             backup: flag("backup"),

@@ -42,6 +42,11 @@ pub struct InterfaceAddresses {
 }
 
 impl InterfaceAddresses {
+    /// No address at all.
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty()
+    }
+
     /// Parses one-line-per-address output of iproute2 or busybox `ip`.
     pub fn parse(body: &str) -> InterfaceAddresses {
         let mut addresses = Vec::new();

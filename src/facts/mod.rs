@@ -59,7 +59,7 @@ pub use wg_dump::{WgDump, WgInterfaceDump, WgPeerDump};
 const GATHER_SH: &str = crate::scripts::GATHER;
 
 /// Names of every section the script prints, in order.
-pub const SECTION_NAMES: [&str; 23] = [
+pub const SECTION_NAMES: [&str; 24] = [
     "os-release",
     "commands",
     "init",
@@ -70,6 +70,7 @@ pub const SECTION_NAMES: [&str; 23] = [
     "wg-dump",
     "ip-addr",
     "ip-route",
+    "underlay",
     "service",
     "forward",
     "hosts-file",
@@ -84,6 +85,10 @@ pub const SECTION_NAMES: [&str; 23] = [
     "firewalld-zones",
     "firewalld-meshup",
 ];
+
+/// Sections a host may lack without being odd: added after the captured fixtures, and
+/// only used when present (a host without `underlay` is not peered over its LAN).
+pub const OPTIONAL_SECTIONS: [&str; 1] = ["underlay"];
 
 /// Exit status the script uses for "command not installed".
 const NOT_INSTALLED: i32 = 127;
@@ -227,6 +232,9 @@ pub struct HostFacts {
     pub addresses: InterfaceAddresses,
     /// Routes through the interface.
     pub routes: InterfaceRoutes,
+    /// The host's IPv4 addresses outside the mesh (its LAN side).
+    #[serde(skip_serializing_if = "InterfaceAddresses::is_empty")]
+    pub underlay: InterfaceAddresses,
     /// The wg-quick service.
     pub service: ServiceFacts,
     /// IP forwarding.
@@ -348,6 +356,7 @@ pub fn parse(output: &str) -> Result<HostFacts, FactsError> {
         wg_dump: WgDump::parse(body("wg-dump")),
         addresses: InterfaceAddresses::parse(body("ip-addr")),
         routes: InterfaceRoutes::parse(body("ip-route")),
+        underlay: InterfaceAddresses::parse(body("underlay")),
         service: ServiceFacts::parse(body("service")),
         forward: ForwardFacts::parse(body("forward")),
         firewall,
@@ -359,7 +368,7 @@ pub fn parse(output: &str) -> Result<HostFacts, FactsError> {
         complete: sections.complete,
         missing_sections: SECTION_NAMES
             .iter()
-            .filter(|name| sections.get(name).is_none())
+            .filter(|name| sections.get(name).is_none() && !OPTIONAL_SECTIONS.contains(name))
             .map(|name| name.to_string())
             .collect(),
     })

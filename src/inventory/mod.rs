@@ -70,6 +70,9 @@ pub struct MeshSettings {
     pub mtu: Option<u16>,
     /// Whether each pair of nodes shares a preshared key.
     pub preshared_keys: bool,
+    /// Whether pairs of NAT nodes are hole punched (or peer over a shared LAN) when the
+    /// evidence allows it, instead of always going through a relay (default false).
+    pub nat_punching: bool,
     /// Directory of WireGuard files on each host (default `/etc/wireguard`).
     pub config_dir: RemotePath,
     /// Seconds the install waits for a package manager lock held by another process

@@ -29,6 +29,7 @@ pub(super) struct RawMesh {
     pub persistent_keepalive: Option<Spanned<i64>>,
     pub mtu: Option<Spanned<i64>>,
     pub preshared_keys: Option<bool>,
+    pub nat_punching: Option<bool>,
     pub config_dir: Option<Spanned<String>>,
     pub package_lock_timeout: Option<Spanned<i64>>,
     pub key_max_age: Option<Spanned<String>>,

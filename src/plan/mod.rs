@@ -105,6 +105,12 @@ pub struct Plan {
     pub hosts: Vec<HostPlan>,
     /// Pairs getting a new preshared key.
     pub new_psk_pairs: Vec<(NodeName, NodeName)>,
+    /// How each pair of NAT nodes talks, with the evidence (mapped endpoints, NAT kind).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nat_paths: Vec<crate::nat_path::NatPair>,
+    /// What the public nodes see of each NAT node's mapping.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nat_mappings: Vec<crate::nat_path::NatMapping>,
 }
 
 impl Plan {
@@ -140,6 +146,8 @@ pub struct PlanInput<'a> {
     pub rotate: &'a BTreeSet<NodeName>,
     /// Rotate the preshared keys of the pairs among `rotate` instead of key pairs.
     pub rotate_psk: bool,
+    /// NAT pairs' paths, learned from the facts; `mesh` already has the direct ones.
+    pub paths: &'a crate::nat_path::PathBook,
 }
 
 /// Computes the plan. Pure: same input, same plan.
@@ -233,6 +241,8 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
     let plan = Plan {
         hosts,
         new_psk_pairs: psks.new_pairs,
+        nat_paths: input.paths.pairs.clone(),
+        nat_mappings: input.paths.mappings.clone(),
     };
     (plan, keys)
 }
@@ -331,6 +341,7 @@ fn host_steps(
         playbooks: input.playbooks,
         keys,
         new_psk_peers: psks.peers_of(&spec.name).cloned().collect(),
+        paths: input.paths,
     };
     hp.record(steps::migrate(&h));
     hp.record(steps::install(&h)?);
@@ -338,6 +349,7 @@ fn host_steps(
     hp.record(steps::rotation(&h));
     hp.record(steps::psk_flip(&h, &psks.rotated_pairs));
     hp.record(steps::psks(&h));
+    hp.record(steps::punch(&h));
     hp.record(steps::config(&h));
     hp.record(steps::hosts_file(&h));
     hp.record(steps::firewall(&h));

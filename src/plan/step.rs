@@ -44,6 +44,9 @@ pub enum StepKind {
     /// Wait for the agreed instant of a key rotation (and take the new key, on the
     /// rotated node): every host switches together.
     Flip,
+    /// Set up a direct path to another NAT node at the agreed instant and confirm it by a
+    /// handshake before the config moves its AllowedIPs off the relay.
+    Punch,
     /// Write the interface config.
     Config,
     /// Write (or remove) the peer names block of `/etc/hosts`.
@@ -56,6 +59,14 @@ pub enum StepKind {
     Service,
     /// Apply the new config to the running interface.
     Reload,
+}
+
+impl StepKind {
+    /// Steps that wait for the run's agreed instant on every host (`MU_FLIP_AT`): the
+    /// later it is, the more hosts must have received their script first.
+    pub fn at_agreed_instant(self) -> bool {
+        matches!(self, StepKind::Flip | StepKind::Punch)
+    }
 }
 
 /// The SSH exec a step runs in: keys must exist on every host before any config that

@@ -135,6 +135,7 @@ fn plan_of(f: &Fixture, facts: &FactsMap, limit: Option<&BTreeSet<NodeName>>) ->
         limit,
         rotate: &BTreeSet::new(),
         rotate_psk: false,
+        paths: &crate::nat_path::PathBook::default(),
     })
 }
 
@@ -459,6 +460,7 @@ fn a_psk_rotation_renews_one_pair_and_both_sides_flip_together() {
         limit: None,
         rotate: &pair,
         rotate_psk: true,
+        paths: &crate::nat_path::PathBook::default(),
     });
     assert!(keys.rotating.is_empty(), "key pairs stay");
     assert_eq!(plan.new_psk_pairs, [(n("node-a"), n("node-b"))]);
@@ -488,6 +490,7 @@ fn a_rotation_waits_for_every_peer_to_be_reachable() {
         limit: None,
         rotate: &rotate,
         rotate_psk: false,
+        paths: &crate::nat_path::PathBook::default(),
     });
     assert!(keys.rotating.is_empty(), "nothing is rotated");
     let a = plan.host(&n("node-a")).expect("a");

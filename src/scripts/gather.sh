@@ -116,6 +116,9 @@ mu_files() {
 	for f in "$MU_KEYDIR"/psk-*.key; do
 		[ -e "$f" ] && printf 'psk_file=%s\n' "${f##*/}"
 	done
+	for f in "$MU_KEYDIR"/punch-failed-*; do
+		[ -r "$f" ] && printf 'punch_failed=%s %s\n' "${f##*/punch-failed-}" "$(head -n 1 "$f")"
+	done
 	printf 'layout=%s\n' "$MU_LAYOUT"
 	mu_lock_holder
 	return 0
@@ -206,6 +209,9 @@ mu_wg_dump() {
 }
 
 mu_ip_addr() { mu_has ip || return 127; ip -o addr show dev "$MU_IF" 2>/dev/null; }
+# The host's own IPv4 addresses outside the mesh (its LAN): nodes behind the same NAT
+# router peer over them.
+mu_underlay() { mu_has ip || return 127; ip -o -4 addr show scope global 2>/dev/null | grep -v " $MU_IF "; return 0; }
 mu_ip_route() {
 	mu_has ip || return 127
 	ip link show dev "$MU_IF" >/dev/null 2>&1 || return 1
@@ -344,6 +350,7 @@ mu_section config mu_config
 mu_section wg-dump mu_wg_dump
 mu_section ip-addr mu_ip_addr
 mu_section ip-route mu_ip_route
+mu_section underlay mu_underlay
 mu_section service mu_service
 mu_section forward mu_forward
 mu_section hosts-file mu_hosts_file

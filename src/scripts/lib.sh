@@ -76,14 +76,131 @@ mu_stage_key() {
 	mu_mark nextkey "$(wg pubkey <"$S/private.key.next")"
 }
 
+# mu_sleep_until EPOCH: sleeps until that instant (sub-second where date knows %N, GNU).
+mu_sleep_until() {
+	mu_delay=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = t - n; if (d < 0) d = 0; printf "%.3f", d }')
+	sleep "$mu_delay" 2>/dev/null || sleep "${mu_delay%.*}"
+}
+
 # mu_wait_until EPOCH: sleeps until the agreed instant at which every host of a key
 # rotation switches (all hosts get their scripts ahead of time and flip together).
 mu_wait_until() {
 	mu_mark step wait-for-flip
-	# Sub-second where date knows %N (GNU), else whole seconds.
-	mu_delay=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = t - n; if (d < 0) d = 0; printf "%.3f", d }')
-	sleep "$mu_delay" 2>/dev/null || sleep "${mu_delay%.*}"
+	mu_sleep_until "$1"
 	mu_flip_at=$1
+}
+
+# mu_punch PEER KEY ENDPOINT KEEPALIVE ROLE ALLOWED: sets up the direct path to NAT node
+# PEER at ENDPOINT, at the agreed instant (MU_FLIP_AT) on both hosts of the pair, and
+# confirms it with a handshake within 20 s before anything else changes. Only then are
+# PEER's AllowedIPs (ALLOWED, comma separated) moved off the relay onto the direct entry,
+# by both hosts at a second agreed instant 2 s later (a host accepts a peer's packets only
+# from the entry that holds the source address, so the two sides must switch together);
+# the config the next steps write (after mu_punch_wait) says the same. Without a handshake
+# the run stops there and the relay keeps carrying the pair. Each punch runs in the
+# background: all pairs of a host punch at the same instant.
+# ROLE: a stateful NAT (Linux conntrack) that receives a packet before its own host has
+# sent to that address pins the 4-tuple and maps its host's later packets to another
+# port. So the "opener" sends first with a TTL that opens its own NAT(s) and dies before
+# the other NAT (mu_nat_ttl; needs nft, else plain packets); the "joiner" starts 0.8 s later
+# and its handshake passes the opened hole. "lan-first" and "lan-second": no NAT between
+# them, only the order (two first packets that cross can stall both handshakes for 5 s).
+mu_punch() {
+	mu_mark step "punch $1"
+	# A run cut off during an opening may have left its TTL rule behind.
+	if [ -z "${mu_punch_n-}" ] && command -v nft >/dev/null 2>&1; then
+		for mu_t in $(nft list tables ip 2>/dev/null | awk '$3 ~ /^meshup_punch_/ { print $3 }'); do
+			nft delete table ip "$mu_t"
+		done
+	fi
+	mu_punch_n=$((${mu_punch_n:-0} + 1))
+	mu_punch_one "$@" &
+	mu_punch_pids="${mu_punch_pids-} $!"
+}
+mu_punch_one() {
+	# Found before the instant: a hop that does not answer costs a second.
+	[ "$5" = opener ] && mu_hops=$(mu_nat_ttl "${3%:*}")
+	mu_sleep_until "${MU_FLIP_AT:-0}"
+	case "$5" in joiner | lan-second) sleep 0.8 ;; esac
+	mu_t0=$(date +%s)
+	mu_ttl=
+	if [ "$5" = opener ] && command -v nft >/dev/null 2>&1; then
+		mu_lport=$(wg show "$IF" listen-port)
+		nft -f - >/dev/null 2>&1 <<MU_NFT && mu_ttl=1
+table ip meshup_punch_$mu_punch_n {
+	chain out {
+		type filter hook output priority mangle; policy accept;
+		udp sport $mu_lport ip daddr ${3%:*} udp dport ${3##*:} ip ttl set $mu_hops
+	}
+}
+MU_NFT
+	fi
+	mu_had=$(wg show "$IF" peers | grep -cxF "$2")
+	# Turning the keepalive on sends a packet at once: an entry that has one turns it off first.
+	[ "$mu_had" = 0 ] || wg set "$IF" peer "$2" persistent-keepalive 0
+	# The pair's preshared key (stored in the prepare phase), as the config will have it.
+	if [ -r "$S/psk-$1.key" ]; then
+		wg set "$IF" peer "$2" preshared-key "$S/psk-$1.key" endpoint "$3" persistent-keepalive "$4"
+	else
+		wg set "$IF" peer "$2" endpoint "$3" persistent-keepalive "$4"
+	fi
+	mu_set=$?
+	if [ -n "$mu_ttl" ]; then
+		[ "$mu_set" = 0 ] && sleep 0.4
+		nft delete table ip "meshup_punch_$mu_punch_n"
+	fi
+	[ "$mu_set" = 0 ] || mu_fail "cannot point the entry of $1 at $3"
+	mu_i=0
+	while [ "$mu_i" -lt 40 ]; do
+		mu_hs=$(wg show "$IF" latest-handshakes | awk -v k="$2" '$1 == k { print $2 }')
+		if [ "${mu_hs:-0}" -ge "$mu_t0" ]; then
+			mu_took=$(($(date +%s) - mu_t0))
+			# Both sides switch at one instant: a real-time wake-up (chrt, where allowed)
+			# keeps a loaded host from waking late; the skew is the window of loss.
+			mu_delay=$(awk -v t="${MU_FLIP_AT:-0}" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = t + 2 - n; if (d < 0) d = 0; printf "%.3f", d }')
+			# shellcheck disable=SC2016 # expanded by the inner sh
+			mu_switch='sleep "$1" 2>/dev/null || sleep "${1%.*}"; wg set "$2" peer "$3" allowed-ips "$4" && date +%s.%N'
+			mu_at=$(chrt -f 20 sh -c "$mu_switch" sh "$mu_delay" "$IF" "$2" "$6" 2>/dev/null) ||
+				mu_at=$(sh -c "$mu_switch" sh "$mu_delay" "$IF" "$2" "$6") ||
+				mu_fail "cannot move the AllowedIPs of $1 to its direct entry"
+			rm -f "$S/punch-failed-$1"
+			mu_mark punched "$1 $mu_took $mu_at"
+			exit 0
+		fi
+		sleep 0.5
+		mu_i=$((mu_i + 1))
+	done
+	[ "$mu_had" = 0 ] && wg set "$IF" peer "$2" remove
+	# Remembered (gather reads it): the next plan keeps the relay until a mapping changes.
+	printf '%s\n' "$3" >"$S/punch-failed-$1"
+	mu_fail "no handshake with $1 at $3 within 20 s: the direct path is not set up, the relay keeps carrying the pair"
+}
+# mu_nat_ttl IP: the TTL that takes a packet out of this host's own NAT layers and no
+# further: one more than the routers on the way to IP that answer from private addresses
+# (RFC 1918, or 100.64/10 inside a carrier-grade NAT), found with one ping per hop; 2
+# when ping cannot tell.
+mu_nat_ttl() {
+	mu_hop=1
+	while [ "$mu_hop" -le 4 ]; do
+		mu_from=$(ping -n -c 1 -W 1 -t "$mu_hop" "$1" 2>/dev/null | awk '/[Ee]xceeded/ { sub(/:$/, "", $2); print $2; exit }')
+		case "$mu_from" in
+		10.* | 192.168.* | 172.1[6-9].* | 172.2[0-9].* | 172.3[01].*) ;;
+		100.6[4-9].* | 100.[7-9][0-9].* | 100.1[01][0-9].* | 100.12[0-7].*) ;;
+		*) break ;;
+		esac
+		mu_hop=$((mu_hop + 1))
+	done
+	[ "$mu_hop" -ge 2 ] || mu_hop=2
+	echo "$mu_hop"
+}
+
+# Waits for the punches of this run; any that failed stops the run before the config.
+mu_punch_wait() {
+	[ -n "${mu_punch_pids-}" ] || return 0
+	mu_punch_bad=
+	for mu_p in $mu_punch_pids; do wait "$mu_p" || mu_punch_bad=1; done
+	mu_punch_pids=
+	[ -z "$mu_punch_bad" ] || mu_fail 'a punched path was not confirmed: nothing else changed, the relay keeps carrying the pair'
 }
 
 # After a flip, a handshake tried while the other side had not flipped yet is retried by
@@ -171,6 +288,7 @@ mu_teardown() {
 # "PublicKey = (generated on host)" from MU_PUBKEYS ("name=key ..."), the keys generated
 # during this run; a peer whose key is still unknown is left out, with a `skipped` mark.
 mu_write_config() {
+	mu_punch_wait
 	mu_mark step write-config
 	mu_new="$D/.$IF.conf.meshup-new"
 	MU_PUBKEYS=${MU_PUBKEYS:-} awk -v dir="$S" '
@@ -246,6 +364,7 @@ mu_post_check() {
 # mu_live_reload ADDRESSES MTU: gives the running interface the new config without a
 # restart: `wg syncconf`, then addresses, MTU and routes as wg-quick would set them.
 mu_live_reload() {
+	mu_punch_wait
 	mu_mark step live-reload
 	ip link show dev "$IF" >/dev/null 2>&1 || mu_rollback "interface $IF is not up"
 	wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg-quick strip failed'; }

@@ -72,6 +72,13 @@ pub fn render_plan(plan: &Plan, inventory: &Path, verbose: bool) -> String {
         }
         out.push('\n');
     }
+    if !plan.nat_paths.is_empty() {
+        let _ = writeln!(out, "NAT pairs:");
+        for pair in &plan.nat_paths {
+            let _ = writeln!(out, "  {}", pair.line());
+        }
+        out.push('\n');
+    }
     let total = plan
         .hosts
         .iter()

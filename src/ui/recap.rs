@@ -107,9 +107,14 @@ impl Recap {
         out
     }
 
+    /// A host failed (or was unreachable).
+    pub fn failed(&self) -> bool {
+        self.outcomes.values().any(HostOutcome::is_failure)
+    }
+
     /// 0 when every host is ok, changed or skipped; 1 otherwise.
     pub fn exit_code(&self) -> ExitCode {
-        if self.outcomes.values().any(HostOutcome::is_failure) {
+        if self.failed() {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS

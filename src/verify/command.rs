@@ -294,8 +294,18 @@ pub fn assemble_with_facts(
         }
     }
     let mut expectation = plan.expectation.clone();
+    super::nat::expect_direct(
+        &mut expectation,
+        mesh,
+        super::nat::live_direct(mesh, &probes, &keys),
+    );
     from_mesh::fill_keys(&mut expectation, &keys);
     let mut report = evaluate(&expectation, outputs, &firewall);
+    report.nat_paths = super::nat::paths(mesh, &probes, &keys, &|from, to| {
+        report.pairs.iter().any(|p| {
+            p.from == from && p.to == to && p.status == super::evidence::PairStatus::Failing
+        })
+    });
     report
         .node_diagnoses
         .extend(from_mesh::mtu_findings(mesh, &probes));

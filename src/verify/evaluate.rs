@@ -85,6 +85,7 @@ pub fn evaluate(
         node_diagnoses,
         pairs,
         probes: probe_checks,
+        nat_paths: Vec::new(),
     }
 }
 

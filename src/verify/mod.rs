@@ -13,6 +13,7 @@ pub mod evidence;
 pub mod expectation;
 pub mod from_mesh;
 mod live;
+pub mod nat;
 pub mod ping;
 pub mod probe;
 pub mod prometheus;

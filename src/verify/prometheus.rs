@@ -1,7 +1,8 @@
 //! The verify report in the Prometheus text exposition format, for node_exporter's
 //! textfile collector (`meshup verify --format prometheus > dir/meshup.prom`).
 //!
-//! Pair metrics carry `from`, `to`, `interface`, `path` (`direct` or `relayed`) and
+//! Pair metrics carry `from`, `to`, `interface`, `path` (`direct`, `punched`, `lan` or
+//! `relayed`) and
 //! `relay` (the relay's name, empty for direct pairs); the traffic and handshake figures
 //! are the sender's peer entry, which for a relayed pair is its entry for the relay.
 //! Node metrics carry `node` and `interface`.
@@ -85,7 +86,11 @@ fn escape_label(value: &str) -> String {
 
 fn pair_labels(report: &Report, p: &PairEvidence) -> Vec<(&'static str, String)> {
     let (path, relay) = match &p.path {
-        PairPath::Direct => ("direct", String::new()),
+        PairPath::Direct => match report.nat_path(&p.from, &p.to) {
+            Some(n) if n.kind == crate::nat_path::PathKind::Punched => ("punched", String::new()),
+            Some(n) if n.kind == crate::nat_path::PathKind::Lan => ("lan", String::new()),
+            _ => ("direct", String::new()),
+        },
         PairPath::Relayed(r) => ("relayed", r.to_string()),
     };
     vec![

@@ -7,6 +7,8 @@ use serde::Serialize;
 use super::diagnosis::Diagnosis;
 use super::evidence::{PairEvidence, PairStatus};
 use super::expectation::{ExpectedNode, PairPath};
+use super::nat::NatPathView;
+use crate::nat_path::PathKind;
 
 /// Per-node summary line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,6 +106,9 @@ pub struct Report {
     pub pairs: Vec<PairEvidence>,
     /// Subnet probe pings.
     pub probes: Vec<ProbeCheck>,
+    /// How each pair of NAT nodes talks (punched, LAN, relayed) and dead direct paths.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nat_paths: Vec<NatPathView>,
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -128,16 +133,32 @@ impl Report {
         });
     }
 
-    /// Every pair healthy, every probe answering, no node finding: exit status 0.
+    /// The NAT path of the pair `a`, `b` (either order).
+    pub fn nat_path(&self, a: &str, b: &str) -> Option<&NatPathView> {
+        self.nat_paths
+            .iter()
+            .find(|p| (p.a == a && p.b == b) || (p.a == b && p.b == a))
+    }
+
+    /// Every pair healthy, every probe answering, no node finding, no dead direct NAT
+    /// path: exit status 0.
     pub fn all_healthy(&self) -> bool {
-        self.node_diagnoses.is_empty()
+        self.nat_paths.iter().all(|p| p.dead.is_none())
+            && self.node_diagnoses.is_empty()
             && self.pairs.iter().all(|p| p.status == PairStatus::Healthy)
             && self.probes.iter().all(|p| p.ok)
     }
 
-    fn cell(p: &PairEvidence) -> String {
+    fn cell(&self, p: &PairEvidence) -> String {
         let rtt = ms(p.ping.and_then(|p| p.rtt_min));
+        let nat = self.nat_path(&p.from, &p.to).map(|n| n.kind);
         match (p.status, &p.path) {
+            (PairStatus::Healthy, PairPath::Direct) if nat == Some(PathKind::Punched) => {
+                format!("⇄ {rtt}")
+            }
+            (PairStatus::Healthy, PairPath::Direct) if nat == Some(PathKind::Lan) => {
+                format!("≡ {rtt}")
+            }
             (PairStatus::Healthy, PairPath::Direct) => format!("✓ {rtt}"),
             (PairStatus::Healthy, PairPath::Relayed(_)) => format!("↻ {rtt}"),
             (PairStatus::Degraded, _) => format!("! {rtt}"),
@@ -166,13 +187,17 @@ impl Report {
                     self.pairs
                         .iter()
                         .find(|p| p.from == row.name && p.to == col.name)
-                        .map_or_else(|| "?".to_owned(), Self::cell)
+                        .map_or_else(|| "?".to_owned(), |p| self.cell(p))
                 };
                 let _ = write!(out, " {cell:>7}");
             }
             out.push('\n');
         }
-        out.push_str("✓ ok (min RTT ms)  ↻ relayed  ! degraded  ✗ failing  ? no output\n");
+        out.push_str("✓ ok (min RTT ms)  ↻ relayed  ! degraded  ✗ failing  ? no output");
+        if self.nat_paths.iter().any(|n| n.kind != PathKind::Relayed) {
+            out.push_str("  ⇄ punched  ≡ LAN");
+        }
+        out.push('\n');
         for p in self
             .pairs
             .iter()
@@ -181,6 +206,21 @@ impl Report {
             if let PairPath::Relayed(r) = &p.path {
                 let _ = writeln!(out, "{} → {}: relayed via {r}", p.from, p.to);
             }
+        }
+        for n in self
+            .nat_paths
+            .iter()
+            .filter(|n| n.kind != PathKind::Relayed)
+        {
+            let _ = writeln!(
+                out,
+                "{} ↔ {}: {} ({} / {})",
+                n.a,
+                n.b,
+                n.label(),
+                n.a_to_b.as_deref().unwrap_or("-"),
+                n.b_to_a.as_deref().unwrap_or("-")
+            );
         }
         out
     }
@@ -232,6 +272,9 @@ impl Report {
         let mut out = String::new();
         for d in &self.node_diagnoses {
             let _ = writeln!(out, "- {d}");
+        }
+        for dead in self.nat_paths.iter().filter_map(|n| n.dead.as_ref()) {
+            let _ = writeln!(out, "- {dead}");
         }
         for p in self
             .pairs
@@ -341,8 +384,13 @@ impl Report {
                     "red"
                 };
                 let mut attrs = format!("color={color}");
+                let nat = self
+                    .nat_path(&a.name, &b.name)
+                    .filter(|n| n.kind != PathKind::Relayed);
                 if let Some(PairPath::Relayed(r)) = ab.map(|p| &p.path) {
                     let _ = write!(attrs, ", style=dashed, label=\"via {r}\"");
+                } else if let Some(n) = nat {
+                    let _ = write!(attrs, ", style=bold, label=\"{}\"", n.label());
                 } else if let Some(rtt) = ab.and_then(|p| p.ping).and_then(|p| p.rtt_min) {
                     let _ = write!(attrs, ", label=\"{} ms\"", ms(Some(rtt)));
                 }

@@ -10,6 +10,7 @@ mod firewall_lab;
 mod inventory;
 mod lab;
 mod names_lab;
+mod nat_lab;
 mod playbook;
 mod scripts;
 mod support_core;

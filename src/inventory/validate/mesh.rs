@@ -24,6 +24,7 @@ pub(super) struct PartialMesh {
     pub(super) persistent_keepalive: Option<Option<u16>>,
     pub(super) mtu: Option<Option<u16>>,
     pub(super) preshared_keys: bool,
+    pub(super) nat_punching: bool,
     pub(super) config_dir: Option<RemotePath>,
     pub(super) package_lock_timeout: Option<u16>,
     pub(super) key_max_age: Option<Option<Age>>,
@@ -42,6 +43,7 @@ impl PartialMesh {
             persistent_keepalive: self.persistent_keepalive?,
             mtu: self.mtu?,
             preshared_keys: self.preshared_keys,
+            nat_punching: self.nat_punching,
             config_dir: self.config_dir?,
             package_lock_timeout: self.package_lock_timeout?,
             key_max_age: self.key_max_age?,
@@ -111,6 +113,7 @@ impl Validator<'_> {
             persistent_keepalive,
             mtu,
             preshared_keys: raw.preshared_keys.unwrap_or(false),
+            nat_punching: raw.nat_punching.unwrap_or(false),
             config_dir,
             package_lock_timeout,
         }

@@ -5,6 +5,7 @@ mod hosts_file;
 mod keys;
 mod network;
 mod package;
+mod punch;
 mod service;
 
 pub use config::config;
@@ -12,10 +13,12 @@ pub use hosts_file::{HOSTS_PATH, desired_block, hosts_file, hosts_file_removal};
 pub use keys::{keygen, migrate, psk_flip, psks, rotation};
 pub use network::{firewall, forwarding, untrust};
 pub use package::install;
+pub use punch::punch;
 pub use service::{activation, removal};
 
 use crate::facts::HostFacts;
 use crate::inventory::{MeshSettings, NodeName};
+use crate::nat_path::PathBook;
 use crate::playbook::{Distro, Playbooks};
 use crate::topology::{Mesh, NodeSpec, PeerSpec};
 
@@ -40,6 +43,8 @@ pub struct HostInput<'a> {
     pub keys: &'a KeyBook,
     /// Peers this host gets a new preshared key with, in order (`MU_PSK_1`, …).
     pub new_psk_peers: Vec<NodeName>,
+    /// How NAT pairs talk (punched, LAN, relayed) and which apply punches.
+    pub paths: &'a PathBook,
 }
 
 impl HostInput<'_> {

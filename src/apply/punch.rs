@@ -1,0 +1,64 @@
+//! The NAT paths of a run: learned from the gathered facts once, before the plan, so the
+//! plan (and the configs it writes) carry the direct pairs and the punch steps.
+use std::collections::BTreeMap;
+
+use crate::inventory::NodeName;
+use crate::nat_path::{HostView, PathBook};
+use crate::plan::{FactsMap, KeyBook};
+use crate::topology::Mesh;
+
+/// The path book from the gathered facts, and the mesh with its direct NAT pairs. Nodes
+/// outside `limit` keep their paths.
+pub fn learn_paths(
+    mesh: &Mesh,
+    facts: &FactsMap,
+    limit: Option<&std::collections::BTreeSet<NodeName>>,
+) -> (Mesh, PathBook) {
+    let keys = KeyBook::from_facts(mesh, facts, &|_| true);
+    let views: BTreeMap<NodeName, HostView<'_>> = facts
+        .iter()
+        .filter_map(|(name, f)| {
+            let f = f.as_ref().ok()?;
+            Some((
+                name.clone(),
+                HostView {
+                    dump: &f.wg_dump,
+                    underlay: &f.underlay.addresses,
+                    punch_failed: &f.files.punch_failed,
+                },
+            ))
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let frozen = |n: &NodeName| limit.is_some_and(|l| !l.contains(n));
+    let book = PathBook::learn(mesh, &|n| keys.get(n), &views, now, &frozen);
+    let mesh = mesh.clone().with_direct_nat(book.direct());
+    (mesh, book)
+}
+
+/// Prints the confirmed direct paths of the run (after the progress lines are gone).
+pub fn print_confirmed(mut lines: Vec<String>) {
+    if !crate::ui::console::quiet() {
+        lines.sort();
+        for line in &lines {
+            println!("{line}");
+        }
+    }
+}
+
+/// The line for a `punched` marker ("PEER SECONDS SWITCHED-AT").
+pub fn confirmed(node: &NodeName, marker: &str) -> String {
+    let mut words = marker.split_whitespace();
+    let peer = words.next().unwrap_or("?");
+    let secs = words.next().unwrap_or("?");
+    let mut line = format!("{node}: direct path to {peer} confirmed by a handshake after {secs} s");
+    if let Some(at) = words.next() {
+        line.push_str(&format!(", AllowedIPs moved at {at}"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests;

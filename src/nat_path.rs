@@ -1,0 +1,396 @@
+//! NAT to NAT without a relay: how each NAT node's router maps its WireGuard port, as the
+//! public nodes see it (learned from their `wg show dump`), and how each pair of NAT nodes
+//! talks: hole punched, over a LAN they share, or through the relay. Pure: the caller
+//! passes what it gathered; the topology gets the direct pairs ([`PathBook::direct`]).
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::facts::WgDump;
+use crate::inventory::NodeName;
+use crate::keys::PublicKey;
+use crate::topology::{Mesh, NodeSpec};
+
+mod mapping;
+
+use mapping::observe;
+pub use mapping::{Mapping, NatMapping};
+
+/// A direct NAT path whose latest handshake is older than this is silent: a live path
+/// re-handshakes every 2 minutes, and WireGuard drops a session after 180 s.
+pub const SILENT_AFTER_SECS: u64 = 180;
+
+/// What one host shows of itself: its live interface and its LAN addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct HostView<'a> {
+    /// `wg show dump` of the mesh interface.
+    pub dump: &'a WgDump,
+    /// The host's addresses outside the mesh, with their prefixes.
+    pub underlay: &'a [IpNet],
+    /// Punches that failed on this host: peer → the endpoint it tried.
+    pub punch_failed: &'a BTreeMap<String, String>,
+}
+
+/// How a pair of NAT nodes talks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathKind {
+    /// Directly, through a hole each punched in its own NAT.
+    Punched,
+    /// Directly, over the LAN they share behind one NAT router.
+    Lan,
+    /// Through a public relay.
+    Relayed,
+}
+
+impl PathKind {
+    /// The kind's name in reports (`punched`, `LAN`, `relayed`).
+    pub fn label(self) -> &'static str {
+        match self {
+            PathKind::Punched => "punched",
+            PathKind::Lan => "LAN",
+            PathKind::Relayed => "relayed",
+        }
+    }
+}
+
+/// The path of one pair of NAT nodes (`a` < `b`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NatPair {
+    /// First node (name order).
+    pub a: NodeName,
+    /// Second node.
+    pub b: NodeName,
+    /// The path.
+    pub kind: PathKind,
+    /// The endpoint `a` uses for `b` (direct paths).
+    pub a_to_b: Option<String>,
+    /// The endpoint `b` uses for `a` (direct paths).
+    pub b_to_a: Option<String>,
+    /// `a`'s relay: what carries the pair when it is relayed, or when a punch fails.
+    pub relay: Option<NodeName>,
+    /// The evidence and the verdict, in words.
+    pub why: String,
+    /// Why apply punches (sets up the direct path at an agreed instant and confirms a
+    /// handshake before moving the AllowedIPs); `None` when the path stays as it is.
+    pub punch: Option<String>,
+}
+
+impl NatPair {
+    /// One line for the plan: "nat-1 ↔ nat-2: punched (…)".
+    pub fn line(&self) -> String {
+        let mut out = format!("{} ↔ {}: {}", self.a, self.b, self.kind.label());
+        if let (PathKind::Relayed, Some(r)) = (self.kind, &self.relay) {
+            let _ = write!(out, " via {r}");
+        }
+        let _ = write!(out, ": {}", self.why);
+        if let Some(p) = &self.punch {
+            let _ = write!(out, "; apply punches: {p}");
+        }
+        out
+    }
+}
+
+/// Every NAT node's mapping and every NAT pair's path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PathBook {
+    /// NAT nodes' mapping evidence, name order.
+    pub mappings: Vec<NatMapping>,
+    /// NAT pairs, name order.
+    pub pairs: Vec<NatPair>,
+}
+
+/// A live entry of `holder` for `peer`: its endpoint and handshake age.
+fn live_entry(
+    view: Option<&HostView<'_>>,
+    key: Option<PublicKey>,
+    now: u64,
+) -> Option<(String, Option<u64>)> {
+    let peer = view?.dump.peer(&key?)?;
+    let endpoint = peer.endpoint.clone()?;
+    Some((
+        endpoint,
+        peer.latest_handshake.map(|t| now.saturating_sub(t)),
+    ))
+}
+
+fn in_lan(underlay: &[IpNet], endpoint: &str) -> bool {
+    endpoint
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| underlay.iter().any(|n| n.contains(&a.ip())))
+}
+
+impl PathBook {
+    /// Learns the mappings from the public nodes' dumps and decides each NAT pair's path.
+    /// `key` gives each node's public key as meshup knows it; `now` is the Unix time the
+    /// views were taken at. Pairs with a node that this run does not change (`frozen`:
+    /// outside `--limit`) keep what they run.
+    pub fn learn(
+        mesh: &Mesh,
+        key: &dyn Fn(&NodeName) -> Option<PublicKey>,
+        views: &BTreeMap<NodeName, HostView<'_>>,
+        now: u64,
+        frozen: &dyn Fn(&NodeName) -> bool,
+    ) -> PathBook {
+        let nat: Vec<&NodeSpec> = mesh.nodes.iter().filter(|n| !n.is_public()).collect();
+        let mut book = PathBook::default();
+        if !mesh.settings.nat_punching {
+            return book;
+        }
+        for node in &nat {
+            book.mappings.push(observe(mesh, node, key, views, now));
+        }
+        for (i, a) in nat.iter().enumerate() {
+            for b in &nat[i + 1..] {
+                let pair = decide(a, b, &book.mappings, key, views, now, frozen);
+                book.pairs.push(pair);
+            }
+        }
+        book
+    }
+
+    /// The direct pairs for the topology: (holder, peer) → endpoint, both directions.
+    pub fn direct(&self) -> BTreeMap<(NodeName, NodeName), String> {
+        let mut out = BTreeMap::new();
+        for p in self.pairs.iter().filter(|p| p.kind != PathKind::Relayed) {
+            if let (Some(ab), Some(ba)) = (&p.a_to_b, &p.b_to_a) {
+                out.insert((p.a.clone(), p.b.clone()), ab.clone());
+                out.insert((p.b.clone(), p.a.clone()), ba.clone());
+            }
+        }
+        out
+    }
+
+    /// The pair of `x` and `y`, in either order.
+    pub fn pair(&self, x: &NodeName, y: &NodeName) -> Option<&NatPair> {
+        self.pairs
+            .iter()
+            .find(|p| (&p.a == x && &p.b == y) || (&p.a == y && &p.b == x))
+    }
+
+    /// The mapping evidence of `node`.
+    pub fn mapping(&self, node: &NodeName) -> Option<&NatMapping> {
+        self.mappings.iter().find(|m| &m.node == node)
+    }
+}
+
+fn decide(
+    a: &NodeSpec,
+    b: &NodeSpec,
+    mappings: &[NatMapping],
+    key: &dyn Fn(&NodeName) -> Option<PublicKey>,
+    views: &BTreeMap<NodeName, HostView<'_>>,
+    now: u64,
+    frozen: &dyn Fn(&NodeName) -> bool,
+) -> NatPair {
+    let mut pair = NatPair {
+        a: a.name.clone(),
+        b: b.name.clone(),
+        kind: PathKind::Relayed,
+        a_to_b: None,
+        b_to_a: None,
+        relay: a.relay.clone(),
+        why: String::new(),
+        punch: None,
+    };
+    let mapping = |n: &NodeName| mappings.iter().find(|m| &m.node == n);
+    let (ma, mb) = (mapping(&a.name), mapping(&b.name));
+    let (va, vb) = (views.get(&a.name), views.get(&b.name));
+    let (ka, kb) = (key(&a.name), key(&b.name));
+    let ea = live_entry(va, kb, now);
+    let eb = live_entry(vb, ka, now);
+    // A side that cannot be read or changed now keeps what it has: a direct path stays
+    // direct on both sides (turning one side back to the relay would drop the other's
+    // packets), a relayed one stays relayed.
+    let (a_out, b_out) = (
+        va.is_none() || frozen(&a.name),
+        vb.is_none() || frozen(&b.name),
+    );
+    if a_out || b_out {
+        let down = if a_out { a } else { b };
+        let state = if views.contains_key(&down.name) {
+            "outside --limit"
+        } else {
+            "unreachable"
+        };
+        // The entries of a readable side say what runs; for a side that cannot be read,
+        // its endpoint is the other's mapping as the public nodes see it.
+        let seen = |m: Option<&NatMapping>| m.and_then(NatMapping::endpoint).map(|e| e.to_string());
+        let (ab, ba) = match (&ea, &eb) {
+            (Some((ab, _)), Some((ba, _))) => (Some(ab.clone()), Some(ba.clone())),
+            (Some((ab, _)), None) => (Some(ab.clone()), seen(ma).or_else(|| Some(ab.clone()))),
+            (None, Some((ba, _))) => (seen(mb).or_else(|| Some(ba.clone())), Some(ba.clone())),
+            (None, None) => (None, None),
+        };
+        if ab.is_some() {
+            let lan = [(va, &ab), (vb, &ba)].iter().any(|(v, e)| {
+                v.zip(e.as_deref())
+                    .is_some_and(|(v, e)| in_lan(v.underlay, e))
+            });
+            pair.kind = if lan {
+                PathKind::Lan
+            } else {
+                PathKind::Punched
+            };
+            pair.a_to_b = ab;
+            pair.b_to_a = ba;
+            pair.why = format!("kept as it is: {} is {state}", down.name);
+        } else {
+            pair.why = format!("{} is {state}: the relay stays", down.name);
+        }
+        return pair;
+    }
+    let (Some(va), Some(vb)) = (va, vb) else {
+        return pair;
+    };
+    if ka.is_none() || kb.is_none() {
+        pair.why = "a key is not known yet (the node is provisioned in this run)".into();
+        return pair;
+    }
+    let fresh = |e: &Option<(String, Option<u64>)>| {
+        e.as_ref()
+            .and_then(|(_, age)| *age)
+            .is_some_and(|age| age <= SILENT_AFTER_SECS)
+    };
+    // Same public address: the two sit behind one NAT router; they peer over their LAN,
+    // never through the router's hairpin.
+    let same_nat = ma
+        .and_then(NatMapping::public_ip)
+        .zip(mb.and_then(NatMapping::public_ip))
+        .filter(|(x, y)| x == y);
+    // Established direct paths whose endpoints match the evidence stay as they are.
+    if let (Some((ab, _)), Some((ba, _))) = (&ea, &eb)
+        && fresh(&ea)
+        && fresh(&eb)
+    {
+        let lan = in_lan(va.underlay, ab) && in_lan(vb.underlay, ba);
+        let moved = !lan
+            && [(mb, ab), (ma, ba)].iter().any(|(m, used)| {
+                m.and_then(NatMapping::endpoint)
+                    .is_some_and(|e| e.to_string() != **used)
+            });
+        if !moved {
+            pair.kind = if lan {
+                PathKind::Lan
+            } else {
+                PathKind::Punched
+            };
+            pair.a_to_b = Some(ab.clone());
+            pair.b_to_a = Some(ba.clone());
+            let age = [&ea, &eb]
+                .iter()
+                .filter_map(|e| e.as_ref().and_then(|(_, a)| *a))
+                .max()
+                .unwrap_or(0);
+            pair.why = format!("established ({ab} / {ba}, handshake {age} s ago)");
+            return pair;
+        }
+    }
+    // A direct path that went silent or whose NAT moved (reboot, renumbering) goes back
+    // to the relay now. It is punched again by a later run: until the stale path's
+    // packets have left the NATs' tables (30 s for UDP on Linux), a packet of one side
+    // arriving before the other side sends would make that NAT map to another port.
+    let stale = [(&ea, &b.name), (&eb, &a.name)]
+        .iter()
+        .find_map(|(e, peer)| e.as_ref().map(|(used, age)| (used.clone(), *age, *peer)));
+    if let Some((used, age, peer)) = stale {
+        let silent = match age {
+            Some(age) => format!("silent for {age} s"),
+            None => "without a handshake".to_string(),
+        };
+        let moved = [(mb, &b.name, &ea), (ma, &a.name, &eb)]
+            .iter()
+            .filter_map(|(m, n, used)| {
+                let now_at = m.and_then(NatMapping::endpoint)?;
+                let was = used.as_ref().map(|u| u.0.as_str());
+                (was != Some(now_at.to_string().as_str()))
+                    .then(|| format!("{n} is now seen at {now_at}"))
+            })
+            .collect::<Vec<_>>();
+        pair.why = format!(
+            "the direct path is dead ({silent}; {peer} was reached at {used}{}): back to the relay; a later run punches again",
+            if moved.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", moved.join(", "))
+            }
+        );
+        return pair;
+    }
+    if let Some((ip, _)) = same_nat {
+        let lan_of = |v: &HostView<'_>, other: &HostView<'_>, port: u16| {
+            v.underlay.iter().find_map(|mine| {
+                other
+                    .underlay
+                    .iter()
+                    .find(|theirs| mine.contains(&theirs.addr()) && mine.addr() != theirs.addr())
+                    .map(|theirs| SocketAddr::new(theirs.addr(), port).to_string())
+            })
+        };
+        match (lan_of(va, vb, b.listen_port), lan_of(vb, va, a.listen_port)) {
+            (Some(ab), Some(ba))
+                if va.punch_failed.get(b.name.as_str()) == Some(&ab)
+                    || vb.punch_failed.get(a.name.as_str()) == Some(&ba) =>
+            {
+                pair.why = format!(
+                    "both behind {ip}, but the LAN path ({ab} / {ba}) got no handshake before: the relay stays until an address changes"
+                );
+            }
+            (Some(ab), Some(ba)) => {
+                pair.kind = PathKind::Lan;
+                pair.why = format!(
+                    "both behind {ip}: over their LAN ({ab} / {ba}), not through the router"
+                );
+                pair.a_to_b = Some(ab);
+                pair.b_to_a = Some(ba);
+                pair.punch = Some("set up the LAN path".into());
+            }
+            _ => {
+                pair.why = format!(
+                    "both behind {ip} but no shared LAN subnet was gathered: the relay stays (no hairpin)"
+                );
+            }
+        }
+        return pair;
+    }
+    match (
+        ma.and_then(NatMapping::endpoint),
+        mb.and_then(NatMapping::endpoint),
+    ) {
+        (Some(at), Some(bt))
+            if va.punch_failed.get(b.name.as_str()) == Some(&bt.to_string())
+                || vb.punch_failed.get(a.name.as_str()) == Some(&at.to_string()) =>
+        {
+            pair.why = format!(
+                "punching failed before at these same addresses ({bt} / {at}: no handshake within 20 s): the relay stays until a mapping changes"
+            );
+        }
+        (Some(at), Some(bt)) => {
+            pair.kind = PathKind::Punched;
+            pair.a_to_b = Some(bt.to_string());
+            pair.b_to_a = Some(at.to_string());
+            pair.why = format!(
+                "{}; {}",
+                ma.map(NatMapping::describe).unwrap_or_default(),
+                mb.map(NatMapping::describe).unwrap_or_default()
+            );
+            pair.punch = Some("not direct yet".into());
+        }
+        _ => {
+            let blame: Vec<String> = [ma, mb]
+                .iter()
+                .flatten()
+                .filter(|m| m.mapping != Mapping::EndpointIndependent)
+                .map(|m| m.describe())
+                .collect();
+            pair.why = format!("{}: no punching, the relay stays", blame.join("; "));
+        }
+    }
+    pair
+}
+
+#[cfg(test)]
+mod tests;
