@@ -133,14 +133,8 @@ impl Session {
         nodes: Vec<&Node>,
         progress: &Progress,
     ) -> BTreeMap<NodeName, Result<Connected, HostError>> {
-        let stats = &self.stats;
         fanout::run(nodes, self.parallel, |node| async move {
-            progress.set(node.name.as_str(), "connecting");
-            let result = hosts::connect(node, stats).await.map_err(HostError::from);
-            if let Err(e) = &result {
-                progress.finish(node.name.as_str(), format!("unreachable: {e}"));
-            }
-            Ok::<_, std::convert::Infallible>(result)
+            Ok::<_, std::convert::Infallible>(self.connect_one(node, progress).await)
         })
         .await
         .into_iter()
@@ -152,6 +146,22 @@ impl Session {
             (node.name.clone(), r)
         })
         .collect()
+    }
+
+    /// Connects to one node; a failure is shown on its progress line.
+    pub async fn connect_one(
+        &self,
+        node: &Node,
+        progress: &Progress,
+    ) -> Result<Connected, HostError> {
+        progress.set(node.name.as_str(), "connecting");
+        let result = hosts::connect(node, &self.stats)
+            .await
+            .map_err(HostError::from);
+        if let Err(e) = &result {
+            progress.finish(node.name.as_str(), format!("unreachable: {e}"));
+        }
+        result
     }
 
     /// Connects to every node and gathers its facts (one exec per host, read-only).

@@ -15,31 +15,8 @@
 # src/verify/ping.rs reads) and DIR/N.rc (0 when a reply came, else 1). Clock:
 # gettimeofday(2) through syscall() (core perl has no Time::HiRes), its number chosen by
 # the ELF machine of the perl binary; elsewhere the time select() slept (Linux returns the
-# time left), with the 1 s `time` bounding the run should that drift.
-
-# gettimeofday(2) by ELF e_machine: x86_64, aarch64, riscv, loongarch; i386, arm, ppc,
-# ppc64, s390 (the old number 78).
-my %gettimeofday = (62 => 96, 183 => 169, 243 => 169, 258 => 169, 3 => 78, 40 => 78,
-	20 => 78, 21 => 78, 22 => 78);
-my $nr;
-if (open(my $exe, "<", "/proc/self/exe")) {
-	binmode $exe;
-	my $hdr = "";
-	if (read($exe, $hdr, 20) == 20 && substr($hdr, 0, 4) eq "\x7fELF") {
-		my $machine = unpack(ord(substr($hdr, 5, 1)) == 2 ? "n" : "v", substr($hdr, 18, 2));
-		$nr = $gettimeofday{$machine};
-	}
-	close $exe;
-}
-
-# Seconds since the epoch with microseconds, or undef.
-sub now {
-	return undef unless $nr;
-	my $tv = pack("l!l!", 0, 0);
-	return undef unless syscall($nr, $tv, 0) == 0;
-	my ($s, $us) = unpack("l!l!", $tv);
-	return $s + $us / 1e6;
-}
+# time left), with the 1 s `time` bounding the run should that drift. `now` comes from
+# src/scripts/clock.pl, which src/verify/script.rs puts in front of this file.
 
 # Linux: AF_INET 2, AF_INET6 10, SOCK_RAW 3; sockaddr_in / sockaddr_in6 (family in host
 # byte order, the rest in network order).

@@ -22,28 +22,11 @@ my ($port, $linger, $mine, $peers) = @ARGV;
 $| = 1;
 # Sub-second clock where Time::HiRes is installed (it is core perl, but some minimal
 # images split it out); whole seconds otherwise.
-# Debian's perl-base has no Time::HiRes: then gettimeofday(2) through syscall(), its
-# number chosen by the ELF machine of the perl binary (as in ping.pl); whole seconds
-# only where neither works (a refused connect would then wait a second per retry).
-my %gettimeofday = (62 => 96, 183 => 169, 243 => 169, 258 => 169, 3 => 78, 40 => 78,
-    20 => 78, 21 => 78, 22 => 78);
-my $nr;
-if (open(my $exe, '<', '/proc/self/exe')) {
-    binmode $exe;
-    my $hdr = '';
-    if (read($exe, $hdr, 20) == 20 && substr($hdr, 0, 4) eq "\x7fELF") {
-        $nr = $gettimeofday{unpack(ord(substr($hdr, 5, 1)) == 2 ? 'n' : 'v', substr($hdr, 18, 2))};
-    }
-    close $exe;
-}
-sub syscall_time {
-    my $tv = pack('l!l!', 0, 0);
-    return undef unless $nr && syscall($nr, $tv, 0) == 0;
-    my ($sec, $us) = unpack('l!l!', $tv);
-    return $sec + $us / 1e6;
-}
+# Debian's perl-base has no Time::HiRes: then `now` (src/scripts/clock.pl, put in front
+# of this file by src/verify/tcp.rs); whole seconds only where neither works (a refused
+# connect would then wait a second per retry).
 my $clock = eval { require Time::HiRes; \&Time::HiRes::time }
-    || (defined syscall_time() ? \&syscall_time : sub { time });
+    || (defined now() ? \&now : sub { time });
 
 sub sockaddr_of {
     my ($addr) = @_;

@@ -350,10 +350,7 @@ pub fn run(options: &VerifyOptions) -> Result<ExitCode, miette::Report> {
             let progress = &progress;
             let session = &session;
             async move {
-                let mut one = session.connect(vec![node], progress).await;
-                let conn = one
-                    .remove(&node.name)
-                    .unwrap_or(Err(HostError::NotConnected));
+                let conn = session.connect_one(node, progress).await;
                 {
                     let mut slowest = slowest_connect.lock().unwrap_or_else(|e| e.into_inner());
                     *slowest = (*slowest).max(t.elapsed());

@@ -22,22 +22,26 @@ pub const DEFAULT_MTU: u16 = 1420;
 
 /// The expectation for `mesh` (present nodes, name order). Public keys are left unknown:
 /// they come from the hosts themselves, see [`fill_keys`].
+/// The peer entries `spec` should carry in `mesh` (keys filled in later).
+pub(super) fn expected_peers(mesh: &Mesh, spec: &crate::topology::NodeSpec) -> Vec<ExpectedPeer> {
+    mesh.peers(spec)
+        .iter()
+        .map(|p| ExpectedPeer {
+            name: p.name.clone(),
+            public_key: None,
+            allowed_ips: p.allowed_ips.clone(),
+            endpoint: p.endpoint.clone(),
+            keepalive: p.persistent_keepalive,
+        })
+        .collect()
+}
+
 pub fn expectation(inventory: &Inventory, mesh: &Mesh) -> Result<Expectation, VerifyError> {
     let interface = mesh.settings.interface.clone();
     let mut nodes = Vec::with_capacity(mesh.nodes.len());
     for spec in &mesh.nodes {
         let probe = inventory.node(&spec.name).and_then(|n| n.probe);
-        let peers = mesh
-            .peers(spec)
-            .iter()
-            .map(|p| ExpectedPeer {
-                name: p.name.clone(),
-                public_key: None,
-                allowed_ips: p.allowed_ips.clone(),
-                endpoint: p.endpoint.clone(),
-                keepalive: p.persistent_keepalive,
-            })
-            .collect();
+        let peers = expected_peers(mesh, spec);
         nodes.push(ExpectedNode {
             name: spec.name.clone(),
             address: IpAddr::V4(spec.address),

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use super::expectation::{Expectation, ExpectedPeer, NodeName};
+use super::expectation::{Expectation, NodeName};
 use super::from_mesh::HostKeys;
 use super::probe::NodeProbe;
 use crate::nat_path::{PathKind, SILENT_AFTER_SECS};
@@ -106,17 +106,7 @@ pub fn expect_direct(
         let Some(spec) = live.node(&node.name).filter(|s| !s.is_public()) else {
             continue;
         };
-        node.peers = live
-            .peers(spec)
-            .iter()
-            .map(|p| ExpectedPeer {
-                name: p.name.clone(),
-                public_key: None,
-                allowed_ips: p.allowed_ips.clone(),
-                endpoint: p.endpoint.clone(),
-                keepalive: p.persistent_keepalive,
-            })
-            .collect();
+        node.peers = super::from_mesh::expected_peers(&live, spec);
     }
 }
 

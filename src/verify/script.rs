@@ -79,7 +79,10 @@ pub const MARKER: &str = "@@meshup:verify:";
 pub use super::sections::MARKER_KIND;
 
 /// The one-process pinger probe.sh runs with perl where perl is installed.
-pub const PINGER: &str = include_str!("../scripts/ping.pl");
+pub const PINGER: &str = concat!(
+    include_str!("../scripts/clock.pl"),
+    include_str!("../scripts/ping.pl")
+);
 
 /// The format version written in the `begin` section.
 pub const FORMAT_VERSION: u32 = 1;

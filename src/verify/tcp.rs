@@ -11,7 +11,10 @@ use super::expectation::{Expectation, NodeName};
 use crate::scripts::Values;
 
 /// The perl program (see its header for its output).
-pub const TCP_PROBE: &str = include_str!("../scripts/tcp.pl");
+pub const TCP_PROBE: &str = concat!(
+    include_str!("../scripts/clock.pl"),
+    include_str!("../scripts/tcp.pl")
+);
 
 /// Seconds a host's listener stays up after its probe started (the peers' probes start
 /// within a moment of each other; each client gives up after 8 s).

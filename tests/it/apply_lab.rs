@@ -5,7 +5,7 @@
 
 use crate::support_lab::{
     Lab, LabHost, MESHUP, Run, apply_ok, assert_no_changes, lab_skip_reason, meshup, meshup_env,
-    path_str,
+    path_str, ping_lost, plan_section,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -932,11 +932,7 @@ fn apply_lab_firewalls_open_the_port_and_keep_ssh() {
         ("pub-2", "ufw"),
         ("pub-3", "iptables"),
     ] {
-        let section = plan
-            .stdout
-            .split("\n\n")
-            .find(|s| s.starts_with(&format!("{h}:")))
-            .unwrap_or_default();
+        let section = plan_section(&plan.stdout, h);
         assert!(
             section.contains(&format!("+ open 51820/udp in {fw}")),
             "{h}: {}",
@@ -1448,23 +1444,8 @@ impl<'a> PingAll<'a> {
         for from in &self.hosts {
             for to in self.hosts.iter().filter(|t| *t != from) {
                 let file = format!("/run/pingall-{to}.out");
-                let deadline = Instant::now() + Duration::from_secs(60);
-                let summary = loop {
-                    let out = self.lab.host_exec(from, &format!("cat {file}")).stdout;
-                    if let Some(line) = out.lines().find(|l| l.contains("packets transmitted")) {
-                        break line.to_string();
-                    }
-                    assert!(
-                        Instant::now() < deadline,
-                        "{from} -> {to}: ping never ended"
-                    );
-                    std::thread::sleep(Duration::from_millis(500));
-                };
-                let n: Vec<u64> = summary
-                    .split(|c: char| !c.is_ascii_digit())
-                    .filter_map(|w| w.parse().ok())
-                    .collect();
-                lost.insert(((*from).to_string(), (*to).to_string()), n[0] - n[1]);
+                let n = ping_lost(self.lab, from, &file, Duration::from_secs(60));
+                lost.insert(((*from).to_string(), (*to).to_string()), n);
             }
         }
         lost

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support_lab::{Lab, apply_ok, assert_no_changes, lab_skip_reason, meshup, path_str};
+use crate::support_lab::{
+    Lab, apply_ok, assert_no_changes, lab_skip_reason, meshup, path_str, plan_section,
+};
 
 macro_rules! require_lab {
     () => {
@@ -316,11 +318,7 @@ fn firewall_lab_trust_opens_every_backend_and_none_leaves_them_alone() {
         ("pub-3", "iptables"),
         ("gw", "nftables"),
     ] {
-        let section = plan
-            .stdout
-            .split("\n\n")
-            .find(|s| s.starts_with(&format!("{h}:")))
-            .unwrap_or_default();
+        let section = plan_section(&plan.stdout, h);
         assert!(
             section.contains(&format!("mesh.firewall is none, but {fw}")),
             "{h}: {}",

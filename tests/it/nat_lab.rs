@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::support_lab::{Lab, apply_ok, assert_no_changes, lab_skip_reason, meshup, path_str};
+use crate::support_lab::{
+    Lab, apply_ok, assert_no_changes, lab_skip_reason, meshup, path_str, ping_lost,
+};
 
 macro_rules! require_lab {
     () => {
@@ -58,25 +60,13 @@ fn start_pings(lab: &Lab, pairs: &[(&str, &str)], secs: u32) {
 fn lost(lab: &Lab, pairs: &[(&str, &str)]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for (from, to) in pairs {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let summary = loop {
-            let text = lab
-                .host_exec(from, &format!("cat /run/natping-{to}.out"))
-                .stdout;
-            if let Some(l) = text.lines().find(|l| l.contains("packets transmitted")) {
-                break l.to_string();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{from} -> {to}: ping never ended"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        };
-        let n: Vec<u64> = summary
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        out.insert(format!("{from} -> {to}"), n[0] - n[1]);
+        let n = ping_lost(
+            lab,
+            from,
+            &format!("/run/natping-{to}.out"),
+            Duration::from_secs(90),
+        );
+        out.insert(format!("{from} -> {to}"), n);
     }
     out
 }

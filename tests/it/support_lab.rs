@@ -265,3 +265,32 @@ pub fn assert_no_changes(lab: &Lab, inv: &Path) {
     );
     assert!(run.stdout.contains("No changes"), "{}", run.stdout);
 }
+
+/// The section of `plan` output about `host` (its block up to the next blank line).
+pub fn plan_section<'a>(plan: &'a str, host: &str) -> &'a str {
+    plan.split("\n\n")
+        .find(|s| s.starts_with(&format!("{host}:")))
+        .unwrap_or_default()
+}
+
+/// Packets lost by a background `ping -q` on `host` whose output goes to `file`: waits
+/// (up to `wait`) for its summary line, then transmitted minus received.
+pub fn ping_lost(lab: &Lab, host: &str, file: &str, wait: std::time::Duration) -> u64 {
+    let deadline = std::time::Instant::now() + wait;
+    let summary = loop {
+        let out = lab.host_exec(host, &format!("cat {file}")).stdout;
+        if let Some(line) = out.lines().find(|l| l.contains("packets transmitted")) {
+            break line.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{host}: {file}: ping never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let n: Vec<u64> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    n[0] - n[1]
+}
