@@ -16,32 +16,8 @@
 # gettimeofday(2) through syscall() (core perl has no Time::HiRes), its number chosen by
 # the ELF machine of the perl binary; elsewhere the time select() slept (Linux returns the
 # time left), with the 1 s `time` bounding the run should that drift. `now` comes from
-# src/scripts/clock.pl, which src/verify/script.rs puts in front of this file.
-
-# Linux: AF_INET 2, AF_INET6 10, SOCK_RAW 3; sockaddr_in / sockaddr_in6 (family in host
-# byte order, the rest in network order).
-sub packed4 {
-	my @b = $_[0] =~ /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/ or return undef;
-	return (grep { $_ > 255 } @b) ? undef : pack("C4", @b);
-}
-
-sub packed6 {
-	my $a = shift;
-	return undef unless $a =~ /^[0-9a-fA-F:]+$/ && $a !~ /:::/;
-	my ($l, $r) = $a =~ /::/ ? split(/::/, $a, 2) : ($a, undef);
-	my @l = length($l) ? split(/:/, $l, -1) : ();
-	my @r = defined $r && length($r) ? split(/:/, $r, -1) : ();
-	my $fill = 8 - @l - @r;
-	return undef if defined $r ? $fill < 1 : $fill != 0;
-	my @w = (@l, (defined $r ? ("0") x $fill : ()), @r);
-	return undef if grep { !/^[0-9a-fA-F]{1,4}$/ } @w;
-	return pack("n8", map { hex } @w);
-}
-
-sub sockaddr { # packed address -> sockaddr with port 0
-	my $p = shift;
-	return length($p) == 4 ? pack("S n a4 x8", 2, 0, $p) : pack("S n N a16 L", 10, 0, 0, $p, 0);
-}
+# src/scripts/linux.pl, which src/verify/script.rs puts in front of this file with
+# packed() and sockaddr().
 
 sub from_text { # sockaddr -> address text
 	my $sa = shift;
@@ -58,11 +34,17 @@ my $id = $$ & 0xffff;
 my ($s4, $s6);
 socket($s4, 2, 3, 1) or undef $s4;
 socket($s6, 10, 3, 58) or undef $s6;
+# A raw ICMP socket gets every ICMP message the host receives, the peers' own echo
+# requests and replies to other pingers included: let the kernel pass only echo replies
+# and the errors read below (ICMP_FILTER / ICMP6_FILTER: a set bit blocks that type).
+setsockopt($s4, 255, 1, pack("L", 0xffffffff & ~(1 << 0 | 1 << 3))) if $s4;
+setsockopt($s6, 58, 1, pack("L8", ~(1 << 1 | 1 << 2) & 0xffffffff, (0xffffffff) x 3,
+	~(1 << 1) & 0xffffffff, (0xffffffff) x 3)) if $s6;
 my @tg;
 for my $arg (@args) {
 	my ($n, $addr, $size, $df, $delay) = split /,/, $arg;
 	my $v6 = index($addr, ":") >= 0;
-	my $packed = $v6 ? packed6($addr) : packed4($addr);
+	my $packed = packed($addr);
 	my $t = { n => $n, addr => $addr, size => $size || 56, df => $df, v6 => $v6,
 		delay => $delay || 0, sent => 0, rtt => [], err => [], at => {}, done => 0 };
 	if (!defined $packed || !defined($v6 ? $s6 : $s4)) {
@@ -130,26 +112,27 @@ sub error_for {
 
 sub receive {
 	my ($s, $v6, $clock) = @_;
-	my $from = recv($s, my $buf, 65535, 0);
-	return unless defined $from;
+	# MSG_DONTWAIT: the caller drains the socket until nothing is left.
+	my $from = recv($s, my $buf, 65535, 0x40);
+	return 0 unless defined $from;
 	my $off = 0;
 	if (!$v6) {
-		return if length($buf) < 28;
+		return 1 if length($buf) < 28;
 		$off = (ord(substr($buf, 0, 1)) & 15) * 4;
 	}
-	return if length($buf) < $off + 8;
+	return 1 if length($buf) < $off + 8;
 	my ($type, $code, undef, $rid, $rseq) = unpack("CCnnn", substr($buf, $off, 8));
 	if ($type == ($v6 ? 129 : 0)) {
 		my $t = target_of($rid, $rseq);
-		return unless defined $t;
+		return 1 unless defined $t;
 		push @{$t->{rtt}}, ($clock - delete $t->{at}{$rseq}) * 1000;
 		$t->{done} = 1;
-		return;
+		return 1;
 	}
 	my $peer = from_text($from);
 	if (!$v6 && $type == 3 && length($buf) >= $off + 36) {
 		my $inner = $off + 8 + (ord(substr($buf, $off + 8, 1)) & 15) * 4;
-		return if length($buf) < $inner + 8;
+		return 1 if length($buf) < $inner + 8;
 		my (undef, undef, undef, $iid, $iseq) = unpack("CCnnn", substr($buf, $inner, 8));
 		my $t = target_of($iid, $iseq);
 		if ($code == 4) {
@@ -168,6 +151,7 @@ sub receive {
 			error_for($t, "From $peer icmp_seq=1 Destination unreachable");
 		}
 	}
+	return 1;
 }
 
 # First requests 1 ms apart, so a burst never queues in WireGuard and inflates the RTTs
@@ -205,8 +189,8 @@ while ($clock < $end && time - $started <= $end + 1) {
 	my $t = defined $t0 ? now() : undef;
 	$clock = defined $t ? $t - $t0 : $clock + $wait - $left;
 	next unless $found && $found > 0;
-	receive($s4, 0, $clock) if $s4 && vec($rout, fileno($s4), 1);
-	receive($s6, 1, $clock) if $s6 && vec($rout, fileno($s6), 1);
+	if ($s4 && vec($rout, fileno($s4), 1)) { 1 while receive($s4, 0, $clock) }
+	if ($s6 && vec($rout, fileno($s6), 1)) { 1 while receive($s6, 1, $clock) }
 }
 
 for my $t (@tg) {

@@ -80,7 +80,7 @@ pub use super::sections::MARKER_KIND;
 
 /// The one-process pinger probe.sh runs with perl where perl is installed.
 pub const PINGER: &str = concat!(
-    include_str!("../scripts/clock.pl"),
+    include_str!("../scripts/linux.pl"),
     include_str!("../scripts/ping.pl")
 );
 

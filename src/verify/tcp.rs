@@ -12,7 +12,7 @@ use crate::scripts::Values;
 
 /// The perl program (see its header for its output).
 pub const TCP_PROBE: &str = concat!(
-    include_str!("../scripts/clock.pl"),
+    include_str!("../scripts/linux.pl"),
     include_str!("../scripts/tcp.pl")
 );
 
@@ -52,37 +52,43 @@ pub fn port(expectation: &Expectation) -> u16 {
 /// Up to this many nodes every host connects to every peer; above, a TCP connect costs
 /// several WireGuard packets each way (at 50 hosts, 2,450 of them tripled verify's time),
 /// so each host connects to its next [`RING_SENDERS`] nodes in inventory order (every
-/// node's listener, so its input path, is checked from that many peers) and to every
-/// peer it reaches through a relay (the relay's forward path).
+/// node's listener, so its input path, is checked from that many peers) and, for each
+/// relay it reaches peers through, to the first such peer after it in that order (the
+/// relay's forward path from this node).
 pub const FULL_TCP_MAX_NODES: usize = 10;
 /// Peers each node's listener is checked from above [`FULL_TCP_MAX_NODES`].
-pub const RING_SENDERS: usize = 3;
+pub const RING_SENDERS: usize = 2;
 
 fn tcp_targets<'a>(
     expectation: &'a Expectation,
     me: &'a super::expectation::ExpectedNode,
-) -> impl Iterator<Item = &'a super::expectation::ExpectedNode> + 'a {
+) -> Vec<&'a super::expectation::ExpectedNode> {
+    use super::expectation::PairPath;
     let nodes = &expectation.nodes;
     let n = nodes.len();
     let at = nodes.iter().position(|x| x.name == me.name).unwrap_or(0);
-    nodes
-        .iter()
-        .enumerate()
-        .filter(move |(i, other)| {
-            if other.name == me.name {
-                return false;
-            }
-            if n <= FULL_TCP_MAX_NODES {
+    // Everyone else, in ring order from `me`.
+    let ring = (1..n).map(|k| &nodes[(at + k) % n]);
+    if n <= FULL_TCP_MAX_NODES {
+        return ring.collect();
+    }
+    let mut relays_seen = Vec::new();
+    ring.enumerate()
+        .filter(|(k, other)| {
+            if *k < RING_SENDERS {
                 return true;
             }
-            let ahead = (i + n - at) % n;
-            ahead <= RING_SENDERS
-                || !matches!(
-                    expectation.path(me, other),
-                    super::expectation::PairPath::Direct
-                )
+            match expectation.path(me, other) {
+                PairPath::Direct => false,
+                PairPath::Relayed(relay) if relays_seen.contains(&relay) => false,
+                PairPath::Relayed(relay) => {
+                    relays_seen.push(relay);
+                    true
+                }
+            }
         })
         .map(|(_, other)| other)
+        .collect()
 }
 
 /// The `during` script of `node`'s probe: the listener on its mesh addresses and the
@@ -111,4 +117,86 @@ pub fn during_script(expectation: &Expectation, node: &NodeName) -> Result<Strin
         .before(
             "if command -v perl >/dev/null 2>&1; then\n\tperl -e \"$MU_TCP_PL\" \"$MU_TCP_PORT\" \"$MU_TCP_LINGER\" \"$MU_TCP_MINE\" \"$MU_TCP_PEERS\" 2>/dev/null\nfi\n",
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::expectation::{ExpectedNode, ExpectedPeer};
+
+    /// `n` nodes; every fifth is behind NAT and reaches the other NAT nodes through node-1.
+    fn mesh(n: u8) -> Expectation {
+        let name = |i: u8| format!("node-{i}").parse::<NodeName>().expect("name");
+        let nat = |i: u8| i % 5 == 0;
+        let nodes = (1..=n)
+            .map(|i| ExpectedNode {
+                name: name(i),
+                address: format!("10.1.0.{i}").parse().expect("ip"),
+                address6: None,
+                nat: nat(i),
+                relay_role: i == 1,
+                subnet_router: false,
+                probe: None,
+                mtu: 1420,
+                listen_port: 51820,
+                public_key: None,
+                peers: (1..=n)
+                    .filter(|&j| j != i && !(nat(i) && nat(j)))
+                    .map(|j| {
+                        let net = |k: u8| {
+                            format!("10.1.0.{k}/32")
+                                .parse::<ipnet::IpNet>()
+                                .expect("net")
+                        };
+                        let mut allowed = vec![net(j)];
+                        if nat(i) && j == 1 {
+                            allowed.extend((1..=n).filter(|&k| nat(k) && k != i).map(net));
+                        }
+                        ExpectedPeer {
+                            name: name(j),
+                            public_key: None,
+                            allowed_ips: allowed,
+                            endpoint: None,
+                            keepalive: None,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Expectation::new("wg0".parse().expect("if"), nodes).expect("expectation")
+    }
+
+    fn targets(exp: &Expectation, me: &str) -> Vec<String> {
+        let me = exp.node(&me.parse().expect("name")).expect("node");
+        tcp_targets(exp, me)
+            .iter()
+            .map(|n| n.name.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn small_meshes_check_every_pair() {
+        let exp = mesh(FULL_TCP_MAX_NODES as u8);
+        assert_eq!(targets(&exp, "node-3").len(), FULL_TCP_MAX_NODES - 1);
+    }
+
+    #[test]
+    fn large_meshes_check_every_listener_and_every_relay_path() {
+        let exp = mesh(50);
+        // The next two in ring order (wrapping), and one NAT node through the relay.
+        assert_eq!(targets(&exp, "node-49"), ["node-50", "node-1"]);
+        assert_eq!(targets(&exp, "node-5"), ["node-6", "node-7", "node-10"]);
+        assert_eq!(targets(&exp, "node-50"), ["node-1", "node-2", "node-5"]);
+        // Every node's listener is connected to from RING_SENDERS peers.
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for node in &exp.nodes {
+            for t in targets(&exp, node.name.as_str()) {
+                *seen.entry(t).or_default() += 1;
+            }
+        }
+        assert_eq!(seen.len(), 50);
+        assert!(seen.values().all(|&c| c >= RING_SENDERS), "{seen:?}");
+        // About 2 connects per node instead of 49.
+        assert_eq!(seen.values().sum::<usize>(), 50 * RING_SENDERS + 10);
+    }
 }
