@@ -67,6 +67,8 @@ pub struct NodeSpec {
     /// Clients that connect through this node (it lists them as peers and forwards
     /// their traffic), in name order.
     pub clients: Vec<NodeName>,
+    /// Groups of the mesh ACL (`groups:`).
+    pub groups: Vec<crate::inventory::GroupName>,
 }
 
 impl NodeSpec {
@@ -258,6 +260,7 @@ impl Mesh {
                 relay_for,
                 own_ips: own_ips(node, addrs),
                 clients: node_clients,
+                groups: node.groups.clone(),
             });
         }
         let mut absent: Vec<NodeName> = inventory.absent_nodes().map(|n| n.name.clone()).collect();
