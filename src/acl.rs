@@ -100,7 +100,13 @@ fn sources(mesh: &Mesh, me: &NodeSpec, from: &AclPeer) -> Vec<(String, Option<Ip
             .chain(v6.map(|a| (name.to_string(), Some(a))))
             .collect::<Vec<_>>()
     };
-    let node_addrs = |n: &NodeSpec| of(n.name.as_str(), n.address.into(), n.address6.map(Into::into));
+    let node_addrs = |n: &NodeSpec| {
+        of(
+            n.name.as_str(),
+            n.address.into(),
+            n.address6.map(Into::into),
+        )
+    };
     match from {
         AclPeer::Any => vec![("any".to_string(), None)],
         AclPeer::Group(g) => mesh
@@ -112,7 +118,11 @@ fn sources(mesh: &Mesh, me: &NodeSpec, from: &AclPeer) -> Vec<(String, Option<Ip
         AclPeer::Node(name) if *name == me.name => Vec::new(),
         AclPeer::Node(name) => match (mesh.node(name), mesh.client(name)) {
             (Some(n), _) => node_addrs(n),
-            (None, Some(c)) => of(c.name.as_str(), c.address.into(), c.address6.map(Into::into)),
+            (None, Some(c)) => of(
+                c.name.as_str(),
+                c.address.into(),
+                c.address6.map(Into::into),
+            ),
             // An absent node: nothing to accept from it.
             (None, None) => Vec::new(),
         },

@@ -163,6 +163,15 @@ pub struct MeshAcl {
     pub rules: Vec<AclRule>,
 }
 
+/// Where a host keeps the nft script of its mesh ACL, which the interface's `PostUp`
+/// loads: `<config_dir>/meshup-acl-<interface>.nft`.
+pub fn acl_file(config_dir: &str, interface: &str) -> String {
+    format!(
+        "{}/meshup-acl-{interface}.nft",
+        config_dir.trim_end_matches('/')
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,7 +187,15 @@ mod tests {
             assert_eq!(text.parse::<AclPort>(), Ok(port));
             assert_eq!(port.to_string(), text);
         }
-        for bad in ["5432", "0/tcp", "70000/tcp", "5432/sctp", "10-5/tcp", "x/tcp", ""] {
+        for bad in [
+            "5432",
+            "0/tcp",
+            "70000/tcp",
+            "5432/sctp",
+            "10-5/tcp",
+            "x/tcp",
+            "",
+        ] {
             assert!(bad.parse::<AclPort>().is_err(), "{bad}");
         }
     }

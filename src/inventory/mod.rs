@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-pub use acl::{AclPeer, AclPort, AclRule, GroupName, MeshAcl};
+pub use acl::{AclPeer, AclPort, AclRule, GroupName, MeshAcl, acl_file};
 pub use age::Age;
 pub(crate) use error::Problems;
 pub use error::{InventoryError, Problem, Span};

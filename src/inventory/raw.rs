@@ -119,14 +119,32 @@ impl<'de> Deserialize<'de> for RawFirewall {
             type Value = RawFirewall;
 
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a firewall mode (`trust`, `none`) or a mapping with `mode`, `icmp`, `rules`")
+                f.write_str(
+                    "a firewall mode (`trust`, `none`) or a mapping with `mode`, `icmp`, `rules`",
+                )
             }
 
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawFirewall, E> {
                 Ok(RawFirewall::Mode(v.to_string()))
             }
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawFirewall, A::Error> {
+            // YAML 1.1 reads `off`/`no` as booleans: the validator shows the source text.
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<RawFirewall, E> {
+                Ok(RawFirewall::Mode(String::new()))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<RawFirewall, E> {
+                Ok(RawFirewall::Mode(String::new()))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<RawFirewall, E> {
+                Ok(RawFirewall::Mode(String::new()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawFirewall, A::Error> {
                 RawFirewallMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))
                     .map(RawFirewall::Map)
             }

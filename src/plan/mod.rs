@@ -216,7 +216,8 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
                 hp.record(steps::untrust(
                     input.playbooks,
                     &f.firewall,
-                    &crate::playbook::MeshMarks::new(mesh.settings.interface.as_str()),
+                    &crate::playbook::MeshMarks::new(mesh.settings.interface.as_str())
+                        .with_config_dir(mesh.settings.config_dir.as_str()),
                     &paths,
                 ));
                 hosts.push(hp);

@@ -91,6 +91,13 @@ pub struct Firewall {
     /// Makes the removal survive a reboot.
     #[serde(default)]
     pub persist_untrust: Vec<Template>,
+    /// Loads the mesh ACL (`{acl_ruleset}`: the nft script's lines) and keeps it in
+    /// `{acl_file}` (nftables only).
+    #[serde(default)]
+    pub acl_apply: Vec<Template>,
+    /// Removes the mesh ACL (`{acl_table}`, `{acl_file}`) when the rules are gone.
+    #[serde(default)]
+    pub acl_remove: Vec<Template>,
     /// Remarks shown with the plan.
     #[serde(default)]
     pub notes: Vec<String>,
@@ -109,7 +116,15 @@ impl Firewall {
             &[]
         };
         let check = |templates: &[Template], var: &str| -> Result<(), PlaybookError> {
-            let mut allowed = vec![var, "interface", "marker", "zone", "policy"];
+            let mut allowed = vec![
+                var,
+                "interface",
+                "marker",
+                "zone",
+                "policy",
+                "acl_table",
+                "acl_file",
+            ];
             allowed.extend_from_slice(chain_vars);
             allowed.extend_from_slice(&FirewallPaths::NAMES);
             for t in templates {
@@ -132,9 +147,11 @@ impl Firewall {
             &fw.persist_forward_out,
             &fw.untrust,
             &fw.persist_untrust,
+            &fw.acl_remove,
         ] {
             check(list, "interface")?;
         }
+        check(&fw.acl_apply, "acl_ruleset")?;
         if fw.open_port.is_empty() {
             return Err(PlaybookError::Invalid {
                 file: file.to_string(),

@@ -21,14 +21,22 @@ impl Validator<'_> {
             return Some(FirewallMode::default());
         };
         match &raw.value {
-            RawFirewall::Mode(text) => match text.parse() {
-                Ok(mode) => Some(mode),
-                Err(message) => {
-                    let span = self.span(raw);
-                    self.error(span, message, "invalid firewall mode");
-                    None
+            RawFirewall::Mode(text) => {
+                let span = self.span(raw);
+                let source = self
+                    .text
+                    .get(span.offset..span.offset + span.len)
+                    .unwrap_or("")
+                    .trim();
+                let text = if text.is_empty() { source } else { text };
+                match text.parse() {
+                    Ok(mode) => Some(mode),
+                    Err(message) => {
+                        self.error(span, message, "invalid firewall mode");
+                        None
+                    }
                 }
-            },
+            }
             RawFirewall::Map(map) => match &map.mode {
                 Some(value) => self.parse::<FirewallMode>(value, "invalid firewall mode"),
                 None => Some(FirewallMode::default()),
@@ -108,7 +116,9 @@ impl Validator<'_> {
             .filter(|(g, _)| {
                 client_names.contains(g.as_str())
                     || (node_names.contains(g.as_str())
-                        && members.get(g.as_str()).is_some_and(|m| m.len() != 1 || !m.contains(g.as_str())))
+                        && members
+                            .get(g.as_str())
+                            .is_some_and(|m| m.len() != 1 || !m.contains(g.as_str())))
             })
             .map(|(g, s)| (*s, g.clone()))
             .collect();
@@ -124,7 +134,8 @@ impl Validator<'_> {
         let mut out = Vec::new();
         for rule in &rules.value {
             let line = self.problems.line_of(self.span(rule).offset);
-            if let Some(rule) = self.acl_rule(&rule.value, line, &node_names, &client_names, &groups)
+            if let Some(rule) =
+                self.acl_rule(&rule.value, line, &node_names, &client_names, &groups)
             {
                 out.push(rule);
             } else {
@@ -151,7 +162,11 @@ impl Validator<'_> {
         let mut ports_ok = true;
         if raw.ports.value.is_empty() {
             let span = self.span(&raw.ports);
-            self.error(span, "a rule needs at least one port (`5432/tcp`, `53/udp`, `icmp`)", "no ports");
+            self.error(
+                span,
+                "a rule needs at least one port (`5432/tcp`, `53/udp`, `icmp`)",
+                "no ports",
+            );
             ports_ok = false;
         }
         for value in &raw.ports.value {
@@ -202,7 +217,10 @@ impl Validator<'_> {
         known.sort_unstable();
         self.problems.push_full(
             span,
-            format!("`{text}` is neither `any`, a node, {}nor a group of any node", if source { "a client " } else { "" }),
+            format!(
+                "`{text}` is neither `any`, a node, {}nor a group of any node",
+                if source { "a client " } else { "" }
+            ),
             "unknown group or node",
             Some(if known.is_empty() {
                 "no node has `groups:` yet".to_string()

@@ -1,5 +1,6 @@
 //! The step functions: each looks at one host's facts and the desired state and
 //! returns its decisions (a step with its reason, or why nothing changes). Pure.
+mod acl;
 mod config;
 mod hosts_file;
 mod keys;
