@@ -12,13 +12,20 @@
 #   ok | refused | timeout | error <reason>
 # and for its own listener `@@meshup:verify:tcp-listen` then `ok` or `failed <reason>`.
 # Only a completed connect is `ok`: a REJECT rule answers ECONNREFUSED, which is not a path.
+#
+# With a mesh ACL, EXTRA lists more ports the listener binds on the mesh addresses (the
+# ACL's TCP ports; a port a service already holds is left to that service), and a peer
+# item may name its port and whether the ACL should deny it: PEER=ADDR,PORT[,d]. A
+# denied connect is tried for 3 s only (it should time out); its record line carries the
+# port: `@@meshup:verify:tcp PEER ADDR PORT`.
 use strict;
 use warnings;
 use Socket qw(:all);
 use Errno qw(ECONNREFUSED EINPROGRESS);
 use POSIX qw(setsid _exit);
 
-my ($port, $linger, $mine, $peers) = @ARGV;
+my ($port, $linger, $mine, $peers, $extra) = @ARGV;
+$extra //= '';
 $| = 1;
 # Sub-second clock where Time::HiRes is installed (it is core perl, but some minimal
 # images split it out); whole seconds otherwise.
@@ -29,8 +36,8 @@ my $clock = eval { require Time::HiRes; \&Time::HiRes::time }
     || (defined now() ? \&now : sub { time });
 
 sub sockaddr_of {
-    my ($addr) = @_;
-    my ($err, @res) = getaddrinfo($addr, $port, { flags => AI_NUMERICHOST, socktype => SOCK_STREAM });
+    my ($addr, $p) = @_;
+    my ($err, @res) = getaddrinfo($addr, $p // $port, { flags => AI_NUMERICHOST, socktype => SOCK_STREAM });
     return $err ? undef : $res[0];
 }
 
@@ -47,6 +54,14 @@ for my $addr (split ' ', $mine) {
         next;
     }
     push @listen, $s;
+    for my $p (split ' ', $extra) {
+        my $ai2 = sockaddr_of($addr, $p) or next;
+        my $s2;
+        socket($s2, $ai2->{family}, SOCK_STREAM, 0) or next;
+        setsockopt($s2, SOL_SOCKET, SO_REUSEADDR, 1);
+        # In use: the service on that port answers the peers instead.
+        push @listen, $s2 if bind($s2, $ai2->{addr}) && listen($s2, 128);
+    }
 }
 print "\@\@meshup:verify:tcp-listen\n", ($listen_error eq '' && @listen ? "ok\n" : "failed $listen_error\n");
 
@@ -73,11 +88,14 @@ if (defined $pid && $pid == 0) {
 close($_) for @listen;
 
 # The client: every peer at once, non-blocking, retried until the deadline.
-my $deadline = $clock->() + 8;
+my $start = $clock->();
 my @todo;
 for my $item (split ' ', $peers) {
-    my ($peer, $addr) = split /=/, $item, 2;
-    push @todo, { peer => $peer, addr => $addr, ai => sockaddr_of($addr), result => 'timeout' };
+    my ($peer, $rest) = split /=/, $item, 2;
+    my ($addr, $p, $flag) = split /,/, $rest;
+    $p //= $port;
+    push @todo, { peer => $peer, addr => $addr, port => $p, ai => sockaddr_of($addr, $p), result => 'timeout',
+                  deadline => $start + (($flag // '') eq 'd' ? 3 : 8) };
 }
 sub attempt {
     my ($t) = @_;
@@ -93,7 +111,11 @@ sub attempt {
 attempt($_) for @todo;
 while (grep { !$_->{done} } @todo) {
     my $now = $clock->();
-    last if $now >= $deadline;
+    for my $t (grep { !$_->{done} && $now >= $_->{deadline} } @todo) {
+        close(delete $t->{sock}) if $t->{sock};
+        $t->{done} = 1;
+    }
+    last unless grep { !$_->{done} } @todo;
     # A SYN lost (a handshake still under way, a loaded host) is retried after 1 s, not
     # after the kernel's next retransmission (3 s later).
     for my $t (grep { $_->{sock} && $now - $_->{since} >= 1 } @todo) {
@@ -118,5 +140,6 @@ while (grep { !$_->{done} } @todo) {
     }
 }
 for my $t (@todo) {
-    print "\@\@meshup:verify:tcp $t->{peer} $t->{addr}\n$t->{result}\n";
+    my $at = $t->{port} == $port ? '' : " $t->{port}";
+    print "\@\@meshup:verify:tcp $t->{peer} $t->{addr}$at\n$t->{result}\n";
 }

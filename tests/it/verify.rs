@@ -63,6 +63,7 @@ pub(crate) fn lab_expectation(scenario: &str) -> Expectation {
                 endpoint: Some(format!("10.200.0.{j}:51820")),
                 keepalive: Some(25),
             }],
+            acl: None,
         }
     };
     Expectation::new(
@@ -500,6 +501,7 @@ pub(crate) fn synthetic_mesh(public: usize, nat: usize) -> Expectation {
             listen_port: 51820,
             public_key: Some(key(i)),
             peers,
+            acl: None,
         });
     }
     Expectation::new("wg0".parse::<InterfaceName>().expect("if"), nodes).expect("valid")
