@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::firewall_lab::{
     IPTABLES_DROP, NFT_TWO_TABLES, TCP_SCRIPT, UFW_DENY, assert_same_rules, assert_ssh, inventory,
-    mesh_addresses, rules,
+    line_diff, mesh_addresses, rules,
 };
 use crate::support_lab::{
     Lab, apply_ok, assert_no_changes, lab_skip_reason, meshup, path_str, plan_section,
@@ -269,7 +269,7 @@ fn acl_lab_systemd_firewalld_db_accepts_5432_only_from_web() {
     assert_ssh(&lab, &hosts);
     let none = inventory(&lab, "none.yaml", "  firewall: none\n", &[]);
     apply_ok(&lab, &none, &[]);
-    for h in hosts {
+    for h in ["node-b", "node-c"] {
         assert_same_rules(
             &lab,
             h,
@@ -277,5 +277,17 @@ fn acl_lab_systemd_firewalld_db_accepts_5432_only_from_web() {
             "{h}: not back to the rules before meshup",
         );
     }
+    // firewalld keeps no marker on a port: the WireGuard port opened in the default zone
+    // stays (README, Firewalls); everything else is as before.
+    let after = rules(&lab, "node-a");
+    assert!(!after.contains("meshup"), "node-a: {after}");
+    let (added, removed) = line_diff(&before["node-a"], &after);
+    assert!(
+        added
+            .iter()
+            .all(|l| l.contains("51820") || l == "public.xml")
+            && removed.iter().all(|l| l == "ports:"),
+        "node-a: added {added:?}, removed {removed:?}"
+    );
     assert_ssh(&lab, &hosts);
 }
