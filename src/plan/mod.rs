@@ -366,3 +366,6 @@ fn host_steps(
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod acl_tests;
