@@ -354,6 +354,7 @@ fn host_steps(
     hp.record(steps::config(&h));
     hp.record(steps::hosts_file(&h));
     hp.record(steps::firewall(&h));
+    hp.record(steps::mesh_acl(&h));
     hp.record(steps::forwarding(&h));
     let config_changed = hp
         .steps

@@ -5,11 +5,17 @@
 use super::HostInput;
 use super::network::decide;
 use crate::acl::host_acl;
+use crate::inventory::FirewallMode;
 use crate::plan::step::{Action, Decision};
 use crate::playbook::{FirewallAction, FirewallKind, MeshMarks, acl_table_exists, present_rules};
 
-/// Loads, repairs or removes this node's mesh ACL.
-pub fn mesh_acl(h: &HostInput<'_>, marks: &MeshMarks) -> Vec<Decision> {
+/// Loads, repairs or removes this node's mesh ACL (`mesh.firewall: trust`; with `none`
+/// the removal of every `meshup:<interface>` rule takes the table too).
+pub fn mesh_acl(h: &HostInput<'_>) -> Vec<Decision> {
+    if h.settings().firewall == FirewallMode::None {
+        return Vec::new();
+    }
+    let marks = &MeshMarks::new(h.iface()).with_config_dir(h.settings().config_dir.as_str());
     let nft = &h.facts.firewall.nftables;
     let acl = host_acl(h.mesh, h.spec);
     let Some(fw) = h.playbooks.firewall(FirewallKind::Nftables) else {

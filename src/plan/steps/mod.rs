@@ -9,6 +9,7 @@ mod package;
 mod punch;
 mod service;
 
+pub use acl::mesh_acl;
 pub use config::config;
 pub use hosts_file::{HOSTS_PATH, desired_block, hosts_file, hosts_file_removal};
 pub use keys::{keygen, migrate, psk_flip, psks, rotation};

@@ -17,11 +17,7 @@ pub fn firewall(h: &HostInput<'_>) -> Vec<Decision> {
     let marks = MeshMarks::new(h.iface()).with_config_dir(h.settings().config_dir.as_str());
     let facts = &h.facts.firewall;
     match h.settings().firewall {
-        FirewallMode::Trust => {
-            let mut out = trust(h, &marks);
-            out.extend(super::acl::mesh_acl(h, &marks));
-            out
-        }
+        FirewallMode::Trust => trust(h, &marks),
         FirewallMode::None => {
             let mut out = untrust(h.playbooks, facts, &marks, &h.distro.firewall);
             out.extend(none_warnings(h, &marks));
