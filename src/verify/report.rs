@@ -260,7 +260,7 @@ impl Report {
         }
         out.push_str(&super::acl_matrix::render(
             &self.acl,
-            self.nodes.len() <= MATRIX_MAX_NODES,
+            self.nodes.len() <= super::tcp::FULL_TCP_MAX_NODES,
         ));
         for p in &self.probes {
             let mark = if p.ok {
