@@ -205,3 +205,27 @@ fn a_group_named_like_a_node_is_refused() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0, 6);
 }
+
+#[test]
+fn ssh_over_the_mesh_needs_a_rule_for_the_ssh_port() {
+    let text = |rule: &str| {
+        format!(
+            "mesh:\n  network: 10.10.0.0/24\n  firewall:\n    rules:\n      - {rule}\nnodes:\n  - {{ name: a, endpoint: 203.0.113.1, address: 10.10.0.1, groups: [db], ssh: {{ host: 10.10.0.1 }} }}\n  - {{ name: b, endpoint: 203.0.113.2, ssh: {{ host: 203.0.113.2 }} }}\n"
+        )
+    };
+    let got = problems(&text("{ from: b, to: db, ports: [5432/tcp] }"));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, 7);
+    assert!(
+        got[0]
+            .1
+            .starts_with("meshup reaches a over SSH at its mesh address 10.10.0.1"),
+        "{got:?}"
+    );
+    for ok in [
+        "{ from: b, to: a, ports: [22/tcp] }",
+        "{ from: any, to: any, ports: [20-30/tcp] }",
+    ] {
+        assert!(Inventory::from_str(&text(ok), "acl.yaml").is_ok(), "{ok}");
+    }
+}

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_saphyr::Spanned;
 
 use super::Validator;
+use super::mesh::PartialMesh;
 use crate::inventory::acl::{AclPeer, AclPort, AclRule, GroupName, MeshAcl};
 use crate::inventory::error::Span;
 use crate::inventory::raw::{RawAclRule, RawFirewall, RawNode};
@@ -230,5 +231,59 @@ impl Validator<'_> {
             None,
         );
         None
+    }
+
+    /// A node meshup reaches over SSH at a mesh address must keep its SSH port open in
+    /// the ACL: with no rule letting that port in, the next connection would be dropped
+    /// (the one open survives as established traffic), so it is an error here.
+    pub(super) fn ssh_over_the_mesh(
+        &mut self,
+        acl: &MeshAcl,
+        mesh: &PartialMesh,
+        nodes: &[Node],
+        raw_nodes: &[RawNode],
+    ) {
+        for node in nodes.iter().filter(|n| n.is_present()) {
+            let Ok(ip) = node.ssh.host.as_str().parse::<std::net::IpAddr>() else {
+                continue;
+            };
+            let in_mesh = match ip {
+                std::net::IpAddr::V4(a) => mesh.network.is_some_and(|n| n.contains(&a)),
+                std::net::IpAddr::V6(a) => {
+                    matches!(mesh.network6, Some(Some(n)) if n.contains(&a))
+                }
+            };
+            let port = node.ssh.port;
+            let open = acl.rules.iter().any(|r| {
+                let to_node = match &r.to {
+                    AclPeer::Any => true,
+                    AclPeer::Group(g) => node.groups.contains(g),
+                    AclPeer::Node(n) => *n == node.name,
+                };
+                to_node && r.ports.iter().any(|p| p.admits_tcp(port))
+            });
+            if in_mesh && !open {
+                let Some(raw) = raw_nodes
+                    .iter()
+                    .find(|r| r.name.value == node.name.as_str())
+                else {
+                    continue;
+                };
+                let span = self.span(&raw.name);
+                self.problems.push_full(
+                    span,
+                    format!(
+                        "meshup reaches {} over SSH at its mesh address {ip}, but no rule of mesh.firewall.rules lets {port}/tcp in: the ACL would lock meshup out",
+                        node.name
+                    ),
+                    "SSH over the mesh",
+                    Some(format!(
+                        "add a rule such as `{{ from: any, to: {}, ports: [{port}/tcp] }}` (or a narrower `from`)",
+                        node.name
+                    )),
+                    None,
+                );
+            }
+        }
     }
 }

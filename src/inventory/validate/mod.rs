@@ -72,6 +72,9 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError
         &raw.nodes.value,
         &clients,
     );
+    if let Some(Some(acl)) = &mesh.acl {
+        validator.ssh_over_the_mesh(acl, &mesh, &nodes, &raw.nodes.value);
+    }
     match (mesh.complete(), validator.problems.is_empty()) {
         (Some(mesh), true) => Ok(Inventory {
             path: path.to_owned(),
