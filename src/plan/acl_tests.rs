@@ -128,3 +128,21 @@ fn the_config_loads_the_acl_when_the_interface_comes_up() {
     let plain = fixture(GUIDE);
     assert!(!crate::render::render_config(&plain.mesh, &n("node-a"), &|_| None).contains("PostUp"));
 }
+
+#[test]
+fn a_host_without_nft_is_refused_and_the_others_go_on() {
+    let f = with_acl();
+    let mut facts = all_converged(&f);
+    if let Some(Ok(a)) = facts.get_mut(&n("node-a")) {
+        a.commands.found.remove("nft");
+    }
+    let plan = plan_of(&f, &facts);
+    let a = plan.host(&n("node-a")).expect("node-a");
+    assert!(
+        matches!(&a.state, super::HostState::Error(e) if e.to_string().contains("need nft (package nftables)")),
+        "{:?}",
+        a.state
+    );
+    assert!(a.steps.is_empty());
+    assert!(!plan.host(&n("node-b")).expect("node-b").steps.is_empty());
+}

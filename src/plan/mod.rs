@@ -333,6 +333,16 @@ fn host_steps(
     if let Some(blocked) = psks.blocked.get(&spec.name) {
         return Err(HostError::blocked(blocked.join("; ")));
     }
+    if input.mesh.settings.acl.is_some()
+        && input.mesh.settings.firewall == crate::inventory::FirewallMode::Trust
+        && !facts.commands.has("nft")
+    {
+        return Err(HostError::blocked(
+            "mesh.firewall.rules need nft (package nftables) on this host to enforce the mesh \
+             ACL, and it has none: install nftables, or take the rules out (nothing is changed \
+             here until then)",
+        ));
+    }
     let h = HostInput {
         mesh: input.mesh,
         spec,

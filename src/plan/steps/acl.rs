@@ -50,12 +50,6 @@ pub fn mesh_acl(h: &HostInput<'_>) -> Vec<Decision> {
         };
     };
     let mut out = Vec::new();
-    if !h.facts.commands.has("nft") {
-        out.push(Decision::warning(format!(
-            "the mesh ACL needs nft (package nftables) on {}: apply fails on this host until it is installed",
-            h.spec.name
-        )));
-    }
     match fw.acl_gap(nft, &acl, marks, paths) {
         Ok(gap) => {
             let kind = if acl_table_exists(nft, marks) {
