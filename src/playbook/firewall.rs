@@ -95,9 +95,16 @@ pub struct Firewall {
     /// `{acl_file}` (nftables only).
     #[serde(default)]
     pub acl_apply: Vec<Template>,
+    /// Makes the firewall's own boot-time load include the ACL (where this backend is
+    /// the host's firewall).
+    #[serde(default)]
+    pub persist_acl: Vec<Template>,
     /// Removes the mesh ACL (`{acl_table}`, `{acl_file}`) when the rules are gone.
     #[serde(default)]
     pub acl_remove: Vec<Template>,
+    /// Takes back what `persist_acl` added.
+    #[serde(default)]
+    pub persist_acl_remove: Vec<Template>,
     /// Remarks shown with the plan.
     #[serde(default)]
     pub notes: Vec<String>,
@@ -148,6 +155,8 @@ impl Firewall {
             &fw.untrust,
             &fw.persist_untrust,
             &fw.acl_remove,
+            &fw.persist_acl,
+            &fw.persist_acl_remove,
         ] {
             check(list, "interface")?;
         }

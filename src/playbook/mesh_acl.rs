@@ -131,13 +131,15 @@ pub fn acl_table_exists(nft: &NftablesFacts, marks: &MeshMarks) -> bool {
 
 impl Firewall {
     /// What loading `acl` into meshup's table changes; `Err` with the reason it needs
-    /// no change.
+    /// no change. `persist`: nftables is the host's firewall, so its boot-time file
+    /// includes the ACL too.
     pub fn acl_gap(
         &self,
         nft: &NftablesFacts,
         acl: &HostAcl,
         marks: &MeshMarks,
         paths: &FirewallPaths,
+        persist: bool,
     ) -> Result<AclGap, String> {
         let want = acl_rules(acl, marks);
         let have = present_rules(nft, marks);
@@ -170,7 +172,10 @@ impl Firewall {
             format!("table {table} lacks {missing} rule(s) and has {extra} it should not")
         };
         let script = acl_script(acl, marks);
-        let commands = self.render_acl(&self.acl_apply, marks, Some(&script), paths);
+        let mut commands = self.render_acl(&self.acl_apply, marks, Some(&script), paths);
+        if persist {
+            commands.extend(self.render_acl(&self.persist_acl, marks, None, paths));
+        }
         Ok(AclGap {
             summary: format!(
                 "enforce the mesh ACL on {}: {} entries, the rest of the mesh traffic to this host dropped (table {table}, {})",
@@ -185,7 +190,9 @@ impl Firewall {
 
     /// Commands removing meshup's ACL table and file (the rules were taken out).
     pub fn acl_removal(&self, marks: &MeshMarks, paths: &FirewallPaths) -> Vec<String> {
-        self.render_acl(&self.acl_remove, marks, None, paths)
+        let mut commands = self.render_acl(&self.acl_remove, marks, None, paths);
+        commands.extend(self.render_acl(&self.persist_acl_remove, marks, None, paths));
+        commands
     }
 
     fn render_acl(
@@ -204,7 +211,10 @@ impl Firewall {
             values.push(("acl_ruleset", Fill::Many(lines)));
         }
         values.extend(paths.fills());
-        templates.iter().map(|t| t.render(&values)).collect()
+        templates
+            .iter()
+            .filter_map(|t| t.render_if_filled(&values))
+            .collect()
     }
 }
 

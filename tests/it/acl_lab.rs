@@ -220,9 +220,18 @@ fn acl_lab_db_accepts_5432_only_from_web_on_every_light_backend() {
     assert_drift_repaired(&lab, &acl, "pub-2");
     assert_matrix(&lab, &["pub-1", "pub-2"], "nat-1", "nat-2");
 
+    // nftables is pub-1's firewall: its service file includes the ACL (and still loads).
+    let conf = lab.host_exec(
+        "pub-1",
+        "nft -c -f /etc/nftables.conf && grep -x 'include \"/etc/wireguard/meshup-acl-wg0.nft\"' /etc/nftables.conf",
+    );
+    conf.expect_ok("pub-1: nftables.conf includes the ACL");
+
     // none: exactly meshup's rules and table go.
     let none = inventory(&lab, "none.yaml", "  firewall: none\n", &relays);
     apply_ok(&lab, &none, &[]);
+    let conf = lab.host_exec("pub-1", "grep -c meshup-acl /etc/nftables.conf");
+    assert_eq!(conf.stdout.trim(), "0", "pub-1: the include stayed");
     for h in hosts {
         assert_same_rules(
             &lab,
@@ -232,6 +241,13 @@ fn acl_lab_db_accepts_5432_only_from_web_on_every_light_backend() {
         );
     }
     assert_ssh(&lab, &hosts);
+
+    // The ACL again, then the nftables service restarts on pub-1 (its file begins with
+    // `flush ruleset`): the ACL comes back with it.
+    apply_ok(&lab, &acl, &[]);
+    lab.host_exec("pub-1", "nft -f /etc/nftables.conf")
+        .expect_ok("pub-1: the nftables service's load");
+    assert_matrix(&lab, &["pub-1"], "nat-1", "nat-2");
 }
 
 /// Systemd flavour, guide scenario: node-a runs firewalld (default zone public) and is

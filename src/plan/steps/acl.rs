@@ -50,7 +50,8 @@ pub fn mesh_acl(h: &HostInput<'_>) -> Vec<Decision> {
         };
     };
     let mut out = Vec::new();
-    match fw.acl_gap(nft, &acl, marks, paths) {
+    let persist = FirewallKind::active(&h.facts.firewall).contains(&FirewallKind::Nftables);
+    match fw.acl_gap(nft, &acl, marks, paths, persist) {
         Ok(gap) => {
             let kind = if acl_table_exists(nft, marks) {
                 Action::Update

@@ -133,7 +133,7 @@ fn nftables_with_meshups_rules_needs_nothing_and_lists_them_for_removal() {
         "rm -f /etc/wireguard/meshup-acl-wg0.nft"
     );
     assert!(
-        removal.commands[3]
+        removal.commands[4]
             .contains(r#"f=/etc/nftables.d/meshup.nft; if [ -f "$f" ]; then { m=meshup:wg0; grep -vF "\"$m\"" "$f""#)
     );
     // Another interface's rules are not this mesh's.

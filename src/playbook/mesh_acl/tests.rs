@@ -63,7 +63,7 @@ fn a_missing_table_is_loaded_a_matching_one_is_left_and_a_deleted_rule_is_drift(
     let fw = nft();
     let paths = FirewallPaths::default();
     let gap = fw
-        .acl_gap(&NftablesFacts::default(), &acl, &marks, &paths)
+        .acl_gap(&NftablesFacts::default(), &acl, &marks, &paths, false)
         .expect("missing table");
     assert_eq!(gap.action.reason, "table inet meshup-wg0 is missing");
     assert_eq!(gap.diff.lines().filter(|l| l.starts_with('+')).count(), 10);
@@ -73,7 +73,7 @@ fn a_missing_table_is_loaded_a_matching_one_is_left_and_a_deleted_rule_is_drift(
     let listing = acl_script(&acl, &marks)[3..].join("\n");
     let facts = NftablesFacts::parse(&listing);
     let why = fw
-        .acl_gap(&facts, &acl, &marks, &paths)
+        .acl_gap(&facts, &acl, &marks, &paths, false)
         .expect_err("in place");
     assert_eq!(
         why,
@@ -82,7 +82,7 @@ fn a_missing_table_is_loaded_a_matching_one_is_left_and_a_deleted_rule_is_drift(
     // A rule deleted by hand.
     let edited = listing.replace("\t\tudp dport 53 accept comment \"meshup:wg0\"\n", "");
     let gap = fw
-        .acl_gap(&NftablesFacts::parse(&edited), &acl, &marks, &paths)
+        .acl_gap(&NftablesFacts::parse(&edited), &acl, &marks, &paths, false)
         .expect("drift");
     assert_eq!(gap.diff, "+udp dport 53 accept comment \"meshup:wg0\"\n");
     assert_eq!(
@@ -98,5 +98,24 @@ fn a_missing_table_is_loaded_a_matching_one_is_left_and_a_deleted_rule_is_drift(
             "if command -v nft >/dev/null 2>&1 && nft list table inet meshup-wg0 >/dev/null 2>&1; then nft delete table inet meshup-wg0; fi",
             "rm -f /etc/wireguard/meshup-acl-wg0.nft",
         ]
+    );
+    // Where nftables is the host's firewall, its boot-time file includes the ACL, and
+    // the line goes with the ACL.
+    let debian = FirewallPaths::debian();
+    let gap = fw
+        .acl_gap(&NftablesFacts::default(), &acl, &marks, &debian, true)
+        .expect("missing table");
+    assert_eq!(
+        gap.action.commands.last().map(String::as_str),
+        Some(
+            "grep -qsxF \"$(printf 'include \"%s\"' /etc/wireguard/meshup-acl-wg0.nft)\" /etc/nftables.conf || printf '\\ninclude \"%s\"\\n' /etc/wireguard/meshup-acl-wg0.nft >> /etc/nftables.conf"
+        )
+    );
+    let removal = fw.acl_removal(&marks, &debian);
+    assert_eq!(removal.len(), 3);
+    assert!(
+        removal[2].contains("grep -vxF \"$l\" /etc/nftables.conf"),
+        "{}",
+        removal[2]
     );
 }
