@@ -50,7 +50,7 @@ fn the_acl_is_loaded_kept_repaired_and_removed() {
     assert_eq!(step.kind, StepKind::Firewall);
     assert!(
         step.summary
-            .starts_with("enforce the mesh ACL on wg0: 1 entries"),
+            .starts_with("enforce the mesh ACL on wg0: 1 entry,"),
         "{}",
         step.summary
     );

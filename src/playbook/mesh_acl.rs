@@ -178,9 +178,14 @@ impl Firewall {
         }
         Ok(AclGap {
             summary: format!(
-                "enforce the mesh ACL on {}: {} entries, the rest of the mesh traffic to this host dropped (table {table}, {})",
+                "enforce the mesh ACL on {}: {} {}, the rest of the mesh traffic to this host dropped (table {table}, {})",
                 marks.interface,
                 acl.entries.len(),
+                if acl.entries.len() == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                },
                 marks.acl_file
             ),
             diff,
