@@ -1,4 +1,5 @@
 //! meshup: an agentless WireGuard full mesh over SSH.
+pub mod acl;
 pub mod address;
 pub mod apply;
 pub mod check;

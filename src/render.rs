@@ -102,6 +102,9 @@ pub fn render_node(
         let _ = writeln!(out, "MTU = {mtu}");
     }
     let _ = writeln!(out, "PrivateKey = {PRIVATE_KEY_TOKEN}");
+    if let Some(file) = &spec.acl_file {
+        let _ = writeln!(out, "PostUp = nft -f {file}");
+    }
     for peer in peers {
         let _ = writeln!(out);
         let _ = writeln!(out, "# Peer: {}", peer.name);

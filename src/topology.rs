@@ -67,6 +67,11 @@ pub struct NodeSpec {
     /// Clients that connect through this node (it lists them as peers and forwards
     /// their traffic), in name order.
     pub clients: Vec<NodeName>,
+    /// Groups of the mesh ACL (`groups:`).
+    pub groups: Vec<crate::inventory::GroupName>,
+    /// With a mesh ACL: the nft script the interface's `PostUp` loads (so the ACL is up
+    /// whenever the interface is, from boot on).
+    pub acl_file: Option<String>,
 }
 
 impl NodeSpec {
@@ -258,6 +263,13 @@ impl Mesh {
                 relay_for,
                 own_ips: own_ips(node, addrs),
                 clients: node_clients,
+                groups: node.groups.clone(),
+                acl_file: settings.acl.as_ref().map(|_| {
+                    crate::inventory::acl_file(
+                        settings.config_dir.as_str(),
+                        settings.interface.as_str(),
+                    )
+                }),
             });
         }
         let mut absent: Vec<NodeName> = inventory.absent_nodes().map(|n| n.name.clone()).collect();

@@ -1,5 +1,6 @@
 //! The inventory: which nodes form the mesh and how to reach them, parsed from YAML and
 //! validated once into newtypes. See `docs/inventory.md` for the format.
+mod acl;
 mod age;
 mod error;
 mod firewall;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+pub use acl::{AclPeer, AclPort, AclRule, GroupName, MeshAcl, acl_file};
 pub use age::Age;
 pub(crate) use error::Problems;
 pub use error::{InventoryError, Problem, Span};
@@ -83,6 +85,8 @@ pub struct MeshSettings {
     pub key_max_age: Option<Age>,
     /// What meshup does with the hosts' firewalls (default: trust the mesh interface).
     pub firewall: FirewallMode,
+    /// The mesh ACL (`mesh.firewall.rules`); `None`: every node trusts all mesh traffic.
+    pub acl: Option<MeshAcl>,
 }
 
 /// One node of the inventory, with per-node overrides already applied.
@@ -110,6 +114,8 @@ pub struct Node {
     pub relay: Option<NodeName>,
     /// How to reach the node over SSH (defaults merged with overrides).
     pub ssh: SshTarget,
+    /// Groups the mesh ACL's rules name (`groups: [db, web]`).
+    pub groups: Vec<GroupName>,
     /// 1-based line of the node's `name:` in the inventory, for messages.
     pub line: usize,
 }

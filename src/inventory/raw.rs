@@ -33,7 +33,7 @@ pub(super) struct RawMesh {
     pub config_dir: Option<Spanned<String>>,
     pub package_lock_timeout: Option<Spanned<i64>>,
     pub key_max_age: Option<Spanned<String>>,
-    pub firewall: Option<Spanned<String>>,
+    pub firewall: Option<Spanned<RawFirewall>>,
 }
 
 /// The `ssh:` defaults, or a node's `ssh:` overrides.
@@ -68,6 +68,7 @@ pub(super) struct RawNode {
     pub mtu: Option<Spanned<i64>>,
     pub state: Option<Spanned<String>>,
     pub relay: Option<Spanned<String>>,
+    pub groups: Option<Spanned<Vec<Spanned<String>>>>,
     pub ssh: Option<RawSsh>,
 }
 
@@ -81,4 +82,73 @@ pub(super) struct RawClient {
     pub via: Option<Spanned<Vec<Spanned<String>>>>,
     pub address: Option<Spanned<String>>,
     pub address6: Option<Spanned<String>>,
+}
+
+/// `mesh.firewall`: a mode (`trust`, `none`) or a mapping with the mode, the ICMP
+/// default and the ACL rules.
+#[derive(Debug)]
+pub(super) enum RawFirewall {
+    /// `firewall: trust`.
+    Mode(String),
+    /// `firewall: { mode: trust, icmp: true, rules: [...] }`.
+    Map(RawFirewallMap),
+}
+
+/// The mapping form of `mesh.firewall`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFirewallMap {
+    pub mode: Option<Spanned<String>>,
+    pub icmp: Option<bool>,
+    pub rules: Option<Spanned<Vec<Spanned<RawAclRule>>>>,
+}
+
+/// One entry of `mesh.firewall.rules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAclRule {
+    pub from: Spanned<String>,
+    pub to: Spanned<String>,
+    pub ports: Spanned<Vec<Spanned<String>>>,
+}
+
+impl<'de> Deserialize<'de> for RawFirewall {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawFirewall;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a firewall mode (`trust`, `none`) or a mapping with `mode`, `icmp`, `rules`",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawFirewall, E> {
+                Ok(RawFirewall::Mode(v.to_string()))
+            }
+
+            // YAML 1.1 reads `off`/`no` as booleans: the validator shows the source text.
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<RawFirewall, E> {
+                Ok(RawFirewall::Mode(String::new()))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<RawFirewall, E> {
+                Ok(RawFirewall::Mode(String::new()))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<RawFirewall, E> {
+                Ok(RawFirewall::Mode(String::new()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawFirewall, A::Error> {
+                RawFirewallMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawFirewall::Map)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }

@@ -216,7 +216,8 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
                 hp.record(steps::untrust(
                     input.playbooks,
                     &f.firewall,
-                    &crate::playbook::MeshMarks::new(mesh.settings.interface.as_str()),
+                    &crate::playbook::MeshMarks::new(mesh.settings.interface.as_str())
+                        .with_config_dir(mesh.settings.config_dir.as_str()),
                     &paths,
                 ));
                 hosts.push(hp);
@@ -332,6 +333,16 @@ fn host_steps(
     if let Some(blocked) = psks.blocked.get(&spec.name) {
         return Err(HostError::blocked(blocked.join("; ")));
     }
+    if input.mesh.settings.acl.is_some()
+        && input.mesh.settings.firewall == crate::inventory::FirewallMode::Trust
+        && !facts.commands.has("nft")
+    {
+        return Err(HostError::blocked(
+            "mesh.firewall.rules need nft (package nftables) on this host to enforce the mesh \
+             ACL, and it has none: install nftables, or take the rules out (nothing is changed \
+             here until then)",
+        ));
+    }
     let h = HostInput {
         mesh: input.mesh,
         spec,
@@ -353,6 +364,7 @@ fn host_steps(
     hp.record(steps::config(&h));
     hp.record(steps::hosts_file(&h));
     hp.record(steps::firewall(&h));
+    hp.record(steps::mesh_acl(&h));
     hp.record(steps::forwarding(&h));
     let config_changed = hp
         .steps
@@ -365,3 +377,6 @@ fn host_steps(
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod acl_tests;

@@ -91,6 +91,20 @@ pub struct Firewall {
     /// Makes the removal survive a reboot.
     #[serde(default)]
     pub persist_untrust: Vec<Template>,
+    /// Loads the mesh ACL (`{acl_ruleset}`: the nft script's lines) and keeps it in
+    /// `{acl_file}` (nftables only).
+    #[serde(default)]
+    pub acl_apply: Vec<Template>,
+    /// Makes the firewall's own boot-time load include the ACL (where this backend is
+    /// the host's firewall).
+    #[serde(default)]
+    pub persist_acl: Vec<Template>,
+    /// Removes the mesh ACL (`{acl_table}`, `{acl_file}`) when the rules are gone.
+    #[serde(default)]
+    pub acl_remove: Vec<Template>,
+    /// Takes back what `persist_acl` added.
+    #[serde(default)]
+    pub persist_acl_remove: Vec<Template>,
     /// Remarks shown with the plan.
     #[serde(default)]
     pub notes: Vec<String>,
@@ -109,7 +123,15 @@ impl Firewall {
             &[]
         };
         let check = |templates: &[Template], var: &str| -> Result<(), PlaybookError> {
-            let mut allowed = vec![var, "interface", "marker", "zone", "policy"];
+            let mut allowed = vec![
+                var,
+                "interface",
+                "marker",
+                "zone",
+                "policy",
+                "acl_table",
+                "acl_file",
+            ];
             allowed.extend_from_slice(chain_vars);
             allowed.extend_from_slice(&FirewallPaths::NAMES);
             for t in templates {
@@ -132,9 +154,13 @@ impl Firewall {
             &fw.persist_forward_out,
             &fw.untrust,
             &fw.persist_untrust,
+            &fw.acl_remove,
+            &fw.persist_acl,
+            &fw.persist_acl_remove,
         ] {
             check(list, "interface")?;
         }
+        check(&fw.acl_apply, "acl_ruleset")?;
         if fw.open_port.is_empty() {
             return Err(PlaybookError::Invalid {
                 file: file.to_string(),

@@ -11,6 +11,11 @@ pub struct MeshMarks {
     pub zone: String,
     /// firewalld policy letting forwarded traffic into the zone: `meshup-<interface>-fw`.
     pub policy: String,
+    /// nftables table (family inet) enforcing the mesh ACL: `meshup-<interface>`.
+    pub acl_table: String,
+    /// File holding the ACL's nft script, loaded by the interface's `PostUp`:
+    /// `<config dir>/meshup-acl-<interface>.nft`.
+    pub acl_file: String,
 }
 
 impl MeshMarks {
@@ -21,7 +26,15 @@ impl MeshMarks {
             marker: format!("meshup:{interface}"),
             zone: format!("meshup-{interface}"),
             policy: format!("meshup-{interface}-fw"),
+            acl_table: format!("meshup-{interface}"),
+            acl_file: crate::inventory::acl_file(crate::inventory::DEFAULT_CONFIG_DIR, interface),
         }
+    }
+
+    /// These marks with the ACL file in `config_dir` (a validated absolute path).
+    pub fn with_config_dir(mut self, config_dir: &str) -> MeshMarks {
+        self.acl_file = crate::inventory::acl_file(config_dir, &self.interface);
+        self
     }
 
     /// Placeholder values: these marks plus `extra`.
@@ -31,6 +44,8 @@ impl MeshMarks {
             ("marker", self.marker.as_str()),
             ("zone", self.zone.as_str()),
             ("policy", self.policy.as_str()),
+            ("acl_table", self.acl_table.as_str()),
+            ("acl_file", self.acl_file.as_str()),
         ];
         v.extend_from_slice(extra);
         v

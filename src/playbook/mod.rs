@@ -12,6 +12,7 @@ mod firewall;
 mod firewall_mesh;
 mod firewall_paths;
 mod lock;
+mod mesh_acl;
 mod mesh_marks;
 mod service;
 mod template;
@@ -26,6 +27,9 @@ pub use distro::{
 pub use firewall::{Firewall, FirewallAction, FirewallKind, firewalld_forward_supported};
 pub use firewall_mesh::MeshGap;
 pub use lock::{LockFile, LockKind, PackageLock};
+pub use mesh_acl::{
+    ACL_CHAIN_HEADER, AclGap, acl_rules, acl_script, acl_table_exists, present_rules,
+};
 pub use mesh_marks::MeshMarks;
 pub use template::Template;
 pub use version::{Version, VersionRange};

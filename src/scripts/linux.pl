@@ -16,12 +16,19 @@ if (open(my $exe, "<", "/proc/self/exe")) {
 # old number 78).
 my $nr = {62 => 96, 183 => 169, 243 => 169, 258 => 169, 3 => 78, 40 => 78, 20 => 78,
 	21 => 78, 22 => 78}->{$machine};
-# O_NONBLOCK, ECONNREFUSED, EINPROGRESS: the asm-generic values, except MIPS (8, 10),
-# SPARC (2, 18, 43), Alpha (0x9026) and PA-RISC (15).
-my ($O_NONBLOCK, $ECONNREFUSED, $EINPROGRESS) = @{ {8 => [0x80, 146, 150],
-	10 => [0x80, 146, 150], 2 => [0x4000, 61, 36], 18 => [0x4000, 61, 36],
-	43 => [0x4000, 61, 36], 0x9026 => [4, 61, 36], 15 => [0x10004, 239, 245]}->{$machine}
-	|| [04000, 111, 115] };
+# O_NONBLOCK, ECONNREFUSED, EINPROGRESS, SOL_SOCKET, SO_REUSEADDR, SO_ERROR, SO_REUSEPORT:
+# the asm-generic values, except MIPS (8, 10), SPARC (2, 18, 43), Alpha (0x9026) and
+# PA-RISC (15).
+my ($O_NONBLOCK, $ECONNREFUSED, $EINPROGRESS, $SOL_SOCKET, $SO_REUSEADDR, $SO_ERROR,
+	$SO_REUSEPORT) = @{ {
+	8 => [0x80, 146, 150, 0xffff, 4, 0x1007, 0x200],
+	10 => [0x80, 146, 150, 0xffff, 4, 0x1007, 0x200],
+	2 => [0x4000, 61, 36, 0xffff, 4, 0x1007, 0x200],
+	18 => [0x4000, 61, 36, 0xffff, 4, 0x1007, 0x200],
+	43 => [0x4000, 61, 36, 0xffff, 4, 0x1007, 0x200],
+	0x9026 => [4, 61, 36, 0xffff, 4, 0x1007, 0x200],
+	15 => [0x10004, 239, 245, 0xffff, 4, 0x1007, 0x200],
+	}->{$machine} || [04000, 111, 115, 1, 2, 4, 15] };
 
 # Seconds since the epoch with microseconds, or undef.
 sub now {

@@ -200,6 +200,18 @@ pub enum Diagnosis {
         #[serde(skip_serializing_if = "Option::is_none")]
         filtered_by: Option<String>,
     },
+    /// A TCP connect the mesh ACL should drop completed: the receiver does not enforce
+    /// its rules (its ACL table is missing or changed).
+    AclOpen {
+        /// Sender.
+        from: String,
+        /// Receiver.
+        to: String,
+        /// The receiver's address connected to.
+        addr: String,
+        /// The port no rule opens to the sender.
+        port: u16,
+    },
     /// IPv4 works but the IPv6 mesh address does not answer.
     Ipv6Fails {
         /// Sender.
@@ -416,6 +428,15 @@ impl fmt::Display for Diagnosis {
             Self::PingBlocked { from, to, .. } => write!(
                 f,
                 "tunnel {from} → {to} is up but ping gets no reply: ICMP or mesh traffic filtered on the interface"
+            ),
+            Self::AclOpen {
+                from,
+                to,
+                addr,
+                port,
+            } => write!(
+                f,
+                "mesh ACL not enforced: TCP {from} → {to} ({addr} port {port}) connected, but no rule lets {from} in on that port (`meshup plan` shows what {to} lacks)"
             ),
             Self::TcpBlocked {
                 from,

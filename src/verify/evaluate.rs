@@ -86,6 +86,7 @@ pub fn evaluate(
         pairs,
         probes: probe_checks,
         nat_paths: Vec::new(),
+        acl: super::acl_matrix::checks(&live),
     }
 }
 
@@ -175,14 +176,15 @@ fn pair(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> PairEvidence
             &mut d,
         );
     }
-    // Ping passes; a service on the mesh address must be reachable too.
-    let tcp_blocked = if reachable && works {
-        tcp_failure(live, from, to)
+    // Ping passes; a service on the mesh address must be reachable too (and, with a
+    // mesh ACL, only what its rules allow).
+    let tcp_findings = if reachable && works {
+        tcp_findings(live, from, to)
     } else {
-        None
+        Vec::new()
     };
-    let tcp_failed = tcp_blocked.is_some();
-    d.extend(tcp_blocked);
+    let tcp_failed = !tcp_findings.is_empty();
+    d.extend(tcp_findings);
     let mut degraded = false;
     if reachable && works {
         // Traffic passes, but the live config is not what the inventory says.
@@ -437,24 +439,42 @@ fn diagnose_failure(
     }
 }
 
-/// A TCP connect from `from` to `to`'s mesh address that did not complete, when `to`'s
-/// listener ran (no finding where a probe ran no TCP check, e.g. without perl).
-fn tcp_failure(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> Option<Diagnosis> {
+/// A TCP connect from `from` to `to`'s mesh address that did not complete though it
+/// should (the first one), and every connect that completed though `to`'s mesh ACL
+/// should drop it; only when `to`'s listener ran (no finding where a probe ran no TCP
+/// check, e.g. without perl).
+fn tcp_findings(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> Vec<Diagnosis> {
     let listening = live.probe(&to.name).and_then(|p| p.tcp_listen) == Some(true);
-    let failed = live
-        .probe(&from.name)?
-        .tcp
-        .iter()
-        .find(|r| r.peer == to.name.as_str() && !r.ok())
-        .filter(|_| listening)?;
-    Some(Diagnosis::TcpBlocked {
-        from: from.name.to_string(),
-        to: to.name.to_string(),
-        addr: failed.addr.clone(),
-        port: super::tcp::port(live.exp),
-        result: failed.result.clone(),
-        filtered_by: live.mesh_filtered(&to.name),
-    })
+    let Some(probe) = live.probe(&from.name).filter(|_| listening) else {
+        return Vec::new();
+    };
+    let check = super::tcp::port(live.exp);
+    let mut out = Vec::new();
+    let mut blocked = false;
+    for r in probe.tcp.iter().filter(|r| r.peer == to.name.as_str()) {
+        let port = r.port.unwrap_or(check);
+        let open = super::tcp::expected_open(from, to, &r.addr, port);
+        if open && !r.ok() && !blocked {
+            blocked = true;
+            out.push(Diagnosis::TcpBlocked {
+                from: from.name.to_string(),
+                to: to.name.to_string(),
+                addr: r.addr.clone(),
+                port,
+                result: r.result.clone(),
+                filtered_by: live.mesh_filtered(&to.name),
+            });
+        }
+        if !open && r.ok() {
+            out.push(Diagnosis::AclOpen {
+                from: from.name.to_string(),
+                to: to.name.to_string(),
+                addr: r.addr.clone(),
+                port,
+            });
+        }
+    }
+    out
 }
 
 /// What the firewall facts say drops a ping between `from` and `to` on the mesh

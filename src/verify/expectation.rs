@@ -50,6 +50,10 @@ pub struct ExpectedNode {
     pub public_key: Option<PublicKey>,
     /// Peer entries this node should carry (not one per node for relayed pairs).
     pub peers: Vec<ExpectedPeer>,
+    /// What the node accepts on the mesh interface under the mesh ACL (`None`: no ACL,
+    /// everything).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl: Option<crate::acl::HostAcl>,
 }
 
 /// How a pair of nodes is expected to talk.

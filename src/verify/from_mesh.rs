@@ -54,6 +54,7 @@ pub fn expectation(inventory: &Inventory, mesh: &Mesh) -> Result<Expectation, Ve
             listen_port: spec.listen_port,
             public_key: None,
             peers,
+            acl: crate::acl::host_acl(mesh, spec),
         });
     }
     Expectation::new(interface, nodes)

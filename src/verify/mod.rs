@@ -5,6 +5,7 @@
 //! host; [`probe::parse`] turns its output into a [`NodeProbe`]; [`evaluate`] joins the
 //! probes with the [`Expectation`] into a [`Report`] of per-pair [`PairEvidence`] and
 //! [`Diagnosis`] values, which renders as a matrix, JSON, Graphviz dot or Prometheus metrics.
+pub mod acl_matrix;
 pub mod command;
 pub mod diagnosis;
 pub mod error;

@@ -179,11 +179,15 @@ pub fn parse(output: &str) -> Result<NodeProbe, VerifyError> {
                 probe.tcp_listen = section.body.first().map(|l| l.trim() == "ok");
             }
             "tcp" => {
-                if let ([peer, addr], Some(result)) = (&section.args[..], section.body.first()) {
+                if let ([peer, addr, rest @ ..], Some(result)) =
+                    (&section.args[..], section.body.first())
+                    && rest.len() <= 1
+                {
                     probe.tcp.push(TcpRecord {
                         peer: peer.to_string(),
                         addr: addr.to_string(),
                         result: result.trim().to_string(),
+                        port: rest.first().and_then(|p| p.parse().ok()),
                     });
                 }
             }

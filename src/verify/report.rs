@@ -109,6 +109,10 @@ pub struct Report {
     /// How each pair of NAT nodes talks (punched, LAN, relayed) and dead direct paths.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nat_paths: Vec<NatPathView>,
+    /// With a mesh ACL: every TCP connect towards a node with rules, allowed or denied
+    /// as the rules say, and whether the result matched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acl: Vec<super::acl_matrix::AclCheck>,
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -127,6 +131,7 @@ impl Report {
         self.nodes.retain(|n| probed(&n.name));
         self.pairs.retain(|p| probed(&p.from));
         self.probes.retain(|p| probed(&p.from));
+        self.acl.retain(|c| probed(&c.from));
         self.node_diagnoses.retain(|d| match d {
             Diagnosis::HostUnreachable { node, .. } => probed(node),
             _ => true,
@@ -147,6 +152,7 @@ impl Report {
             && self.node_diagnoses.is_empty()
             && self.pairs.iter().all(|p| p.status == PairStatus::Healthy)
             && self.probes.iter().all(|p| p.ok)
+            && self.acl.iter().all(|c| c.ok)
     }
 
     fn cell(&self, p: &PairEvidence) -> String {
@@ -252,6 +258,10 @@ impl Report {
             }
             out.push('\n');
         }
+        out.push_str(&super::acl_matrix::render(
+            &self.acl,
+            self.nodes.len() <= super::tcp::FULL_TCP_MAX_NODES,
+        ));
         for p in &self.probes {
             let mark = if p.ok {
                 format!("✓ {} ms", ms(p.rtt_min))

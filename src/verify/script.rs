@@ -291,6 +291,7 @@ mod tests {
             listen_port: 51820,
             public_key: None,
             peers: Vec::new(),
+            acl: None,
         }
     }
 

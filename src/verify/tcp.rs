@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::error::VerifyError;
-use super::expectation::{Expectation, NodeName};
+use super::expectation::{Expectation, ExpectedNode, NodeName};
 use crate::scripts::Values;
 
 /// The perl program (see its header for its output).
@@ -29,6 +29,10 @@ pub struct TcpRecord {
     pub addr: String,
     /// `ok`, `refused`, `timeout` or `error <reason>`.
     pub result: String,
+    /// The port connected to when it is not the check's own ([`port`]): a port the
+    /// mesh ACL names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 impl TcpRecord {
@@ -101,22 +105,69 @@ pub fn during_script(expectation: &Expectation, node: &NodeName) -> Result<Strin
         })?;
     let mut mine = vec![me.address.to_string()];
     mine.extend(me.address6.map(|a| a.to_string()));
+    let check = port(expectation);
     let mut peers = Vec::new();
     for other in tcp_targets(expectation, me) {
-        peers.push(format!("{}={}", other.name, other.address));
+        let mut addrs = vec![other.address.to_string()];
         if let (Some(_), Some(a6)) = (me.address6, other.address6) {
-            peers.push(format!("{}={a6}", other.name));
+            addrs.push(a6.to_string());
+        }
+        for addr in &addrs {
+            for p in std::iter::once(check).chain(acl_ports(other, check)) {
+                let denied = !expected_open(me, other, addr, p);
+                let mut item = format!("{}={addr}", other.name);
+                if p != check || denied {
+                    item.push_str(&format!(",{p}"));
+                }
+                if denied {
+                    item.push_str(",d");
+                }
+                peers.push(item);
+            }
         }
     }
+    let extra: Vec<String> = acl_ports(me, check).iter().map(u16::to_string).collect();
     Ok(Values::new()
         .set("MU_TCP_PL", TCP_PROBE)
-        .set("MU_TCP_PORT", &port(expectation).to_string())
+        .set("MU_TCP_PORT", &check.to_string())
         .set("MU_TCP_LINGER", &LINGER_SECS.to_string())
         .set("MU_TCP_MINE", &mine.join(" "))
         .set("MU_TCP_PEERS", &peers.join(" "))
+        .set("MU_TCP_EXTRA", &extra.join(" "))
         .before(
-            "if command -v perl >/dev/null 2>&1; then\n\tperl -e \"$MU_TCP_PL\" \"$MU_TCP_PORT\" \"$MU_TCP_LINGER\" \"$MU_TCP_MINE\" \"$MU_TCP_PEERS\" 2>/dev/null\nfi\n",
+            "if command -v perl >/dev/null 2>&1; then\n\tperl -e \"$MU_TCP_PL\" \"$MU_TCP_PORT\" \"$MU_TCP_LINGER\" \"$MU_TCP_MINE\" \"$MU_TCP_PEERS\" \"$MU_TCP_EXTRA\" 2>/dev/null\nfi\n",
         ))
+}
+
+/// At most this many TCP ports of a node's mesh ACL are probed (the first port of each
+/// range, in rule order): with the check's own port, the allowed/denied matrix.
+pub const ACL_PORTS_MAX: usize = 3;
+
+/// The ports of `node`'s mesh ACL that verify probes besides `check` (its listener
+/// binds them too, where no service holds them already: then that service answers).
+pub fn acl_ports(node: &ExpectedNode, check: u16) -> Vec<u16> {
+    node.acl.as_ref().map_or_else(Vec::new, |acl| {
+        acl.tcp_ports()
+            .into_iter()
+            .filter(|p| *p != check)
+            .take(ACL_PORTS_MAX)
+            .collect()
+    })
+}
+
+/// A new TCP connection from `from` to `to`'s address `addr`, port `port`, should pass:
+/// always without a mesh ACL on `to`, else when its rules let `from`'s address (of
+/// `addr`'s family) in on that port.
+pub fn expected_open(from: &ExpectedNode, to: &ExpectedNode, addr: &str, port: u16) -> bool {
+    let Some(acl) = &to.acl else {
+        return true;
+    };
+    let source = if addr.contains(':') {
+        from.address6
+    } else {
+        Some(from.address)
+    };
+    source.is_some_and(|s| acl.admits_tcp(s, port))
 }
 
 #[cfg(test)]
@@ -140,6 +191,7 @@ mod tests {
                 mtu: 1420,
                 listen_port: 51820,
                 public_key: None,
+                acl: None,
                 peers: (1..=n)
                     .filter(|&j| j != i && !(nat(i) && nat(j)))
                     .map(|j| {

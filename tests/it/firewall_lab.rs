@@ -30,12 +30,12 @@ const PORT: &str = "7001";
 /// The marker on every rule meshup adds for wg0.
 const MARKER: &str = "meshup:wg0";
 /// The TCP listener and client run on the lab hosts.
-const TCP_SCRIPT: &str = include_str!("../fixtures/tcp_mesh.py");
+pub(crate) const TCP_SCRIPT: &str = include_str!("../fixtures/tcp_mesh.py");
 
 /// An nftables ruleset like a hand-written server firewall: `inet filter` input drops
 /// what it does not accept, and a second table drops at another priority (an accept in
 /// one base chain does not stop the other from dropping).
-const NFT_TWO_TABLES: &str = "nft -f - <<'EOF'
+pub(crate) const NFT_TWO_TABLES: &str = "nft -f - <<'EOF'
 table inet filter {
   chain input {
     type filter hook input priority 0; policy drop;
@@ -73,12 +73,12 @@ table inet filter {
 }
 EOF";
 
-const UFW_DENY: &str = "ufw allow 22/tcp >/dev/null && ufw default deny incoming >/dev/null && \
+pub(crate) const UFW_DENY: &str = "ufw allow 22/tcp >/dev/null && ufw default deny incoming >/dev/null && \
      ufw default deny routed >/dev/null && ufw --force enable";
 
 /// iptables and ip6tables: INPUT DROP (established, lo, SSH and ICMP accepted) and
 /// FORWARD DROP with nothing accepted.
-const IPTABLES_DROP: &str = "for t in iptables ip6tables; do \
+pub(crate) const IPTABLES_DROP: &str = "for t in iptables ip6tables; do \
        $t -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT && \
        $t -A INPUT -i lo -j ACCEPT && $t -A INPUT -p tcp --dport 22 -j ACCEPT && \
        $t -P INPUT DROP && $t -P FORWARD DROP || exit 1; done; \
@@ -87,7 +87,7 @@ const IPTABLES_DROP: &str = "for t in iptables ip6tables; do \
 /// What a host's firewalls look like, without counters: the whole nftables ruleset
 /// (iptables-nft and ufw included), iptables and ip6tables, ufw's rules, and firewalld's
 /// zones and policies when it runs.
-fn rules(lab: &Lab, host: &str) -> String {
+pub(crate) fn rules(lab: &Lab, host: &str) -> String {
     lab.host_exec(
         host,
         "nft -s list ruleset; echo '== iptables'; iptables -S; echo '== ip6tables'; ip6tables -S; \
@@ -100,7 +100,7 @@ fn rules(lab: &Lab, host: &str) -> String {
 }
 
 /// Lines of `after` that `before` does not have, and lines of `before` that are gone.
-fn line_diff(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
+pub(crate) fn line_diff(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
     let count = |text: &str| {
         let mut m: BTreeMap<String, i32> = BTreeMap::new();
         for l in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -124,7 +124,7 @@ fn line_diff(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
 
 /// The host's rules are byte for byte `before`; the message shows the lines that differ.
 #[track_caller]
-fn assert_same_rules(lab: &Lab, host: &str, before: &str, what: &str) {
+pub(crate) fn assert_same_rules(lab: &Lab, host: &str, before: &str, what: &str) {
     let now = rules(lab, host);
     let (added, removed) = line_diff(before, &now);
     assert!(
@@ -147,7 +147,12 @@ fn part<'a>(rules: &'a str, start: &str, end: &str) -> &'a str {
 
 /// The inventory of the lab with `mesh_extra` under `mesh:` (IPv6 always) and the NAT
 /// nodes' relays.
-fn inventory(lab: &Lab, file: &str, mesh_extra: &str, relays: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn inventory(
+    lab: &Lab,
+    file: &str,
+    mesh_extra: &str,
+    relays: &[(&str, &str)],
+) -> PathBuf {
     let mut text = std::fs::read_to_string(lab.inventory()).expect("lab inventory");
     text = text.replacen(
         "  network: 10.10.0.0/24\n",
@@ -165,7 +170,7 @@ fn inventory(lab: &Lab, file: &str, mesh_extra: &str, relays: &[(&str, &str)]) -
 }
 
 /// The mesh addresses (IPv4 and IPv6) of a lab host: IPv6 takes the IPv4 host number.
-fn mesh_addresses(lab: &Lab, host: &str) -> Vec<String> {
+pub(crate) fn mesh_addresses(lab: &Lab, host: &str) -> Vec<String> {
     let v4 = lab.host(host).mesh_address.clone();
     let n = v4.rsplit('.').next().expect("octet").to_string();
     vec![v4, format!("fd10:10::{n}")]
@@ -268,7 +273,7 @@ fn assert_verify_healthy(lab: &Lab, inv: &Path) {
 }
 
 #[track_caller]
-fn assert_ssh(lab: &Lab, hosts: &[&str]) {
+pub(crate) fn assert_ssh(lab: &Lab, hosts: &[&str]) {
     for h in hosts {
         let ssh = lab.ssh("root", h, "hostname");
         assert_eq!(ssh.expect_ok("ssh after apply").trim(), *h);

@@ -1,4 +1,5 @@
 //! The integration test binary: one module per feature.
+mod acl_lab;
 mod apply_lab;
 mod architecture;
 mod check_cli;

@@ -38,6 +38,7 @@ fn loopback_mesh() -> Expectation {
         listen_port: 51820,
         public_key: None,
         peers: Vec::new(),
+        acl: None,
     };
     Expectation::new(
         "mu-none0".parse::<InterfaceName>().expect("if"),

@@ -63,6 +63,7 @@ pub(crate) fn lab_expectation(scenario: &str) -> Expectation {
                 endpoint: Some(format!("10.200.0.{j}:51820")),
                 keepalive: Some(25),
             }],
+            acl: None,
         }
     };
     Expectation::new(
@@ -500,6 +501,7 @@ pub(crate) fn synthetic_mesh(public: usize, nat: usize) -> Expectation {
             listen_port: 51820,
             public_key: Some(key(i)),
             peers,
+            acl: None,
         });
     }
     Expectation::new("wg0".parse::<InterfaceName>().expect("if"), nodes).expect("valid")
@@ -710,5 +712,43 @@ fn tcp_check_connects_and_reports_per_address() {
     assert!(
         text.starts_with("@@meshup:verify:tcp-listen\nfailed 192.0.2.1: "),
         "{text}"
+    );
+    // With a mesh ACL: the listener binds the extra ports too, an item names its port and
+    // a denied one is retried for 3 s only (refused here: nothing listens); the record carries
+    // the port.
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("perl")
+        .args([
+            "-e",
+            TCP_PROBE,
+            "47125",
+            "2",
+            "127.0.0.1",
+            "a=127.0.0.1 a=127.0.0.1,47126 b=127.0.0.1,47127,d",
+            "47126",
+        ])
+        .output()
+        .expect("perl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let wrapped = format!("@@meshup:verify:begin 1 x wg0\n{text}@@meshup:verify:end\n");
+    let p = probe::parse(&wrapped).expect("probe output");
+    let results: Vec<(&str, &str, Option<u16>)> = p
+        .tcp
+        .iter()
+        .map(|r| (r.peer.as_str(), r.result.as_str(), r.port))
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            ("a", "ok", None),
+            ("a", "ok", Some(47126)),
+            ("b", "refused", Some(47127))
+        ],
+        "{text}"
+    );
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        (2.5..6.0).contains(&took),
+        "denied connect given up after {took} s"
     );
 }

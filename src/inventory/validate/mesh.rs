@@ -9,7 +9,7 @@ use crate::inventory::names::{DomainName, InterfaceName, RemotePath};
 use crate::inventory::raw::RawMesh;
 use crate::inventory::{
     Age, DEFAULT_CONFIG_DIR, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE,
-    DEFAULT_LISTEN_PORT, DEFAULT_PACKAGE_LOCK_TIMEOUT, FirewallMode, MeshSettings,
+    DEFAULT_LISTEN_PORT, DEFAULT_PACKAGE_LOCK_TIMEOUT, FirewallMode, MeshAcl, MeshSettings,
 };
 
 /// Mesh settings while being validated: `None` where a value was invalid.
@@ -29,6 +29,8 @@ pub(super) struct PartialMesh {
     pub(super) package_lock_timeout: Option<u16>,
     pub(super) key_max_age: Option<Option<Age>>,
     pub(super) firewall: Option<FirewallMode>,
+    /// Set once nodes and clients are known (`Validator::acl`).
+    pub(super) acl: Option<Option<MeshAcl>>,
 }
 
 impl PartialMesh {
@@ -48,6 +50,7 @@ impl PartialMesh {
             package_lock_timeout: self.package_lock_timeout?,
             key_max_age: self.key_max_age?,
             firewall: self.firewall?,
+            acl: self.acl?,
         })
     }
 }
@@ -96,13 +99,11 @@ impl Validator<'_> {
             Some(value) => self.parse::<Age>(value, "invalid age").map(Some),
             None => Some(None),
         };
-        let firewall = match &raw.firewall {
-            Some(value) => self.parse::<FirewallMode>(value, "invalid firewall mode"),
-            None => Some(FirewallMode::default()),
-        };
+        let firewall = self.firewall_mode(raw.firewall.as_ref());
         PartialMesh {
             key_max_age,
             firewall,
+            acl: Some(None),
             interface,
             network,
             network_span,

@@ -4,6 +4,7 @@
 //! section has its own file: `mesh:` (`mesh.rs`), `nodes:` one by one (`node.rs`), a
 //! node's `ssh:` (`ssh.rs`), the checks across nodes (`cross_node.rs`) and `clients:`
 //! (`clients.rs`).
+mod acl;
 mod clients;
 mod cross_node;
 mod mesh;
@@ -63,6 +64,17 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError
     }
     let nodes = validator.nodes(&raw.nodes, &mesh, &defaults);
     let clients = validator.clients(raw.clients.as_ref(), &mesh, &nodes, &raw.nodes.value);
+    let mut mesh = mesh;
+    mesh.acl = validator.acl(
+        raw.mesh.value.firewall.as_ref(),
+        mesh.firewall,
+        &nodes,
+        &raw.nodes.value,
+        &clients,
+    );
+    if let Some(Some(acl)) = &mesh.acl {
+        validator.ssh_over_the_mesh(acl, &mesh, &nodes, &raw.nodes.value);
+    }
     match (mesh.complete(), validator.problems.is_empty()) {
         (Some(mesh), true) => Ok(Inventory {
             path: path.to_owned(),

@@ -184,6 +184,7 @@ impl Validator<'_> {
             Some(value) => self.parse::<NodeName>(value, "invalid node name").map(Some),
             None => Some(None),
         };
+        let groups = self.groups(raw.groups.as_ref());
         let ssh = self.ssh(raw.ssh.as_ref(), defaults, name.as_ref());
         let line = self.problems.line_of(self.span(&raw.name).offset);
         Some(Node {
@@ -198,6 +199,7 @@ impl Validator<'_> {
             state: state?,
             relay: relay?,
             ssh: ssh?,
+            groups,
             line,
         })
     }

@@ -1,5 +1,6 @@
 //! The step functions: each looks at one host's facts and the desired state and
 //! returns its decisions (a step with its reason, or why nothing changes). Pure.
+mod acl;
 mod config;
 mod hosts_file;
 mod keys;
@@ -8,6 +9,7 @@ mod package;
 mod punch;
 mod service;
 
+pub use acl::mesh_acl;
 pub use config::config;
 pub use hosts_file::{HOSTS_PATH, desired_block, hosts_file, hosts_file_removal};
 pub use keys::{keygen, migrate, psk_flip, psks, rotation};

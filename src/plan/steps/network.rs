@@ -14,7 +14,7 @@ pub const SYSCTL_FILE: &str = "/etc/sysctl.d/99-meshup-forward.conf";
 /// it. `none`: changes nothing but takes out the rules an earlier run added, and warns
 /// where a firewall would stop the mesh. A firewall that is not active is never switched on.
 pub fn firewall(h: &HostInput<'_>) -> Vec<Decision> {
-    let marks = MeshMarks::new(h.iface());
+    let marks = MeshMarks::new(h.iface()).with_config_dir(h.settings().config_dir.as_str());
     let facts = &h.facts.firewall;
     match h.settings().firewall {
         FirewallMode::Trust => trust(h, &marks),
@@ -128,7 +128,7 @@ fn none_warnings(h: &HostInput<'_>, marks: &MeshMarks) -> Vec<Decision> {
     out
 }
 
-fn decide(action: FirewallAction, summary: String, kind: Action) -> Decision {
+pub(super) fn decide(action: FirewallAction, summary: String, kind: Action) -> Decision {
     if action.commands.is_empty() {
         return Decision::Unchanged(action.reason);
     }

@@ -123,9 +123,17 @@ fn nftables_with_meshups_rules_needs_nothing_and_lists_them_for_removal() {
     let removal = nft
         .untrust_commands(&facts, &marks(), &FirewallPaths::debian())
         .expect("removal");
-    assert!(removal.commands[0].starts_with("nft -a list ruleset | awk -v m=meshup:wg0 "));
+    assert_eq!(
+        removal.commands[0],
+        "if nft list table inet meshup-wg0 >/dev/null 2>&1; then nft delete table inet meshup-wg0; fi"
+    );
+    assert!(removal.commands[1].starts_with("nft -a list ruleset | awk -v m=meshup:wg0 "));
+    assert_eq!(
+        removal.commands[2],
+        "rm -f /etc/wireguard/meshup-acl-wg0.nft"
+    );
     assert!(
-        removal.commands[1]
+        removal.commands[4]
             .contains(r#"f=/etc/nftables.d/meshup.nft; if [ -f "$f" ]; then { m=meshup:wg0; grep -vF "\"$m\"" "$f""#)
     );
     // Another interface's rules are not this mesh's.
