@@ -178,7 +178,7 @@ mod tests {
     /// `n` nodes; every fifth is behind NAT and reaches the other NAT nodes through node-1.
     fn mesh(n: u8) -> Expectation {
         let name = |i: u8| format!("node-{i}").parse::<NodeName>().expect("name");
-        let nat = |i: u8| i % 5 == 0;
+        let nat = |i: u8| i.is_multiple_of(5);
         let nodes = (1..=n)
             .map(|i| ExpectedNode {
                 name: name(i),
