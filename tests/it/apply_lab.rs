@@ -1489,7 +1489,11 @@ fn apply_lab_key_rotation_keeps_traffic_flowing() {
     let lost = pings.collect();
     eprintln!("rotate pub-2: lost per pair {lost:?}");
     for ((from, to), n) in &lost {
-        let limit = if from == "pub-2" || to == "pub-2" { 3 } else { 1 };
+        let limit = if from == "pub-2" || to == "pub-2" {
+            3
+        } else {
+            1
+        };
         assert!(
             *n <= limit,
             "{from} -> {to} lost {n} (rotating pub-2): {lost:?}"

@@ -6,8 +6,8 @@ use crate::facts::KeyFileState;
 use crate::host_error::HostError;
 use crate::inventory::NodeName;
 use crate::plan::step::{Action, Decision, Step, StepKind};
-use crate::topology::PeerSpec;
 use crate::scripts;
+use crate::topology::PeerSpec;
 
 /// Moves the interface's key files from the config dir into `<config dir>/<interface>/`
 /// when they are still where older meshup kept them (all meshes shared one key pair
