@@ -24,6 +24,7 @@ WAS_UP=0
 # wants the file named after the interface).
 mu_staged_dir="$D/.meshup-flip-$IF"
 
+mu_t() { printf '%s %s\n' "$(date +%s.%N)" "$1" >>/run/mu-rot.log; }
 mu_mark() { printf '@@meshup:%s:%s\n' "$1" "$2"; }
 mu_fail() { mu_mark fail "$1"; exit 1; }
 mu_done() { mu_mark 'done' "$1"; }
@@ -95,6 +96,7 @@ mu_sleep_until() {
 # handshake follows the flip (mu_settle_flip; the plan names one side per pair).
 mu_arm_flip() {
 	mu_mark step arm-flip
+	mu_t "wait-start target=$1"
 	mu_flip_at=$1
 	mu_flip_key=
 	if [ "$2" = key ]; then
@@ -218,60 +220,74 @@ mu_punch_wait() {
 	[ -z "$mu_punch_bad" ] || mu_fail 'a punched path was not confirmed: nothing else changed, the relay keeps carrying the pair'
 }
 
-# mu_flip: the switch of an armed flip (mu_arm_flip) on a running interface. Prepared
-# before the instant: the new config, stripped, in which a peer entry without Endpoint
-# (a NAT node, which reaches this host) keeps the endpoint its current entry learned, so
-# that this side can start the new session too; and for the switch itself the same with
-# a keepalive on each new entry this host starts (mu_arm_flip's PEERs; turning one on
-# sends at once) and none on the other new entries, which start on traffic only (two
-# first handshakes sent within a moment of each other cross, and both fail). At the instant, in a real-time wake-up where allowed (a loaded host
-# wakes late, and the skew between hosts is the window of loss): one `wg syncconf`, no
-# other process. Then the key files and the config follow, and mu_settle_flip watches
-# the new sessions. If the switch fails, the interface gets its current config back.
+# mu_flip: the switch of an armed flip (mu_arm_flip) on a running interface. Of each pair
+# whose keys change, one side starts the new session (mu_arm_flip's PEERs, named by the
+# plan) and the other only answers: two first handshakes that cross each other both fail
+# and wait for WireGuard's 5 s retry, and under load they cross often. Prepared before
+# the instant: the new config, stripped, and for the switch itself a variant in which
+# each new entry this host starts has a keepalive (a new one sends at once) and each
+# other new entry points at a discard address (127.0.0.1:9) with no keepalive: a
+# handshake it would start goes nowhere (and blocks its next one for 5 s), while its
+# packets wait in its queue and the peer's handshake, answered from where it came,
+# brings the session up. At the instant, in a real-time wake-up where allowed (the skew
+# between hosts is the window of loss): one `wg syncconf`, no other process. Then the
+# key files and the config follow, and mu_settle_flip watches the new sessions. If the
+# switch fails, the interface gets its current config back.
 mu_flip() {
 	mu_src=$CONF
 	[ -f "$mu_staged_dir/$IF.conf" ] && mu_src="$mu_staged_dir/$IF.conf"
 	mu_sc="$D/.$IF.stripped"
 	wg-quick strip "$mu_src" >"$mu_sc.new" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$mu_sc.new"; mu_fail 'wg-quick strip failed'; }
-	mu_hs_before=$(wg show "$IF" latest-handshakes 2>/dev/null)
-	MU_INIT=$(awk -v want="${mu_flip_initiate-}" '/^# Peer: / { name = $3 } /^PublicKey = / && index(want, " " name " ") { print $3 }' "$mu_src") \
+	MU_INIT=$(awk -v want="${mu_flip_initiate-}" '/^# Peer: / { name = $3 } /^PublicKey = / && index(want, " " name " ") { print $3, name }' "$mu_src") \
 		MU_EPS=$(wg show "$IF" endpoints 2>/dev/null) MU_IPS=$(wg show "$IF" allowed-ips 2>/dev/null) \
-		awk -v all="${mu_flip_key-}" -v out="$mu_sc" -v flip="$mu_sc.flip" -v list="$D/.$IF.flip-peers" '
+		awk -v all="${mu_flip_key-}" -v dir="$S" -v out="$mu_sc" -v flip="$mu_sc.flip" -v list="$D/.$IF.flip-peers" '
 	BEGIN {
 		n = split(ENVIRON["MU_EPS"], l, "\n"); for (i = 1; i <= n; i++) { split(l[i], f, " "); running[f[1]] = 1; if (f[2] != "(none)") ep[f[1]] = f[2] }
 		n = split(ENVIRON["MU_IPS"], l, "\n"); for (i = 1; i <= n; i++) { m = split(l[i], f, " "); for (j = 2; j <= m; j++) if (f[1] in ep) at[f[j]] = ep[f[1]] }
-		n = split(ENVIRON["MU_INIT"], l, "\n"); for (i = 1; i <= n; i++) init[l[i]] = 1
+		n = split(ENVIRON["MU_INIT"], l, "\n"); for (i = 1; i <= n; i++) { split(l[i], f, " "); if (f[1] != "") init[f[1]] = f[2] }
 	}
-	function flush() {
-		if (peer && !has && (first in at)) { block = block "Endpoint = " at[first] "\n"; rblock = rblock "Endpoint = " at[first] "\n" }
+	function flush(   ka1) {
 		changed = peer && (all == 1 || !(key in running))
-		if (changed) print key, ((key in init) ? 1 : 0) > list
-		printf "%s", block ((changed && (key in init) && !ka) ? "PersistentKeepalive = 0\n" : "") > out
-		printf "%s", ((changed && !(key in init)) ? rblock : block) ((changed && (key in init) && !ka) ? "PersistentKeepalive = 1\n" : "") > flip
-		block = rblock = ""; peer = has = ka = 0; first = key = ""
+		printf "%s", block ((changed && (key in init) && ka == "") ? "PersistentKeepalive = 0\n" : "") > out
+		if (!changed) { printf "%s", block > flip }
+		else if (key in init) {
+			ka1 = (ka == "") ? 1 : ka
+			printf "%s", block ((ka == "") ? "PersistentKeepalive = 1\n" : "") > flip
+			# How to re-create the entry (mu_settle_flip): wg set arguments.
+			print key, 1, (endpoint != "" ? "endpoint " endpoint : ""), "allowed-ips", ips, "persistent-keepalive", ka1, (psk ? "preshared-key " dir "/psk-" init[key] ".key" : "") > list
+		} else {
+			printf "%s", rblock "Endpoint = 127.0.0.1:9\n" > flip
+			# Where it pointed (an entry without Endpoint: what its current one learned).
+			print key, 0, (endpoint != "" ? endpoint : (first in at) ? at[first] : "-") > list
+		}
+		block = rblock = endpoint = ips = first = key = ka = ""; peer = psk = 0
 	}
 	/^\[/ { flush(); peer = ($0 == "[Peer]") }
 	peer && /^PublicKey *=/ { key = $0; sub(/^[^=]*= */, "", key) }
-	peer && /^Endpoint *=/ { has = 1 }
-	peer && /^PersistentKeepalive *=/ { ka = 1 }
-	peer && /^AllowedIPs *=/ { v = $0; sub(/^[^=]*= */, "", v); sub(/[ ,].*/, "", v); first = v }
+	peer && /^PresharedKey *=/ { psk = 1 }
+	peer && /^Endpoint *=/ { endpoint = $0; sub(/^[^=]*= */, "", endpoint) }
+	peer && /^PersistentKeepalive *=/ { ka = $0; sub(/^[^=]*= */, "", ka) }
+	peer && /^AllowedIPs *=/ { ips = $0; sub(/^[^=]*= */, "", ips); gsub(/ /, "", ips); first = ips; sub(/,.*/, "", first) }
 	{ block = block $0 "\n" }
-	!(peer && /^PersistentKeepalive *=/) { rblock = rblock $0 "\n" }
+	!(peer && /^(PersistentKeepalive|Endpoint) *=/) { rblock = rblock $0 "\n" }
 	END { flush(); printf "" > list }
 	' "$mu_sc.new" || { rm -f "$mu_sc.new" "$mu_sc" "$mu_sc.flip"; mu_fail 'cannot prepare the switch'; }
 	rm -f "$mu_sc.new"
 	mu_rt=
 	chrt -f 20 true 2>/dev/null && mu_rt='chrt -f 20'
 	# shellcheck disable=SC2016 # expanded by the inner sh
-	mu_switch='d=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" "BEGIN { d = t - n; if (d < 0) d = 0; printf \"%.3f\", d }"); sleep "$d" 2>/dev/null || sleep "${d%.*}"; exec wg syncconf "$2" "$3"'
+	mu_switch='d=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" "BEGIN { d = t - n; if (d < 0) d = 0; printf \"%.3f\", d }"); sleep "$d" 2>/dev/null || sleep "${d%.*}"; [ -z "$4" ] || wg show "$2" latest-handshakes >"$4"; exec wg syncconf "$2" "$3"'
+	# On a rotated node the entries stay: their handshakes at the instant tell a new
+	# session from the old one.
 	# shellcheck disable=SC2086 # $mu_rt is a command prefix or nothing
-	if ! $mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.flip" 2>"$D/.meshup-wg.log"; then
+	if ! $mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.flip" "${mu_flip_key:+$D/.$IF.flip-handshakes}" 2>"$D/.meshup-wg.log"; then
 		cat "$D/.meshup-wg.log" >&2
 		wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && wg syncconf "$IF" "$mu_sc"
-		rm -f "$mu_sc" "$mu_sc.flip" "$D/.$IF.flip-peers"
+		rm -f "$mu_sc" "$mu_sc.flip" "$D/.$IF.flip-peers" "$D/.$IF.flip-handshakes"
 		rm -rf "$mu_staged_dir"
 		mu_fail 'wg syncconf failed at the flip: the interface keeps its current config'
 	fi
+	rm -f "$mu_sc.flip"
 	mu_flip_files
 }
 
@@ -290,37 +306,39 @@ mu_flip_files() {
 	fi
 }
 
-# After the switch, each new session needs a handshake: the first one sent after both
-# sides switched succeeds. One sent earlier, to a side that had not switched, is retried
-# by WireGuard only 5 s later (REKEY_TIMEOUT); the later side's own first packet usually
-# brings the session up at once, but two first handshakes that cross each other both
-# fail. So from 0.15 s to 3 s after the instant (9 checks), until every new
-# session had a handshake, an entry this host starts (mu_arm_flip's PEERs) that had none
-# is re-created (removed and synced back: a fresh entry with a keepalive starts a
-# handshake at once); the other side of the pair never does, so the two restarts do not
-# cross. Then the keepalives are as configured. Runs in the background, in real time
-# where allowed, from the switch on.
+# After the switch, each new session needs a handshake, and only the side that starts it
+# (mu_arm_flip's PEERs) sends one. Sent before the other side switched, it fails, and
+# WireGuard would retry only 5 s later (REKEY_TIMEOUT). So every 0.1 s at first, up to
+# 3 s after the instant, until every new session had a handshake, an entry this host
+# starts that had none is re-created (removed and added back in one `wg set`: a fresh
+# entry with a keepalive sends a handshake at once; the packets it held are lost).
+# Then every entry gets its configured endpoint and keepalive (an entry still pointing at
+# the discard address gets the one it had). Runs in the background, in real time where
+# allowed, from the switch on.
 mu_settle_flip() {
 	mu_list="$D/.$IF.flip-peers"
-	for mu_at in 0.15 0.25 0.35 0.5 0.75 1 1.5 2 3; do
+	for mu_at in 0.1 0.2 0.3 0.4 0.55 0.7 0.85 1 1.5 2 3; do
 		[ -s "$mu_list" ] || break
 		mu_sleep_until "$(awk -v t="$mu_flip_at" -v a="$mu_at" 'BEGIN { printf "%.3f", t + a }')"
-		# New sessions without a handshake yet ("KEY 1" for those this host starts).
-		mu_stale=$(MU_BEFORE=$mu_hs_before wg show "$IF" latest-handshakes 2>/dev/null | awk -v list="$mu_list" '
+		# New sessions without a handshake yet, and how to re-create those this host starts.
+		mu_stale=$(wg show "$IF" latest-handshakes 2>/dev/null | awk -v list="$mu_list" -v hs="$D/.$IF.flip-handshakes" '
 			BEGIN {
-				n = split(ENVIRON["MU_BEFORE"], l, "\n"); for (i = 1; i <= n; i++) { split(l[i], f, " "); before[f[1]] = f[2] }
-				while ((getline line < list) > 0) { split(line, f, " "); want[f[1]] = f[2] }
+				while ((getline line < hs) > 0) { split(line, f, " "); before[f[1]] = f[2] }
+				while ((getline line < list) > 0) { split(line, f, " "); want[f[1]] = line }
 			}
-			($1 in want) && ($2 == 0 || $2 == before[$1]) { print $1, want[$1] }')
+			($1 in want) && ($2 == 0 || $2 == before[$1]) { print want[$1] }')
 		[ -n "$mu_stale" ] || break
-		mu_reset=$(printf '%s\n' "$mu_stale" | awk '$2 == 1 { printf " peer %s remove", $1 }')
-		[ -n "$mu_reset" ] || continue
-		# shellcheck disable=SC2086 # wg set arguments (keys are base64)
-		wg set "$IF" $mu_reset 2>/dev/null
-		wg syncconf "$IF" "$D/.$IF.stripped.flip" 2>/dev/null
+		mu_reset=$(printf '%s\n' "$mu_stale" | awk '$2 == 1 { k = $1; $1 = ""; $2 = ""; printf " peer %s remove peer %s %s", k, k, $0 }')
+		# shellcheck disable=SC2086 # wg set arguments (keys are base64, paths from MU_DIR)
+		[ -z "$mu_reset" ] || wg set "$IF" $mu_reset 2>/dev/null
 	done
 	wg syncconf "$IF" "$D/.$IF.stripped" 2>/dev/null
-	rm -f "$mu_list" "$D/.$IF.stripped.flip"
+	mu_back=$(wg show "$IF" endpoints 2>/dev/null | awk -v list="$mu_list" '
+		BEGIN { while ((getline line < list) > 0) { split(line, f, " "); if (f[2] == 0 && f[3] != "-") was[f[1]] = f[3] } }
+		$2 == "127.0.0.1:9" && ($1 in was) { printf " peer %s endpoint %s", $1, was[$1] }')
+	# shellcheck disable=SC2086 # wg set arguments
+	[ -z "$mu_back" ] || wg set "$IF" $mu_back 2>/dev/null
+	rm -f "$mu_list" "$D/.$IF.flip-handshakes"
 }
 
 # mu_install COMMAND: installs WireGuard with the playbook's command.
