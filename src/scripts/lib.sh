@@ -24,7 +24,6 @@ WAS_UP=0
 # wants the file named after the interface).
 mu_staged_dir="$D/.meshup-flip-$IF"
 
-mu_t() { printf '%s %s\n' "$(date +%s.%N)" "$1" >>/run/mu-rot.log; }
 mu_mark() { printf '@@meshup:%s:%s\n' "$1" "$2"; }
 mu_fail() { mu_mark fail "$1"; exit 1; }
 mu_done() { mu_mark 'done' "$1"; }
@@ -92,11 +91,10 @@ mu_sleep_until() {
 # (every host of the rotation has its script seconds before it). Nothing changes here:
 # the config steps after it assemble the new config (with the staged key for "key")
 # without installing it, and mu_live_reload switches at the instant with one
-# `wg syncconf` (mu_flip). PEERs: the pairs whose session this host restarts when no
-# handshake follows the flip (mu_settle_flip; the plan names one side per pair).
+# `wg syncconf` (mu_flip). PEERs: the pairs whose new session this host starts (and
+# restarts while no handshake follows, mu_settle_flip); the plan names one side per pair.
 mu_arm_flip() {
 	mu_mark step arm-flip
-	mu_t "wait-start target=$1"
 	mu_flip_at=$1
 	mu_flip_key=
 	if [ "$2" = key ]; then
