@@ -1455,9 +1455,10 @@ impl<'a> PingAll<'a> {
 /// Key rotation across a live mesh (4 public nodes, 1 behind NAT) with pings at 20/s on
 /// every pair (issue #15): rotating one node should lose at most 1 packet on its pairs and
 /// none elsewhere, rotating all at most 2 on any pair. Measured alone while other
-/// engineers' labs shared the 2 cores, those held nearly (one rotated pair lost 2), but a
-/// host that wakes or answers late (steal time, wireguard-go starved) costs its pairs
-/// more, so the test asserts what holds under load: no pair waits for WireGuard's own
+/// engineers' labs shared the 2 cores, two runs lost up to 2 on a rotated pair and 1 on
+/// an untouched one (one node), 2 and 3 on the worst pair (all); a host that wakes or
+/// answers late (steal time, wireguard-go starved) costs its pairs more, so the test
+/// asserts what holds under load: no pair waits for WireGuard's own
 /// 5 s retry (100 packets), rotated pairs lose at most 3 with one node and 20 with all,
 /// the others at most 1; the losses are printed. Then: keys really changed, verify is
 /// healthy right after, a second plan is empty.
