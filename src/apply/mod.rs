@@ -519,7 +519,17 @@ fn execute(
             }
             hosts.push(host);
         }
-        let results = session.block_on(fanout::run(hosts, session.parallel, |host| {
+        // Hosts that switch at the agreed instant all run at once: one left waiting for
+        // a slot would switch after the others (--parallel bounds everything else).
+        let parallel = if hosts
+            .iter()
+            .any(|h| h.steps.iter().any(|s| s.kind.at_agreed_instant()))
+        {
+            session.parallel.max(hosts.len())
+        } else {
+            session.parallel
+        };
+        let results = session.block_on(fanout::run(hosts, parallel, |host| {
             let session_for_host = connection(&host.node);
             let progress = &progress;
             let values = &values;

@@ -169,8 +169,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
     for f in [
         "mu_migrate_state",
         "mu_stage_key",
-        "mu_wait_until",
-        "mu_promote_key",
+        "mu_arm_flip",
         "mu_wait_lock",
         "mu_install",
         "mu_keygen",

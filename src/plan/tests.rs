@@ -476,6 +476,51 @@ fn a_psk_rotation_renews_one_pair_and_both_sides_flip_together() {
     assert!(!plan.host(&n("node-c")).expect("c").has_changes());
 }
 
+/// The flip step's shell: one side of each pair whose keys change starts the new session
+/// (the NAT node towards a public one, else the rotating side, else the lower name).
+#[test]
+fn a_key_rotation_names_one_side_per_pair_to_start_the_new_session() {
+    let f = fixture(GUIDE);
+    let facts = all_converged(&f);
+    let flips = |rotate: &[&str]| -> Vec<String> {
+        let rotate: BTreeSet<NodeName> = rotate.iter().map(|r| n(r)).collect();
+        let (plan, _) = compute(&PlanInput {
+            inventory: &f.inventory,
+            mesh: &f.mesh,
+            playbooks: &f.playbooks,
+            facts: &facts,
+            limit: None,
+            rotate: &rotate,
+            rotate_psk: false,
+            paths: &crate::nat_path::PathBook::default(),
+        });
+        ["node-a", "node-b", "node-c"]
+            .iter()
+            .map(|h| {
+                let steps = &plan.host(&n(h)).expect("host").steps;
+                let flip = steps.iter().find(|s| s.kind == StepKind::Flip);
+                flip.map_or_else(String::new, |s| s.shell.clone())
+            })
+            .collect()
+    };
+    assert_eq!(
+        flips(&["node-a", "node-b", "node-c"]),
+        [
+            "mu_arm_flip \"$MU_FLIP_AT\" key node-b",
+            "mu_arm_flip \"$MU_FLIP_AT\" key",
+            "mu_arm_flip \"$MU_FLIP_AT\" key node-a node-b",
+        ]
+    );
+    assert_eq!(
+        flips(&["node-b"]),
+        [
+            "mu_arm_flip \"$MU_FLIP_AT\" peers",
+            "mu_arm_flip \"$MU_FLIP_AT\" key node-a",
+            "mu_arm_flip \"$MU_FLIP_AT\" peers node-b",
+        ]
+    );
+}
+
 #[test]
 fn a_rotation_waits_for_every_peer_to_be_reachable() {
     let f = fixture(GUIDE);

@@ -20,6 +20,9 @@ CONF="$D/$IF.conf"
 S="$D/$IF"
 HAD_PREV=0
 WAS_UP=0
+# Where an armed flip (mu_arm_flip) assembles the config it switches to (wg-quick strip
+# wants the file named after the interface).
+mu_staged_dir="$D/.meshup-flip-$IF"
 
 mu_mark() { printf '@@meshup:%s:%s\n' "$1" "$2"; }
 mu_fail() { mu_mark fail "$1"; exit 1; }
@@ -46,6 +49,8 @@ ip link show dev "$IF" >/dev/null 2>&1 && WAS_UP=1
 # Puts the previous config back (and on the running interface) and stops the run.
 mu_rollback() {
 	mu_mark rollback "$1"
+	# A flip's watcher (mu_settle_flip) must not sync the new config back afterwards.
+	if [ -n "${mu_settle_pid-}" ]; then kill "$mu_settle_pid" 2>/dev/null; wait "$mu_settle_pid"; fi
 	if [ "$HAD_PREV" = 1 ]; then cp -p "$CONF.meshup-prev" "$CONF"; else rm -f "$CONF"; fi
 	if [ "$WAS_UP" = 1 ] && ip link show dev "$IF" >/dev/null 2>&1; then
 		wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>/dev/null && wg syncconf "$IF" "$D/.$IF.stripped"
@@ -66,7 +71,7 @@ mu_migrate_state() {
 }
 
 # mu_stage_key: generates the next key pair of a rotation next to the current one; the
-# interface keeps running on the current key until mu_promote_key at the flip.
+# interface keeps running on the current key until the flip (mu_flip_files).
 mu_stage_key() {
 	mu_mark step stage-key
 	if [ ! -s "$S/private.key.next" ]; then
@@ -82,12 +87,22 @@ mu_sleep_until() {
 	sleep "$mu_delay" 2>/dev/null || sleep "${mu_delay%.*}"
 }
 
-# mu_wait_until EPOCH: sleeps until the agreed instant at which every host of a key
-# rotation switches (all hosts get their scripts ahead of time and flip together).
-mu_wait_until() {
-	mu_mark step wait-for-flip
-	mu_sleep_until "$1"
+# mu_arm_flip EPOCH key|peers [PEER...]: this run switches at the agreed instant EPOCH
+# (every host of the rotation has its script seconds before it). Nothing changes here:
+# the config steps after it assemble the new config (with the staged key for "key")
+# without installing it, and mu_live_reload switches at the instant with one
+# `wg syncconf` (mu_flip). PEERs: the pairs whose new session this host starts (and
+# restarts while no handshake follows, mu_settle_flip); the plan names one side per pair.
+mu_arm_flip() {
+	mu_mark step arm-flip
 	mu_flip_at=$1
+	mu_flip_key=
+	if [ "$2" = key ]; then
+		[ -s "$S/private.key.next" ] || mu_fail 'no staged key to promote'
+		mu_flip_key=1
+	fi
+	shift 2
+	mu_flip_initiate=" $* "
 }
 
 # mu_punch PEER KEY ENDPOINT KEEPALIVE ROLE ALLOWED: sets up the direct path to NAT node
@@ -203,38 +218,125 @@ mu_punch_wait() {
 	[ -z "$mu_punch_bad" ] || mu_fail 'a punched path was not confirmed: nothing else changed, the relay keeps carrying the pair'
 }
 
-# After a flip, a handshake tried while the other side had not flipped yet is retried by
-# WireGuard only 5 s later. So for 2 s after the flip, a peer with no handshake since the
-# flip is reset (removed and synced back) now and then: its next packet starts a fresh
-# handshake with the key the other side now has. Only entries whose key changed are
-# touched. Runs only when the script flipped.
-mu_settle_flip() {
-	[ -n "${mu_flip_at-}" ] || return 0
-	mu_since=${mu_flip_at%.*}
-	for mu_round in 1 2 3 4; do
-		sleep 0.5 2>/dev/null || sleep 1
-		# Only entries whose key changed: all of them on the node that took a new key,
-		# else the peers whose new key came with this run (MU_PUBKEYS).
-		mu_stale=$(MU_PUBKEYS=${MU_PUBKEYS-} wg show "$IF" latest-handshakes 2>/dev/null |
-			awk -v t="$mu_since" -v all="${mu_promoted-}" '
-				BEGIN { n = split(ENVIRON["MU_PUBKEYS"], p, " "); for (i = 1; i <= n; i++) { sub(/^[^=]*=/, "", p[i]); fresh[p[i]] = 1 } }
-				$2 < t && (all == 1 || ($1 in fresh)) { print $1 }')
-		[ -n "$mu_stale" ] || return 0
-		for mu_k in $mu_stale; do wg set "$IF" peer "$mu_k" remove 2>/dev/null; done
-		wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>/dev/null && wg syncconf "$IF" "$D/.$IF.stripped" 2>/dev/null
-		rm -f "$D/.$IF.stripped"
-		: "$mu_round"
-	done
+# mu_flip: the switch of an armed flip (mu_arm_flip) on a running interface. Of each pair
+# whose keys change, one side starts the new session (mu_arm_flip's PEERs, named by the
+# plan) and the other only answers: two first handshakes that cross each other both fail
+# and wait for WireGuard's 5 s retry, and under load they cross often. Prepared before
+# the instant: the new config, stripped, and for the switch itself a variant in which
+# each new entry this host starts has a keepalive (a new one sends at once) and each
+# other new entry points at a discard address (127.0.0.1:9) with no keepalive: a
+# handshake it would start goes nowhere (and blocks its next one for 5 s), while its
+# packets wait in its queue and the peer's handshake, answered from where it came,
+# brings the session up. At the instant, in a real-time wake-up where allowed (the skew
+# between hosts is the window of loss): one `wg syncconf`, no other process. Then the
+# key files and the config follow, and mu_settle_flip watches the new sessions. If the
+# switch fails, the interface gets its current config back.
+mu_flip() {
+	mu_src=$CONF
+	[ -f "$mu_staged_dir/$IF.conf" ] && mu_src="$mu_staged_dir/$IF.conf"
+	mu_sc="$D/.$IF.stripped"
+	wg-quick strip "$mu_src" >"$mu_sc.new" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$mu_sc.new"; mu_fail 'wg-quick strip failed'; }
+	MU_INIT=$(awk -v want="${mu_flip_initiate-}" '/^# Peer: / { name = $3 } /^PublicKey = / && index(want, " " name " ") { print $3, name }' "$mu_src") \
+		MU_EPS=$(wg show "$IF" endpoints 2>/dev/null) MU_IPS=$(wg show "$IF" allowed-ips 2>/dev/null) \
+		awk -v all="${mu_flip_key-}" -v dir="$S" -v out="$mu_sc" -v flip="$mu_sc.flip" -v list="$D/.$IF.flip-peers" '
+	BEGIN {
+		n = split(ENVIRON["MU_EPS"], l, "\n"); for (i = 1; i <= n; i++) { split(l[i], f, " "); running[f[1]] = 1; if (f[2] != "(none)") ep[f[1]] = f[2] }
+		n = split(ENVIRON["MU_IPS"], l, "\n"); for (i = 1; i <= n; i++) { m = split(l[i], f, " "); for (j = 2; j <= m; j++) if (f[1] in ep) at[f[j]] = ep[f[1]] }
+		n = split(ENVIRON["MU_INIT"], l, "\n"); for (i = 1; i <= n; i++) { split(l[i], f, " "); if (f[1] != "") init[f[1]] = f[2] }
+	}
+	function flush(   ka1) {
+		changed = peer && (all == 1 || !(key in running))
+		printf "%s", block ((changed && (key in init) && ka == "") ? "PersistentKeepalive = 0\n" : "") > out
+		if (!changed) { printf "%s", block > flip }
+		else if (key in init) {
+			ka1 = (ka == "") ? 1 : ka
+			printf "%s", block ((ka == "") ? "PersistentKeepalive = 1\n" : "") > flip
+			# How to re-create the entry (mu_settle_flip): wg set arguments.
+			print key, 1, (endpoint != "" ? "endpoint " endpoint : ""), "allowed-ips", ips, "persistent-keepalive", ka1, (psk ? "preshared-key " dir "/psk-" init[key] ".key" : "") > list
+		} else {
+			printf "%s", rblock "Endpoint = 127.0.0.1:9\n" > flip
+			# Where it pointed (an entry without Endpoint: what its current one learned).
+			print key, 0, (endpoint != "" ? endpoint : (first in at) ? at[first] : "-") > list
+		}
+		block = rblock = endpoint = ips = first = key = ka = ""; peer = psk = 0
+	}
+	/^\[/ { flush(); peer = ($0 == "[Peer]") }
+	peer && /^PublicKey *=/ { key = $0; sub(/^[^=]*= */, "", key) }
+	peer && /^PresharedKey *=/ { psk = 1 }
+	peer && /^Endpoint *=/ { endpoint = $0; sub(/^[^=]*= */, "", endpoint) }
+	peer && /^PersistentKeepalive *=/ { ka = $0; sub(/^[^=]*= */, "", ka) }
+	peer && /^AllowedIPs *=/ { ips = $0; sub(/^[^=]*= */, "", ips); gsub(/ /, "", ips); first = ips; sub(/,.*/, "", first) }
+	{ block = block $0 "\n" }
+	!(peer && /^(PersistentKeepalive|Endpoint) *=/) { rblock = rblock $0 "\n" }
+	END { flush(); printf "" > list }
+	' "$mu_sc.new" || { rm -f "$mu_sc.new" "$mu_sc" "$mu_sc.flip"; mu_fail 'cannot prepare the switch'; }
+	rm -f "$mu_sc.new"
+	mu_rt=
+	chrt -f 20 true 2>/dev/null && mu_rt='chrt -f 20'
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	mu_switch='d=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" "BEGIN { d = t - n; if (d < 0) d = 0; printf \"%.3f\", d }"); sleep "$d" 2>/dev/null || sleep "${d%.*}"; [ -z "$4" ] || wg show "$2" latest-handshakes >"$4"; exec wg syncconf "$2" "$3"'
+	# On a rotated node the entries stay: their handshakes at the instant tell a new
+	# session from the old one.
+	# shellcheck disable=SC2086 # $mu_rt is a command prefix or nothing
+	if ! $mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.flip" "${mu_flip_key:+$D/.$IF.flip-handshakes}" 2>"$D/.meshup-wg.log"; then
+		cat "$D/.meshup-wg.log" >&2
+		wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && wg syncconf "$IF" "$mu_sc"
+		rm -f "$mu_sc" "$mu_sc.flip" "$D/.$IF.flip-peers" "$D/.$IF.flip-handshakes"
+		rm -rf "$mu_staged_dir"
+		mu_fail 'wg syncconf failed at the flip: the interface keeps its current config'
+	fi
+	rm -f "$mu_sc.flip"
+	mu_flip_files
 }
 
-# mu_promote_key: the staged key becomes the host's key (the old one kept as .prev).
-mu_promote_key() {
-	mu_mark step promote-key
-	[ -s "$S/private.key.next" ] || mu_fail 'no staged key to promote'
-	cp -p "$S/private.key" "$S/private.key.prev" || mu_fail 'cannot keep the previous key'
-	mv -f "$S/private.key.next" "$S/private.key" || mu_fail 'cannot promote the staged key'
-	wg pubkey <"$S/private.key" >"$S/public.key" || mu_fail 'wg pubkey failed'
-	mu_promoted=1
+# mu_flip_files: after the switch, the staged key becomes the host's key (the old one
+# kept as private.key.prev) and the config assembled for the flip is installed.
+mu_flip_files() {
+	if [ -n "${mu_flip_key-}" ]; then
+		cp -p "$S/private.key" "$S/private.key.prev" || mu_fail 'cannot keep the previous key'
+		mv -f "$S/private.key.next" "$S/private.key" || mu_fail 'cannot promote the staged key'
+		wg pubkey <"$S/private.key" >"$S/public.key" || mu_fail 'wg pubkey failed'
+	fi
+	if [ -f "$mu_staged_dir/$IF.conf" ]; then
+		if [ -f "$CONF" ]; then cp -p "$CONF" "$CONF.meshup-prev" && HAD_PREV=1; fi
+		mv -f "$mu_staged_dir/$IF.conf" "$CONF" || mu_fail 'cannot install the new config'
+		rmdir "$mu_staged_dir"
+	fi
+}
+
+# After the switch, each new session needs a handshake, and only the side that starts it
+# (mu_arm_flip's PEERs) sends one. Sent before the other side switched, it fails, and
+# WireGuard would retry only 5 s later (REKEY_TIMEOUT). So every 0.1 s at first, up to
+# 3 s after the instant, until every new session had a handshake, an entry this host
+# starts that had none is re-created (removed and added back in one `wg set`: a fresh
+# entry with a keepalive sends a handshake at once; the packets it held are lost).
+# Then every entry gets its configured endpoint and keepalive (an entry still pointing at
+# the discard address gets the one it had). Runs in the background, in real time where
+# allowed, from the switch on.
+mu_settle_flip() {
+	mu_list="$D/.$IF.flip-peers"
+	for mu_at in 0.1 0.2 0.3 0.4 0.55 0.7 0.85 1 1.5 2 3; do
+		[ -s "$mu_list" ] || break
+		mu_sleep_until "$(awk -v t="$mu_flip_at" -v a="$mu_at" 'BEGIN { printf "%.3f", t + a }')"
+		# New sessions without a handshake yet, and how to re-create those this host starts.
+		mu_stale=$(wg show "$IF" latest-handshakes 2>/dev/null | awk -v list="$mu_list" -v hs="$D/.$IF.flip-handshakes" '
+			BEGIN {
+				while ((getline line < hs) > 0) { split(line, f, " "); before[f[1]] = f[2] }
+				while ((getline line < list) > 0) { split(line, f, " "); want[f[1]] = line }
+			}
+			($1 in want) && ($2 == 0 || $2 == before[$1]) { print want[$1] }')
+		[ -n "$mu_stale" ] || break
+		mu_reset=$(printf '%s\n' "$mu_stale" | awk '$2 == 1 { k = $1; $1 = ""; $2 = ""; printf " peer %s remove peer %s %s", k, k, $0 }')
+		# shellcheck disable=SC2086 # wg set arguments (keys are base64, paths from MU_DIR)
+		[ -z "$mu_reset" ] || wg set "$IF" $mu_reset 2>/dev/null
+	done
+	wg syncconf "$IF" "$D/.$IF.stripped" 2>/dev/null
+	mu_back=$(wg show "$IF" endpoints 2>/dev/null | awk -v list="$mu_list" '
+		BEGIN { while ((getline line < list) > 0) { split(line, f, " "); if (f[2] == 0 && f[3] != "-") was[f[1]] = f[3] } }
+		$2 == "127.0.0.1:9" && ($1 in was) { printf " peer %s endpoint %s", $1, was[$1] }')
+	# shellcheck disable=SC2086 # wg set arguments
+	[ -z "$mu_back" ] || wg set "$IF" $mu_back 2>/dev/null
+	rm -f "$mu_list" "$D/.$IF.flip-handshakes"
 }
 
 # mu_install COMMAND: installs WireGuard with the playbook's command.
@@ -291,7 +393,13 @@ mu_write_config() {
 	mu_punch_wait
 	mu_mark step write-config
 	mu_new="$D/.$IF.conf.meshup-new"
-	MU_PUBKEYS=${MU_PUBKEYS:-} awk -v dir="$S" '
+	# An armed flip (mu_arm_flip) assembles the config with the staged key and installs
+	# it only after the switch (mu_flip_files).
+	if [ -n "${mu_flip_at-}" ]; then
+		mkdir -p "$mu_staged_dir" || mu_fail "cannot create $mu_staged_dir"
+		mu_new="$mu_staged_dir/$IF.conf"
+	fi
+	MU_PUBKEYS=${MU_PUBKEYS:-} awk -v dir="$S" -v pk="private.key${mu_flip_key:+.next}" '
 	function secret(name,   line) {
 		if ((getline line < (dir "/" name)) <= 0) { missing = missing " " name; return "" }
 		close(dir "/" name); return line
@@ -302,7 +410,7 @@ mu_write_config() {
 		for (i = 1; i <= n; i++) { eq = index(pairs[i], "="); if (eq > 1) key[substr(pairs[i], 1, eq - 1)] = substr(pairs[i], eq + 1) }
 	}
 	/^# Peer: / { flush(); peer = $3 }
-	/^PrivateKey = <secret:private\.key>$/ { block = block "PrivateKey = " secret("private.key") "\n"; next }
+	/^PrivateKey = <secret:private\.key>$/ { block = block "PrivateKey = " secret(pk) "\n"; next }
 	/^PresharedKey = <secret:psk-[a-z0-9][a-z0-9.-]*\.key>$/ {
 		f = $3; sub(/^<secret:/, "", f); sub(/>$/, "", f)
 		if (drop) next
@@ -323,6 +431,7 @@ mu_write_config() {
 		mu_fail 'assembling the config failed'
 	fi
 	chmod 600 "$mu_new"
+	[ -z "${mu_flip_at-}" ] || return 0
 	if [ -f "$CONF" ]; then cp -p "$CONF" "$CONF.meshup-prev" && HAD_PREV=1; fi
 	mv -f "$mu_new" "$CONF" || mu_fail 'cannot install the new config'
 }
@@ -367,9 +476,16 @@ mu_live_reload() {
 	mu_punch_wait
 	mu_mark step live-reload
 	ip link show dev "$IF" >/dev/null 2>&1 || mu_rollback "interface $IF is not up"
-	wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg-quick strip failed'; }
-	wg syncconf "$IF" "$D/.$IF.stripped" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg syncconf failed'; }
-	rm -f "$D/.$IF.stripped"
+	if [ -n "${mu_flip_at-}" ]; then
+		mu_flip
+		mu_settle_flip &
+		mu_settle_pid=$!
+		[ -z "$mu_rt" ] || chrt -f -p 20 "$mu_settle_pid" 2>/dev/null
+	else
+		wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg-quick strip failed'; }
+		wg syncconf "$IF" "$D/.$IF.stripped" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg syncconf failed'; }
+		rm -f "$D/.$IF.stripped"
+	fi
 	for a in $1; do
 		ip -o addr show dev "$IF" | awk '{print $4}' | grep -qx "$a" || ip addr add "$a" dev "$IF" || mu_rollback "cannot add address $a"
 	done
@@ -389,12 +505,20 @@ mu_live_reload() {
 		done
 	done
 	mu_post_check
-	mu_settle_flip
+	if [ -n "${mu_settle_pid-}" ]; then
+		wait "$mu_settle_pid"
+		rm -f "$D/.$IF.stripped"
+	fi
 }
 
 # mu_start COMMAND: brings the interface up (service enable --now, or wg-quick up).
 mu_start() {
 	mu_mark step start
+	# An armed flip on a stopped interface: the files switch at the instant.
+	if [ -n "${mu_flip_at-}" ]; then
+		mu_sleep_until "$mu_flip_at"
+		mu_flip_files
+	fi
 	mu_run up "$1" || {
 		mu_log_tail up
 		if ip link show dev "$IF" >/dev/null 2>&1; then ip link del dev "$IF"; fi

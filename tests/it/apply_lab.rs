@@ -1452,14 +1452,20 @@ impl<'a> PingAll<'a> {
     }
 }
 
-/// Key rotation across a live mesh with pings at 20/s on every pair: rotating one node
-/// loses at most 1 packet on its pairs and none elsewhere; after rotating all, every pair
-/// carries traffic again (the losses are printed: 2 or fewer on a quiet machine, seconds
-/// on a loaded one); keys really change, verify is healthy, a second plan is empty.
+/// Key rotation across a live mesh (4 public nodes, 1 behind NAT) with pings at 20/s on
+/// every pair (issue #15): rotating one node should lose at most 1 packet on its pairs and
+/// none elsewhere, rotating all at most 2 on any pair. Measured alone while other
+/// engineers' labs shared the 2 cores, two runs lost up to 2 on a rotated pair and 1 on
+/// an untouched one (one node), 2 and 3 on the worst pair (all); a host that wakes or
+/// answers late (steal time, wireguard-go starved) costs its pairs more, so the test
+/// asserts what holds under load: no pair waits for WireGuard's own
+/// 5 s retry (100 packets), rotated pairs lose at most 3 with one node and 20 with all,
+/// the others at most 1; the losses are printed. Then: keys really changed, verify is
+/// healthy right after, a second plan is empty.
 #[test]
 fn apply_lab_key_rotation_keeps_traffic_flowing() {
     require_lab!();
-    let lab = Lab::up_with("at-rot", &["--public", "4", "--nat", "1"]);
+    let lab = Lab::up_with("rot-keys", &["--public", "4", "--nat", "1"]);
     let hosts = ["pub-1", "pub-2", "pub-3", "pub-4", "nat-1"];
     let nodes: Vec<NodeOpts<'_>> = hosts.iter().map(|h| node(&lab, h)).collect();
     let inv = write_inventory(&lab, "rot.yaml", "  preshared_keys: true\n", &nodes);
@@ -1483,15 +1489,11 @@ fn apply_lab_key_rotation_keeps_traffic_flowing() {
     run.expect_ok("rotate pub-2");
     let lost = pings.collect();
     eprintln!("rotate pub-2: lost per pair {lost:?}");
-    // On a quiet machine (this test alone) the rotated node's pairs lost at most 1 and
-    // the others none, every run. With the whole suite in parallel on 2 cores a ping or
-    // two also goes missing for load alone, so the bound here leaves room for that while
-    // still failing a flip that costs a handshake retry (5 s = 100 pings).
     for ((from, to), n) in &lost {
         let limit = if from == "pub-2" || to == "pub-2" {
-            10
-        } else {
             3
+        } else {
+            1
         };
         assert!(
             *n <= limit,
@@ -1509,20 +1511,19 @@ fn apply_lab_key_rotation_keeps_traffic_flowing() {
     let run = meshup(&lab, &["rotate", "--all", "--yes", path_str(&inv)]);
     run.expect_ok("rotate --all");
     let lost = pings.collect();
-    // Measured, not bounded here: 2 or fewer per pair on a quiet machine, but a NAT pair
-    // lost up to ~6 s while the whole suite ran in parallel (hosts flip some hundred ms
-    // apart and a crossed handshake waits for a retry). Every pair must recover: the
-    // ping matrix below checks it.
     eprintln!("rotate --all: lost per pair {lost:?}");
     assert_eq!(lost.len(), 20, "every directed pair was measured");
+    for ((from, to), n) in &lost {
+        assert!(*n <= 20, "{from} -> {to} lost {n} (rotating all): {lost:?}");
+    }
     let all: Vec<String> = hosts.iter().map(|h| public_key(&lab, h)).collect();
     for (i, h) in hosts.iter().enumerate() {
         assert_ne!(all[i], after[i], "{h} was rotated");
     }
     assert_no_changes(&lab, &inv);
-    assert_ping_matrix(&lab, &hosts);
     let v = meshup(&lab, &["verify", path_str(&inv)]);
     assert_eq!(v.code, Some(0), "{}\n{}", v.stdout, v.stderr);
+    assert_ping_matrix(&lab, &hosts);
 }
 
 /// `rotate --psk` of one pair: both hosts store a new preshared key and switch together;
@@ -1530,7 +1531,7 @@ fn apply_lab_key_rotation_keeps_traffic_flowing() {
 #[test]
 fn apply_lab_psk_rotation_of_one_pair_loses_nothing() {
     require_lab!();
-    let lab = Lab::up("at-psk", "guide", "light");
+    let lab = Lab::up("rot-psk", "guide", "light");
     let inv = lab.inventory();
     apply_ok(&lab, &inv, &[]);
     assert_ping_matrix(&lab, &["node-a", "node-b", "node-c"]);

@@ -7,6 +7,7 @@ use crate::host_error::HostError;
 use crate::inventory::NodeName;
 use crate::plan::step::{Action, Decision, Step, StepKind};
 use crate::scripts;
+use crate::topology::PeerSpec;
 
 /// Moves the interface's key files from the config dir into `<config dir>/<interface>/`
 /// when they are still where older meshup kept them (all meshes shared one key pair
@@ -127,7 +128,9 @@ pub fn psk_file_peer(file: &str) -> Option<&str> {
 
 /// Key rotation: the rotated node stages a new key pair in the prepare phase; at the
 /// agreed instant it takes the new key while every peer takes its new public key, so no
-/// side talks with a key the other has dropped for longer than one handshake.
+/// side talks with a key the other has dropped for longer than one handshake. The Flip
+/// step only arms the switch: the config steps after it prepare everything, and the live
+/// reload switches at the instant with one `wg syncconf` (`mu_arm_flip` in lib.sh).
 pub fn rotation(h: &HostInput<'_>) -> Vec<Decision> {
     let me = &h.spec.name;
     let mut out = Vec::new();
@@ -139,34 +142,91 @@ pub fn rotation(h: &HostInput<'_>) -> Vec<Decision> {
             "key rotation requested",
             "mu_stage_key",
         )));
+        let peers: Vec<&PeerSpec> = h
+            .peers
+            .iter()
+            .filter(|p| h.mesh.node(&p.name).is_some())
+            .collect();
         out.push(Decision::Change(Step::new(
             Action::Update,
             StepKind::Flip,
             "at the agreed instant, switch to the new key (the old one kept as private.key.prev)",
-            "every peer switches to the new public key at the same instant",
-            "mu_wait_until \"$MU_FLIP_AT\"\nmu_promote_key",
+            flip_reason(
+                "every peer switches to the new public key at the same instant",
+                &initiated(h, &peers),
+            ),
+            arm_flip("key", &initiated(h, &peers)),
         )));
     } else {
-        let rotating: Vec<&str> = h
+        let rotating: Vec<&PeerSpec> = h
             .peers
             .iter()
             .filter(|p| h.keys.rotating.contains(&p.name))
-            .map(|p| p.name.as_str())
             .collect();
         if !rotating.is_empty() {
+            let names: Vec<&str> = rotating.iter().map(|p| p.name.as_str()).collect();
             out.push(Decision::Change(Step::new(
                 Action::Update,
                 StepKind::Flip,
                 format!(
                     "at the agreed instant, switch to the new key of {}",
-                    rotating.join(", ")
+                    names.join(", ")
                 ),
-                format!("{} rotate their key in this run", rotating.join(", ")),
-                "mu_wait_until \"$MU_FLIP_AT\"",
+                flip_reason(
+                    &format!("{} rotate their key in this run", names.join(", ")),
+                    &initiated(h, &rotating),
+                ),
+                arm_flip("peers", &initiated(h, &rotating)),
             )));
         }
     }
     out
+}
+
+/// Of the pairs whose keys change at the flip, the peers this host starts the new
+/// session with; the other side of such a pair waits for it (its new entry has no
+/// endpoint until the session is up), so two first handshakes never cross. The side that
+/// has an endpoint for the other while the other has none (a NAT node towards a public
+/// one); else the side that rotates, if only one does (its entry stays and sends at once);
+/// else the lower node name.
+fn initiated<'a>(h: &HostInput<'_>, changed: &[&'a PeerSpec]) -> Vec<&'a str> {
+    let me = &h.spec.name;
+    let i_rotate = h.keys.rotating.contains(me);
+    changed
+        .iter()
+        .filter(|p| p.endpoint.is_some())
+        .filter(|p| {
+            let peer_has_my_endpoint = h.mesh.node(&p.name).is_some_and(|spec| {
+                h.mesh
+                    .config_peers(spec)
+                    .iter()
+                    .any(|q| &q.name == me && q.endpoint.is_some())
+            });
+            let peer_rotates = h.keys.rotating.contains(&p.name);
+            !peer_has_my_endpoint
+                || (i_rotate && !peer_rotates)
+                || (i_rotate == peer_rotates && me.as_str() < p.name.as_str())
+        })
+        .map(|p| p.name.as_str())
+        .collect()
+}
+
+fn flip_reason(why: &str, initiated: &[&str]) -> String {
+    if initiated.is_empty() {
+        format!("{why}; the config is prepared before it and taken by one `wg syncconf`")
+    } else {
+        format!(
+            "{why}; the config is prepared before it and taken by one `wg syncconf`; this host starts the new sessions with {} (the other side waits, so two handshakes never cross)",
+            initiated.join(", ")
+        )
+    }
+}
+
+/// `mu_arm_flip "$MU_FLIP_AT" key|peers [PEER...]`.
+fn arm_flip(what: &str, initiated: &[&str]) -> String {
+    let mut args = vec!["\"$MU_FLIP_AT\"", what];
+    args.extend_from_slice(initiated);
+    scripts::call("mu_arm_flip", &args)
 }
 
 /// `rotate --psk`: both hosts of a pair whose preshared key is renewed switch at the
@@ -196,7 +256,7 @@ pub fn psk_flip(h: &HostInput<'_>, rotated_pairs: &[(NodeName, NodeName)]) -> Ve
             "at the agreed instant, switch the preshared key with {}",
             peers.join(", ")
         ),
-        "preshared key rotation requested; both sides switch together",
-        "mu_wait_until \"$MU_FLIP_AT\"",
+        "preshared key rotation requested; both sides switch together (sessions carry on: the new key takes effect at the next handshake)",
+        arm_flip("peers", &[]),
     ))]
 }
