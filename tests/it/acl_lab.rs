@@ -14,18 +14,7 @@ use crate::firewall_lab::{
     IPTABLES_DROP, NFT_TWO_TABLES, TCP_SCRIPT, UFW_DENY, assert_same_rules, assert_ssh, inventory,
     line_diff, mesh_addresses, rules,
 };
-use crate::support_lab::{
-    Lab, apply_ok, assert_no_changes, lab_skip_reason, meshup, path_str, plan_section,
-};
-
-macro_rules! require_lab {
-    () => {
-        if let Some(why) = lab_skip_reason() {
-            eprintln!("skipping lab test: {why}");
-            return;
-        }
-    };
-}
+use crate::support_lab::{Lab, apply_ok, assert_no_changes, meshup, path_str, plan_section};
 
 /// The rule under test, under `mesh:`.
 const ACL: &str = "  firewall:\n    rules:\n      - { from: web, to: db, ports: [5432/tcp] }\n";

@@ -4,22 +4,13 @@
 //! Needs root; `MESHUP_SKIP_LAB=1` skips them. Each test brings up its own small lab.
 
 use crate::support_lab::{
-    Lab, LabHost, MESHUP, Run, apply_ok, assert_no_changes, lab_skip_reason, meshup, meshup_env,
-    path_str, ping_lost, plan_section,
+    Lab, LabHost, MESHUP, Run, apply_ok, assert_no_changes, meshup, meshup_env, path_str,
+    ping_lost, plan_section,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-macro_rules! require_lab {
-    () => {
-        if let Some(why) = lab_skip_reason() {
-            eprintln!("skipping lab test: {why}");
-            return;
-        }
-    };
-}
 
 /// One node of a generated inventory.
 struct NodeOpts<'a> {

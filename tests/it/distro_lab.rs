@@ -4,18 +4,9 @@
 //! os-release (tests/lab/lib-distro.sh). Also: a held dpkg lock, and a dual-stack mesh
 //! across an ip6tables INPUT DROP host. Needs root; `MESHUP_SKIP_LAB=1` skips them.
 
-use crate::support_lab::{Lab, Run, assert_no_changes, lab_skip_reason, meshup, path_str};
+use crate::support_lab::{Lab, Run, assert_no_changes, meshup, path_str};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-macro_rules! require_lab {
-    () => {
-        if let Some(why) = lab_skip_reason() {
-            eprintln!("skipping lab test: {why}");
-            return;
-        }
-    };
-}
 
 /// The RECAP line of `host` in an apply's output.
 fn recap_line(run: &Run, host: &str) -> String {

@@ -12,18 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support_lab::{
-    Lab, apply_ok, assert_no_changes, lab_skip_reason, meshup, path_str, plan_section,
-};
-
-macro_rules! require_lab {
-    () => {
-        if let Some(why) = lab_skip_reason() {
-            eprintln!("skipping lab test: {why}");
-            return;
-        }
-    };
-}
+use crate::support_lab::{Lab, apply_ok, assert_no_changes, meshup, path_str, plan_section};
 
 /// Port of the test's TCP listeners.
 const PORT: &str = "7001";

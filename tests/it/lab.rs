@@ -2,20 +2,11 @@
 //! on — separate machines reachable by SSH, their own /etc, real NAT, a working apt mirror,
 //! a booting systemd. Needs root; `MESHUP_SKIP_LAB=1` skips them.
 
-use crate::support_lab::{Lab, lab_skip_reason};
+use crate::support_lab::Lab;
 use std::collections::HashSet;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-macro_rules! require_lab {
-    () => {
-        if let Some(why) = lab_skip_reason() {
-            eprintln!("skipping lab test: {why}");
-            return;
-        }
-    };
-}
 
 fn netns_of(lab: &str) -> Vec<String> {
     let out = Command::new("ip")

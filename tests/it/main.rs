@@ -1,4 +1,15 @@
 //! The integration test binary: one module per feature.
+
+/// Returns from a lab test, saying why, when the lab cannot run here.
+macro_rules! require_lab {
+    () => {
+        if let Some(why) = crate::support_lab::lab_skip_reason() {
+            eprintln!("skipping lab test: {why}");
+            return;
+        }
+    };
+}
+
 mod acl_lab;
 mod apply_lab;
 mod architecture;

@@ -7,18 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::support_lab::{
-    Lab, apply_ok, assert_no_changes, lab_skip_reason, meshup, path_str, ping_lost,
-};
-
-macro_rules! require_lab {
-    () => {
-        if let Some(why) = lab_skip_reason() {
-            eprintln!("skipping lab test: {why}");
-            return;
-        }
-    };
-}
+use crate::support_lab::{Lab, apply_ok, assert_no_changes, meshup, path_str, ping_lost};
 
 fn ping_until(lab: &Lab, from: &str, ip: &str, deadline: Duration) {
     let start = Instant::now();

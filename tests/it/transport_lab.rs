@@ -3,18 +3,9 @@
 //! namespace: root and sudo users, sudo without NOPASSWD, known_hosts learning and a
 //! changed key, ProxyJump through a public host to the NAT host, and an unreachable host.
 
-use crate::support_lab::{Lab, Run, lab_skip_reason};
+use crate::support_lab::{Lab, Run};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-macro_rules! require_lab {
-    () => {
-        if let Some(why) = lab_skip_reason() {
-            eprintln!("skipping lab test: {why}");
-            return;
-        }
-    };
-}
 
 fn meshup_exec(lab: &Lab, inventory: &Path, command: &str) -> Run {
     let out = lab

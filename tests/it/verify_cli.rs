@@ -576,16 +576,7 @@ mod lab {
     use std::process::Output;
     use std::time::{Duration, Instant};
 
-    use crate::support_lab::{Lab, Run, lab_skip_reason};
-
-    macro_rules! require_lab {
-        () => {
-            if let Some(why) = lab_skip_reason() {
-                eprintln!("skipping lab test: {why}");
-                return;
-            }
-        };
-    }
+    use crate::support_lab::{Lab, Run};
 
     fn run_of(out: Output) -> Run {
         Run {
