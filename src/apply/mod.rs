@@ -16,7 +16,7 @@ use crate::host_error::HostError;
 use crate::interrupt::{EXIT_INTERRUPTED, Interrupt};
 use crate::inventory::NodeName;
 use crate::keys::PublicKey;
-use crate::plan::{self, HostPlan, KeyBook, Phase, Plan, PlanInput};
+use crate::plan::{self, HostPlan, KeyBook, Phase, Plan, PlanInput, Planner};
 use crate::scripts::Values;
 use crate::secret::Secret;
 use crate::session::{Gathered, Session, SessionOptions};
@@ -124,28 +124,118 @@ pub struct ApplyOptions {
     pub detailed_exitcode: bool,
 }
 
-/// Gathers and computes the plan (shared by plan and apply).
-fn gather_and_plan(
-    session: &Session,
-    progress: &Progress,
-    rotate: &Rotate,
-    rotate_psk: bool,
-) -> (Gathered, Plan, KeyBook) {
-    let gathered = session.connect_and_gather(progress);
-    let rotate = &rotate.select(session, &gathered.facts);
-    let (mesh, paths) = punch::learn_paths(&session.mesh, &gathered.facts, session.limit.as_ref());
-    let input = PlanInput {
-        inventory: &session.inventory,
-        mesh: &mesh,
-        playbooks: &session.playbooks,
-        facts: &gathered.facts,
-        limit: session.limit.as_ref(),
-        rotate,
-        rotate_psk,
-        paths: &paths,
+/// What a plan is made from, gathered once (shared by plan and apply).
+struct Gather {
+    gathered: Gathered,
+    rotate: BTreeSet<NodeName>,
+    mesh: crate::topology::Mesh,
+    paths: crate::nat_path::PathBook,
+}
+
+impl Gather {
+    fn run(session: &Session, progress: &Progress, rotate: &Rotate) -> Gather {
+        let gathered = session.connect_and_gather(progress);
+        let rotate = rotate.select(session, &gathered.facts);
+        let (mesh, paths) =
+            punch::learn_paths(&session.mesh, &gathered.facts, session.limit.as_ref());
+        Gather {
+            gathered,
+            rotate,
+            mesh,
+            paths,
+        }
+    }
+
+    fn input<'a>(&'a self, session: &'a Session, rotate_psk: bool) -> PlanInput<'a> {
+        PlanInput {
+            inventory: &session.inventory,
+            mesh: &self.mesh,
+            playbooks: &session.playbooks,
+            facts: &self.gathered.facts,
+            limit: session.limit.as_ref(),
+            rotate: &self.rotate,
+            rotate_psk,
+            paths: &self.paths,
+        }
+    }
+}
+
+/// Plans host by host: each host's plan is handed to `show` as soon as it is made, and
+/// only its light form is kept (the steps are made again when apply sends them), so
+/// memory holds one host's config at a time, not every host's.
+fn plan_hosts(planner: &Planner<'_>, mut show: impl FnMut(&HostPlan)) -> Plan {
+    let hosts = planner
+        .hosts()
+        .map(|name| {
+            let mut host = planner.host(name, true);
+            show(&host);
+            host.lighten();
+            host
+        })
+        .collect();
+    planner.finish(hosts)
+}
+
+/// Prints the plan as it is made: text, or JSON with the hosts streamed one by one.
+fn print_plan(
+    planner: &Planner<'_>,
+    format: PlanFormat,
+    inventory: &std::path::Path,
+    verbose: bool,
+) -> miette::Result<Plan> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = None;
+    let mut first = true;
+    if format == PlanFormat::Json {
+        let _ = write!(out, "{{\n  \"hosts\": [");
+    }
+    let plan = plan_hosts(planner, |host| {
+        let written = match format {
+            PlanFormat::Text => out.write_all(ui::render_host(host, verbose).as_bytes()),
+            PlanFormat::Json => serde_json::to_string_pretty(host)
+                .map_err(std::io::Error::other)
+                .and_then(|json| {
+                    let sep = if first { "\n    " } else { ",\n    " };
+                    first = false;
+                    write!(out, "{sep}{}", json.replace('\n', "\n    "))
+                }),
+        };
+        if let Err(e) = written {
+            failed.get_or_insert(e);
+        }
+    });
+    let written = match format {
+        PlanFormat::Text => out.write_all(ui::render_summary(&plan, inventory).as_bytes()),
+        PlanFormat::Json => json_tail(&plan).and_then(|tail| write!(out, "\n  ]{tail}\n}}\n")),
     };
-    let (plan, keys) = plan::compute(&input);
-    (gathered, plan, keys)
+    failed
+        .map_or(written, Err)
+        .and_then(|()| out.flush())
+        .into_diagnostic()?;
+    Ok(plan)
+}
+
+/// The plan's fields after `hosts`, as JSON object members (`,\n  "key": value`).
+fn json_tail(plan: &Plan) -> std::io::Result<String> {
+    let rest = Plan {
+        hosts: Vec::new(),
+        new_psk_pairs: plan.new_psk_pairs.clone(),
+        nat_paths: plan.nat_paths.clone(),
+        nat_mappings: plan.nat_mappings.clone(),
+    };
+    let serde_json::Value::Object(fields) = serde_json::to_value(&rest)? else {
+        return Ok(String::new());
+    };
+    let mut tail = String::new();
+    for (key, value) in fields.iter().filter(|(k, _)| *k != "hosts") {
+        let value = serde_json::to_string_pretty(value)?.replace('\n', "\n  ");
+        tail.push_str(&format!(
+            ",\n  {}: {value}",
+            serde_json::Value::from(key.as_str())
+        ));
+    }
+    Ok(tail)
 }
 
 fn host_names(session: &Session) -> Vec<&str> {
@@ -157,17 +247,18 @@ pub fn plan(options: &PlanOptions) -> miette::Result<ExitCode> {
     let session = Session::open(&options.session)?;
     let progress = Progress::new(host_names(&session), session.verbose);
     options.rotate.resolve(&session)?;
-    let (gathered, plan, _) =
-        gather_and_plan(&session, &progress, &options.rotate, options.rotate_psk);
+    let gather = Gather::run(&session, &progress, &options.rotate);
     progress.clear();
-    match options.format {
-        PlanFormat::Text => print!(
-            "{}",
-            ui::render_plan(&plan, &options.session.inventory, session.verbose)
-        ),
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan).into_diagnostic()?),
-    }
-    session.close(gathered.sessions);
+    let input = gather.input(&session, options.rotate_psk);
+    let planner = Planner::new(&input);
+    let plan = print_plan(
+        &planner,
+        options.format,
+        &options.session.inventory,
+        session.verbose,
+    )?;
+    drop(planner);
+    session.close(gather.gathered.sessions);
     Ok(if plan.has_errors() {
         ExitCode::from(1)
     } else if options.detailed_exitcode && !plan.is_empty() {
@@ -255,19 +346,24 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     let progress = Progress::new(host_names(&session), verbose);
     let t = Instant::now();
     options.rotate.resolve(&session)?;
-    let (gathered, plan, keys) =
-        gather_and_plan(&session, &progress, &options.rotate, options.rotate_psk);
+    let gather = Gather::run(&session, &progress, &options.rotate);
     report.phase("connect + gather", t);
     progress.clear();
     drop(progress);
+    let input = gather.input(&session, options.rotate_psk);
+    let planner = Planner::new(&input);
     // --quiet (which needs --yes): no plan, and of the recap only the failures.
     let quiet = ui::console::quiet();
-    if !quiet {
-        print!(
-            "{}",
-            ui::render_plan(&plan, &options.session.inventory, verbose)
-        );
-    }
+    let plan = if quiet {
+        plan_hosts(&planner, |_| {})
+    } else {
+        print_plan(
+            &planner,
+            PlanFormat::Text,
+            &options.session.inventory,
+            verbose,
+        )?
+    };
 
     let mut recap = Recap {
         outcomes: plan
@@ -286,9 +382,9 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
         let interrupt = Interrupt::install(&session.handle());
         generated = execute(
             &session,
-            &gathered,
+            &gather.gathered,
             &plan,
-            &keys,
+            &planner,
             &interrupt,
             &mut recap,
             &mut report,
@@ -296,7 +392,7 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
         interrupted = interrupt.stopped();
     }
     session.save_lock()?;
-    write_client_configs(&session, &keys, &generated, &new_clients)?;
+    write_client_configs(&session, &planner.keys, &generated, &new_clients)?;
     if quiet {
         print!("{}", recap.render_failures());
     } else {
@@ -305,7 +401,8 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     if options.stats {
         eprint!("{}", report.render("STATS", &session.stats));
     }
-    session.close(gathered.sessions);
+    drop(planner);
+    session.close(gather.gathered.sessions);
     if interrupted {
         eprintln!("apply was interrupted: run it again to finish the hosts marked NOT RUN");
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
@@ -364,11 +461,24 @@ fn execute(
     session: &Session,
     gathered: &Gathered,
     plan: &Plan,
-    keys: &KeyBook,
+    planner: &Planner<'_>,
     interrupt: &Interrupt,
     recap: &mut Recap,
     report: &mut StatsReport,
 ) -> BTreeMap<NodeName, PublicKey> {
+    let keys = &planner.keys;
+    // The steps as shown, made again host by host just before they are sent.
+    let steps_of = |host: &HostPlan| {
+        let full = planner.host(&host.node, false);
+        if full.fingerprint == host.fingerprint && full.steps.len() == host.steps.len() {
+            Ok(full)
+        } else {
+            Err(HostError::blocked(
+                "its steps came out different from the plan shown (a bug in meshup): nothing was sent",
+            ))
+        }
+    };
+    let steps_of = &steps_of;
     let changing: Vec<&HostPlan> = plan.hosts.iter().filter(|h| h.has_changes()).collect();
     let progress = Progress::new(changing.iter().map(|h| h.node.as_str()), session.verbose);
     let connection = |node: &NodeName| {
@@ -412,7 +522,9 @@ fn execute(
                         "preparing keys"
                     },
                 );
-                let text = phase::script(&values, Phase::Prepare, host.phase(Phase::Prepare));
+                let full = steps_of(host)?;
+                let text = phase::script(&values, Phase::Prepare, full.phase(Phase::Prepare));
+                drop(full);
                 let markers = phase::run(&ssh, &text, PREPARE_TIMEOUT).await?;
                 // A rotated node reports its next key; the current one stays until the flip.
                 let kind = if keys.rotating.contains(&host.node) {
@@ -539,7 +651,9 @@ fn execute(
                 }
                 let ssh = session_for_host?;
                 progress.set(host.node.as_str(), "converging");
-                let text = phase::script(values, Phase::Converge, host.phase(Phase::Converge));
+                let full = steps_of(host)?;
+                let text = phase::script(values, Phase::Converge, full.phase(Phase::Converge));
+                drop(full);
                 phase::run(&ssh, &text, CONVERGE_TIMEOUT).await
             }
         }));

@@ -69,7 +69,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
     })
     .expect("session");
     let facts = facts();
-    let (plan, keys) = plan::compute(&PlanInput {
+    let input = PlanInput {
         inventory: &session.inventory,
         mesh: &session.mesh,
         playbooks: &session.playbooks,
@@ -78,8 +78,19 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         rotate: &[n("node-c")].into(),
         rotate_psk: false,
         paths: &crate::nat_path::PathBook::default(),
-    });
+    };
+    let (plan, _) = plan::compute(&input);
     assert!(!plan.has_errors(), "{plan:#?}");
+    // Apply gets the plan as `apply` keeps it after showing it: light, its steps made
+    // again host by host by the planner.
+    let planner = plan::Planner::new(&input);
+    let light = plan_hosts(&planner, |_| {});
+    assert!(
+        light
+            .hosts
+            .iter()
+            .all(|h| h.light && h.steps.iter().all(|s| s.shell.is_empty()))
+    );
     let shown = ui::render_plan(&plan, &path, true);
 
     let hosts: BTreeMap<NodeName, Arc<ScriptedSession>> = ["node-a", "node-b", "node-c", "node-d"]
@@ -102,8 +113,8 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
     execute(
         &session,
         &gathered,
-        &plan,
-        &keys,
+        &light,
+        &planner,
         &crate::interrupt::Interrupt::default(),
         &mut recap,
         &mut StatsReport::new(),

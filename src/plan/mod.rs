@@ -57,6 +57,12 @@ pub struct HostPlan {
     /// it converges only after they have applied it, and not at all if one fails.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<(NodeName, String)>,
+    /// What its steps send, hashed ([`Planner::host`] makes them again at apply time).
+    #[serde(skip)]
+    pub fingerprint: u64,
+    /// The diffs and shell were dropped after the plan was shown ([`HostPlan::lighten`]).
+    #[serde(skip)]
+    pub light: bool,
 }
 
 impl HostPlan {
@@ -69,7 +75,22 @@ impl HostPlan {
             unchanged: Vec::new(),
             warnings: Vec::new(),
             after: Vec::new(),
+            fingerprint: 0,
+            light: false,
         }
+    }
+
+    /// Drops what only the display and the run need (diffs, shell): kept are the steps'
+    /// kinds, lines and the fingerprint, enough to count, order and recap. Apply makes
+    /// the host's steps again with [`Planner::host`] just before it sends them.
+    pub fn lighten(&mut self) {
+        for step in &mut self.steps {
+            step.diff = None;
+            step.shell = String::new();
+            step.reason = String::new();
+        }
+        self.unchanged = Vec::new();
+        self.light = true;
     }
 
     /// The host has changes to make.
@@ -150,60 +171,132 @@ pub struct PlanInput<'a> {
     pub paths: &'a crate::nat_path::PathBook,
 }
 
-/// Computes the plan. Pure: same input, same plan.
+/// Computes the whole plan at once. Pure: same input, same plan. (`plan` and `apply`
+/// use a [`Planner`] host by host instead, so a big mesh is never held whole.)
 pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
-    let mesh = input.mesh;
-    let in_limit = |n: &NodeName| input.limit.is_none_or(|l| l.contains(n));
-    let mut keys = KeyBook::from_facts(mesh, input.facts, &in_limit);
-    let rotation_blocked = if input.rotate_psk {
-        BTreeMap::new()
-    } else {
-        rotation_candidates(input, &mut keys, &in_limit)
-    };
-    let empty = BTreeSet::new();
-    let psk_rotation = if input.rotate_psk {
-        input.rotate
-    } else {
-        &empty
-    };
-    let psks = PskPlan::compute(mesh, input.facts, &keys, &in_limit, psk_rotation);
+    let planner = Planner::new(input);
+    let hosts = planner.hosts().map(|n| planner.host(n, true)).collect();
+    let plan = planner.finish(hosts);
+    (plan, planner.keys)
+}
 
-    let mut hosts = Vec::new();
-    for spec in &mesh.nodes {
-        let name = &spec.name;
-        let facts = match input.facts.get(name) {
-            Some(Ok(f)) => f,
-            Some(Err(e)) => {
-                hosts.push(HostPlan::new(
-                    name.clone(),
-                    HostState::Unreachable(e.clone()),
-                ));
-                continue;
+/// Plans one host at a time. What concerns the whole mesh (keys, preshared keys,
+/// rotations, which nodes move what their peers use) is decided once, in [`Planner::new`];
+/// [`Planner::host`] then makes one host's plan on demand, the same every time, so the
+/// plan can be shown host by host and each host's steps made again just before they
+/// are sent (memory: one host's config at a time, not N configs of N peers).
+pub struct Planner<'a> {
+    input: &'a PlanInput<'a>,
+    /// Keys known, generated during the run, rotated.
+    pub keys: KeyBook,
+    psks: PskPlan,
+    rotation_blocked: BTreeMap<NodeName, String>,
+    /// Running nodes that move what their peers reach them by, and what.
+    movers: BTreeMap<NodeName, String>,
+}
+
+impl<'a> Planner<'a> {
+    /// Decides what concerns the whole mesh.
+    pub fn new(input: &'a PlanInput<'a>) -> Self {
+        let mesh = input.mesh;
+        let in_limit = |n: &NodeName| input.limit.is_none_or(|l| l.contains(n));
+        let mut keys = KeyBook::from_facts(mesh, input.facts, &in_limit);
+        let rotation_blocked = if input.rotate_psk {
+            BTreeMap::new()
+        } else {
+            rotation_candidates(input, &mut keys, &in_limit)
+        };
+        let empty = BTreeSet::new();
+        let psk_rotation = if input.rotate_psk {
+            input.rotate
+        } else {
+            &empty
+        };
+        let psks = PskPlan::compute(mesh, input.facts, &keys, &in_limit, psk_rotation);
+        let movers = order::movers(mesh, input.facts, &|n: &NodeName| {
+            in_limit(n) && !rotation_blocked.contains_key(n)
+        });
+        Planner {
+            input,
+            keys,
+            psks,
+            rotation_blocked,
+            movers,
+        }
+    }
+
+    fn in_limit(&self, n: &NodeName) -> bool {
+        self.input.limit.is_none_or(|l| l.contains(n))
+    }
+
+    /// The hosts a plan has, in its order: present nodes, then absent ones meshup
+    /// reached or tried.
+    pub fn hosts(&self) -> impl Iterator<Item = &'a NodeName> + use<'a, '_> {
+        let facts = self.input.facts;
+        self.input.mesh.nodes.iter().map(|s| &s.name).chain(
+            self.input
+                .mesh
+                .absent
+                .iter()
+                .filter(move |n| facts.contains_key(*n)),
+        )
+    }
+
+    /// One host's plan; `diffs: false` leaves out the diffs (only people read them).
+    pub fn host(&self, name: &NodeName, diffs: bool) -> HostPlan {
+        let mut hp = match self.input.mesh.node(name) {
+            Some(spec) => self.present(spec),
+            None => self.absent(name),
+        };
+        if !diffs {
+            for step in &mut hp.steps {
+                step.diff = None;
             }
+        }
+        hp.fingerprint = fingerprint(&hp.steps);
+        hp
+    }
+
+    fn present(&self, spec: &crate::topology::NodeSpec) -> HostPlan {
+        let name = &spec.name;
+        let facts = match self.input.facts.get(name) {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => return HostPlan::new(name.clone(), HostState::Unreachable(e.clone())),
             None => {
-                hosts.push(HostPlan::new(
+                return HostPlan::new(
                     name.clone(),
                     HostState::Unreachable(HostError::NotConnected),
-                ));
-                continue;
+                );
             }
         };
         let mut hp = HostPlan::new(name.clone(), HostState::Ready);
         hp.host = Some(facts.to_string());
-        if !in_limit(name) {
+        if !self.in_limit(name) {
             hp.state = HostState::Skipped;
-        } else if let Some(why) = rotation_blocked.get(name) {
+        } else if let Some(why) = self.rotation_blocked.get(name) {
             hp.state = HostState::Error(HostError::blocked(why.clone()));
-        } else if let Err(e) = host_steps(input, spec, facts, &keys, &psks, &mut hp) {
+        } else if let Err(e) = host_steps(self.input, spec, facts, &self.keys, &self.psks, &mut hp)
+        {
             hp.state = HostState::Error(e);
             hp.steps.clear();
         }
-        hosts.push(hp);
+        if hp.has_changes() && !self.movers.contains_key(name) {
+            let mesh = self.input.mesh;
+            hp.after = self
+                .movers
+                .iter()
+                .filter(|(m, _)| mesh.node(m).is_some_and(|m| mesh.is_peer(spec, m)))
+                .map(|(m, what)| (m.clone(), what.clone()))
+                .collect();
+        }
+        hp
     }
 
-    for name in &mesh.absent {
+    fn absent(&self, name: &NodeName) -> HostPlan {
+        let input = self.input;
+        let mesh = input.mesh;
         match input.facts.get(name) {
-            Some(Ok(f)) if in_limit(name) => {
+            Some(Ok(f)) if self.in_limit(name) => {
                 let mut hp = HostPlan::new(name.clone(), HostState::Ready);
                 hp.host = Some(f.to_string());
                 hp.record(steps::removal(&mesh.settings, f));
@@ -220,32 +313,44 @@ pub fn compute(input: &PlanInput<'_>) -> (Plan, KeyBook) {
                         .with_config_dir(mesh.settings.config_dir.as_str()),
                     &paths,
                 ));
-                hosts.push(hp);
+                hp
             }
-            Some(Ok(_)) => hosts.push(HostPlan::new(name.clone(), HostState::Skipped)),
-            Some(Err(e)) => hosts.push(HostPlan::new(
+            Some(Ok(_)) => HostPlan::new(name.clone(), HostState::Skipped),
+            Some(Err(e)) => HostPlan::new(name.clone(), HostState::Unreachable(e.clone())),
+            None => HostPlan::new(
                 name.clone(),
-                HostState::Unreachable(e.clone()),
-            )),
-            None => {}
+                HostState::Unreachable(HostError::NotConnected),
+            ),
         }
     }
-    let changing: BTreeSet<NodeName> = hosts
-        .iter()
-        .filter(|h| h.has_changes())
-        .map(|h| h.node.clone())
-        .collect();
-    let mut waits = order::dependencies(mesh, input.facts, &|n| changing.contains(n));
-    for host in &mut hosts {
-        host.after = waits.remove(&host.node).unwrap_or_default();
+
+    /// The plan of the whole mesh from its hosts' plans (whole or [`HostPlan::lighten`]ed).
+    pub fn finish(&self, hosts: Vec<HostPlan>) -> Plan {
+        Plan {
+            hosts,
+            new_psk_pairs: self.psks.new_pairs.clone(),
+            nat_paths: self.input.paths.pairs.clone(),
+            nat_mappings: self.input.paths.mappings.clone(),
+        }
     }
-    let plan = Plan {
-        hosts,
-        new_psk_pairs: psks.new_pairs,
-        nat_paths: input.paths.pairs.clone(),
-        nat_mappings: input.paths.mappings.clone(),
-    };
-    (plan, keys)
+}
+
+/// What a host's steps would send, in one number: the steps made again at apply time
+/// must be the ones shown.
+fn fingerprint(steps: &[Step]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for s in steps {
+        (
+            s.action as u8,
+            s.kind as u8,
+            &s.summary,
+            &s.reason,
+            &s.shell,
+        )
+            .hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Which of the nodes asked for can rotate now: a running node with a valid key whose

@@ -50,35 +50,20 @@ fn is_link_local(net: &ipnet::IpNet) -> bool {
     }
 }
 
-/// For each changing node, the moving nodes it must wait for. `changing` says which
-/// nodes apply changes in this run; a mover waits for nobody.
-pub fn dependencies(
+/// The running nodes that move what their peers reach them by, with what they move.
+/// `eligible` says which nodes may change in this run (inside `--limit`, not blocked).
+/// Each changing peer of a mover waits for it; a mover waits for nobody.
+pub fn movers(
     mesh: &Mesh,
     facts: &FactsMap,
-    changing: &dyn Fn(&NodeName) -> bool,
-) -> BTreeMap<NodeName, Vec<(NodeName, String)>> {
-    let movers: BTreeMap<&NodeName, String> = mesh
-        .nodes
+    eligible: &dyn Fn(&NodeName) -> bool,
+) -> BTreeMap<NodeName, String> {
+    mesh.nodes
         .iter()
-        .filter(|spec| changing(&spec.name))
+        .filter(|spec| eligible(&spec.name))
         .filter_map(|spec| match facts.get(&spec.name) {
-            Some(Ok(f)) => identity_move(spec, f).map(|m| (&spec.name, m)),
+            Some(Ok(f)) => identity_move(spec, f).map(|m| (spec.name.clone(), m)),
             _ => None,
         })
-        .collect();
-    let mut out = BTreeMap::new();
-    for spec in &mesh.nodes {
-        if movers.contains_key(&spec.name) || !changing(&spec.name) {
-            continue;
-        }
-        let waits: Vec<(NodeName, String)> = movers
-            .iter()
-            .filter(|(name, _)| mesh.node(name).is_some_and(|m| mesh.is_peer(spec, m)))
-            .map(|(name, what)| ((*name).clone(), what.clone()))
-            .collect();
-        if !waits.is_empty() {
-            out.insert(spec.name.clone(), waits);
-        }
-    }
-    out
+        .collect()
 }

@@ -371,9 +371,62 @@ fn peers_of_a_node_moving_its_port_wait_for_it() {
             "{peer}"
         );
     }
+    // A mover that cannot be planned (here: locked by another run) still holds its
+    // peers back: apply leaves them on the port that works.
+    let mut locked = all_converged(&before);
+    if let Some(Ok(a)) = locked.get_mut(&n("node-a")) {
+        a.files.lock_holder = Some(crate::facts::LockHolder {
+            pid: 9,
+            comm: "sh".into(),
+            user: "root".into(),
+            age_secs: None,
+        });
+    }
+    let (plan, _) = plan_of(&after, &locked, None);
+    assert!(plan.host(&n("node-a")).expect("a").failed());
+    assert_eq!(plan.host(&n("node-b")).expect("b").after.len(), 1);
+    // Outside --limit it moves nothing in this run: nobody waits for it.
+    let limit: BTreeSet<NodeName> = [n("node-b"), n("node-c")].into();
+    let (plan, _) = plan_of(&after, &facts, Some(&limit));
+    assert!(plan.hosts.iter().all(|h| h.after.is_empty()));
     // Nothing moves: nobody waits.
     let (plan, _) = plan_of(&before, &all_converged(&before), None);
     assert!(plan.hosts.iter().all(|h| h.after.is_empty()));
+}
+
+#[test]
+fn host_by_host_planning_gives_the_same_plan_and_a_light_copy() {
+    let before = fixture(GUIDE);
+    let after = fixture(&GUIDE.replace(
+        "    endpoint: 203.0.113.10:51820\n",
+        "    endpoint: 203.0.113.10:51821\n    listen_port: 51821\n",
+    ));
+    let facts = all_converged(&before);
+    let (whole, _) = plan_of(&after, &facts, None);
+    assert!(whole.hosts.iter().all(HostPlan::has_changes));
+    let input = PlanInput {
+        inventory: &after.inventory,
+        mesh: &after.mesh,
+        playbooks: &after.playbooks,
+        facts: &facts,
+        limit: None,
+        rotate: &BTreeSet::new(),
+        rotate_psk: false,
+        paths: &crate::nat_path::PathBook::default(),
+    };
+    let planner = super::Planner::new(&input);
+    for shown in &whole.hosts {
+        let again = planner.host(&shown.node, false);
+        assert_eq!(again.fingerprint, shown.fingerprint, "{}", shown.node);
+        assert!(again.steps.iter().all(|s| s.diff.is_none()));
+        let mut light = shown.clone();
+        light.lighten();
+        assert!(light.has_changes() && light.steps.iter().all(|s| s.shell.is_empty()));
+        assert_eq!(
+            light.steps.iter().map(|s| s.kind).collect::<Vec<_>>(),
+            again.steps.iter().map(|s| s.kind).collect::<Vec<_>>()
+        );
+    }
 }
 
 #[test]

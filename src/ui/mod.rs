@@ -6,7 +6,7 @@ pub mod progress;
 pub mod recap;
 pub mod stats;
 
-pub use plan_view::render_plan;
+pub use plan_view::{render_host, render_plan, render_summary};
 pub use progress::Progress;
 pub use recap::{HostOutcome, Recap};
 pub use stats::{StatsReport, peak_rss_kib};

@@ -3,29 +3,39 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::plan::{HostState, Plan};
+use crate::plan::{HostPlan, HostState, Plan};
 
 /// Renders a plan for people.
 pub fn render_plan(plan: &Plan, inventory: &Path, verbose: bool) -> String {
     let mut out = String::new();
     for host in &plan.hosts {
-        match &host.state {
-            HostState::Unreachable(e) => {
-                let _ = writeln!(out, "{}: UNREACHABLE: {e}\n", host.node);
-                continue;
-            }
-            HostState::Error(e) => {
-                let _ = writeln!(out, "{}: ERROR: {e}\n", host.node);
-                continue;
-            }
-            HostState::Skipped => {
-                if verbose {
-                    let _ = writeln!(out, "{}: not in --limit (read only)\n", host.node);
-                }
-                continue;
-            }
-            HostState::Ready => {}
+        out.push_str(&render_host(host, verbose));
+    }
+    out.push_str(&render_summary(plan, inventory));
+    out
+}
+
+/// One host's part of the plan (printed as soon as the host is planned).
+pub fn render_host(host: &HostPlan, verbose: bool) -> String {
+    let mut out = String::new();
+    match &host.state {
+        HostState::Unreachable(e) => {
+            let _ = writeln!(out, "{}: UNREACHABLE: {e}\n", host.node);
+            return out;
         }
+        HostState::Error(e) => {
+            let _ = writeln!(out, "{}: ERROR: {e}\n", host.node);
+            return out;
+        }
+        HostState::Skipped => {
+            if verbose {
+                let _ = writeln!(out, "{}: not in --limit (read only)\n", host.node);
+            }
+            return out;
+        }
+        HostState::Ready => {}
+    }
+    {
         let what = host.host.as_deref().unwrap_or("");
         let n = host.steps.len();
         if n == 0 {
@@ -72,6 +82,12 @@ pub fn render_plan(plan: &Plan, inventory: &Path, verbose: bool) -> String {
         }
         out.push('\n');
     }
+    out
+}
+
+/// The end of the plan: NAT pairs' paths and the counts (hosts may be lightened).
+pub fn render_summary(plan: &Plan, inventory: &Path) -> String {
+    let mut out = String::new();
     if !plan.nat_paths.is_empty() {
         let _ = writeln!(out, "NAT pairs:");
         for pair in &plan.nat_paths {
