@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::plan::tests::{GUIDE, converged, fixture, fresh, key, n};
-use crate::plan::{FactsMap, StepKind};
+use crate::plan::{FactsMap, PlanInput, StepKind};
 use crate::session::Gathered;
 use crate::transport::{ExecOutput, ScriptedSession};
 

@@ -231,7 +231,7 @@ impl<'a> Planner<'a> {
 
     /// The hosts a plan has, in its order: present nodes, then absent ones meshup
     /// reached or tried.
-    pub fn hosts(&self) -> impl Iterator<Item = &'a NodeName> + use<'a, '_> {
+    pub fn hosts(&self) -> impl Iterator<Item = &'a NodeName> {
         let facts = self.input.facts;
         self.input.mesh.nodes.iter().map(|s| &s.name).chain(
             self.input
