@@ -221,9 +221,12 @@ impl Session {
     /// The validated inputs of a node's gather script.
     pub fn gather_params(&self, node: &Node) -> Result<GatherParams, HostError> {
         let s = &self.mesh.settings;
+        // Preshared key files are looked up per peer only when the mesh uses them
+        // (files left from before are found by name anyway): N peers per host, N hosts.
         let peers: Vec<String> = self
             .mesh
             .node(&node.name)
+            .filter(|_| s.preshared_keys)
             .map(|spec| {
                 self.mesh
                     .peers(spec)

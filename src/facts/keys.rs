@@ -82,8 +82,11 @@ impl KeyFacts {
                 "psk" => {
                     let mut words = value.split(' ');
                     if let (Some(peer), Some(state)) = (words.next(), words.next()) {
-                        keys.psks
-                            .insert(peer.to_string(), KeyFileState::parse(state));
+                        // Absent is what a missing entry means: not kept (N per host).
+                        let state = KeyFileState::parse(state);
+                        if state != KeyFileState::Absent {
+                            keys.psks.insert(peer.to_string(), state);
+                        }
                         if let Some(digest) = words
                             .next()
                             .filter(|d| d.len() == 16 && d.chars().all(|c| c.is_ascii_hexdigit()))

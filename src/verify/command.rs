@@ -62,11 +62,15 @@ impl VerifyPlan {
         let mut jobs = Vec::with_capacity(mesh.nodes.len());
         for spec in &mesh.nodes {
             let node = spec.name.clone();
-            let peers: Vec<String> = mesh
-                .peers(spec)
-                .iter()
-                .map(|p| p.name.to_string())
-                .collect();
+            // Per-peer preshared key files only matter when the mesh uses them.
+            let peers: Vec<String> = if settings.preshared_keys {
+                mesh.peers(spec)
+                    .iter()
+                    .map(|p| p.name.to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let params = GatherParams::new(
                 settings.interface.as_str(),
                 settings.config_dir.as_str(),

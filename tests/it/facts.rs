@@ -217,7 +217,11 @@ fn real_gather_redacts_secrets_on_every_shell() {
         assert!(f.keys.public_key_matches());
         assert_eq!(f.keys.psks.get("node-b"), Some(&KeyFileState::Valid));
         assert_eq!(f.keys.psks.get("node-c"), Some(&KeyFileState::Invalid));
-        assert_eq!(f.keys.psks.get("node-d"), Some(&KeyFileState::Absent));
+        assert_eq!(
+            f.keys.psks.get("node-d"),
+            None,
+            "absent (the default) is not kept"
+        );
         assert_eq!(f.files.psk_files, vec!["psk-node-b.key", "psk-node-c.key"]);
         assert!(f.config.present && f.files.config && !f.files.backup);
         let expected = format!(
@@ -243,7 +247,11 @@ fn real_gather_on_a_fresh_dir_reports_absence() {
     assert!(f.complete && f.missing_sections.is_empty());
     assert!(!f.files.config_dir && !f.config.present && f.config.text.is_empty());
     assert_eq!(f.keys.private_key, KeyFileState::Absent);
-    assert_eq!(f.keys.psks.get("node-b"), Some(&KeyFileState::Absent));
+    assert_eq!(
+        f.keys.psks.get("node-b"),
+        None,
+        "absent (the default) is not kept"
+    );
     assert!(!f.os_release.id.is_empty());
 }
 
