@@ -70,7 +70,7 @@ pub fn run(options: &ClientOptions) -> miette::Result<ExitCode> {
         session.nodes().iter().map(|n| n.name.as_str()),
         session.verbose,
     );
-    let gathered = session.connect_and_gather(&progress);
+    let gathered = session.gather_and_close(&progress);
     progress.clear();
     let keys = KeyBook::from_facts(&session.mesh, &gathered.facts, &|_| false);
     session.close(gathered.sessions);

@@ -166,6 +166,17 @@ impl Session {
 
     /// Connects to every node and gathers its facts (one exec per host, read-only).
     pub fn connect_and_gather(&self, progress: &Progress) -> Gathered {
+        self.gather_all(progress, true)
+    }
+
+    /// Connects and gathers like [`Session::connect_and_gather`], closing each
+    /// connection as soon as its facts are in (read-only commands: `plan`, `client`), so
+    /// at most `--parallel` connections are open at once, however many hosts.
+    pub fn gather_and_close(&self, progress: &Progress) -> Gathered {
+        self.gather_all(progress, false)
+    }
+
+    fn gather_all(&self, progress: &Progress, keep: bool) -> Gathered {
         self.block_on(async {
             let nodes = self.nodes();
             let outcomes = fanout::run(nodes, self.parallel, |node| async move {
@@ -174,7 +185,7 @@ impl Session {
                 progress.set(node.name.as_str(), "gathering facts");
                 let facts = self.gather(node, &session).await?;
                 progress.set(node.name.as_str(), "gathered");
-                Ok::<_, HostError>((session, facts))
+                Ok::<_, HostError>((keep.then_some(session), facts))
             })
             .await;
             let mut gathered = Gathered {
@@ -184,7 +195,9 @@ impl Session {
             for (node, outcome) in outcomes {
                 match outcome {
                     Ok((session, f)) => {
-                        gathered.sessions.insert(node.name.clone(), session);
+                        if let Some(session) = session {
+                            gathered.sessions.insert(node.name.clone(), session);
+                        }
                         gathered.facts.insert(node.name.clone(), Ok(f));
                     }
                     Err(e) => {

@@ -136,7 +136,7 @@ pub fn plan(options: &PlanOptions) -> miette::Result<ExitCode> {
     let session = Session::open(&options.session)?;
     let progress = Progress::new(host_names(&session), session.verbose);
     options.rotate.resolve(&session)?;
-    let gather = Gather::run(&session, &progress, &options.rotate);
+    let gather = Gather::run(&session, &progress, &options.rotate, false);
     progress.clear();
     let input = gather.input(&session, options.rotate_psk);
     let planner = Planner::new(&input);
@@ -235,7 +235,7 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     let progress = Progress::new(host_names(&session), verbose);
     let t = Instant::now();
     options.rotate.resolve(&session)?;
-    let gather = Gather::run(&session, &progress, &options.rotate);
+    let gather = Gather::run(&session, &progress, &options.rotate, true);
     report.phase("connect + gather", t);
     progress.clear();
     drop(progress);

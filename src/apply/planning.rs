@@ -13,6 +13,7 @@ use crate::ui::{self, Progress};
 
 /// What a plan is made from, gathered once (shared by plan and apply).
 pub struct Gather {
+    /// Connections (apply) and facts.
     pub gathered: Gathered,
     rotate: BTreeSet<NodeName>,
     mesh: crate::topology::Mesh,
@@ -20,8 +21,14 @@ pub struct Gather {
 }
 
 impl Gather {
-    pub fn run(session: &Session, progress: &Progress, rotate: &Rotate) -> Gather {
-        let gathered = session.connect_and_gather(progress);
+    /// Connects, gathers and learns the NAT pairs' paths. `keep`: keep the connections
+    /// open for apply (plan closes each one as soon as its facts are in).
+    pub fn run(session: &Session, progress: &Progress, rotate: &Rotate, keep: bool) -> Gather {
+        let gathered = if keep {
+            session.connect_and_gather(progress)
+        } else {
+            session.gather_and_close(progress)
+        };
         let rotate = rotate.select(session, &gathered.facts);
         let (mesh, paths) =
             punch::learn_paths(&session.mesh, &gathered.facts, session.limit.as_ref());
@@ -33,6 +40,7 @@ impl Gather {
         }
     }
 
+    /// What the planner reads.
     pub fn input<'a>(&'a self, session: &'a Session, rotate_psk: bool) -> PlanInput<'a> {
         PlanInput {
             inventory: &session.inventory,
