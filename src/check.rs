@@ -9,21 +9,21 @@ use crate::topology::{Mesh, Role};
 /// Loads, validates and allocates, then describes the mesh (the output of `meshup check`).
 /// Reads the address lock but never writes it.
 /// `all_peers` prints every node's peer list even above [`FULL_PEER_LISTS_UP_TO`] nodes.
-pub fn check(path: &Path, all_peers: bool) -> Result<String, miette::Report> {
+/// The text goes to `emit` piece by piece (with `--peers`, one node's peer list at a time:
+/// N × (N−1) lines are never held at once).
+pub fn check(
+    path: &Path,
+    all_peers: bool,
+    emit: &mut dyn FnMut(&str),
+) -> Result<(), miette::Report> {
     let inventory = Inventory::load(path)?;
     let lock = AddressLock::load(inventory.lock_path())?;
     let (allocation, updated) = address::allocate(&inventory, &lock)?;
     let client_keys = crate::client_files::local_keys(&inventory)?;
     let mesh = Mesh::build(&inventory, &allocation).with_client_keys(&client_keys);
     let full = all_peers || mesh.nodes.len() <= FULL_PEER_LISTS_UP_TO;
-    Ok(describe(
-        &inventory,
-        &allocation,
-        &lock,
-        &updated,
-        &mesh,
-        full,
-    ))
+    describe(&inventory, &allocation, &lock, &updated, &mesh, full, emit);
+    Ok(())
 }
 
 /// Up to this many nodes `check` prints every peer list (N × (N-1) lines); above, one
@@ -38,7 +38,8 @@ pub fn describe(
     updated: &AddressLock,
     mesh: &Mesh,
     full_peer_lists: bool,
-) -> String {
+    emit: &mut dyn FnMut(&str),
+) {
     let settings = &mesh.settings;
     let mut out = String::new();
     let _ = writeln!(out, "{}: valid", inventory.path().display());
@@ -176,6 +177,8 @@ pub fn describe(
             })
             .collect();
         write_table(&mut out, &rows, "    ");
+        emit(&out);
+        out.clear();
     }
 
     let relayed: Vec<String> = mesh
@@ -217,7 +220,7 @@ pub fn describe(
             inventory.lock_path().display()
         );
     }
-    out
+    emit(&out);
 }
 
 /// The `clients (N):` table: address (and where it comes from), key, `via` nodes.

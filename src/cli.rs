@@ -350,7 +350,12 @@ fn install_report_hook(color: bool) {
 pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
     match &cli.command {
         Command::Check(args) => {
-            print!("{}", crate::check::check(&args.inventory, args.peers)?);
+            use std::io::Write as _;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            crate::check::check(&args.inventory, args.peers, &mut |text| {
+                let _ = out.write_all(text.as_bytes());
+            })?;
+            let _ = out.flush();
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan(args) => crate::apply::plan(&PlanOptions {
