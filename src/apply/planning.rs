@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 
-use miette::IntoDiagnostic;
+use miette::IntoDiagnostic as _;
 
 use super::{PlanFormat, Rotate, punch};
 use crate::inventory::NodeName;
@@ -71,19 +71,30 @@ pub fn plan_hosts(planner: &Planner<'_>, mut show: impl FnMut(&HostPlan)) -> Pla
     planner.finish(hosts)
 }
 
-/// Prints the plan as it is made: text, or JSON with the hosts streamed one by one.
+/// Prints the plan on stdout as it is made: text, or JSON with the hosts streamed.
 pub fn print_plan(
     planner: &Planner<'_>,
     format: PlanFormat,
     inventory: &std::path::Path,
     verbose: bool,
 ) -> miette::Result<Plan> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    write_plan(planner, format, inventory, verbose, &mut out).into_diagnostic()
+}
+
+/// Writes the plan as it is made, one host at a time: text, or JSON (the same document
+/// as the whole [`Plan`] serialized, written host by host).
+pub fn write_plan(
+    planner: &Planner<'_>,
+    format: PlanFormat,
+    inventory: &std::path::Path,
+    verbose: bool,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<Plan> {
     let mut failed = None;
     let mut first = true;
     if format == PlanFormat::Json {
-        let _ = write!(out, "{{\n  \"hosts\": [");
+        write!(out, "{{\n  \"hosts\": [")?;
     }
     let plan = plan_hosts(planner, |host| {
         let written = match format {
@@ -104,10 +115,7 @@ pub fn print_plan(
         PlanFormat::Text => out.write_all(ui::render_summary(&plan, inventory).as_bytes()),
         PlanFormat::Json => json_tail(&plan).and_then(|tail| write!(out, "\n  ]{tail}\n}}\n")),
     };
-    failed
-        .map_or(written, Err)
-        .and_then(|()| out.flush())
-        .into_diagnostic()?;
+    failed.map_or(written, Err).and_then(|()| out.flush())?;
     Ok(plan)
 }
 

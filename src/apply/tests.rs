@@ -217,3 +217,40 @@ pub fn shown_shell(rendered: &str, step_shell: &str) -> bool {
     }
     rendered.contains(&expected)
 }
+
+#[test]
+fn the_streamed_plan_is_the_whole_plan_as_json_and_as_text() {
+    let f = fixture(GUIDE);
+    let facts: FactsMap = ["node-a", "node-b", "node-c"]
+        .into_iter()
+        .map(|h| (n(h), Ok(fresh())))
+        .collect();
+    let input = PlanInput {
+        inventory: &f.inventory,
+        mesh: &f.mesh,
+        playbooks: &f.playbooks,
+        facts: &facts,
+        limit: None,
+        rotate: &BTreeSet::new(),
+        rotate_psk: false,
+        paths: &crate::nat_path::PathBook::default(),
+    };
+    let (whole, _) = plan::compute(&input);
+    assert!(whole.hosts.iter().all(HostPlan::has_changes));
+    let planner = plan::Planner::new(&input);
+    let path = std::path::Path::new("mesh.yaml");
+
+    let mut json = Vec::new();
+    let light =
+        planning::write_plan(&planner, PlanFormat::Json, path, false, &mut json).expect("written");
+    let streamed: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+    assert_eq!(streamed, serde_json::to_value(&whole).expect("value"));
+    assert!(light.hosts.iter().all(|h| h.light));
+
+    let mut text = Vec::new();
+    planning::write_plan(&planner, PlanFormat::Text, path, true, &mut text).expect("written");
+    assert_eq!(
+        String::from_utf8(text).expect("utf8"),
+        ui::render_plan(&whole, path, true)
+    );
+}
