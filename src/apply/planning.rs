@@ -1,7 +1,6 @@
 //! Planning for `plan` and `apply`: gather once, then plan host by host, showing each
 //! host's plan as soon as it is made and keeping only its light form.
 use std::collections::BTreeSet;
-use std::io::Write as _;
 
 use miette::IntoDiagnostic as _;
 
