@@ -146,7 +146,6 @@ pub fn plan(options: &PlanOptions) -> miette::Result<ExitCode> {
         &options.session.inventory,
         session.verbose,
     )?;
-    drop(planner);
     session.close(gather.gathered.sessions);
     Ok(if plan.has_errors() {
         ExitCode::from(1)
@@ -290,7 +289,6 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     if options.stats {
         eprint!("{}", report.render("STATS", &session.stats));
     }
-    drop(planner);
     session.close(gather.gathered.sessions);
     if interrupted {
         eprintln!("apply was interrupted: run it again to finish the hosts marked NOT RUN");
@@ -359,7 +357,7 @@ fn execute(
     // The steps as shown, made again host by host just before they are sent.
     let steps_of = |host: &HostPlan| {
         let full = planner.host(&host.node, false);
-        if full.fingerprint == host.fingerprint && full.steps.len() == host.steps.len() {
+        if full.fingerprint == host.fingerprint {
             Ok(full)
         } else {
             Err(HostError::blocked(

@@ -89,7 +89,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         light
             .hosts
             .iter()
-            .all(|h| h.light && h.steps.iter().all(|s| s.shell.is_empty()))
+            .all(|h| h.steps.iter().all(|s| s.shell.is_empty()))
     );
     let shown = ui::render_plan(&plan, &path, true);
 
@@ -225,16 +225,7 @@ fn the_streamed_plan_is_the_whole_plan_as_json_and_as_text() {
         .into_iter()
         .map(|h| (n(h), Ok(fresh())))
         .collect();
-    let input = PlanInput {
-        inventory: &f.inventory,
-        mesh: &f.mesh,
-        playbooks: &f.playbooks,
-        facts: &facts,
-        limit: None,
-        rotate: &BTreeSet::new(),
-        rotate_psk: false,
-        paths: &crate::nat_path::PathBook::default(),
-    };
+    let input = crate::plan::tests::input(&f, &facts);
     let (whole, _) = plan::compute(&input);
     assert!(whole.hosts.iter().all(HostPlan::has_changes));
     let planner = plan::Planner::new(&input);
@@ -245,7 +236,12 @@ fn the_streamed_plan_is_the_whole_plan_as_json_and_as_text() {
         planning::write_plan(&planner, PlanFormat::Json, path, false, &mut json).expect("written");
     let streamed: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
     assert_eq!(streamed, serde_json::to_value(&whole).expect("value"));
-    assert!(light.hosts.iter().all(|h| h.light));
+    assert!(
+        light
+            .hosts
+            .iter()
+            .all(|h| h.steps.iter().all(|s| s.shell.is_empty()))
+    );
 
     let mut text = Vec::new();
     planning::write_plan(&planner, PlanFormat::Text, path, true, &mut text).expect("written");

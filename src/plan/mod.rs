@@ -60,9 +60,6 @@ pub struct HostPlan {
     /// What its steps send, hashed ([`Planner::host`] makes them again at apply time).
     #[serde(skip)]
     pub fingerprint: u64,
-    /// The diffs and shell were dropped after the plan was shown ([`HostPlan::lighten`]).
-    #[serde(skip)]
-    pub light: bool,
 }
 
 impl HostPlan {
@@ -76,7 +73,6 @@ impl HostPlan {
             warnings: Vec::new(),
             after: Vec::new(),
             fingerprint: 0,
-            light: false,
         }
     }
 
@@ -90,7 +86,6 @@ impl HostPlan {
             step.reason = String::new();
         }
         self.unchanged = Vec::new();
-        self.light = true;
     }
 
     /// The host has changes to make.
@@ -245,7 +240,7 @@ impl<'a> Planner<'a> {
     /// One host's plan; `diffs: false` leaves out the diffs (only people read them).
     pub fn host(&self, name: &NodeName, diffs: bool) -> HostPlan {
         let mut hp = match self.input.mesh.node(name) {
-            Some(spec) => self.present(spec),
+            Some(spec) => self.present(spec, diffs),
             None => self.absent(name),
         };
         if !diffs {
@@ -257,7 +252,7 @@ impl<'a> Planner<'a> {
         hp
     }
 
-    fn present(&self, spec: &crate::topology::NodeSpec) -> HostPlan {
+    fn present(&self, spec: &crate::topology::NodeSpec, diffs: bool) -> HostPlan {
         let name = &spec.name;
         let facts = match self.input.facts.get(name) {
             Some(Ok(f)) => f,
@@ -275,8 +270,9 @@ impl<'a> Planner<'a> {
             hp.state = HostState::Skipped;
         } else if let Some(why) = self.rotation_blocked.get(name) {
             hp.state = HostState::Error(HostError::blocked(why.clone()));
-        } else if let Err(e) = host_steps(self.input, spec, facts, &self.keys, &self.psks, &mut hp)
-        {
+        } else if let Err(e) = host_steps(
+            self.input, spec, facts, &self.keys, &self.psks, diffs, &mut hp,
+        ) {
             hp.state = HostState::Error(e);
             hp.steps.clear();
         }
@@ -409,6 +405,7 @@ fn host_steps(
     facts: &HostFacts,
     keys: &KeyBook,
     psks: &PskPlan,
+    diffs: bool,
     hp: &mut HostPlan,
 ) -> Result<(), HostError> {
     if !facts.complete {
@@ -458,6 +455,7 @@ fn host_steps(
         keys,
         new_psk_peers: psks.peers_of(&spec.name).cloned().collect(),
         paths: input.paths,
+        diffs,
     };
     hp.record(steps::migrate(&h));
     hp.record(steps::install(&h)?);

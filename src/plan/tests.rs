@@ -126,17 +126,41 @@ pub(crate) fn all_converged(f: &Fixture) -> FactsMap {
         .collect()
 }
 
-fn plan_of(f: &Fixture, facts: &FactsMap, limit: Option<&BTreeSet<NodeName>>) -> (Plan, KeyBook) {
-    compute(&PlanInput {
+static NO_NODES: BTreeSet<NodeName> = BTreeSet::new();
+static NO_PATHS: std::sync::LazyLock<crate::nat_path::PathBook> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The plan input of a fixture: every node, no rotation, no NAT path learned.
+pub(crate) fn input<'a>(f: &'a Fixture, facts: &'a FactsMap) -> PlanInput<'a> {
+    PlanInput {
         inventory: &f.inventory,
         mesh: &f.mesh,
         playbooks: &f.playbooks,
         facts,
-        limit,
-        rotate: &BTreeSet::new(),
+        limit: None,
+        rotate: &NO_NODES,
         rotate_psk: false,
-        paths: &crate::nat_path::PathBook::default(),
+        paths: &NO_PATHS,
+    }
+}
+
+fn plan_of(f: &Fixture, facts: &FactsMap, limit: Option<&BTreeSet<NodeName>>) -> (Plan, KeyBook) {
+    compute(&PlanInput {
+        limit,
+        ..input(f, facts)
     })
+}
+
+/// `node`'s lock held by another run.
+fn lock_held(facts: &mut FactsMap, node: &str, pid: u32, age_secs: Option<u64>) {
+    if let Some(Ok(h)) = facts.get_mut(&n(node)) {
+        h.files.lock_holder = Some(crate::facts::LockHolder {
+            pid,
+            comm: "sh".into(),
+            user: "root".into(),
+            age_secs,
+        });
+    }
 }
 
 fn kinds(h: &HostPlan) -> Vec<(char, StepKind)> {
@@ -374,14 +398,7 @@ fn peers_of_a_node_moving_its_port_wait_for_it() {
     // A mover that cannot be planned (here: locked by another run) still holds its
     // peers back: apply leaves them on the port that works.
     let mut locked = all_converged(&before);
-    if let Some(Ok(a)) = locked.get_mut(&n("node-a")) {
-        a.files.lock_holder = Some(crate::facts::LockHolder {
-            pid: 9,
-            comm: "sh".into(),
-            user: "root".into(),
-            age_secs: None,
-        });
-    }
+    lock_held(&mut locked, "node-a", 9, None);
     let (plan, _) = plan_of(&after, &locked, None);
     assert!(plan.host(&n("node-a")).expect("a").failed());
     assert_eq!(plan.host(&n("node-b")).expect("b").after.len(), 1);
@@ -404,16 +421,7 @@ fn host_by_host_planning_gives_the_same_plan_and_a_light_copy() {
     let facts = all_converged(&before);
     let (whole, _) = plan_of(&after, &facts, None);
     assert!(whole.hosts.iter().all(HostPlan::has_changes));
-    let input = PlanInput {
-        inventory: &after.inventory,
-        mesh: &after.mesh,
-        playbooks: &after.playbooks,
-        facts: &facts,
-        limit: None,
-        rotate: &BTreeSet::new(),
-        rotate_psk: false,
-        paths: &crate::nat_path::PathBook::default(),
-    };
+    let input = input(&after, &facts);
     let planner = super::Planner::new(&input);
     for shown in &whole.hosts {
         let again = planner.host(&shown.node, false);
@@ -433,14 +441,7 @@ fn host_by_host_planning_gives_the_same_plan_and_a_light_copy() {
 fn a_host_locked_by_another_run_is_an_error_before_anything_is_shown() {
     let f = fixture(GUIDE);
     let mut facts = all_converged(&f);
-    if let Some(Ok(b)) = facts.get_mut(&n("node-b")) {
-        b.files.lock_holder = Some(crate::facts::LockHolder {
-            pid: 812,
-            comm: "sh".into(),
-            user: "root".into(),
-            age_secs: Some(40),
-        });
-    }
+    lock_held(&mut facts, "node-b", 812, Some(40));
     let (plan, _) = plan_of(&f, &facts, None);
     let b = plan.host(&n("node-b")).expect("b");
     assert_eq!(

@@ -53,16 +53,18 @@ pub fn config(h: &HostInput<'_>) -> Vec<Decision> {
         } else {
             Action::Update
         };
-        out.push(Decision::Change(
-            Step::new(
-                action,
-                StepKind::Config,
-                format!("write {path} (mode 600, previous kept as {iface}.conf.meshup-prev)"),
-                reason,
-                shell,
-            )
-            .with_diff(config_diff(&path, current, &desired)),
-        ));
+        let step = Step::new(
+            action,
+            StepKind::Config,
+            format!("write {path} (mode 600, previous kept as {iface}.conf.meshup-prev)"),
+            reason,
+            shell,
+        );
+        out.push(Decision::Change(if h.diffs {
+            step.with_diff(config_diff(&path, current, &desired))
+        } else {
+            step
+        }));
     } else if h.keys.rotating.contains(name) {
         out.push(Decision::Change(Step::new(
             Action::Update,

@@ -47,6 +47,8 @@ pub struct HostInput<'a> {
     pub new_psk_peers: Vec<NodeName>,
     /// How NAT pairs talk (punched, LAN, relayed) and which apply punches.
     pub paths: &'a PathBook,
+    /// Diffs are wanted (shown to people); apply's re-made steps skip the config's.
+    pub diffs: bool,
 }
 
 impl HostInput<'_> {
