@@ -458,19 +458,10 @@ fn execute(
 
     // Phase 2: converge, in two waves: nodes that move what their peers use (a listen
     // port, addresses) first; their peers only once those have succeeded.
-    // A key rotation flips on every host at one instant, a moment after all converge
-    // scripts have been sent (they wait for it on the hosts).
-    let flips = changing
-        .iter()
-        .filter(|h| h.steps.iter().any(|s| s.kind.at_agreed_instant()))
-        .count();
-    let flip_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-        + 3.0
-        + 0.1 * flips as f64;
-    let values = converge_values(session, &generated).set("MU_FLIP_AT", &format!("{flip_at:.3}"));
+    // A key rotation flips on every host of a wave at one instant, a moment after the
+    // wave's converge scripts have been sent (they wait for it on the hosts). Each wave
+    // gets its own: one agreed before the first would have passed when the second starts.
+    let base_values = converge_values(session, &generated);
     // Rotated nodes whose new key was not made: their peers must keep the old one.
     let failed_rotations: Vec<&NodeName> = keys
         .rotating
@@ -479,6 +470,7 @@ fn execute(
         .collect();
     let t = Instant::now();
     let mut punched = Vec::new();
+    let mut switched = Vec::new();
     for wave in [false, true] {
         if interrupt.stopped() {
             break;
@@ -520,14 +512,24 @@ fn execute(
         }
         // Hosts that switch at the agreed instant all run at once: one left waiting for
         // a slot would switch after the others (--parallel bounds everything else).
-        let parallel = if hosts
+        let flips = hosts
             .iter()
-            .any(|h| h.steps.iter().any(|s| s.kind.at_agreed_instant()))
-        {
+            .filter(|h| h.steps.iter().any(|s| s.kind.at_agreed_instant()))
+            .count();
+        let parallel = if flips > 0 {
             session.parallel.max(hosts.len())
         } else {
             session.parallel
         };
+        let flip_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default()
+            + 3.0
+            + 0.1 * flips as f64;
+        let values = base_values
+            .clone()
+            .set("MU_FLIP_AT", &format!("{flip_at:.3}"));
         let results = session.block_on(fanout::run(hosts, parallel, |host| {
             let session_for_host = connection(&host.node);
             let progress = &progress;
@@ -547,6 +549,9 @@ fn execute(
         for (host, result) in results {
             let outcome = match result {
                 Ok(markers) => {
+                    if let Some(m) = markers.iter().find(|m| m.kind == "switched") {
+                        switched.push((host.node.clone(), m.value.clone()));
+                    }
                     for m in markers.iter().filter(|m| m.kind == "punched") {
                         punched.push(punch::confirmed(&host.node, &m.value));
                     }
@@ -574,7 +579,27 @@ fn execute(
     report.phase("converge", t);
     progress.clear();
     punch::print_confirmed(punched);
+    print_switched(&switched);
     generated
+}
+
+/// How long after the agreed instant each host's flip took effect, by its own clock (a
+/// pair loses about the difference between its two hosts): the range and the latest.
+fn print_switched(switched: &[(NodeName, String)]) {
+    let mut ms: Vec<(i64, &NodeName)> = switched
+        .iter()
+        .filter_map(|(n, v)| v.trim().parse::<i64>().ok().map(|ms| (ms, n)))
+        .collect();
+    ms.sort();
+    if crate::ui::console::quiet() {
+        return;
+    }
+    if let (Some((first, _)), Some((last, node))) = (ms.first(), ms.last()) {
+        println!(
+            "flip: {} host(s) switched {first} to {last} ms after the agreed instant (by their own clocks; latest: {node})",
+            ms.len()
+        );
+    }
 }
 
 #[cfg(test)]

@@ -196,10 +196,13 @@ impl<'a> Planner<'a> {
         let mesh = input.mesh;
         let in_limit = |n: &NodeName| input.limit.is_none_or(|l| l.contains(n));
         let mut keys = KeyBook::from_facts(mesh, input.facts, &in_limit);
+        // A move (port, addresses) runs in two waves (the mover, then its peers), a flip
+        // at one instant: both in one run would split the flip across the waves.
+        let moving = order::movers(mesh, input.facts, &in_limit);
         let rotation_blocked = if input.rotate_psk {
-            BTreeMap::new()
+            psk_rotation_blocked(input, &moving)
         } else {
-            rotation_candidates(input, &mut keys, &in_limit)
+            rotation_candidates(input, &mut keys, &in_limit, &moving)
         };
         let empty = BTreeSet::new();
         let psk_rotation = if input.rotate_psk {
@@ -349,6 +352,41 @@ fn fingerprint(steps: &[Step]) -> u64 {
     h.finish()
 }
 
+/// A node that moves what its peers use (`moving`) and is `name` or one of its peers.
+fn mover_near<'m>(
+    input: &PlanInput<'_>,
+    name: &NodeName,
+    moving: &'m BTreeMap<NodeName, String>,
+) -> Option<(&'m NodeName, &'m String)> {
+    let spec = input.mesh.node(name)?;
+    moving.iter().find(|(m, _)| {
+        *m == name
+            || input
+                .mesh
+                .node(m)
+                .is_some_and(|other| input.mesh.is_peer(spec, other))
+    })
+}
+
+fn rotation_waits(name: &NodeName, (mover, what): (&NodeName, &String)) -> String {
+    format!(
+        "cannot rotate {name}'s key in this run: {mover} moves its {what}, which its peers follow only after {mover} has applied it, while a flip needs them all at one instant; nothing was rotated: run apply, then rotate"
+    )
+}
+
+/// `rotate --psk`: the pairs' two hosts flip at one instant, which a move in the same
+/// run (two waves) would split; such nodes wait for a run without one.
+fn psk_rotation_blocked(
+    input: &PlanInput<'_>,
+    moving: &BTreeMap<NodeName, String>,
+) -> BTreeMap<NodeName, String> {
+    input
+        .rotate
+        .iter()
+        .filter_map(|n| mover_near(input, n, moving).map(|m| (n.clone(), rotation_waits(n, m))))
+        .collect()
+}
+
 /// Which of the nodes asked for can rotate now: a running node with a valid key whose
 /// every peer is reachable and inside `--limit` (a peer left out would keep the old
 /// key: the rotation is not started then, and a later run completes it). The others
@@ -357,6 +395,7 @@ fn rotation_candidates(
     input: &PlanInput<'_>,
     keys: &mut KeyBook,
     in_limit: &dyn Fn(&NodeName) -> bool,
+    moving: &BTreeMap<NodeName, String>,
 ) -> BTreeMap<NodeName, String> {
     let mut blocked = BTreeMap::new();
     for name in input.rotate {
@@ -385,6 +424,7 @@ fn rotation_candidates(
                         p.name
                     )
                 })
+                .or_else(|| mover_near(input, name, moving).map(|m| rotation_waits(name, m)))
         };
         match why {
             Some(w) => {

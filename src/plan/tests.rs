@@ -531,7 +531,8 @@ fn a_psk_rotation_renews_one_pair_and_both_sides_flip_together() {
 }
 
 /// The flip step's shell: one side of each pair whose keys change starts the new session
-/// (the NAT node towards a public one, else the rotating side, else the lower name).
+/// (the rotating side if only one rotates, else the NAT node towards a public one, else
+/// the lower name).
 #[test]
 fn a_key_rotation_names_one_side_per_pair_to_start_the_new_session() {
     let f = fixture(GUIDE);
@@ -569,10 +570,61 @@ fn a_key_rotation_names_one_side_per_pair_to_start_the_new_session() {
         flips(&["node-b"]),
         [
             "mu_arm_flip \"$MU_FLIP_AT\" peers",
-            "mu_arm_flip \"$MU_FLIP_AT\" key node-a",
-            "mu_arm_flip \"$MU_FLIP_AT\" peers node-b",
+            "mu_arm_flip \"$MU_FLIP_AT\" key node-a node-c",
+            "mu_arm_flip \"$MU_FLIP_AT\" peers",
         ]
     );
+    // node-c (behind NAT) rotates: it starts the session with both.
+    assert_eq!(
+        flips(&["node-c"]),
+        [
+            "mu_arm_flip \"$MU_FLIP_AT\" peers",
+            "mu_arm_flip \"$MU_FLIP_AT\" peers",
+            "mu_arm_flip \"$MU_FLIP_AT\" key node-a node-b",
+        ]
+    );
+}
+
+/// A move (a node's listen port here) runs in two waves, the mover then its peers, while
+/// a flip needs every host of it at one instant: a rotation near a move waits for a run
+/// without one, and says why; the move goes ahead.
+#[test]
+fn a_rotation_waits_for_a_run_without_a_move() {
+    let before = fixture(GUIDE);
+    let after = fixture(&GUIDE.replace(
+        "    endpoint: 203.0.113.10:51820\n",
+        "    endpoint: 203.0.113.10:51821\n    listen_port: 51821\n",
+    ));
+    let facts = all_converged(&before);
+    for psk in [false, true] {
+        let rotate: BTreeSet<NodeName> = [n("node-b"), n("node-c")].into();
+        let (plan, _) = compute(&PlanInput {
+            inventory: &after.inventory,
+            mesh: &after.mesh,
+            playbooks: &after.playbooks,
+            facts: &facts,
+            limit: None,
+            rotate: &rotate,
+            rotate_psk: psk,
+            paths: &crate::nat_path::PathBook::default(),
+        });
+        for node in ["node-b", "node-c"] {
+            let h = plan.host(&n(node)).expect("host");
+            let HostState::Error(e) = &h.state else {
+                panic!("{node} (psk: {psk}) should wait: {:?}", h.state);
+            };
+            assert!(
+                e.to_string().contains(
+                    "node-a moves its listen port 51820 → 51821, which its peers follow only after node-a has applied it"
+                ),
+                "{e}"
+            );
+            assert!(!h.steps.iter().any(|s| s.kind == StepKind::Flip), "{node}");
+        }
+        let a = plan.host(&n("node-a")).expect("a");
+        assert!(a.has_changes() && a.after.is_empty(), "the move goes ahead");
+        assert!(!a.steps.iter().any(|s| s.kind == StepKind::Flip));
+    }
 }
 
 #[test]

@@ -53,7 +53,7 @@ mu_rollback() {
 	if [ -n "${mu_settle_pid-}" ]; then kill "$mu_settle_pid" 2>/dev/null; wait "$mu_settle_pid"; fi
 	if [ "$HAD_PREV" = 1 ]; then cp -p "$CONF.meshup-prev" "$CONF"; else rm -f "$CONF"; fi
 	if [ "$WAS_UP" = 1 ] && ip link show dev "$IF" >/dev/null 2>&1; then
-		wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>/dev/null && wg syncconf "$IF" "$D/.$IF.stripped"
+		wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>/dev/null && mu_wg_sync "$D/.$IF.stripped" rollback
 		rm -f "$D/.$IF.stripped"
 	fi
 	exit 1
@@ -81,6 +81,100 @@ mu_stage_key() {
 	mu_mark nextkey "$(wg pubkey <"$S/private.key.next")"
 }
 
+# mu_sync_script FILE OUT [add]: writes to OUT a one-line script that gives the running
+# interface the stripped config FILE with one `wg set`, touching only what differs from
+# `wg show dump`: a peer the same in both is not sent at all. `wg syncconf` sends every
+# peer and always the listen port, and wireguard-go reopens its UDP socket on every
+# listen_port it is sent: a packet arriving meanwhile gets "port unreachable", on every
+# pair of the host. Here the listen port and fwmark are sent only when they change, and
+# removals come last: a new entry takes its AllowedIPs over from the one it replaces.
+# Keys go in files beside OUT (mode 600, removed by mu_sync_run), never in arguments.
+# With "add", peers missing from FILE are kept (entries added ahead of a flip).
+mu_sync_script() {
+	(
+		umask 077
+		wg show "$IF" dump >"$2.dump" || exit 1
+		awk -v dump="$2.dump" -v keys="$2.k" -v ifname="$IF" -v sq="'" -v add="${3-}" '
+		function q(s) { if (index(s, sq)) bad = 1; return sq s sq }
+		function norm(list,   n, a, i, j, t, out) {
+			gsub(/[ \t]/, "", list); if (list == "(none)") list = ""
+			n = split(list, a, ","); out = ""
+			for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+			for (i = 1; i <= n; i++) if (a[i] != "") out = out (out == "" ? "" : ",") a[i]
+			return out
+		}
+		function keyfile(k,   f) { f = keys "." (++nk); print k > f; close(f); return f }
+		BEGIN {
+			row = 0
+			while ((getline line < dump) > 0) {
+				split(line, f, "\t")
+				if (row++ == 0) { rpriv = f[1]; rport = f[3]; rmark = (f[4] == "off") ? 0 : f[4]; continue }
+				k = f[1]; rpeer[k] = 1; rpsk[k] = (f[2] == "(none)") ? "" : f[2]
+				rep[k] = (f[3] == "(none)") ? "" : f[3]; rips[k] = norm(f[4]); rka[k] = (f[8] == "off") ? 0 : f[8] + 0
+			}
+			close(dump)
+			fmark = 0
+		}
+		function flush(   a, ips, new) {
+			if (sect == "p" && pk != "") {
+				seen[pk] = 1; new = !(pk in rpeer); a = ""
+				if (fpsk == "" && !new && rpsk[pk] != "") a = a " preshared-key /dev/null"
+				if (fpsk != "" && (new || fpsk != rpsk[pk])) a = a " preshared-key " q(keyfile(fpsk))
+				if (fep != "" && (new || fep != rep[pk])) a = a " endpoint " q(fep)
+				ips = norm(fips)
+				if (new ? ips != "" : ips != rips[pk]) a = a " allowed-ips " q(ips)
+				if (new ? fka + 0 != 0 : fka + 0 != rka[pk]) a = a " persistent-keepalive " (fka + 0)
+				if (new || a != "") peers = peers " peer " q(pk) a
+			}
+			sect = ""; pk = fpsk = fep = fips = ""; fka = 0
+		}
+		/^[ \t]*\[Interface\]/ { flush(); sect = "i"; next }
+		/^[ \t]*\[Peer\]/ { flush(); sect = "p"; next }
+		{
+			line = $0; sub(/#.*/, "", line); i = index(line, "=")
+			if (i == 0) next
+			key = tolower(substr(line, 1, i - 1)); val = substr(line, i + 1)
+			gsub(/[ \t]/, "", key); gsub(/^[ \t]+|[ \t]+$/, "", val)
+		}
+		sect == "i" && key == "privatekey" { fpriv = val }
+		sect == "i" && key == "listenport" { fport = val }
+		sect == "i" && key == "fwmark" { fmark = (val == "off") ? 0 : val }
+		sect == "p" && key == "publickey" { pk = val }
+		sect == "p" && key == "presharedkey" { fpsk = val }
+		sect == "p" && key == "endpoint" { fep = val }
+		sect == "p" && key == "allowedips" { fips = fips "," val }
+		sect == "p" && key == "persistentkeepalive" { fka = (val == "off") ? 0 : val }
+		END {
+			flush(); dev = ""
+			if (bad) exit 1
+			if (fpriv != "" && fpriv != rpriv) dev = dev " private-key " q(keyfile(fpriv))
+			if (fport != "" && fport + 0 != rport + 0) dev = dev " listen-port " (fport + 0)
+			if (add == "" && fmark + 0 != rmark + 0) dev = dev " fwmark " (fmark + 0)
+			if (add == "") for (k in rpeer) if (!(k in seen)) rm = rm " peer " q(k) " remove"
+			if (dev rm peers == "") print ":"
+			else print "wg set " q(ifname) dev peers rm
+		}' "$1" >"$2"
+	)
+	mu_rc=$?
+	rm -f "$2.dump"
+	return $mu_rc
+}
+
+# mu_sync_run SCRIPT: runs a script of mu_sync_script and removes it and its key files.
+mu_sync_run() {
+	sh "$1"
+	mu_rc=$?
+	rm -f "$1" "$1".k.*
+	return $mu_rc
+}
+
+# mu_wg_sync FILE TAG: the running interface gets the stripped config FILE, changing only
+# what differs (mu_sync_script). TAG names the scratch files (callers may run at once).
+mu_wg_sync() {
+	mu_sync_script "$1" "$D/.$IF.sync-$2" || { rm -f "$D/.$IF.sync-$2" "$D/.$IF.sync-$2".k.*; return 1; }
+	mu_sync_run "$D/.$IF.sync-$2"
+}
+
 # mu_sleep_until EPOCH: sleeps until that instant (sub-second where date knows %N, GNU).
 mu_sleep_until() {
 	mu_delay=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = t - n; if (d < 0) d = 0; printf "%.3f", d }')
@@ -91,7 +185,7 @@ mu_sleep_until() {
 # (every host of the rotation has its script seconds before it). Nothing changes here:
 # the config steps after it assemble the new config (with the staged key for "key")
 # without installing it, and mu_live_reload switches at the instant with one
-# `wg syncconf` (mu_flip). PEERs: the pairs whose new session this host starts (and
+# `wg set` (mu_flip). PEERs: the pairs whose new session this host starts (and
 # restarts while no handshake follows, mu_settle_flip); the plan names one side per pair.
 mu_arm_flip() {
 	mu_mark step arm-flip
@@ -228,7 +322,8 @@ mu_punch_wait() {
 # handshake it would start goes nowhere (and blocks its next one for 5 s), while its
 # packets wait in its queue and the peer's handshake, answered from where it came,
 # brings the session up. At the instant, in a real-time wake-up where allowed (the skew
-# between hosts is the window of loss): one `wg syncconf`, no other process. Then the
+# between hosts is the window of loss): one `wg set` of only the entries that change,
+# prepared too (mu_sync_script), no other process. Then the
 # key files and the config follow, and mu_settle_flip watches the new sessions. If the
 # switch fails, the interface gets its current config back.
 mu_flip() {
@@ -238,7 +333,7 @@ mu_flip() {
 	wg-quick strip "$mu_src" >"$mu_sc.new" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$mu_sc.new"; mu_fail 'wg-quick strip failed'; }
 	MU_INIT=$(awk -v want="${mu_flip_initiate-}" '/^# Peer: / { name = $3 } /^PublicKey = / && index(want, " " name " ") { print $3, name }' "$mu_src") \
 		MU_EPS=$(wg show "$IF" endpoints 2>/dev/null) MU_IPS=$(wg show "$IF" allowed-ips 2>/dev/null) \
-		awk -v all="${mu_flip_key-}" -v dir="$S" -v out="$mu_sc" -v flip="$mu_sc.flip" -v list="$D/.$IF.flip-peers" '
+		awk -v all="${mu_flip_key-}" -v dir="$S" -v out="$mu_sc" -v flip="$mu_sc.flip" -v pre="$mu_sc.pre" -v late="$mu_sc.late" -v list="$D/.$IF.flip-peers" '
 	BEGIN {
 		n = split(ENVIRON["MU_EPS"], l, "\n"); for (i = 1; i <= n; i++) { split(l[i], f, " "); running[f[1]] = 1; if (f[2] != "(none)") ep[f[1]] = f[2] }
 		n = split(ENVIRON["MU_IPS"], l, "\n"); for (i = 1; i <= n; i++) { m = split(l[i], f, " "); for (j = 2; j <= m; j++) if (f[1] in ep) at[f[j]] = ep[f[1]] }
@@ -247,18 +342,25 @@ mu_flip() {
 	function flush(   ka1) {
 		changed = peer && (all == 1 || !(key in running))
 		printf "%s", block ((changed && (key in init) && ka == "") ? "PersistentKeepalive = 0\n" : "") > out
-		if (!changed) { printf "%s", block > flip }
+		if (!changed) { printf "%s", block > flip; if (all != 1) printf "%s", block > pre }
 		else if (key in init) {
 			ka1 = (ka == "") ? 1 : ka
-			printf "%s", block ((ka == "") ? "PersistentKeepalive = 1\n" : "") > flip
-			# How to re-create the entry (mu_settle_flip): wg set arguments.
-			print key, 1, (endpoint != "" ? "endpoint " endpoint : ""), "allowed-ips", ips, "persistent-keepalive", ka1, (psk ? "preshared-key " dir "/psk-" init[key] ".key" : "") > list
+			# A new entry (the peer rotates too) joins 0.02 s after the rest of the switch
+			# (mu_switch): its first handshake must find the peer on its new key already.
+			printf "%s", block ((ka == "") ? "PersistentKeepalive = 1\n" : "") > ((all == 1 && !(key in running)) ? late : flip)
+			# How to re-create the entry (mu_settle_flip): wg set arguments (an entry
+			# without Endpoint keeps the address it learned).
+			print key, 1, (endpoint != "" ? "endpoint " endpoint : (key in ep) ? "endpoint " ep[key] : ""), "allowed-ips", ips, "persistent-keepalive", ka1, (psk ? "preshared-key " dir "/psk-" init[key] ".key" : "") > list
 		} else {
 			printf "%s", rblock "Endpoint = 127.0.0.1:9\n" > flip
+			# On a host that keeps its key, the new entry is added ahead of the instant,
+			# without AllowedIPs: the first handshake of the rotated peer finds it whenever it
+			# comes, and the switch only moves the AllowedIPs over.
+			if (all != 1) printf "%s", sblock "Endpoint = 127.0.0.1:9\n" > pre
 			# Where it pointed (an entry without Endpoint: what its current one learned).
 			print key, 0, (endpoint != "" ? endpoint : (first in at) ? at[first] : "-") > list
 		}
-		block = rblock = endpoint = ips = first = key = ka = ""; peer = psk = 0
+		block = rblock = sblock = endpoint = ips = first = key = ka = ""; peer = psk = 0
 	}
 	/^\[/ { flush(); peer = ($0 == "[Peer]") }
 	peer && /^PublicKey *=/ { key = $0; sub(/^[^=]*= */, "", key) }
@@ -268,24 +370,45 @@ mu_flip() {
 	peer && /^AllowedIPs *=/ { ips = $0; sub(/^[^=]*= */, "", ips); gsub(/ /, "", ips); first = ips; sub(/,.*/, "", first) }
 	{ block = block $0 "\n" }
 	!(peer && /^(PersistentKeepalive|Endpoint) *=/) { rblock = rblock $0 "\n" }
-	END { flush(); printf "" > list }
-	' "$mu_sc.new" || { rm -f "$mu_sc.new" "$mu_sc" "$mu_sc.flip"; mu_fail 'cannot prepare the switch'; }
+	!(peer && /^(PersistentKeepalive|Endpoint|AllowedIPs) *=/) { sblock = sblock $0 "\n" }
+	END { flush(); printf "" > list; printf "" > pre; printf "" > late }
+	' "$mu_sc.new" || { rm -f "$mu_sc.new" "$mu_sc" "$mu_sc.flip" "$mu_sc.pre"; mu_fail 'cannot prepare the switch'; }
 	rm -f "$mu_sc.new"
+	if [ -s "$mu_sc.pre" ]; then
+		if ! { mu_sync_script "$mu_sc.pre" "$mu_sc.preset" add && mu_sync_run "$mu_sc.preset"; }; then
+			rm -f "$mu_sc.pre" "$mu_sc.preset" "$mu_sc.preset".k.* "$mu_sc.flip"
+			wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && mu_wg_sync "$mu_sc" undo
+			rm -f "$mu_sc"
+			mu_fail 'cannot add the new entries ahead of the flip'
+		fi
+	fi
+	rm -f "$mu_sc.pre"
+	mu_late=
+	if [ -s "$mu_sc.late" ]; then mu_late="$mu_sc.lateset"; fi
+	if ! { mu_sync_script "$mu_sc.flip" "$mu_sc.set" && { [ -z "$mu_late" ] || mu_sync_script "$mu_sc.late" "$mu_late" add; }; }; then
+		rm -f "$mu_sc" "$mu_sc.flip" "$mu_sc.late" "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.*
+		mu_fail 'cannot prepare the switch'
+	fi
+	rm -f "$mu_sc.late"
+	mu_flip_rtts
 	mu_rt=
 	chrt -f 20 true 2>/dev/null && mu_rt='chrt -f 20'
 	# shellcheck disable=SC2016 # expanded by the inner sh
-	mu_switch='d=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" "BEGIN { d = t - n; if (d < 0) d = 0; printf \"%.3f\", d }"); sleep "$d" 2>/dev/null || sleep "${d%.*}"; [ -z "$4" ] || wg show "$2" latest-handshakes >"$4"; exec wg syncconf "$2" "$3"'
-	# On a rotated node the entries stay: their handshakes at the instant tell a new
-	# session from the old one.
+	mu_switch='[ -z "$4" ] || wg show "$2" latest-handshakes >"$4"; d=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" "BEGIN { d = t - n; if (d < 0) d = 0; printf \"%.3f\", d }"); sleep "$d" 2>/dev/null || sleep "${d%.*}"; . "$3" && date +%s.%N && { [ -z "$5" ] || { sleep 0.02 2>/dev/null; . "$5"; }; }'
+	# On a rotated node the entries stay: their handshakes just before the instant tell
+	# a new session from the old one (taken before the sleep, not at the instant).
 	# shellcheck disable=SC2086 # $mu_rt is a command prefix or nothing
-	if ! $mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.flip" "${mu_flip_key:+$D/.$IF.flip-handshakes}" 2>"$D/.meshup-wg.log"; then
+	if ! mu_done=$($mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.set" "${mu_flip_key:+$D/.$IF.flip-handshakes}" "$mu_late" 2>"$D/.meshup-wg.log"); then
 		cat "$D/.meshup-wg.log" >&2
-		wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && wg syncconf "$IF" "$mu_sc"
+		rm -f "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.*
+		wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && mu_wg_sync "$mu_sc" undo
 		rm -f "$mu_sc" "$mu_sc.flip" "$D/.$IF.flip-peers" "$D/.$IF.flip-handshakes"
 		rm -rf "$mu_staged_dir"
-		mu_fail 'wg syncconf failed at the flip: the interface keeps its current config'
+		mu_fail 'wg set failed at the flip: the interface keeps its current config'
 	fi
-	rm -f "$mu_sc.flip"
+	rm -f "$mu_sc.flip" "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.*
+	# How long after the agreed instant (by this host's clock) the switch took effect.
+	[ -z "$mu_done" ] || mu_mark switched "$(awk -v t="$mu_flip_at" -v d="$mu_done" 'BEGIN { printf "%d", (d - t) * 1000 }')"
 	mu_flip_files
 }
 
@@ -306,37 +429,84 @@ mu_flip_files() {
 
 # After the switch, each new session needs a handshake, and only the side that starts it
 # (mu_arm_flip's PEERs) sends one. Sent before the other side switched, it fails, and
-# WireGuard would retry only 5 s later (REKEY_TIMEOUT). So every 0.1 s at first, up to
-# 3 s after the instant, until every new session had a handshake, an entry this host
-# starts that had none is re-created (removed and added back in one `wg set`: a fresh
-# entry with a keepalive sends a handshake at once; the packets it held are lost).
-# Then every entry gets its configured endpoint and keepalive (an entry still pointing at
-# the discard address gets the one it had). Runs in the background, in real time where
-# allowed, from the switch on.
+# WireGuard would retry only 5 s later (REKEY_TIMEOUT). So an entry this host starts that
+# has had no handshake for a while after its last try is re-created (removed and added
+# back in one `wg set`: a fresh entry with a keepalive sends a handshake at once; the
+# packets it held are lost). "A while" is per peer: twice the round trip measured through
+# the tunnel before the switch (mu_flip_rtts), at least 0.1 s, 0.5 s when unknown, so a
+# handshake still on its way over a long path is never cut off. Checked 0.1 s after the
+# instant, then less and less often, up to 3 s after it (longer for slow paths), until
+# every new session had a handshake: each re-creation loses what the entry held, so not
+# more often. Then every entry gets its configured endpoint and keepalive (an entry
+# still pointing at the discard address gets the one it had). Runs in the background,
+# in real time where allowed, from the switch on.
 mu_settle_flip() {
 	mu_list="$D/.$IF.flip-peers"
-	for mu_at in 0.1 0.2 0.3 0.4 0.55 0.7 0.85 1 1.5 2 3; do
+	mu_tries="$D/.$IF.flip-tries"
+	: >"$mu_tries"
+	for mu_at in 0.1 0.2 0.3 0.4 0.55 0.7 0.85 1 1.25 1.5 2 2.5 3 4 5 6; do
 		[ -s "$mu_list" ] || break
 		mu_sleep_until "$(awk -v t="$mu_flip_at" -v a="$mu_at" 'BEGIN { printf "%.3f", t + a }')"
-		# New sessions without a handshake yet, and how to re-create those this host starts.
-		mu_stale=$(wg show "$IF" latest-handshakes 2>/dev/null | awk -v list="$mu_list" -v hs="$D/.$IF.flip-handshakes" '
+		# New sessions without a handshake yet; those this host starts and whose last try
+		# is older than their wait are re-created ("reset" lines), "end" past the deadline.
+		mu_stale=$(wg show "$IF" latest-handshakes 2>/dev/null | awk -v list="$mu_list" -v hs="$D/.$IF.flip-handshakes" \
+			-v waits="$D/.$IF.flip-waits" -v tries="$mu_tries" -v at="$mu_flip_at" -v now="$(date +%s.%N 2>/dev/null)" '
 			BEGIN {
 				while ((getline line < hs) > 0) { split(line, f, " "); before[f[1]] = f[2] }
-				while ((getline line < list) > 0) { split(line, f, " "); want[f[1]] = line }
+				while ((getline line < list) > 0) { split(line, f, " "); want[f[1]] = line; type[f[1]] = f[2] }
+				while ((getline line < waits) > 0) { split(line, f, " "); wait[f[1]] = f[2]; if (f[2] > most) most = f[2] }
+				while ((getline line < tries) > 0) { split(line, f, " "); last[f[1]] = f[2] }
+				close(tries)
+				deadline = at + ((5 * most > 3) ? 5 * most : 3)
 			}
-			($1 in want) && ($2 == 0 || $2 == before[$1]) { print want[$1] }')
-		[ -n "$mu_stale" ] || break
-		mu_reset=$(printf '%s\n' "$mu_stale" | awk '$2 == 1 { k = $1; $1 = ""; $2 = ""; printf " peer %s remove peer %s %s", k, k, $0 }')
+			($1 in want) && ($2 == 0 || $2 == before[$1]) {
+				stale = 1
+				if (type[$1] != 1) next
+				w = ($1 in wait) ? wait[$1] : 0.5
+				t = ($1 in last) ? last[$1] : at
+				# (due before the next check, 0.1 s or more away: now)
+				if (now - t >= w - 0.03) { print "reset " want[$1]; last[$1] = now }
+			}
+			END {
+				if (!stale || now > deadline) print "@end"
+				printf "" > tries
+				for (k in last) print k, last[k] > tries
+			}')
+		case $mu_stale in *@end*) break ;; esac
+		mu_reset=$(printf '%s\n' "$mu_stale" | awk '$1 == "reset" && $3 == 1 { k = $2; $1 = ""; $2 = ""; $3 = ""; printf " peer %s remove peer %s %s", k, k, $0 }')
 		# shellcheck disable=SC2086 # wg set arguments (keys are base64, paths from MU_DIR)
 		[ -z "$mu_reset" ] || wg set "$IF" $mu_reset 2>/dev/null
 	done
-	wg syncconf "$IF" "$D/.$IF.stripped" 2>/dev/null
+	mu_wg_sync "$D/.$IF.stripped" settle 2>/dev/null
 	mu_back=$(wg show "$IF" endpoints 2>/dev/null | awk -v list="$mu_list" '
 		BEGIN { while ((getline line < list) > 0) { split(line, f, " "); if (f[2] == 0 && f[3] != "-") was[f[1]] = f[3] } }
 		$2 == "127.0.0.1:9" && ($1 in was) { printf " peer %s endpoint %s", $1, was[$1] }')
 	# shellcheck disable=SC2086 # wg set arguments
 	[ -z "$mu_back" ] || wg set "$IF" $mu_back 2>/dev/null
-	rm -f "$mu_list" "$D/.$IF.flip-handshakes"
+	rm -f "$mu_list" "$mu_tries" "$D/.$IF.flip-waits" "$D/.$IF.flip-handshakes"
+}
+
+# mu_flip_rtts: the round trip to each peer whose new session this host starts, through
+# the running tunnel (the fastest of 3 pings each, all at once, at most about 1 s; a busy
+# host inflates one), for mu_settle_flip:
+# "KEY WAIT" lines, WAIT = twice the round trip plus 0.02 s, at least 0.1 s; a peer that
+# does not answer is left out (0.5 s).
+mu_flip_rtts() {
+	: >"$D/.$IF.flip-waits"
+	command -v ping >/dev/null 2>&1 || return 0
+	mu_i=0
+	mu_pids=
+	while read -r mu_k mu_type mu_rest; do
+		[ "$mu_type" = 1 ] || continue
+		mu_ip=$(printf '%s\n' "$mu_rest" | awk '{ for (i = 1; i < NF; i++) if ($i == "allowed-ips") { split($(i + 1), a, ","); sub(/\/.*/, "", a[1]); print a[1] } }')
+		[ -n "$mu_ip" ] || continue
+		mu_i=$((mu_i + 1))
+		({ ping -n -q -c 3 -i 0.02 -W 1 "$mu_ip" 2>/dev/null || ping -n -q -c 1 -W 1 "$mu_ip" 2>/dev/null; } | awk -v k="$mu_k" -F '=' '/min\/avg\/max/ { split($2, r, "/"); w = 2 * r[1] / 1000 + 0.02; if (w < 0.1) w = 0.1; print k, w }' >"$D/.$IF.flip-rtt.$mu_i") &
+		mu_pids="$mu_pids $!"
+	done <"$D/.$IF.flip-peers"
+	for mu_p in $mu_pids; do wait "$mu_p"; done
+	[ "$mu_i" = 0 ] || cat "$D/.$IF.flip-rtt."* >"$D/.$IF.flip-waits" 2>/dev/null
+	rm -f "$D/.$IF.flip-rtt."*
 }
 
 # mu_install COMMAND: installs WireGuard with the playbook's command.
@@ -471,7 +641,8 @@ mu_post_check() {
 }
 
 # mu_live_reload ADDRESSES MTU: gives the running interface the new config without a
-# restart: `wg syncconf`, then addresses, MTU and routes as wg-quick would set them.
+# restart: one `wg set` of what differs (mu_wg_sync), then addresses, MTU and routes as
+# wg-quick would set them.
 mu_live_reload() {
 	mu_punch_wait
 	mu_mark step live-reload
@@ -483,7 +654,7 @@ mu_live_reload() {
 		[ -z "$mu_rt" ] || chrt -f -p 20 "$mu_settle_pid" 2>/dev/null
 	else
 		wg-quick strip "$CONF" >"$D/.$IF.stripped" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg-quick strip failed'; }
-		wg syncconf "$IF" "$D/.$IF.stripped" 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg syncconf failed'; }
+		mu_wg_sync "$D/.$IF.stripped" reload 2>"$D/.meshup-wg.log" || { cat "$D/.meshup-wg.log" >&2; rm -f "$D/.$IF.stripped"; mu_rollback 'wg set failed'; }
 		rm -f "$D/.$IF.stripped"
 	fi
 	for a in $1; do

@@ -1443,20 +1443,34 @@ impl<'a> PingAll<'a> {
     }
 }
 
-/// Key rotation across a live mesh (4 public nodes, 1 behind NAT) with pings at 20/s on
-/// every pair (issue #15): rotating one node should lose at most 1 packet on its pairs and
-/// none elsewhere, rotating all at most 2 on any pair. Measured alone while other
-/// engineers' labs shared the 2 cores, two runs lost up to 2 on a rotated pair and 1 on
-/// an untouched one (one node), 2 and 3 on the worst pair (all); a host that wakes or
-/// answers late (steal time, wireguard-go starved) costs its pairs more, so the test
-/// asserts what holds under load: no pair waits for WireGuard's own
-/// 5 s retry (100 packets), rotated pairs lose at most 3 with one node and 20 with all,
-/// the others at most 1; the losses are printed. Then: keys really changed, verify is
-/// healthy right after, a second plan is empty.
+/// Key rotation across a live mesh (4 public nodes, 1 behind NAT, preshared keys on) with
+/// pings at 20/s on every pair (issue #15), in the parallel run of the suite: other lab
+/// tests share the 2 cores, and a host that wakes or answers late (wireguard-go starved)
+/// costs its pairs more, so this asserts what holds under load: no pair waits for
+/// WireGuard's own 5 s retry (100 packets): rotated pairs lose at most 3 with one node
+/// and 20 with all, the others at most 1. `..._alone` asserts the issue's bounds. Then:
+/// keys really changed, verify is healthy right after, a second plan is empty.
 #[test]
 fn apply_lab_key_rotation_keeps_traffic_flowing() {
     require_lab!();
-    let lab = Lab::up_with("rot-keys", &["--public", "4", "--nat", "1"]);
+    rotation_losses("rot-keys", (3, 1), 20);
+}
+
+/// The issue's bounds, measured with nothing else running (`tests/run` runs it after the
+/// parallel suite, alone): rotating one node loses at most 1 packet at 20/s on its pairs
+/// and none on the others; rotating all nodes at most 2 on any pair. Real wireguard-go
+/// and wireguard-tools on every host; the NAT is the lab's Linux masquerade.
+#[test]
+#[ignore = "needs the machine to itself: tests/run runs it alone after the other tests"]
+fn apply_lab_key_rotation_loss_alone() {
+    require_lab!();
+    rotation_losses("rot-alone", (1, 0), 2);
+}
+
+/// Rotates pub-2, then every node, with pings on every pair; asserts the losses (rotated
+/// pairs, other pairs) for one node and the bound for all, and the outcome.
+fn rotation_losses(name: &str, one: (u64, u64), all_bound: u64) {
+    let lab = Lab::up_with(name, &["--public", "4", "--nat", "1"]);
     let hosts = ["pub-1", "pub-2", "pub-3", "pub-4", "nat-1"];
     let nodes: Vec<NodeOpts<'_>> = hosts.iter().map(|h| node(&lab, h)).collect();
     let inv = write_inventory(&lab, "rot.yaml", "  preshared_keys: true\n", &nodes);
@@ -1480,15 +1494,22 @@ fn apply_lab_key_rotation_keeps_traffic_flowing() {
     run.expect_ok("rotate pub-2");
     let lost = pings.collect();
     eprintln!("rotate pub-2: lost per pair {lost:?}");
+    eprintln!("{}", flip_line(&run.stdout));
+    assert!(
+        flip_line(&run.stdout).starts_with("flip: 5 host(s) switched"),
+        "{}",
+        run.stdout
+    );
     for ((from, to), n) in &lost {
         let limit = if from == "pub-2" || to == "pub-2" {
-            3
+            one.0
         } else {
-            1
+            one.1
         };
         assert!(
             *n <= limit,
-            "{from} -> {to} lost {n} (rotating pub-2): {lost:?}"
+            "{from} -> {to} lost {n} (rotating pub-2): {lost:?}\n{}",
+            flip_line(&run.stdout)
         );
     }
     let after: Vec<String> = hosts.iter().map(|h| public_key(&lab, h)).collect();
@@ -1503,9 +1524,14 @@ fn apply_lab_key_rotation_keeps_traffic_flowing() {
     run.expect_ok("rotate --all");
     let lost = pings.collect();
     eprintln!("rotate --all: lost per pair {lost:?}");
+    eprintln!("{}", flip_line(&run.stdout));
     assert_eq!(lost.len(), 20, "every directed pair was measured");
     for ((from, to), n) in &lost {
-        assert!(*n <= 20, "{from} -> {to} lost {n} (rotating all): {lost:?}");
+        assert!(
+            *n <= all_bound,
+            "{from} -> {to} lost {n} (rotating all): {lost:?}\n{}",
+            flip_line(&run.stdout)
+        );
     }
     let all: Vec<String> = hosts.iter().map(|h| public_key(&lab, h)).collect();
     for (i, h) in hosts.iter().enumerate() {
@@ -1515,6 +1541,14 @@ fn apply_lab_key_rotation_keeps_traffic_flowing() {
     let v = meshup(&lab, &["verify", path_str(&inv)]);
     assert_eq!(v.code, Some(0), "{}\n{}", v.stdout, v.stderr);
     assert_ping_matrix(&lab, &hosts);
+}
+
+/// apply's line on how late each host switched ("flip: 5 host(s) switched …").
+fn flip_line(stdout: &str) -> &str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("flip: "))
+        .unwrap_or("(no flip line)")
 }
 
 /// `rotate --psk` of one pair: both hosts store a new preshared key and switch together;

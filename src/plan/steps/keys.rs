@@ -130,7 +130,7 @@ pub fn psk_file_peer(file: &str) -> Option<&str> {
 /// agreed instant it takes the new key while every peer takes its new public key, so no
 /// side talks with a key the other has dropped for longer than one handshake. The Flip
 /// step only arms the switch: the config steps after it prepare everything, and the live
-/// reload switches at the instant with one `wg syncconf` (`mu_arm_flip` in lib.sh).
+/// reload switches at the instant with one `wg set` (`mu_arm_flip` in lib.sh).
 pub fn rotation(h: &HostInput<'_>) -> Vec<Decision> {
     let me = &h.spec.name;
     let mut out = Vec::new();
@@ -185,16 +185,17 @@ pub fn rotation(h: &HostInput<'_>) -> Vec<Decision> {
 
 /// Of the pairs whose keys change at the flip, the peers this host starts the new
 /// session with; the other side of such a pair waits for it (its new entry has no
-/// endpoint until the session is up), so two first handshakes never cross. The side that
-/// has an endpoint for the other while the other has none (a NAT node towards a public
-/// one); else the side that rotates, if only one does (its entry stays and sends at once);
-/// else the lower node name.
+/// endpoint until the session is up), so two first handshakes never cross. When only one
+/// side rotates, that side: its entry for the other stays, with the address configured
+/// or learned from the other's keepalives, and the other adds its new entry ahead of the
+/// instant, so the first handshake succeeds whenever it comes. When both rotate, the side
+/// that has an endpoint for the other while the other has none (a NAT node towards a
+/// public one), else the lower node name.
 fn initiated<'a>(h: &HostInput<'_>, changed: &[&'a PeerSpec]) -> Vec<&'a str> {
     let me = &h.spec.name;
     let i_rotate = h.keys.rotating.contains(me);
     changed
         .iter()
-        .filter(|p| p.endpoint.is_some())
         .filter(|p| {
             let peer_has_my_endpoint = h.mesh.node(&p.name).is_some_and(|spec| {
                 h.mesh
@@ -203,9 +204,11 @@ fn initiated<'a>(h: &HostInput<'_>, changed: &[&'a PeerSpec]) -> Vec<&'a str> {
                     .any(|q| &q.name == me && q.endpoint.is_some())
             });
             let peer_rotates = h.keys.rotating.contains(&p.name);
-            !peer_has_my_endpoint
-                || (i_rotate && !peer_rotates)
-                || (i_rotate == peer_rotates && me.as_str() < p.name.as_str())
+            if i_rotate != peer_rotates {
+                i_rotate && (p.endpoint.is_some() || peer_has_my_endpoint)
+            } else {
+                p.endpoint.is_some() && (!peer_has_my_endpoint || me.as_str() < p.name.as_str())
+            }
         })
         .map(|p| p.name.as_str())
         .collect()
@@ -213,10 +216,10 @@ fn initiated<'a>(h: &HostInput<'_>, changed: &[&'a PeerSpec]) -> Vec<&'a str> {
 
 fn flip_reason(why: &str, initiated: &[&str]) -> String {
     if initiated.is_empty() {
-        format!("{why}; the config is prepared before it and taken by one `wg syncconf`")
+        format!("{why}; the config is prepared before it and taken by one `wg set`")
     } else {
         format!(
-            "{why}; the config is prepared before it and taken by one `wg syncconf`; this host starts the new sessions with {} (the other side waits, so two handshakes never cross)",
+            "{why}; the config is prepared before it and taken by one `wg set`; this host starts the new sessions with {} (the other side waits, so two handshakes never cross)",
             initiated.join(", ")
         )
     }

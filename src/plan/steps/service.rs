@@ -34,7 +34,7 @@ pub fn activation(h: &HostInput<'_>, config_changed: bool) -> Vec<Decision> {
     let live_drift = live_differs(h);
     if config_changed || live_drift {
         let reason = if config_changed {
-            "the running interface gets the new config without a restart (wg syncconf)"
+            "the running interface gets the new config without a restart (one `wg set` of what differs)"
         } else {
             "the running interface differs from its config (changed by hand?)"
         };
