@@ -398,7 +398,7 @@ mu_flip() {
 	# On a rotated node the entries stay: their handshakes just before the instant tell
 	# a new session from the old one (taken before the sleep, not at the instant).
 	# shellcheck disable=SC2086 # $mu_rt is a command prefix or nothing
-	if ! mu_done=$($mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.set" "${mu_flip_key:+$D/.$IF.flip-handshakes}" "$mu_late" 2>"$D/.meshup-wg.log"); then
+	if ! mu_switched=$($mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.set" "${mu_flip_key:+$D/.$IF.flip-handshakes}" "$mu_late" 2>"$D/.meshup-wg.log"); then
 		cat "$D/.meshup-wg.log" >&2
 		rm -f "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.*
 		wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && mu_wg_sync "$mu_sc" undo
@@ -408,7 +408,7 @@ mu_flip() {
 	fi
 	rm -f "$mu_sc.flip" "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.*
 	# How long after the agreed instant (by this host's clock) the switch took effect.
-	[ -z "$mu_done" ] || mu_mark switched "$(awk -v t="$mu_flip_at" -v d="$mu_done" 'BEGIN { printf "%d", (d - t) * 1000 }')"
+	[ -z "$mu_switched" ] || mu_mark switched "$(awk -v t="$mu_flip_at" -v d="$mu_switched" 'BEGIN { printf "%d", (d - t) * 1000 }')"
 	mu_flip_files
 }
 
@@ -424,6 +424,10 @@ mu_flip_files() {
 		if [ -f "$CONF" ]; then cp -p "$CONF" "$CONF.meshup-prev" && HAD_PREV=1; fi
 		mv -f "$mu_staged_dir/$IF.conf" "$CONF" || mu_fail 'cannot install the new config'
 		rmdir "$mu_staged_dir"
+		# Past the instant the peers use the new keys: the old config would cut this host
+		# off, so it is the switched config that a later failure of this run puts back
+		# (the old private key stays in private.key.prev).
+		cp -p "$CONF" "$CONF.meshup-prev"
 	fi
 }
 
