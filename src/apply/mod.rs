@@ -461,7 +461,17 @@ fn execute(
     // A key rotation flips on every host of a wave at one instant, a moment after the
     // wave's converge scripts have been sent (they wait for it on the hosts). Each wave
     // gets its own: one agreed before the first would have passed when the second starts.
-    let base_values = converge_values(session, &generated);
+    // How long a new session's first handshake may take before it is tried again: the
+    // round trip between two hosts is at most the sum of theirs to this workstation.
+    let slowest = gathered
+        .sessions
+        .values()
+        .filter_map(|s| s.round_trip())
+        .max()
+        .unwrap_or_default();
+    let retry = (2.0 * slowest.as_secs_f64() + 0.05).max(0.1);
+    let base_values =
+        converge_values(session, &generated).set("MU_FLIP_WAIT", &format!("{retry:.3}"));
     // Rotated nodes whose new key was not made: their peers must keep the old one.
     let failed_rotations: Vec<&NodeName> = keys
         .rotating

@@ -81,7 +81,7 @@ mu_stage_key() {
 	mu_mark nextkey "$(wg pubkey <"$S/private.key.next")"
 }
 
-# mu_sync_script FILE OUT [add]: writes to OUT a one-line script that gives the running
+# mu_sync_script FILE OUT [add] [RMOUT]: writes to OUT a one-line script that gives the running
 # interface the stripped config FILE with one `wg set`, touching only what differs from
 # `wg show dump`: a peer the same in both is not sent at all. `wg syncconf` sends every
 # peer and always the listen port, and wireguard-go reopens its UDP socket on every
@@ -89,12 +89,13 @@ mu_stage_key() {
 # pair of the host. Here the listen port and fwmark are sent only when they change, and
 # removals come last: a new entry takes its AllowedIPs over from the one it replaces.
 # Keys go in files beside OUT (mode 600, removed by mu_sync_run), never in arguments.
-# With "add", peers missing from FILE are kept (entries added ahead of a flip).
+# With "add", peers missing from FILE are kept (entries added ahead of a flip); with
+# RMOUT, their removal goes to a script of its own there (a flip runs it after the switch).
 mu_sync_script() {
 	(
 		umask 077
 		wg show "$IF" dump >"$2.dump" || exit 1
-		awk -v dump="$2.dump" -v keys="$2.k" -v ifname="$IF" -v sq="'" -v add="${3-}" '
+		awk -v dump="$2.dump" -v keys="$2.k" -v ifname="$IF" -v sq="'" -v add="${3-}" -v rmout="${4-}" '
 		function q(s) { if (index(s, sq)) bad = 1; return sq s sq }
 		function norm(list,   n, a, i, j, t, out) {
 			gsub(/[ \t]/, "", list); if (list == "(none)") list = ""
@@ -151,6 +152,7 @@ mu_sync_script() {
 			if (fport != "" && fport + 0 != rport + 0) dev = dev " listen-port " (fport + 0)
 			if (add == "" && fmark + 0 != rmark + 0) dev = dev " fwmark " (fmark + 0)
 			if (add == "") for (k in rpeer) if (!(k in seen)) rm = rm " peer " q(k) " remove"
+			if (rmout != "") { print ((rm == "") ? ":" : "wg set " q(ifname) rm) > rmout; rm = "" }
 			if (dev rm peers == "") print ":"
 			else print "wg set " q(ifname) dev peers rm
 		}' "$1" >"$2"
@@ -385,28 +387,27 @@ mu_flip() {
 	rm -f "$mu_sc.pre"
 	mu_late=
 	if [ -s "$mu_sc.late" ]; then mu_late="$mu_sc.lateset"; fi
-	if ! { mu_sync_script "$mu_sc.flip" "$mu_sc.set" && { [ -z "$mu_late" ] || mu_sync_script "$mu_sc.late" "$mu_late" add; }; }; then
-		rm -f "$mu_sc" "$mu_sc.flip" "$mu_sc.late" "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.*
+	if ! { mu_sync_script "$mu_sc.flip" "$mu_sc.set" "" "$mu_sc.rmset" && { [ -z "$mu_late" ] || mu_sync_script "$mu_sc.late" "$mu_late" add; }; }; then
+		rm -f "$mu_sc" "$mu_sc.flip" "$mu_sc.late" "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.* "$mu_sc.rmset"
 		mu_fail 'cannot prepare the switch'
 	fi
 	rm -f "$mu_sc.late"
-	mu_flip_rtts
 	mu_rt=
 	chrt -f 20 true 2>/dev/null && mu_rt='chrt -f 20'
 	# shellcheck disable=SC2016 # expanded by the inner sh
-	mu_switch='[ -z "$4" ] || wg show "$2" latest-handshakes >"$4"; d=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" "BEGIN { d = t - n; if (d < 0) d = 0; printf \"%.3f\", d }"); sleep "$d" 2>/dev/null || sleep "${d%.*}"; . "$3" && date +%s.%N && { [ -z "$5" ] || { sleep 0.02 2>/dev/null; . "$5"; }; }'
+	mu_switch='[ -z "$4" ] || wg show "$2" latest-handshakes >"$4"; d=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" "BEGIN { d = t - n; if (d < 0) d = 0; printf \"%.3f\", d }"); sleep "$d" 2>/dev/null || sleep "${d%.*}"; . "$3" && date +%s.%N && { [ -z "$5" ] || { sleep 0.02 2>/dev/null; . "$5"; }; } && . "$6"'
 	# On a rotated node the entries stay: their handshakes just before the instant tell
 	# a new session from the old one (taken before the sleep, not at the instant).
 	# shellcheck disable=SC2086 # $mu_rt is a command prefix or nothing
-	if ! mu_switched=$($mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.set" "${mu_flip_key:+$D/.$IF.flip-handshakes}" "$mu_late" 2>"$D/.meshup-wg.log"); then
+	if ! mu_switched=$($mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.set" "${mu_flip_key:+$D/.$IF.flip-handshakes}" "$mu_late" "$mu_sc.rmset" 2>"$D/.meshup-wg.log"); then
 		cat "$D/.meshup-wg.log" >&2
-		rm -f "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.*
+		rm -f "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.* "$mu_sc.rmset"
 		wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && mu_wg_sync "$mu_sc" undo
 		rm -f "$mu_sc" "$mu_sc.flip" "$D/.$IF.flip-peers" "$D/.$IF.flip-handshakes"
 		rm -rf "$mu_staged_dir"
 		mu_fail 'wg set failed at the flip: the interface keeps its current config'
 	fi
-	rm -f "$mu_sc.flip" "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.*
+	rm -f "$mu_sc.flip" "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.* "$mu_sc.rmset"
 	# How long after the agreed instant (by this host's clock) the switch took effect.
 	[ -z "$mu_switched" ] || mu_mark switched "$(awk -v t="$mu_flip_at" -v d="$mu_switched" 'BEGIN { printf "%d", (d - t) * 1000 }')"
 	mu_flip_files
@@ -436,9 +437,10 @@ mu_flip_files() {
 # WireGuard would retry only 5 s later (REKEY_TIMEOUT). So an entry this host starts that
 # has had no handshake for a while after its last try is re-created (removed and added
 # back in one `wg set`: a fresh entry with a keepalive sends a handshake at once; the
-# packets it held are lost). "A while" is per peer: twice the round trip measured through
-# the tunnel before the switch (mu_flip_rtts), at least 0.1 s, 0.5 s when unknown, so a
-# handshake still on its way over a long path is never cut off. Checked 0.1 s after the
+# packets it held are lost). "A while" is MU_FLIP_WAIT: the round trip between two hosts
+# is at most the sum of theirs to the workstation, so twice the slowest of those plus
+# 0.05 s, at least 0.1 s (apply measures them), so a handshake still on its way over a
+# long path is never cut off. Checked 0.1 s after the
 # instant, then less and less often, up to 3 s after it (longer for slow paths), until
 # every new session had a handshake: each re-creation loses what the entry held, so not
 # more often. Then every entry gets its configured endpoint and keepalive (an entry
@@ -454,22 +456,20 @@ mu_settle_flip() {
 		# New sessions without a handshake yet; those this host starts and whose last try
 		# is older than their wait are re-created ("reset" lines), "end" past the deadline.
 		mu_stale=$(wg show "$IF" latest-handshakes 2>/dev/null | awk -v list="$mu_list" -v hs="$D/.$IF.flip-handshakes" \
-			-v waits="$D/.$IF.flip-waits" -v tries="$mu_tries" -v at="$mu_flip_at" -v now="$(date +%s.%N 2>/dev/null)" '
+			-v wait="${MU_FLIP_WAIT:-0.5}" -v tries="$mu_tries" -v at="$mu_flip_at" -v now="$(date +%s.%N 2>/dev/null)" '
 			BEGIN {
 				while ((getline line < hs) > 0) { split(line, f, " "); before[f[1]] = f[2] }
 				while ((getline line < list) > 0) { split(line, f, " "); want[f[1]] = line; type[f[1]] = f[2] }
-				while ((getline line < waits) > 0) { split(line, f, " "); wait[f[1]] = f[2]; if (f[2] > most) most = f[2] }
 				while ((getline line < tries) > 0) { split(line, f, " "); last[f[1]] = f[2] }
 				close(tries)
-				deadline = at + ((5 * most > 3) ? 5 * most : 3)
+				deadline = at + ((5 * wait > 3) ? 5 * wait : 3)
 			}
 			($1 in want) && ($2 == 0 || $2 == before[$1]) {
 				stale = 1
 				if (type[$1] != 1) next
-				w = ($1 in wait) ? wait[$1] : 0.5
 				t = ($1 in last) ? last[$1] : at
 				# (due before the next check, 0.1 s or more away: now)
-				if (now - t >= w - 0.03) { print "reset " want[$1]; last[$1] = now }
+				if (now - t >= wait - 0.03) { print "reset " want[$1]; last[$1] = now }
 			}
 			END {
 				if (!stale || now > deadline) print "@end"
@@ -487,30 +487,7 @@ mu_settle_flip() {
 		$2 == "127.0.0.1:9" && ($1 in was) { printf " peer %s endpoint %s", $1, was[$1] }')
 	# shellcheck disable=SC2086 # wg set arguments
 	[ -z "$mu_back" ] || wg set "$IF" $mu_back 2>/dev/null
-	rm -f "$mu_list" "$mu_tries" "$D/.$IF.flip-waits" "$D/.$IF.flip-handshakes"
-}
-
-# mu_flip_rtts: the round trip to each peer whose new session this host starts, through
-# the running tunnel (the fastest of 3 pings each, all at once, at most about 1 s; a busy
-# host inflates one), for mu_settle_flip:
-# "KEY WAIT" lines, WAIT = twice the round trip plus 0.02 s, at least 0.1 s; a peer that
-# does not answer is left out (0.5 s).
-mu_flip_rtts() {
-	: >"$D/.$IF.flip-waits"
-	command -v ping >/dev/null 2>&1 || return 0
-	mu_i=0
-	mu_pids=
-	while read -r mu_k mu_type mu_rest; do
-		[ "$mu_type" = 1 ] || continue
-		mu_ip=$(printf '%s\n' "$mu_rest" | awk '{ for (i = 1; i < NF; i++) if ($i == "allowed-ips") { split($(i + 1), a, ","); sub(/\/.*/, "", a[1]); print a[1] } }')
-		[ -n "$mu_ip" ] || continue
-		mu_i=$((mu_i + 1))
-		({ ping -n -q -c 3 -i 0.02 -W 1 "$mu_ip" 2>/dev/null || ping -n -q -c 1 -W 1 "$mu_ip" 2>/dev/null; } | awk -v k="$mu_k" -F '=' '/min\/avg\/max/ { split($2, r, "/"); w = 2 * r[1] / 1000 + 0.02; if (w < 0.1) w = 0.1; print k, w }' >"$D/.$IF.flip-rtt.$mu_i") &
-		mu_pids="$mu_pids $!"
-	done <"$D/.$IF.flip-peers"
-	for mu_p in $mu_pids; do wait "$mu_p"; done
-	[ "$mu_i" = 0 ] || cat "$D/.$IF.flip-rtt."* >"$D/.$IF.flip-waits" 2>/dev/null
-	rm -f "$D/.$IF.flip-rtt."*
+	rm -f "$mu_list" "$mu_tries" "$D/.$IF.flip-handshakes"
 }
 
 # mu_install COMMAND: installs WireGuard with the playbook's command.

@@ -80,6 +80,12 @@ pub trait Session: Send + Sync {
         stdin: &'a [u8],
         timeout: Duration,
     ) -> BoxFuture<'a, Result<ExecOutput, TransportError>>;
+
+    /// The shortest round trip seen to the host (opening a channel: one request and its
+    /// answer), `None` before any or where it is not measured.
+    fn round_trip(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Checks a command before it is sent: a NUL byte would be cut by the remote shell.

@@ -121,6 +121,8 @@ pub struct SshSession {
     /// Kept alive for the tunnelled connection; dropped with the session.
     _jumps: Vec<Handle<HostKeyChecker>>,
     stats: Arc<Stats>,
+    /// The shortest channel open so far, in microseconds (`u64::MAX`: none yet).
+    round_trip_us: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SshSession {
@@ -208,6 +210,7 @@ impl SshSession {
             handle,
             _jumps: jumps,
             stats: Arc::clone(stats),
+            round_trip_us: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 
@@ -251,6 +254,7 @@ impl SshSession {
                 }
             }
         };
+        let opened = std::time::Instant::now();
         let channel = tokio::time::timeout(timeout, self.handle.channel_open_session())
             .await
             .map_err(|_| TransportError::CommandTimeout {
@@ -258,6 +262,9 @@ impl SshSession {
                 secs: timeout.as_secs(),
             })?
             .map_err(|e| ssh_err("cannot open a session channel", e))?;
+        let us = u64::try_from(opened.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.round_trip_us
+            .fetch_min(us, std::sync::atomic::Ordering::Relaxed);
         self.stats.record_exec(&self.name);
         let (mut reader, writer) = channel.split();
 
@@ -350,6 +357,16 @@ impl Session for SshSession {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<ExecOutput, TransportError>> {
         Box::pin(self.run(command, stdin, timeout))
+    }
+
+    fn round_trip(&self) -> Option<Duration> {
+        match self
+            .round_trip_us
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            u64::MAX => None,
+            us => Some(Duration::from_micros(us)),
+        }
     }
 }
 
