@@ -596,14 +596,14 @@ fn execute(
 /// How long after the agreed instant each host's flip took effect, by its own clock (a
 /// pair loses about the difference between its two hosts): the range and the latest.
 fn print_switched(switched: &[(NodeName, String)]) {
+    if crate::ui::console::quiet() {
+        return;
+    }
     let mut ms: Vec<(i64, &NodeName)> = switched
         .iter()
         .filter_map(|(n, v)| v.trim().parse::<i64>().ok().map(|ms| (ms, n)))
         .collect();
     ms.sort();
-    if crate::ui::console::quiet() {
-        return;
-    }
     if let (Some((first, _)), Some((last, node))) = (ms.first(), ms.last()) {
         println!(
             "flip: {} host(s) switched {first} to {last} ms after the agreed instant (by their own clocks; latest: {node})",

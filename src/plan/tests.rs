@@ -144,6 +144,14 @@ pub(crate) fn input<'a>(f: &'a Fixture, facts: &'a FactsMap) -> PlanInput<'a> {
     }
 }
 
+/// The guide mesh with node-a moved to listen port 51821 (a mover).
+fn port_moved() -> Fixture {
+    fixture(&GUIDE.replace(
+        "    endpoint: 203.0.113.10:51820\n",
+        "    endpoint: 203.0.113.10:51821\n    listen_port: 51821\n",
+    ))
+}
+
 fn plan_of(f: &Fixture, facts: &FactsMap, limit: Option<&BTreeSet<NodeName>>) -> (Plan, KeyBook) {
     compute(&PlanInput {
         limit,
@@ -374,11 +382,7 @@ fn an_unreachable_peer_keeps_its_key_from_other_configs() {
 #[test]
 fn peers_of_a_node_moving_its_port_wait_for_it() {
     let before = fixture(GUIDE);
-    let moved_text = GUIDE.replace(
-        "    endpoint: 203.0.113.10:51820\n",
-        "    endpoint: 203.0.113.10:51821\n    listen_port: 51821\n",
-    );
-    let after = fixture(&moved_text);
+    let after = port_moved();
     let facts = all_converged(&before);
     let (plan, _) = plan_of(&after, &facts, None);
     let a = plan.host(&n("node-a")).expect("a");
@@ -414,10 +418,7 @@ fn peers_of_a_node_moving_its_port_wait_for_it() {
 #[test]
 fn host_by_host_planning_gives_the_same_plan_and_a_light_copy() {
     let before = fixture(GUIDE);
-    let after = fixture(&GUIDE.replace(
-        "    endpoint: 203.0.113.10:51820\n",
-        "    endpoint: 203.0.113.10:51821\n    listen_port: 51821\n",
-    ));
+    let after = port_moved();
     let facts = all_converged(&before);
     let (whole, _) = plan_of(&after, &facts, None);
     assert!(whole.hosts.iter().all(HostPlan::has_changes));
@@ -507,14 +508,9 @@ fn a_psk_rotation_renews_one_pair_and_both_sides_flip_together() {
     let facts = all_converged(&f);
     let pair: BTreeSet<NodeName> = [n("node-a"), n("node-b")].into();
     let (plan, keys) = compute(&PlanInput {
-        inventory: &f.inventory,
-        mesh: &f.mesh,
-        playbooks: &f.playbooks,
-        facts: &facts,
-        limit: None,
         rotate: &pair,
         rotate_psk: true,
-        paths: &crate::nat_path::PathBook::default(),
+        ..input(&f, &facts)
     });
     assert!(keys.rotating.is_empty(), "key pairs stay");
     assert_eq!(plan.new_psk_pairs, [(n("node-a"), n("node-b"))]);
@@ -540,14 +536,9 @@ fn a_key_rotation_names_one_side_per_pair_to_start_the_new_session() {
     let flips = |rotate: &[&str]| -> Vec<String> {
         let rotate: BTreeSet<NodeName> = rotate.iter().map(|r| n(r)).collect();
         let (plan, _) = compute(&PlanInput {
-            inventory: &f.inventory,
-            mesh: &f.mesh,
-            playbooks: &f.playbooks,
-            facts: &facts,
-            limit: None,
             rotate: &rotate,
             rotate_psk: false,
-            paths: &crate::nat_path::PathBook::default(),
+            ..input(&f, &facts)
         });
         ["node-a", "node-b", "node-c"]
             .iter()
@@ -591,22 +582,14 @@ fn a_key_rotation_names_one_side_per_pair_to_start_the_new_session() {
 #[test]
 fn a_rotation_waits_for_a_run_without_a_move() {
     let before = fixture(GUIDE);
-    let after = fixture(&GUIDE.replace(
-        "    endpoint: 203.0.113.10:51820\n",
-        "    endpoint: 203.0.113.10:51821\n    listen_port: 51821\n",
-    ));
+    let after = port_moved();
     let facts = all_converged(&before);
     for psk in [false, true] {
         let rotate: BTreeSet<NodeName> = [n("node-b"), n("node-c")].into();
         let (plan, _) = compute(&PlanInput {
-            inventory: &after.inventory,
-            mesh: &after.mesh,
-            playbooks: &after.playbooks,
-            facts: &facts,
-            limit: None,
             rotate: &rotate,
             rotate_psk: psk,
-            paths: &crate::nat_path::PathBook::default(),
+            ..input(&after, &facts)
         });
         for node in ["node-b", "node-c"] {
             let h = plan.host(&n(node)).expect("host");
@@ -634,14 +617,8 @@ fn a_rotation_waits_for_every_peer_to_be_reachable() {
     facts.insert(n("node-c"), Err(unreachable("down")));
     let rotate: BTreeSet<NodeName> = [n("node-a")].into();
     let (plan, keys) = compute(&PlanInput {
-        inventory: &f.inventory,
-        mesh: &f.mesh,
-        playbooks: &f.playbooks,
-        facts: &facts,
-        limit: None,
         rotate: &rotate,
-        rotate_psk: false,
-        paths: &crate::nat_path::PathBook::default(),
+        ..input(&f, &facts)
     });
     assert!(keys.rotating.is_empty(), "nothing is rotated");
     let a = plan.host(&n("node-a")).expect("a");

@@ -81,8 +81,8 @@ mu_stage_key() {
 	mu_mark nextkey "$(wg pubkey <"$S/private.key.next")"
 }
 
-# mu_sync_script FILE OUT [add] [RMOUT]: writes to OUT a one-line script that gives the running
-# interface the stripped config FILE with one `wg set`, touching only what differs from
+# mu_sync_script FILE OUT [add] [RMOUT]: writes to OUT a one-line script that gives the
+# running interface the stripped config FILE with one `wg set`, touching only what differs from
 # `wg show dump`: a peer the same in both is not sent at all. `wg syncconf` sends every
 # peer and always the listen port, and wireguard-go reopens its UDP socket on every
 # listen_port it is sent: a packet arriving meanwhile gets "port unreachable", on every
@@ -374,24 +374,21 @@ mu_flip() {
 	!(peer && /^(PersistentKeepalive|Endpoint) *=/) { rblock = rblock $0 "\n" }
 	!(peer && /^(PersistentKeepalive|Endpoint|AllowedIPs) *=/) { sblock = sblock $0 "\n" }
 	END { flush(); printf "" > list; printf "" > pre; printf "" > late }
-	' "$mu_sc.new" || { rm -f "$mu_sc.new" "$mu_sc" "$mu_sc.flip" "$mu_sc.pre"; mu_fail 'cannot prepare the switch'; }
-	rm -f "$mu_sc.new"
-	if [ -s "$mu_sc.pre" ]; then
-		if ! { mu_sync_script "$mu_sc.pre" "$mu_sc.preset" add && mu_sync_run "$mu_sc.preset"; }; then
-			rm -f "$mu_sc.pre" "$mu_sc.preset" "$mu_sc.preset".k.* "$mu_sc.flip"
-			wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && mu_wg_sync "$mu_sc" undo
-			rm -f "$mu_sc"
-			mu_fail 'cannot add the new entries ahead of the flip'
-		fi
+	' "$mu_sc.new" || { rm -f "$mu_sc" "$mu_sc".*; mu_fail 'cannot prepare the switch'; }
+	# Every scratch file of the switch is "$mu_sc".SOMETHING (the stripped config itself,
+	# "$mu_sc", stays for mu_settle_flip).
+	if [ -s "$mu_sc.pre" ] && ! { mu_sync_script "$mu_sc.pre" "$mu_sc.preset" add && mu_sync_run "$mu_sc.preset"; }; then
+		rm -f "$mu_sc".*
+		wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && mu_wg_sync "$mu_sc" undo
+		rm -f "$mu_sc"
+		mu_fail 'cannot add the new entries ahead of the flip'
 	fi
-	rm -f "$mu_sc.pre"
 	mu_late=
 	if [ -s "$mu_sc.late" ]; then mu_late="$mu_sc.lateset"; fi
 	if ! { mu_sync_script "$mu_sc.flip" "$mu_sc.set" "" "$mu_sc.rmset" && { [ -z "$mu_late" ] || mu_sync_script "$mu_sc.late" "$mu_late" add; }; }; then
-		rm -f "$mu_sc" "$mu_sc.flip" "$mu_sc.late" "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.* "$mu_sc.rmset"
+		rm -f "$mu_sc" "$mu_sc".*
 		mu_fail 'cannot prepare the switch'
 	fi
-	rm -f "$mu_sc.late"
 	mu_rt=
 	chrt -f 20 true 2>/dev/null && mu_rt='chrt -f 20'
 	# shellcheck disable=SC2016 # expanded by the inner sh
@@ -401,13 +398,13 @@ mu_flip() {
 	# shellcheck disable=SC2086 # $mu_rt is a command prefix or nothing
 	if ! mu_switched=$($mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.set" "${mu_flip_key:+$D/.$IF.flip-handshakes}" "$mu_late" "$mu_sc.rmset" 2>"$D/.meshup-wg.log"); then
 		cat "$D/.meshup-wg.log" >&2
-		rm -f "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.* "$mu_sc.rmset"
+		rm -f "$mu_sc".*
 		wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && mu_wg_sync "$mu_sc" undo
-		rm -f "$mu_sc" "$mu_sc.flip" "$D/.$IF.flip-peers" "$D/.$IF.flip-handshakes"
+		rm -f "$mu_sc" "$D/.$IF.flip-peers" "$D/.$IF.flip-handshakes"
 		rm -rf "$mu_staged_dir"
 		mu_fail 'wg set failed at the flip: the interface keeps its current config'
 	fi
-	rm -f "$mu_sc.flip" "$mu_sc.set" "$mu_sc.set".k.* "$mu_sc.lateset" "$mu_sc.lateset".k.* "$mu_sc.rmset"
+	rm -f "$mu_sc".*
 	# How long after the agreed instant (by this host's clock) the switch took effect.
 	[ -z "$mu_switched" ] || mu_mark switched "$(awk -v t="$mu_flip_at" -v d="$mu_switched" 'BEGIN { printf "%d", (d - t) * 1000 }')"
 	mu_flip_files
@@ -440,10 +437,9 @@ mu_flip_files() {
 # packets it held are lost). "A while" is MU_FLIP_WAIT: the round trip between two hosts
 # is at most the sum of theirs to the workstation, so twice the slowest of those plus
 # 0.05 s, at least 0.1 s (apply measures them), so a handshake still on its way over a
-# long path is never cut off. Checked 0.1 s after the
-# instant, then less and less often, up to 3 s after it (longer for slow paths), until
-# every new session had a handshake: each re-creation loses what the entry held, so not
-# more often. Then every entry gets its configured endpoint and keepalive (an entry
+# long path is never cut off. Checked 0.1 s after the instant, then less and less often,
+# up to 3 s after it (longer for slow paths), until every new session had a handshake:
+# each re-creation loses what the entry held, so not more often. Then every entry gets its configured endpoint and keepalive (an entry
 # still pointing at the discard address gets the one it had). Runs in the background,
 # in real time where allowed, from the switch on.
 mu_settle_flip() {
