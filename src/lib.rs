@@ -18,6 +18,7 @@ pub mod nat_path;
 pub mod plan;
 pub mod playbook;
 pub mod render;
+pub mod run_lock;
 pub mod scripts;
 pub mod secret;
 pub mod session;

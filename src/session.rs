@@ -17,6 +17,7 @@ use crate::hosts::{self, Connected};
 use crate::inventory::{Inventory, Node, NodeName};
 use crate::plan::FactsMap;
 use crate::playbook::Playbooks;
+use crate::run_lock::RunLock;
 use crate::topology::Mesh;
 use crate::transport::Stats;
 use crate::ui::Progress;
@@ -59,6 +60,8 @@ pub struct Session {
     pub verbose: bool,
     /// SSH connections and execs per host.
     pub stats: Arc<Stats>,
+    /// This run's claim on meshup's lock on the hosts (taken by apply's gather).
+    pub run: RunLock,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -98,6 +101,7 @@ impl Session {
             parallel: options.parallel.max(1),
             verbose: options.verbose,
             stats: Arc::new(Stats::new()),
+            run: RunLock::new(),
             runtime,
         })
     }
@@ -164,7 +168,9 @@ impl Session {
         result
     }
 
-    /// Connects to every node and gathers its facts (one exec per host, read-only).
+    /// Connects to every node and gathers its facts (one exec per host), keeping the
+    /// connections open for apply: the gather takes meshup's lock on each host for this
+    /// run ([`Session::run`]), held until the connection closes.
     pub fn connect_and_gather(&self, progress: &Progress) -> Gathered {
         self.gather_all(progress, true)
     }
@@ -183,7 +189,7 @@ impl Session {
                 progress.set(node.name.as_str(), "connecting");
                 let session = hosts::connect(node, &self.stats).await?;
                 progress.set(node.name.as_str(), "gathering facts");
-                let facts = self.gather(node, &session).await?;
+                let facts = self.gather(node, &session, keep).await?;
                 progress.set(node.name.as_str(), "gathered");
                 Ok::<_, HostError>((keep.then_some(session), facts))
             })
@@ -214,8 +220,15 @@ impl Session {
         &self,
         node: &Node,
         session: &Connected,
+        hold: bool,
     ) -> Result<facts::HostFacts, HostError> {
-        let script = facts::gather_script(&self.gather_params(node)?);
+        let params = self.gather_params(node)?;
+        let params = if hold {
+            params.holding(&self.run)
+        } else {
+            params
+        };
+        let script = facts::gather_script(&params);
         let out = session
             .exec("sh -s", script.as_bytes(), GATHER_TIMEOUT)
             .await?;

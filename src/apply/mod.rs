@@ -204,7 +204,7 @@ fn psk_values(plan: &Plan) -> BTreeMap<NodeName, Vec<Secret>> {
 
 /// The values of a host's prepare script: the base values and its preshared keys.
 pub fn prepare_values(session: &Session, psks: &[Secret]) -> Values {
-    let mut values = phase::base_values(&session.mesh.settings);
+    let mut values = phase::base_values(&session.mesh.settings, &session.run);
     for (i, psk) in psks.iter().enumerate() {
         values = values.set(
             &format!("MU_PSK_{}", i + 1),
@@ -218,7 +218,7 @@ pub fn prepare_values(session: &Session, psks: &[Secret]) -> Values {
 /// during this run (`name=key …`), which the host fills into its config.
 pub fn converge_values(session: &Session, generated: &BTreeMap<NodeName, PublicKey>) -> Values {
     let pubkeys: Vec<String> = generated.iter().map(|(n, k)| format!("{n}={k}")).collect();
-    phase::base_values(&session.mesh.settings).set("MU_PUBKEYS", &pubkeys.join(" "))
+    phase::base_values(&session.mesh.settings, &session.run).set("MU_PUBKEYS", &pubkeys.join(" "))
 }
 
 /// `meshup apply`.
@@ -412,7 +412,7 @@ fn execute(
                 let full = steps_of(host)?;
                 let text = phase::script(&values, Phase::Prepare, full.phase(Phase::Prepare));
                 drop(full);
-                let markers = phase::run(&ssh, &text, PREPARE_TIMEOUT).await?;
+                let markers = phase::run(&ssh, Phase::Prepare, &text, PREPARE_TIMEOUT).await?;
                 // A rotated node reports its next key; the current one stays until the flip.
                 let kind = if keys.rotating.contains(&host.node) {
                     "nextkey"
@@ -553,7 +553,7 @@ fn execute(
                 let full = steps_of(host)?;
                 let text = phase::script(values, Phase::Converge, full.phase(Phase::Converge));
                 drop(full);
-                phase::run(&ssh, &text, CONVERGE_TIMEOUT).await
+                phase::run(&ssh, Phase::Converge, &text, CONVERGE_TIMEOUT).await
             }
         }));
         for (host, result) in results {

@@ -6,22 +6,26 @@ use crate::host_error::HostError;
 use crate::hosts::Connected;
 use crate::inventory::MeshSettings;
 use crate::plan::{Phase, Step};
+use crate::run_lock::RunLock;
 use crate::scripts::output::{self, Marker};
 use crate::scripts::{self, Values};
 use crate::secret::Secret;
 
-/// The values every phase script starts with: where the config lives, which interface.
-pub fn base_values(settings: &MeshSettings) -> Values {
+/// The values every phase script starts with: where the config lives, which interface,
+/// and the run whose lock the gather took (so the script knows the lock is its own).
+pub fn base_values(settings: &MeshSettings, run: &RunLock) -> Values {
     Values::new()
         .set("MU_DIR", settings.config_dir.as_str())
         .set("MU_IF", settings.interface.as_str())
+        .set("MU_RUN", run.id())
+        .set("MU_RUN_BY", run.by())
 }
 
 /// What a phase script ends with (the same for every host).
 pub fn footer(phase: Phase) -> &'static str {
     match phase {
         Phase::Prepare => "mu_report_pubkey\nmu_done prepare\n",
-        Phase::Converge => "mu_done converge\n",
+        Phase::Converge => "mu_release\nmu_done converge\n",
     }
 }
 
@@ -54,10 +58,24 @@ pub fn script<'a>(
 /// `done`, else the host's failure.
 pub async fn run(
     session: &Connected,
+    phase: Phase,
     script: &Secret,
     timeout: Duration,
 ) -> Result<Vec<Marker>, HostError> {
-    let out = session.exec("sh -s", script.expose(), timeout).await?;
+    let out = session
+        .exec("sh -s", script.expose(), timeout)
+        .await
+        .map_err(|e| HostError::Transport {
+            // Whatever the step in progress was, the script ends at its next step marker
+            // (its output has nowhere to go): the host is left between two steps.
+            message: format!(
+                "{e}, during {}: the host stops after the step in progress; run apply again to finish",
+                match phase {
+                    Phase::Prepare => "prepare",
+                    Phase::Converge => "converge",
+                }
+            ),
+        })?;
     let markers = output::markers(&out.stdout_str());
     if out.success() && markers.iter().any(|m| m.kind == "done") {
         return Ok(markers);
@@ -274,6 +292,43 @@ mod script_tests {
         );
     }
 
+    /// A script cut short in transit (the connection dropped while its tail was still on
+    /// the way) runs nothing: not its first steps, not a truncated last line.
+    #[test]
+    fn a_script_cut_anywhere_runs_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("host");
+        let steps = [Step::new(
+            Action::Create,
+            StepKind::Psk,
+            "psk",
+            "new",
+            scripts::call("mu_store_psk", &["node-b", "\"$MU_PSK_1\""]),
+        )];
+        let v = values(&state).set("MU_PSK_1", "c2VjcmV0cHNr");
+        let text = script(&v, Phase::Prepare, &steps);
+        let bytes = text.expose();
+        // Everything but the group's closing brace (without its newline the group is
+        // complete: that script did arrive whole).
+        let cuts = (1..bytes.len() - 1).step_by(409).chain([
+            bytes.len() - 2,
+            bytes.len() - 3,
+            bytes.len() - 30,
+        ]);
+        for cut in cuts {
+            let out = run_sh(&bytes[..cut]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                !out.status.success() && !stdout.contains("@@meshup:") && !state.exists(),
+                "cut at {cut} of {}: it ran\n{stdout}",
+                bytes.len()
+            );
+        }
+        let out = run_sh(bytes);
+        assert!(out.status.success());
+        assert!(state.join("wgt0/psk-node-b.key").exists());
+    }
+
     #[test]
     fn prepare_stores_psks_from_values_never_from_the_step() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -322,5 +377,62 @@ mod script_tests {
         let markers = output::markers(&String::from_utf8_lossy(&out.stdout));
         let e = failure(&markers, "", out.status.code().map(|c| c as u32));
         assert!(matches!(e, HostError::LockHeld { .. }), "{e}");
+    }
+
+    /// The lock apply's gather took (a holder process that wrote the run's line into the
+    /// lock file, as `mu_hold` does): the same run's scripts work under it, another run's
+    /// are refused, and the run's converge lets go of it at its end.
+    #[test]
+    fn a_run_works_under_the_lock_its_gather_took_and_lets_go_at_the_end() {
+        if Command::new("flock").arg("-V").output().is_err() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = dir.path().join(".meshup-wgt0.lock");
+        let mut holder = Command::new("sh")
+            .arg("-c")
+            .arg(
+                "exec 8>>\"$1\"; flock -n 8 || exit 1; \
+                 printf 'run=0123 pid=%s conn=1 user=root since=1 by=a@b\\n' $$ >\"$1\"; \
+                 while :; do sleep 1 8>&-; done",
+            )
+            .arg("holder")
+            .arg(&lock)
+            .spawn()
+            .expect("holder");
+        let held = |lock: &std::path::Path| {
+            !Command::new("flock")
+                .args(["-n", lock.to_str().expect("utf8"), "true"])
+                .status()
+                .expect("flock")
+                .success()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // Probing the lock meanwhile could make the holder's own `flock -n` fail.
+        while !std::fs::read_to_string(&lock).is_ok_and(|l| l.starts_with("run=")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the holder never held"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let other = run_sh(
+            script(
+                &values(dir.path()).set("MU_RUN", "9999"),
+                Phase::Prepare,
+                &[],
+            )
+            .expose(),
+        );
+        assert_eq!(other.status.code(), Some(75), "another run is refused");
+        let ours = values(dir.path()).set("MU_RUN", "0123");
+        let prepare = run_sh(script(&ours, Phase::Prepare, &[]).expose());
+        assert!(prepare.status.success(), "the run's own prepare works");
+        assert!(held(&lock), "a phase before the last keeps the lock");
+        let converge = run_sh(script(&ours, Phase::Converge, &[]).expose());
+        assert!(converge.status.success(), "the run's own converge works");
+        let status = holder.wait().expect("wait");
+        assert!(!status.success(), "converge stopped the holder");
+        assert!(!held(&lock), "the lock is free after the run's last script");
     }
 }

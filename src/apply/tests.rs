@@ -155,12 +155,16 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
                 );
             }
             body.push_str(phase::footer(phase));
-            let values = sent.strip_suffix(&body).unwrap_or_else(|| {
-                panic!(
-                    "{}: sent script is not values + library + the plan's steps:\n{sent}",
-                    host.node
-                )
-            });
+            body.push_str("}\n");
+            let values = sent
+                .strip_prefix("{\n")
+                .and_then(|s| s.strip_suffix(&body))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: sent script is not one group of values + library + the plan's steps:\n{sent}",
+                        host.node
+                    )
+                });
             assert!(
                 values.lines().all(|l| l.starts_with("MU_")),
                 "only value assignments precede the library: {values}"

@@ -33,19 +33,25 @@ pub struct FileFacts {
 /// A process holding meshup's lock on the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LockHolder {
-    /// Its PID.
-    pub pid: u32,
+    /// Its PID, when it can be seen (a lock taken by a process that has exited does not
+    /// show in a container's `/proc/locks`).
+    pub pid: Option<u32>,
     /// Its command name (`/proc/PID/comm`).
     pub comm: String,
     /// The user it runs as.
     pub user: String,
     /// Seconds since it started, when known.
     pub age_secs: Option<u64>,
+    /// Who started that meshup run (`user@host` of its workstation), when it is one.
+    pub by: String,
 }
 
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PID {}", self.pid)?;
+        match self.pid {
+            Some(pid) => write!(f, "PID {pid}")?,
+            None => write!(f, "a process this host does not show")?,
+        }
         if !self.comm.is_empty() {
             write!(f, " ({})", self.comm)?;
         }
@@ -54,6 +60,9 @@ impl std::fmt::Display for LockHolder {
         }
         if let Some(age) = self.age_secs {
             write!(f, ", running for {age} s")?;
+        }
+        if !self.by.is_empty() {
+            write!(f, ", started by {}", self.by)?;
         }
         Ok(())
     }
@@ -88,14 +97,15 @@ impl FileFacts {
             legacy_layout: value(&kv, "layout") == Some("legacy"),
             sysctl_forward: flag("sysctl_forward"),
             psk_files,
-            lock_holder: value(&kv, "lock_holder_pid")
-                .and_then(|p| p.parse().ok())
-                .map(|pid| LockHolder {
-                    pid,
-                    comm: value(&kv, "lock_holder_comm").unwrap_or("").to_string(),
-                    user: value(&kv, "lock_holder_user").unwrap_or("").to_string(),
-                    age_secs: value(&kv, "lock_holder_age").and_then(|a| a.parse().ok()),
-                }),
+            lock_holder: (value(&kv, "lock_held") == Some("yes")
+                || value(&kv, "lock_holder_pid").is_some_and(|p| p.parse::<u32>().is_ok()))
+            .then(|| LockHolder {
+                pid: value(&kv, "lock_holder_pid").and_then(|p| p.parse().ok()),
+                comm: value(&kv, "lock_holder_comm").unwrap_or("").to_string(),
+                user: value(&kv, "lock_holder_user").unwrap_or("").to_string(),
+                age_secs: value(&kv, "lock_holder_age").and_then(|a| a.parse().ok()),
+                by: value(&kv, "lock_holder_by").unwrap_or("").to_string(),
+            }),
         }
     }
 
@@ -122,7 +132,21 @@ mod tests {
             holder.to_string(),
             "PID 812 (sh), user root, running for 40 s"
         );
+        let run = FileFacts::parse(
+            "lock_holder_by=alice@ws\nlock_holder_pid=9\nlock_holder_comm=sh\nlock_holder_user=root\nlock_holder_age=3\n",
+        );
+        assert_eq!(
+            run.lock_holder.expect("holder").to_string(),
+            "PID 9 (sh), user root, running for 3 s, started by alice@ws"
+        );
         assert_eq!(FileFacts::parse("lock=yes\n").lock_holder, None);
         assert_eq!(FileFacts::parse("lock_holder_pid=x\n").lock_holder, None);
+        assert_eq!(
+            FileFacts::parse("lock_held=yes\n")
+                .lock_holder
+                .expect("held")
+                .to_string(),
+            "a process this host does not show"
+        );
     }
 }

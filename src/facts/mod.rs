@@ -121,6 +121,7 @@ pub struct GatherParams {
     config_dir: String,
     listen_port: u16,
     peer_names: Vec<String>,
+    hold: Option<crate::run_lock::RunLock>,
 }
 
 impl GatherParams {
@@ -167,7 +168,15 @@ impl GatherParams {
                 .max("/".to_string()),
             listen_port,
             peer_names: peer_names.to_vec(),
+            hold: None,
         })
+    }
+
+    /// Apply's gather: it also takes meshup's lock on the host for `run` and keeps it
+    /// while the run's connection is open (`mu_hold`).
+    pub fn holding(mut self, run: &crate::run_lock::RunLock) -> GatherParams {
+        self.hold = Some(run.clone());
+        self
     }
 
     /// The WireGuard interface name.
@@ -199,14 +208,19 @@ fn valid_node_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
 }
 
-/// The read-only gather script for one host: run it with `sh` as root.
+/// The gather script for one host: run it with `sh` as root. Read-only, except that
+/// with [`GatherParams::holding`] it takes meshup's lock for the run.
 pub fn gather_script(params: &GatherParams) -> String {
-    crate::scripts::Values::new()
+    let values = crate::scripts::Values::new()
         .set("MU_IF", &params.interface)
         .set("MU_DIR", &params.config_dir)
         .set("MU_PORT", &params.listen_port.to_string())
-        .set("MU_PEERS", &params.peer_names.join(" "))
-        .before(GATHER_SH)
+        .set("MU_PEERS", &params.peer_names.join(" "));
+    match &params.hold {
+        Some(run) => values.set("MU_RUN", run.id()).set("MU_RUN_BY", run.by()),
+        None => values,
+    }
+    .before(GATHER_SH)
 }
 
 /// Everything meshup knows about one host. No field can hold a secret.

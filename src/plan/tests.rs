@@ -163,10 +163,11 @@ fn plan_of(f: &Fixture, facts: &FactsMap, limit: Option<&BTreeSet<NodeName>>) ->
 fn lock_held(facts: &mut FactsMap, node: &str, pid: u32, age_secs: Option<u64>) {
     if let Some(Ok(h)) = facts.get_mut(&n(node)) {
         h.files.lock_holder = Some(crate::facts::LockHolder {
-            pid,
+            pid: Some(pid),
             comm: "sh".into(),
             user: "root".into(),
             age_secs,
+            by: String::new(),
         });
     }
 }

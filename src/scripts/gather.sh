@@ -1,5 +1,6 @@
 # meshup gather script (read-only). POSIX sh: dash, bash, busybox ash.
-# The Rust side prepends MU_IF, MU_DIR, MU_PORT and MU_PEERS (validated, shell-quoted).
+# The Rust side prepends MU_IF, MU_DIR, MU_PORT and MU_PEERS (validated, shell-quoted),
+# and for apply MU_RUN and MU_RUN_BY (the run's lock: mu_hold).
 # Output: "@@meshup:gather:v1", then per section "@@meshup:section:NAME", its body
 # (any body line starting with "@@" gets one more "@" so it can never look like a
 # marker), "@@meshup:status:NAME:RC", and finally "@@meshup:done".
@@ -10,8 +11,9 @@ export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export PATH
 umask 077
-# Nothing is written on the host, not even a temporary file: a section's exit status
-# travels back on fd 4 into a command substitution while its body goes to stdout (fd 3).
+# Nothing is written on the host, not even a temporary file (apply's lock file aside,
+# see mu_hold): a section's exit status travels back on fd 4 into a command
+# substitution while its body goes to stdout (fd 3).
 exec 3>&1
 
 mu_section() {
@@ -124,19 +126,104 @@ mu_files() {
 	return 0
 }
 
-# Who holds meshup's lock now (another run): its flock shows in /proc/locks by inode.
+# The PID of the sshd process serving this SSH connection: the first sshd,
+# sshd-session or dropbear among this shell's ancestors (through sudo and login shells).
+mu_connection() {
+	mu_p=$$
+	while [ "${mu_p:-0}" -gt 1 ]; do
+		mu_p=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$mu_p/status" 2>/dev/null)
+		case $(cat "/proc/${mu_p:-0}/comm" 2>/dev/null) in
+		sshd* | dropbear)
+			echo "$mu_p"
+			return 0
+			;;
+		esac
+	done
+	return 1
+}
+
+# One field (run, pid, conn, user, since, by) of the line a lock holder wrote into the
+# lock file: "run=ID pid=PID conn=PID user=NAME since=EPOCH by=USER@HOST".
+mu_lock_field() { head -n 1 "$MU_DIR/.meshup-$MU_IF.lock" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# The holder that wrote the line is alive, but the run it holds the lock for has lost
+# its connection: it lets go within a second.
+mu_lock_stale() {
+	mu_h=$(mu_lock_field pid)
+	mu_c=$(mu_lock_field conn)
+	[ -n "$mu_h" ] && [ -n "$mu_c" ] && [ -d "/proc/$mu_h" ] && [ ! -d "/proc/$mu_c" ]
+}
+
+# mu_hold (apply only, MU_RUN set): takes meshup's lock for the whole run. A process of
+# its own keeps it until the run's SSH connection closes (its sshd process exits; checked
+# every second) or the run's last script lets go (mu_release), so a second run finds it
+# at its own gather, before it shows a plan, and two runs never interleave their phases
+# on a host. The one thing a gather writes: the lock file, with the holder's line.
+mu_hold() {
+	mu_has flock || return 0
+	mu_conn=$(mu_connection) || return 0
+	if [ ! -d "$MU_DIR" ]; then { mkdir -p "$MU_DIR" && chmod 700 "$MU_DIR"; } || return 0; fi
+	mu_lf="$MU_DIR/.meshup-$MU_IF.lock"
+	exec 8>>"$mu_lf" || return 0
+	mu_got=0
+	if flock -n 8; then
+		mu_got=1
+	elif mu_lock_stale; then
+		# A holder whose run has gone is meshup's own: stopping it lets go of the lock.
+		kill "$(mu_lock_field pid)" 2>/dev/null
+		for _ in 1 2 3 4 5; do
+			if flock -n 8; then mu_got=1 && break; fi
+			sleep 0.2
+		done
+	fi
+	if [ "$mu_got" = 1 ]; then
+		# The holder keeps fd 8 (the lock); nothing it starts does.
+		(
+			while [ -d "/proc/$mu_conn" ]; do sleep 1 8>&-; done
+		) </dev/null >/dev/null 2>&1 3>&- &
+		printf 'run=%s pid=%s conn=%s user=%s since=%s by=%s\n' "$MU_RUN" "$!" "$mu_conn" \
+			"$(id -un 2>/dev/null)" "$(date +%s)" "${MU_RUN_BY-}" >"$mu_lf"
+	fi
+	exec 8>&-
+}
+
+# Who holds meshup's lock now (another run). meshup's own holders describe themselves
+# in the lock file (this run's is no conflict, nor one whose run has gone and that is
+# about to let go); a flock shows in /proc/locks by inode, except inside a PID namespace
+# (containers) when the process that took it has exited: then the lock is tried.
 mu_lock_holder() {
-	[ -e "$MU_DIR/.meshup-$MU_IF.lock" ] && [ -r /proc/locks ] || return 0
-	# shellcheck disable=SC2012 # ls -i is the portable way to an inode number
-	mu_ino=$(ls -di "$MU_DIR/.meshup-$MU_IF.lock" 2>/dev/null | awk '{ print $1 }')
-	[ -n "$mu_ino" ] || return 0
-	mu_pid=$(awk -v ino="$mu_ino" '$2 != "->" { n = split($6, id, ":"); if (id[n] == ino) { print $5; exit } }' /proc/locks 2>/dev/null)
+	mu_lf="$MU_DIR/.meshup-$MU_IF.lock"
+	[ -e "$mu_lf" ] || return 0
+	mu_h=$(mu_lock_field pid)
+	if [ -n "$mu_h" ] && [ -d "/proc/$mu_h" ]; then
+		if [ -n "${MU_RUN-}" ] && [ "$(mu_lock_field run)" = "$MU_RUN" ]; then return 0; fi
+		if mu_lock_stale; then return 0; fi
+	else
+		mu_h=
+	fi
+	mu_pid=
+	if [ -r /proc/locks ]; then
+		# shellcheck disable=SC2012 # ls -i is the portable way to an inode number
+		mu_ino=$(ls -di "$mu_lf" 2>/dev/null | awk '{ print $1 }')
+		[ -n "$mu_ino" ] && mu_pid=$(awk -v ino="$mu_ino" '$2 != "->" { n = split($6, id, ":"); if (id[n] == ino) { print $5; exit } }' /proc/locks 2>/dev/null)
+	fi
+	if [ -z "$mu_pid" ]; then
+		mu_has flock || return 0
+		flock -n "$mu_lf" true 2>/dev/null && return 0
+	fi
+	echo 'lock_held=yes'
+	mu_since=
+	if [ -n "$mu_h" ]; then
+		mu_pid=$mu_h
+		mu_since=$(mu_lock_field since)
+		printf 'lock_holder_by=%s\n' "$(mu_lock_field by)"
+	fi
 	[ -n "$mu_pid" ] || return 0
 	printf 'lock_holder_pid=%s\n' "$mu_pid"
 	printf 'lock_holder_comm=%s\n' "$(cat "/proc/$mu_pid/comm" 2>/dev/null)"
 	printf 'lock_holder_user=%s\n' "$(stat -c %U "/proc/$mu_pid" 2>/dev/null)"
-	mu_started=$(stat -c %Y "/proc/$mu_pid" 2>/dev/null) || mu_started=
-	if [ -n "$mu_started" ]; then printf 'lock_holder_age=%s\n' "$(($(date +%s) - mu_started))"; fi
+	[ -n "$mu_since" ] || mu_since=$(stat -c %Y "/proc/$mu_pid" 2>/dev/null) || mu_since=
+	if [ -n "$mu_since" ]; then printf 'lock_holder_age=%s\n' "$(($(date +%s) - mu_since))"; fi
 }
 
 # Prints the config with every secret replaced by a token. awk reads the key files
@@ -340,6 +427,7 @@ mu_firewalld_meshup() {
 }
 
 echo '@@meshup:gather:v1'
+if [ -n "${MU_RUN-}" ]; then mu_hold; fi
 mu_section os-release mu_os_release
 mu_section commands mu_commands
 mu_section init mu_init

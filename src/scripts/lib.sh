@@ -28,6 +28,23 @@ mu_mark() { printf '@@meshup:%s:%s\n' "$1" "$2"; }
 mu_fail() { mu_mark fail "$1"; exit 1; }
 mu_done() { mu_mark 'done' "$1"; }
 
+# True when the lock's holder is this run (its line starts with "run=MU_RUN ").
+mu_lock_ours() {
+	case "${MU_RUN:+x}$(head -n 1 "$LOCK" 2>/dev/null)" in
+	"xrun=${MU_RUN-} "*) return 0 ;;
+	esac
+	return 1
+}
+
+# mu_release: apply's last script on a host lets go of the lock its gather took
+# (otherwise the holder notices the closed connection within a second).
+mu_release() {
+	mu_lock_ours || return 0
+	mu_holder=$(head -n 1 "$LOCK" | sed -n 's/.* pid=\([0-9][0-9]*\) .*/\1/p')
+	[ -n "$mu_holder" ] && [ "$mu_holder" != "$$" ] && kill "$mu_holder" 2>/dev/null
+	return 0
+}
+
 # Runs a command from the playbook with the lock fd closed (a daemon it starts must not
 # hold meshup's lock) and no stdin; its output goes to a log shown on failure.
 mu_run() {
@@ -40,9 +57,17 @@ mu_log_tail() {
 
 mkdir -p "$D" "$S" || mu_fail "cannot create $S"
 chmod 700 "$D" "$S" || mu_fail "cannot chmod $S"
-exec 9>>"$D/.meshup-$IF.lock" || mu_fail "cannot open lock $D/.meshup-$IF.lock"
+# meshup's lock: apply's gather took it for the whole run (MU_RUN names the run; its
+# holder wrote "run=MU_RUN ..." into the file, see gather.sh mu_hold); where it could
+# not, each phase takes it for itself and says who holds it in the same way.
+LOCK="$D/.meshup-$IF.lock"
+exec 9>>"$LOCK" || mu_fail "cannot open lock $LOCK"
 if command -v flock >/dev/null 2>&1; then
-	flock -n 9 || { mu_mark locked "$D/.meshup-$IF.lock"; exit 75; }
+	if flock -n 9; then
+		printf 'run=%s pid=%s conn= user=%s since=%s by=%s\n' "${MU_RUN-}" "$$" "$(id -un 2>/dev/null)" "$(date +%s)" "${MU_RUN_BY-}" >"$LOCK"
+	else
+		mu_lock_ours || { mu_mark locked "$LOCK"; exit 75; }
+	fi
 fi
 ip link show dev "$IF" >/dev/null 2>&1 && WAS_UP=1
 

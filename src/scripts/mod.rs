@@ -57,11 +57,20 @@ impl Values {
         self
     }
 
-    /// The values followed by `body`: the script as it is sent.
+    /// The values followed by `body`: the script as it is sent, as one brace group.
+    /// `sh -s` reads a script from the connection as it runs it, so one cut short in
+    /// transit (the connection drops while the rest is still on its way, e.g. behind a
+    /// long package install) would run a truncated last line; a group is read whole
+    /// before any of it runs, so a cut script runs nothing at all.
     pub fn before(&self, body: &str) -> String {
-        let mut out = String::with_capacity(self.lines.len() + body.len());
+        let mut out = String::with_capacity(self.lines.len() + body.len() + 6);
+        out.push_str("{\n");
         out.push_str(&self.lines);
         out.push_str(body);
+        if !body.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str("}\n");
         out
     }
 }
@@ -110,7 +119,10 @@ mod tests {
         let v = Values::new()
             .set("MU_DIR", "/etc/wire guard")
             .set("MU_IF", "wg0");
-        assert_eq!(v.before(""), "MU_DIR='/etc/wire guard'\nMU_IF=wg0\n");
+        assert_eq!(
+            v.before("mu_x"),
+            "{\nMU_DIR='/etc/wire guard'\nMU_IF=wg0\nmu_x\n}\n"
+        );
         assert_eq!(format!("{v:?}"), "Values(<redacted>)");
     }
 

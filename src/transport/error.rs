@@ -125,10 +125,12 @@ pub enum TransportError {
         message: String,
     },
     /// The connection closed underneath a command.
-    #[error("connection to {host} was closed")]
+    #[error("connection to {host} was lost{}", why.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
     Disconnected {
         /// Host.
         host: String,
+        /// Why, when known (the host stopped answering keepalives, a network error, …).
+        why: Option<String>,
     },
     /// A command ran longer than its timeout (it was abandoned; the channel closed).
     #[error("command on {host} timed out after {secs}s")]

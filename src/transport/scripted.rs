@@ -173,6 +173,7 @@ mod tests {
             )
             .on("wg show", "wg0\n")
             .fail("boom", |host| TransportError::Disconnected {
+                why: None,
                 host: host.into(),
             });
         let session: &dyn Session = &s;

@@ -26,6 +26,13 @@ pub(crate) struct HostKeyChecker {
     policy: HostKeyPolicy,
     /// Why the key was refused, reported after russh aborts the handshake.
     refusal: Arc<Mutex<Option<TransportError>>>,
+    /// Why the connection ended, when it ended underneath meshup (shared by a target and
+    /// its jump hosts: a dead jump host ends the target's connection too).
+    lost: Arc<Mutex<Option<String>>>,
+    /// The hop's name for that message.
+    name: String,
+    /// The hop is a jump host, not the target.
+    jump: bool,
 }
 
 impl HostKeyChecker {
@@ -100,6 +107,39 @@ impl client::Handler for HostKeyChecker {
             }
         }
     }
+
+    async fn disconnected(
+        &mut self,
+        reason: client::DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let who = if self.jump {
+            format!("jump host {}", self.name)
+        } else {
+            "the host".to_string()
+        };
+        let why = match &reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => {
+                format!("{who} closed it ({})", info.message)
+            }
+            client::DisconnectReason::Error(russh::Error::KeepaliveTimeout) => {
+                format!("{who} stopped answering (3 keepalives unanswered)")
+            }
+            client::DisconnectReason::Error(russh::Error::IO(e))
+                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                format!("{who} closed it")
+            }
+            client::DisconnectReason::Error(e) => format!("{who}: {e}"),
+        };
+        self.lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(why);
+        match reason {
+            client::DisconnectReason::ReceivedDisconnect(_) => Ok(()),
+            client::DisconnectReason::Error(e) => Err(e),
+        }
+    }
 }
 
 /// Settings for one hop (a jump host or the target).
@@ -110,6 +150,7 @@ struct Hop<'a> {
     user: &'a str,
     identity_files: &'a [PathBuf],
     identities_only: bool,
+    jump: bool,
 }
 
 /// A live SSH connection to one host, plus the jump connections it runs through.
@@ -123,6 +164,8 @@ pub struct SshSession {
     stats: Arc<Stats>,
     /// The shortest channel open so far, in microseconds (`u64::MAX`: none yet).
     round_trip_us: std::sync::atomic::AtomicU64,
+    /// Why the connection ended underneath a command (see [`HostKeyChecker`]).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for SshSession {
@@ -165,6 +208,7 @@ impl SshSession {
         target: &SshTarget,
         stats: &Arc<Stats>,
     ) -> Result<SshSession, TransportError> {
+        let lost = Arc::new(Mutex::new(None));
         let mut jumps: Vec<Handle<HostKeyChecker>> = Vec::new();
         for jump in &target.jumps {
             let hop = Hop {
@@ -174,8 +218,9 @@ impl SshSession {
                 user: &jump.user,
                 identity_files: &jump.identity_files,
                 identities_only: jump.identities_only,
+                jump: true,
             };
-            let handle = connect_hop(target, &hop, jumps.last(), stats)
+            let handle = connect_hop(target, &hop, jumps.last(), stats, &lost)
                 .await
                 .map_err(|e| TransportError::Jump {
                     jump: format!("{}@{}:{}", jump.user, jump.host, jump.port),
@@ -190,8 +235,9 @@ impl SshSession {
             user: &target.user,
             identity_files: &target.identity_files,
             identities_only: target.identities_only,
+            jump: false,
         };
-        let handle = match connect_hop(target, &hop, jumps.last(), stats).await {
+        let handle = match connect_hop(target, &hop, jumps.last(), stats, &lost).await {
             Ok(h) => h,
             Err(e) => {
                 return Err(match target.jumps.last() {
@@ -211,7 +257,13 @@ impl SshSession {
             _jumps: jumps,
             stats: Arc::clone(stats),
             round_trip_us: std::sync::atomic::AtomicU64::new(u64::MAX),
+            lost,
         })
+    }
+
+    /// Why the connection ended underneath a command, when russh said.
+    fn lost_why(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Closes the connection (and its jump connections) politely.
@@ -246,6 +298,7 @@ impl SshSession {
             if self.handle.is_closed() {
                 TransportError::Disconnected {
                     host: self.name.clone(),
+                    why: self.lost_why(),
                 }
             } else {
                 TransportError::Ssh {
@@ -312,6 +365,7 @@ impl SshSession {
             if out.status.is_none() && self.handle.is_closed() {
                 return Err(TransportError::Disconnected {
                     host: self.name.clone(),
+                    why: self.lost_why(),
                 });
             }
             Ok(out)
@@ -375,6 +429,7 @@ async fn connect_hop(
     hop: &Hop<'_>,
     via: Option<&Handle<HostKeyChecker>>,
     stats: &Arc<Stats>,
+    lost: &Arc<Mutex<Option<String>>>,
 ) -> Result<Handle<HostKeyChecker>, TransportError> {
     let secs = target.connect_timeout.as_secs();
     let attempt = async {
@@ -390,7 +445,7 @@ async fn connect_hop(
                             hop.host, hop.port
                         ),
                     })?;
-                handshake(target, hop, channel.into_stream()).await
+                handshake(target, hop, channel.into_stream(), lost).await
             }
             None => {
                 let tcp = tokio::net::TcpStream::connect((hop.host, hop.port))
@@ -401,7 +456,7 @@ async fn connect_hop(
                         source,
                     })?;
                 let _ = tcp.set_nodelay(true);
-                handshake(target, hop, tcp).await
+                handshake(target, hop, tcp, lost).await
             }
         }
     };
@@ -420,6 +475,7 @@ async fn handshake<S>(
     target: &SshTarget,
     hop: &Hop<'_>,
     stream: S,
+    lost: &Arc<Mutex<Option<String>>>,
 ) -> Result<Handle<HostKeyChecker>, TransportError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -431,6 +487,9 @@ where
         files: target.known_hosts.clone(),
         policy: target.host_key_policy,
         refusal: Arc::clone(&refusal),
+        lost: Arc::clone(lost),
+        name: hop.name.to_string(),
+        jump: hop.jump,
     };
     let known = known_hosts::known_algorithms(&target.known_hosts, hop.host, hop.port);
     let config = Arc::new(client::Config {

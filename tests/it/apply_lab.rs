@@ -4,8 +4,8 @@
 //! Needs root; `MESHUP_SKIP_LAB=1` skips them. Each test brings up its own small lab.
 
 use crate::support_lab::{
-    Lab, LabHost, MESHUP, Run, apply_ok, assert_no_changes, meshup, meshup_env, path_str,
-    ping_lost, plan_section,
+    Lab, LabHost, MESHUP, Run, apply_ok, assert_no_changes, meshup, meshup_env, meshup_in_pty,
+    no_script_left, path_str, ping_lost, plan_section, wait_for,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -1096,7 +1096,9 @@ fn apply_lab_lock_held_is_known_at_gather() {
     apply_ok(&lab, &inv, &[]);
     lab.host_exec(
         "node-b",
-        "nohup flock /etc/wireguard/.meshup-wg0.lock sleep 120 >/dev/null 2>&1 & echo $! >/run/lock-holder.pid; sleep 0.5",
+        // -o: flock itself holds the lock (its command does not inherit it), so killing
+        // flock lets go of it.
+        "nohup flock -o /etc/wireguard/.meshup-wg0.lock sleep 120 >/dev/null 2>&1 & echo $! >/run/lock-holder.pid; sleep 0.5",
     )
     .expect_ok("hold the lock");
     let plan = meshup(&lab, &["plan", path_str(&inv)]);
@@ -1140,15 +1142,7 @@ fn apply_lab_ctrl_c_finishes_running_steps_and_prints_the_recap() {
         .expect("tc");
     assert!(slow.success(), "slowing the mirror down");
 
-    let cmdline = format!("{MESHUP} apply --yes {}", path_str(&inv));
-    let mut child = lab
-        .ws_command(&["script", "-qfec", &cmdline, "/dev/null"])
-        .env("MESHUP_NO_PROGRESS", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("meshup in a pty");
+    let mut child = meshup_in_pty(&lab, &format!("apply --yes {}", path_str(&inv)));
     let started = Instant::now();
     while !lab
         .host_exec("node-a", "pgrep -x apt-get || pgrep -x dpkg")
@@ -1178,17 +1172,12 @@ fn apply_lab_ctrl_c_finishes_running_steps_and_prints_the_recap() {
     let recap = out.split("RECAP").nth(1).unwrap_or_default();
     assert!(recap.contains("NOT RUN"), "converge never started: {out}");
     // Nothing of meshup keeps running on the hosts.
-    let scripts_left = "for p in /proc/[0-9]*; do tr '\\0' ' ' <\"$p/cmdline\" 2>/dev/null; echo; done | grep -c -x 'sh -s ' || true";
     for host in ["node-a", "node-b", "node-c"] {
-        let mut left = String::new();
-        while ended.elapsed() < Duration::from_secs(10) {
-            left = lab.host_exec(host, scripts_left).stdout.trim().to_string();
-            if left == "0" {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        assert_eq!(left, "0", "{host}: a meshup script is still running");
+        wait_for(
+            &format!("{host}: no meshup script left 10 s after the end"),
+            Duration::from_secs(10).saturating_sub(ended.elapsed()),
+            || no_script_left(&lab, host),
+        );
     }
     let _ = Command::new("ip")
         .args([
@@ -1257,23 +1246,11 @@ fn apply_lab_ssh_cut_during_install_then_rerun_converges() {
         );
     }
     // The running install finishes, then the script dies at its next step marker.
-    let scripts_left = "for p in /proc/[0-9]*; do tr '\\0' ' ' <\"$p/cmdline\" 2>/dev/null; echo; done | grep -c -x 'sh -s ' || true";
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let left = lab
-            .host_exec("node-b", scripts_left)
-            .stdout
-            .trim()
-            .to_string();
-        if left == "0" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node-b: a meshup script keeps running headless"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for(
+        "node-b: no meshup script running headless",
+        Duration::from_secs(120),
+        || no_script_left(&lab, "node-b"),
+    );
     assert!(
         !lab.host_exec("node-b", "test -e /etc/wireguard/wg0.conf")
             .ok(),

@@ -4,21 +4,9 @@
 //! os-release (tests/lab/lib-distro.sh). Also: a held dpkg lock, and a dual-stack mesh
 //! across an ip6tables INPUT DROP host. Needs root; `MESHUP_SKIP_LAB=1` skips them.
 
-use crate::support_lab::{Lab, Run, assert_no_changes, meshup, path_str};
+use crate::support_lab::{Lab, assert_no_changes, meshup, path_str, recap_line};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// The RECAP line of `host` in an apply's output.
-fn recap_line(run: &Run, host: &str) -> String {
-    run.stdout
-        .split("RECAP")
-        .nth(1)
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.trim_start().starts_with(&format!("{host} ")))
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// `verify` reports every pair healthy.
 #[track_caller]
@@ -152,7 +140,7 @@ fn distro_lab_missing_package_fails_that_host_only() {
     let inv = lab.inventory();
     let run = meshup(&lab, &["apply", "--yes", path_str(&inv)]);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
-    let failed = recap_line(&run, "pub-2");
+    let failed = recap_line(&run.stdout, "pub-2");
     assert!(failed.contains("FAILED"), "{}", run.stdout);
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(all.contains("installing WireGuard failed"), "{all}");
@@ -163,7 +151,7 @@ fn distro_lab_missing_package_fails_that_host_only() {
     );
     for h in ["pub-1", "pub-3"] {
         assert!(
-            recap_line(&run, h).contains("changed"),
+            recap_line(&run.stdout, h).contains("changed"),
             "{h}: {}",
             run.stdout
         );
@@ -224,12 +212,12 @@ fn distro_lab_dpkg_lock_is_waited_for() {
     let run = meshup(&lab, &["apply", "--yes", path_str(&short)]);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     assert!(
-        recap_line(&run, "pub-1").contains("FAILED"),
+        recap_line(&run.stdout, "pub-1").contains("FAILED"),
         "{}",
         run.stdout
     );
     assert!(
-        recap_line(&run, "pub-2").contains("changed"),
+        recap_line(&run.stdout, "pub-2").contains("changed"),
         "{}",
         run.stdout
     );
@@ -251,7 +239,7 @@ fn distro_lab_dpkg_lock_is_waited_for() {
     eprintln!("apply with the dpkg lock held 20 s by PID {pid}: {waited:?}");
     run.expect_ok("apply while the lock is held");
     assert!(
-        recap_line(&run, "pub-1").contains("changed"),
+        recap_line(&run.stdout, "pub-1").contains("changed"),
         "{}",
         run.stdout
     );

@@ -91,11 +91,9 @@ fn gather_params_are_validated() {
 #[test]
 fn gather_script_quotes_parameters() {
     let script = facts::gather_script(&params("/srv/my wg", &["node-b", "node-c"]));
-    assert!(
-        script.starts_with(
-            "MU_IF=wg0\nMU_DIR='/srv/my wg'\nMU_PORT=51820\nMU_PEERS='node-b node-c'\n"
-        )
-    );
+    assert!(script.starts_with(
+        "{\nMU_IF=wg0\nMU_DIR='/srv/my wg'\nMU_PORT=51820\nMU_PEERS='node-b node-c'\n"
+    ));
     assert!(script.contains("echo '@@meshup:gather:v1'"));
 }
 
@@ -715,4 +713,81 @@ mod robustness {
             let _ = facts::parse(&format!("{}{}", &real[..cut], junk));
         }
     }
+}
+
+/// What the gather says about meshup's lock (run for real with `sh`): a holder line whose
+/// process lives and whose run's connection lives is another run, named with who started
+/// it; the same line with the connection gone is a holder about to let go (no conflict);
+/// this run's own line is no conflict; a lock held by a process that wrote no line is
+/// still found.
+#[test]
+fn gather_names_the_lock_holder_from_its_line() {
+    if Command::new("flock").arg("-V").output().is_err() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lock = dir.path().join(".meshup-wg0.lock");
+    let mut holder = Command::new("sh")
+        .args([
+            "-c",
+            "exec 8>>\"$1\"; flock -n 8 || exit 1; echo held >\"$1.ready\"; while :; do sleep 1 8>&-; done",
+            "holder",
+        ])
+        .arg(&lock)
+        .spawn()
+        .expect("holder");
+    let ready = lock.with_extension("lock.ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder never held"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let me = std::process::id();
+    let gather = |line: Option<String>, run: Option<&str>| {
+        if let Some(line) = line {
+            std::fs::write(&lock, line).expect("write");
+        }
+        let params = params(dir.path().to_str().expect("utf8"), &[]);
+        let params = match run {
+            Some(id) => params.holding(&meshup::run_lock::RunLock::with(
+                u64::from_str_radix(id, 16).expect("hex"),
+                "b@ws",
+            )),
+            None => params,
+        };
+        // No sshd among this test's ancestors: the gather cannot hold, it only looks.
+        let out = Command::new("sh")
+            .args(["-c", &facts::gather_script(&params)])
+            .output()
+            .expect("run");
+        facts::parse(&String::from_utf8_lossy(&out.stdout))
+            .expect("parses")
+            .files
+            .lock_holder
+            .map(|h| h.to_string())
+    };
+    let line = |conn: u32| {
+        format!(
+            "run=00000000000000aa pid={} conn={conn} user=root since=1 by=alice@ws\n",
+            holder.id()
+        )
+    };
+    let named = gather(Some(line(me)), None).expect("held");
+    assert!(
+        named.starts_with(&format!("PID {} (sh), user ", holder.id()))
+            && named.ends_with(", started by alice@ws"),
+        "{named}"
+    );
+    assert_eq!(gather(None, Some("bb")), Some(named), "another run's");
+    assert_eq!(gather(None, Some("aa")), None, "this run's own");
+    assert_eq!(gather(Some(line(u32::MAX)), None), None, "its run is gone");
+    let anonymous = gather(Some(String::new()), None).expect("held");
+    assert!(!anonymous.contains("started by"), "{anonymous}");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(gather(None, None), None, "free once the holder is gone");
 }

@@ -294,3 +294,47 @@ pub fn ping_lost(lab: &Lab, host: &str, file: &str, wait: std::time::Duration) -
         .collect();
     n[0] - n[1]
 }
+
+/// The RECAP line of `host` in an apply's output (empty when there is none).
+pub fn recap_line(stdout: &str, host: &str) -> String {
+    stdout
+        .split("RECAP")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{host} ")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// No meshup script (`sh -s`: a phase script, or the holder of apply's lock) runs on
+/// `host`.
+pub fn no_script_left(lab: &Lab, host: &str) -> bool {
+    let count = "for p in /proc/[0-9]*; do tr '\\0' ' ' <\"$p/cmdline\" 2>/dev/null; echo; done | grep -c -x 'sh -s ' || true";
+    lab.host_exec(host, count).stdout.trim() == "0"
+}
+
+/// `meshup ARGS` in a real terminal (a pty through `script`) in the lab's workstation
+/// namespace, progress bars off; stdin, stdout and stderr piped.
+pub fn meshup_in_pty(lab: &Lab, args: &str) -> std::process::Child {
+    lab.ws_command(&["script", "-qfec", &format!("{MESHUP} {args}"), "/dev/null"])
+        .env("MESHUP_NO_PROGRESS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("meshup in a pty")
+}
+
+/// Waits (polling every 100 ms) until `done`, failing the test after `limit`.
+#[track_caller]
+pub fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
