@@ -164,6 +164,21 @@ impl PathBook {
         out
     }
 
+    /// Keeps on the relay, for this run, every pair that would be punched (or set up over
+    /// its LAN) while one of its nodes cannot switch at the same instant as the other:
+    /// `waits` says why for such a node. A later run punches it.
+    pub fn defer_punches(&mut self, waits: &dyn Fn(&NodeName) -> Option<String>) {
+        for p in self.pairs.iter_mut().filter(|p| p.punch.is_some()) {
+            if let Some(why) = waits(&p.a).or_else(|| waits(&p.b)) {
+                p.kind = PathKind::Relayed;
+                p.a_to_b = None;
+                p.b_to_a = None;
+                p.punch = None;
+                p.why = format!("{}; {why}", p.why);
+            }
+        }
+    }
+
     /// The pair of `x` and `y`, in either order.
     pub fn pair(&self, x: &NodeName, y: &NodeName) -> Option<&NatPair> {
         self.pairs

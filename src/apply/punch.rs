@@ -33,7 +33,17 @@ pub fn learn_paths(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let frozen = |n: &NodeName| limit.is_some_and(|l| !l.contains(n));
-    let book = PathBook::learn(mesh, &|n| keys.get(n), &views, now, &frozen);
+    let mut book = PathBook::learn(mesh, &|n| keys.get(n), &views, now, &frozen);
+    // A punch switches both hosts at one instant; a move (port, addresses) runs in two
+    // waves, the mover first: a pair near a mover is punched by the next run.
+    let moving = crate::plan::order::movers(mesh, facts, &|n| !frozen(n));
+    book.defer_punches(&|n| {
+        crate::plan::order::mover_near(mesh, n, &moving).map(|(m, what)| {
+            format!(
+                "the punch waits for a run without a move: {m} moves its {what}, which its peers follow in a second wave, while a punch needs both hosts at one instant"
+            )
+        })
+    });
     let mesh = mesh.clone().with_direct_nat(book.direct());
     (mesh, book)
 }

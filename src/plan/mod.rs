@@ -352,22 +352,6 @@ fn fingerprint(steps: &[Step]) -> u64 {
     h.finish()
 }
 
-/// A node that moves what its peers use (`moving`) and is `name` or one of its peers.
-fn mover_near<'m>(
-    input: &PlanInput<'_>,
-    name: &NodeName,
-    moving: &'m BTreeMap<NodeName, String>,
-) -> Option<(&'m NodeName, &'m String)> {
-    let spec = input.mesh.node(name)?;
-    moving.iter().find(|(m, _)| {
-        *m == name
-            || input
-                .mesh
-                .node(m)
-                .is_some_and(|other| input.mesh.is_peer(spec, other))
-    })
-}
-
 fn rotation_waits(name: &NodeName, (mover, what): (&NodeName, &String)) -> String {
     format!(
         "cannot rotate {name}'s key in this run: {mover} moves its {what}, which its peers follow only after {mover} has applied it, while a flip needs them all at one instant; nothing was rotated: run apply, then rotate"
@@ -383,7 +367,9 @@ fn psk_rotation_blocked(
     input
         .rotate
         .iter()
-        .filter_map(|n| mover_near(input, n, moving).map(|m| (n.clone(), rotation_waits(n, m))))
+        .filter_map(|n| {
+            order::mover_near(input.mesh, n, moving).map(|m| (n.clone(), rotation_waits(n, m)))
+        })
         .collect()
 }
 
@@ -424,7 +410,7 @@ fn rotation_candidates(
                         p.name
                     )
                 })
-                .or_else(|| mover_near(input, name, moving).map(|m| rotation_waits(name, m)))
+                .or_else(|| order::mover_near(input.mesh, name, moving).map(|m| rotation_waits(name, m)))
         };
         match why {
             Some(w) => {

@@ -67,3 +67,17 @@ pub fn movers(
         })
         .collect()
 }
+
+/// A node that moves what its peers use (`moving`) and is `name` or one of its peers:
+/// then `name` does not converge in the same wave as all its peers this run, so nothing
+/// that needs `name` and a peer at one instant (a key flip, a punch) can run.
+pub fn mover_near<'m>(
+    mesh: &Mesh,
+    name: &NodeName,
+    moving: &'m BTreeMap<NodeName, String>,
+) -> Option<(&'m NodeName, &'m String)> {
+    let spec = mesh.node(name)?;
+    moving
+        .iter()
+        .find(|(m, _)| *m == name || mesh.node(m).is_some_and(|other| mesh.is_peer(spec, other)))
+}

@@ -57,6 +57,43 @@ fn plan_of(f: &Fixture, facts: &FactsMap) -> (plan::Plan, crate::nat_path::PathB
     (plan::compute(&input).0, paths)
 }
 
+/// A node moving its listen port converges in a wave before its peers; a punch needs
+/// both of its hosts at one instant: a pair near the move stays relayed this run.
+#[test]
+fn a_punch_waits_for_a_run_without_a_move() {
+    let f = fixture(&inventory());
+    let mut facts: FactsMap = f
+        .mesh
+        .nodes
+        .iter()
+        .map(|s| (s.name.clone(), Ok(converged(&f, s.name.as_str()))))
+        .collect();
+    observed(&f, &mut facts);
+    let moved = fixture(&inventory().replace(
+        "    endpoint: 203.0.113.10:51820\n",
+        "    endpoint: 203.0.113.10:51821\n    listen_port: 51821\n",
+    ));
+    let (plan, paths) = plan_of(&moved, &facts);
+    let pair = paths.pair(&n("node-c"), &n("node-e")).expect("pair");
+    assert_eq!(
+        pair.kind,
+        crate::nat_path::PathKind::Relayed,
+        "{}",
+        pair.line()
+    );
+    assert!(
+        pair.why.contains(
+            "the punch waits for a run without a move: node-a moves its listen port 51820 → 51821"
+        ),
+        "{}",
+        pair.line()
+    );
+    for host in ["node-c", "node-e"] {
+        let h = plan.host(&n(host)).expect("host");
+        assert!(h.steps.iter().all(|s| s.kind != StepKind::Punch), "{h:#?}");
+    }
+}
+
 #[test]
 fn an_endpoint_independent_pair_is_punched_then_left_alone() {
     let f = fixture(&inventory());
