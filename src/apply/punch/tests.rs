@@ -42,6 +42,18 @@ fn observed(f: &Fixture, facts: &mut FactsMap) {
     }
 }
 
+/// Every node converged as `f` says, with the NAT nodes' mappings seen by the public ones.
+fn observed_facts(f: &Fixture) -> FactsMap {
+    let mut facts: FactsMap = f
+        .mesh
+        .nodes
+        .iter()
+        .map(|s| (s.name.clone(), Ok(converged(f, s.name.as_str()))))
+        .collect();
+    observed(f, &mut facts);
+    facts
+}
+
 fn plan_of(f: &Fixture, facts: &FactsMap) -> (plan::Plan, crate::nat_path::PathBook) {
     let (mesh, paths) = learn_paths(&f.mesh, facts, None);
     let input = PlanInput {
@@ -62,13 +74,7 @@ fn plan_of(f: &Fixture, facts: &FactsMap) -> (plan::Plan, crate::nat_path::PathB
 #[test]
 fn a_punch_waits_for_a_run_without_a_move() {
     let f = fixture(&inventory());
-    let mut facts: FactsMap = f
-        .mesh
-        .nodes
-        .iter()
-        .map(|s| (s.name.clone(), Ok(converged(&f, s.name.as_str()))))
-        .collect();
-    observed(&f, &mut facts);
+    let facts = observed_facts(&f);
     let moved = fixture(&inventory().replace(
         "    endpoint: 203.0.113.10:51820\n",
         "    endpoint: 203.0.113.10:51821\n    listen_port: 51821\n",
@@ -97,13 +103,7 @@ fn a_punch_waits_for_a_run_without_a_move() {
 #[test]
 fn an_endpoint_independent_pair_is_punched_then_left_alone() {
     let f = fixture(&inventory());
-    let mut facts: FactsMap = f
-        .mesh
-        .nodes
-        .iter()
-        .map(|s| (s.name.clone(), Ok(converged(&f, s.name.as_str()))))
-        .collect();
-    observed(&f, &mut facts);
+    let facts = observed_facts(&f);
     let (plan, paths) = plan_of(&f, &facts);
     let pair = paths.pair(&n("node-c"), &n("node-e")).expect("pair");
     assert_eq!(
