@@ -379,27 +379,36 @@ mod script_tests {
         assert!(matches!(e, HostError::LockHeld { .. }), "{e}");
     }
 
-    /// The lock apply's gather took (a holder process that wrote the run's line into the
-    /// lock file, as `mu_hold` does): the same run's scripts work under it, another run's
-    /// are refused, and the run's converge lets go of it at its end.
+    /// The run hold apply's gather took (a holder process that wrote the run's line into
+    /// it, as `mu_hold` does): the same run's scripts work under it, another run's are
+    /// refused, and the run's converge ends it.
     #[test]
-    fn a_run_works_under_the_lock_its_gather_took_and_lets_go_at_the_end() {
+    fn a_run_works_under_the_hold_its_gather_took_and_ends_it() {
         if Command::new("flock").arg("-V").output().is_err() {
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let lock = dir.path().join(".meshup-wgt0.lock");
+        let hold = dir.path().join("meshup-wgt0.lock");
         let mut holder = Command::new("sh")
             .arg("-c")
             .arg(
                 "exec 8>>\"$1\"; flock -n 8 || exit 1; \
-                 printf 'run=0123 pid=%s conn=1 user=root since=1 by=a@b\\n' $$ >\"$1\"; \
+                 printf 'run=0123 pid=%s conn=%s user=root since=1 by=a@b\\n' $$ $PPID >\"$1\"; \
                  while :; do sleep 1 8>&-; done",
             )
             .arg("holder")
-            .arg(&lock)
+            .arg(&hold)
             .spawn()
             .expect("holder");
+        // Probing the lock meanwhile could make the holder's own `flock -n` fail.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !std::fs::read_to_string(&hold).is_ok_and(|l| l.starts_with("run=")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the holder never held"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let held = |lock: &std::path::Path| {
             !Command::new("flock")
                 .args(["-n", lock.to_str().expect("utf8"), "true"])
@@ -407,32 +416,21 @@ mod script_tests {
                 .expect("flock")
                 .success()
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        // Probing the lock meanwhile could make the holder's own `flock -n` fail.
-        while !std::fs::read_to_string(&lock).is_ok_and(|l| l.starts_with("run=")) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the holder never held"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let other = run_sh(
-            script(
-                &values(dir.path()).set("MU_RUN", "9999"),
-                Phase::Prepare,
-                &[],
-            )
-            .expose(),
-        );
+        let rundir = dir.path().to_str().expect("utf8");
+        let run = |id: &str| {
+            values(dir.path())
+                .set("MU_RUN", id)
+                .set("MU_RUNDIR", rundir)
+        };
+        let other = run_sh(script(&run("9999"), Phase::Prepare, &[]).expose());
         assert_eq!(other.status.code(), Some(75), "another run is refused");
-        let ours = values(dir.path()).set("MU_RUN", "0123");
-        let prepare = run_sh(script(&ours, Phase::Prepare, &[]).expose());
+        let prepare = run_sh(script(&run("0123"), Phase::Prepare, &[]).expose());
         assert!(prepare.status.success(), "the run's own prepare works");
-        assert!(held(&lock), "a phase before the last keeps the lock");
-        let converge = run_sh(script(&ours, Phase::Converge, &[]).expose());
+        assert!(held(&hold), "a phase before the last keeps the hold");
+        let converge = run_sh(script(&run("0123"), Phase::Converge, &[]).expose());
         assert!(converge.status.success(), "the run's own converge works");
         let status = holder.wait().expect("wait");
         assert!(!status.success(), "converge stopped the holder");
-        assert!(!held(&lock), "the lock is free after the run's last script");
+        assert!(!held(&hold), "the hold is free after the run's last script");
     }
 }

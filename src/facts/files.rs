@@ -44,6 +44,9 @@ pub struct LockHolder {
     pub age_secs: Option<u64>,
     /// Who started that meshup run (`user@host` of its workstation), when it is one.
     pub by: String,
+    /// The lock it holds, when it is not the interface's lock in the config dir (apply's
+    /// run hold in `/run`).
+    pub path: Option<String>,
 }
 
 impl std::fmt::Display for LockHolder {
@@ -105,6 +108,7 @@ impl FileFacts {
                 user: value(&kv, "lock_holder_user").unwrap_or("").to_string(),
                 age_secs: value(&kv, "lock_holder_age").and_then(|a| a.parse().ok()),
                 by: value(&kv, "lock_holder_by").unwrap_or("").to_string(),
+                path: value(&kv, "lock_path").map(str::to_string),
             }),
         }
     }

@@ -444,10 +444,12 @@ fn host_steps(
     }
     if let Some(holder) = &facts.files.lock_holder {
         return Err(HostError::LockHeld {
-            path: format!(
-                "{}/.meshup-{}.lock",
-                input.mesh.settings.config_dir, input.mesh.settings.interface
-            ),
+            path: holder.path.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/.meshup-{}.lock",
+                    input.mesh.settings.config_dir, input.mesh.settings.interface
+                )
+            }),
             holder: Some(holder.to_string()),
         });
     }

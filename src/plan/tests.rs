@@ -168,6 +168,7 @@ fn lock_held(facts: &mut FactsMap, node: &str, pid: u32, age_secs: Option<u64>) 
             user: "root".into(),
             age_secs,
             by: String::new(),
+            path: None,
         });
     }
 }

@@ -11,8 +11,8 @@ export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export PATH
 umask 077
-# Nothing is written on the host, not even a temporary file (apply's lock file aside,
-# see mu_hold): a section's exit status travels back on fd 4 into a command
+# Nothing is written on the host, not even a temporary file (apply's run hold in /run
+# aside, see mu_hold): a section's exit status travels back on fd 4 into a command
 # substitution while its body goes to stdout (fd 3).
 exec 3>&1
 
@@ -142,35 +142,36 @@ mu_connection() {
 	return 1
 }
 
-# One field (run, pid, conn, user, since, by) of the line a lock holder wrote into the
-# lock file: "run=ID pid=PID conn=PID user=NAME since=EPOCH by=USER@HOST".
-mu_lock_field() { head -n 1 "$MU_DIR/.meshup-$MU_IF.lock" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+# apply holds meshup's lock for a whole run in /run (runtime state: nothing under
+# MU_DIR is written); its holder describes the run in it:
+# "run=ID pid=PID conn=PID user=NAME since=EPOCH by=USER@HOST" (MU_RUNDIR: tests only).
+# One field of that line:
+MU_HOLD="${MU_RUNDIR:-/run}/meshup-$MU_IF.lock"
+mu_hold_field() { head -n 1 "$MU_HOLD" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 # The holder that wrote the line is alive, but the run it holds the lock for has lost
 # its connection: it lets go within a second.
-mu_lock_stale() {
-	mu_h=$(mu_lock_field pid)
-	mu_c=$(mu_lock_field conn)
+mu_hold_stale() {
+	mu_h=$(mu_hold_field pid)
+	mu_c=$(mu_hold_field conn)
 	[ -n "$mu_h" ] && [ -n "$mu_c" ] && [ -d "/proc/$mu_h" ] && [ ! -d "/proc/$mu_c" ]
 }
 
-# mu_hold (apply only, MU_RUN set): takes meshup's lock for the whole run. A process of
+# mu_hold (apply only, MU_RUN set): takes the run hold for the whole run. A process of
 # its own keeps it until the run's SSH connection closes (its sshd process exits; checked
-# every second) or the run's last script lets go (mu_release), so a second run finds it
-# at its own gather, before it shows a plan, and two runs never interleave their phases
-# on a host. The one thing a gather writes: the lock file, with the holder's line.
+# every second) or the run's last script lets go (lib.sh mu_release), so a second run
+# finds it at its own gather, before it shows a plan, and two runs never interleave
+# their phases on a host. Each phase still takes the interface's lock in MU_DIR itself.
 mu_hold() {
 	mu_has flock || return 0
 	mu_conn=$(mu_connection) || return 0
-	if [ ! -d "$MU_DIR" ]; then { mkdir -p "$MU_DIR" && chmod 700 "$MU_DIR"; } || return 0; fi
-	mu_lf="$MU_DIR/.meshup-$MU_IF.lock"
-	exec 8>>"$mu_lf" || return 0
+	exec 8>>"$MU_HOLD" || return 0
 	mu_got=0
 	if flock -n 8; then
 		mu_got=1
-	elif mu_lock_stale; then
+	elif mu_hold_stale; then
 		# A holder whose run has gone is meshup's own: stopping it lets go of the lock.
-		kill "$(mu_lock_field pid)" 2>/dev/null
+		kill "$(mu_hold_field pid)" 2>/dev/null
 		for _ in 1 2 3 4 5; do
 			if flock -n 8; then mu_got=1 && break; fi
 			sleep 0.2
@@ -182,25 +183,32 @@ mu_hold() {
 			while [ -d "/proc/$mu_conn" ]; do sleep 1 8>&-; done
 		) </dev/null >/dev/null 2>&1 3>&- &
 		printf 'run=%s pid=%s conn=%s user=%s since=%s by=%s\n' "$MU_RUN" "$!" "$mu_conn" \
-			"$(id -un 2>/dev/null)" "$(date +%s)" "${MU_RUN_BY-}" >"$mu_lf"
+			"$(id -un 2>/dev/null)" "$(date +%s)" "${MU_RUN_BY-}" >"$MU_HOLD" || kill "$!"
 	fi
 	exec 8>&-
 }
 
-# Who holds meshup's lock now (another run). meshup's own holders describe themselves
-# in the lock file (this run's is no conflict, nor one whose run has gone and that is
-# about to let go); a flock shows in /proc/locks by inode, except inside a PID namespace
-# (containers) when the process that took it has exited: then the lock is tried.
+# Who holds meshup's lock now (another run): the run hold's line names an apply run
+# (this run's own is no conflict, nor one whose run has gone and that is about to let
+# go); the interface's lock in MU_DIR, taken by each phase, shows in /proc/locks by
+# inode, except inside a PID namespace (containers) when the process that took it has
+# exited: then it is tried.
 mu_lock_holder() {
+	mu_h=$(mu_hold_field pid)
+	if [ -n "$mu_h" ] && [ -d "/proc/$mu_h" ] && [ "$(mu_hold_field run)" != "${MU_RUN-}" ] &&
+		! mu_hold_stale && ! flock -n "$MU_HOLD" true 2>/dev/null; then
+		echo 'lock_held=yes'
+		printf 'lock_path=%s\n' "$MU_HOLD"
+		printf 'lock_holder_by=%s\n' "$(mu_hold_field by)"
+		printf 'lock_holder_pid=%s\n' "$mu_h"
+		printf 'lock_holder_comm=%s\n' "$(cat "/proc/$mu_h/comm" 2>/dev/null)"
+		printf 'lock_holder_user=%s\n' "$(mu_hold_field user)"
+		mu_since=$(mu_hold_field since)
+		if [ -n "$mu_since" ]; then printf 'lock_holder_age=%s\n' "$(($(date +%s) - mu_since))"; fi
+		return 0
+	fi
 	mu_lf="$MU_DIR/.meshup-$MU_IF.lock"
 	[ -e "$mu_lf" ] || return 0
-	mu_h=$(mu_lock_field pid)
-	if [ -n "$mu_h" ] && [ -d "/proc/$mu_h" ]; then
-		if [ -n "${MU_RUN-}" ] && [ "$(mu_lock_field run)" = "$MU_RUN" ]; then return 0; fi
-		if mu_lock_stale; then return 0; fi
-	else
-		mu_h=
-	fi
 	mu_pid=
 	if [ -r /proc/locks ]; then
 		# shellcheck disable=SC2012 # ls -i is the portable way to an inode number
@@ -212,17 +220,11 @@ mu_lock_holder() {
 		flock -n "$mu_lf" true 2>/dev/null && return 0
 	fi
 	echo 'lock_held=yes'
-	mu_since=
-	if [ -n "$mu_h" ]; then
-		mu_pid=$mu_h
-		mu_since=$(mu_lock_field since)
-		printf 'lock_holder_by=%s\n' "$(mu_lock_field by)"
-	fi
 	[ -n "$mu_pid" ] || return 0
 	printf 'lock_holder_pid=%s\n' "$mu_pid"
 	printf 'lock_holder_comm=%s\n' "$(cat "/proc/$mu_pid/comm" 2>/dev/null)"
 	printf 'lock_holder_user=%s\n' "$(stat -c %U "/proc/$mu_pid" 2>/dev/null)"
-	[ -n "$mu_since" ] || mu_since=$(stat -c %Y "/proc/$mu_pid" 2>/dev/null) || mu_since=
+	mu_since=$(stat -c %Y "/proc/$mu_pid" 2>/dev/null) || mu_since=
 	if [ -n "$mu_since" ]; then printf 'lock_holder_age=%s\n' "$(($(date +%s) - mu_since))"; fi
 }
 

@@ -28,20 +28,28 @@ mu_mark() { printf '@@meshup:%s:%s\n' "$1" "$2"; }
 mu_fail() { mu_mark fail "$1"; exit 1; }
 mu_done() { mu_mark 'done' "$1"; }
 
-# True when the lock's holder is this run (its line starts with "run=MU_RUN ").
-mu_lock_ours() {
-	case "${MU_RUN:+x}$(head -n 1 "$LOCK" 2>/dev/null)" in
-	"xrun=${MU_RUN-} "*) return 0 ;;
-	esac
-	return 1
+# The run hold: apply's gather holds /run/meshup-IF.lock for the whole run through a
+# process of its own, which wrote "run=ID pid=PID conn=PID ..." into it (gather.sh
+# mu_hold). One field of that line:
+mu_hold_field() { head -n 1 "$HOLD" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# True when another run holds the run hold: its holder lives, its run's connection lives,
+# it is not this run, and the lock is really taken.
+mu_held_by_other() {
+	mu_h=$(mu_hold_field pid)
+	[ -n "$mu_h" ] && [ -d "/proc/$mu_h" ] || return 1
+	[ -n "${MU_RUN-}" ] && [ "$(mu_hold_field run)" = "$MU_RUN" ] && return 1
+	mu_c=$(mu_hold_field conn)
+	[ -n "$mu_c" ] && [ -d "/proc/$mu_c" ] || return 1
+	! flock -n "$HOLD" true 2>/dev/null
 }
 
-# mu_release: apply's last script on a host lets go of the lock its gather took
-# (otherwise the holder notices the closed connection within a second).
+# mu_release: apply's last script on a host ends this run's hold (otherwise its holder
+# notices the closed connection within a second).
 mu_release() {
-	mu_lock_ours || return 0
-	mu_holder=$(head -n 1 "$LOCK" | sed -n 's/.* pid=\([0-9][0-9]*\) .*/\1/p')
-	[ -n "$mu_holder" ] && [ "$mu_holder" != "$$" ] && kill "$mu_holder" 2>/dev/null
+	[ -n "${MU_RUN-}" ] && [ "$(mu_hold_field run)" = "$MU_RUN" ] || return 0
+	mu_h=$(mu_hold_field pid)
+	[ -n "$mu_h" ] && kill "$mu_h" 2>/dev/null
 	return 0
 }
 
@@ -57,17 +65,15 @@ mu_log_tail() {
 
 mkdir -p "$D" "$S" || mu_fail "cannot create $S"
 chmod 700 "$D" "$S" || mu_fail "cannot chmod $S"
-# meshup's lock: apply's gather took it for the whole run (MU_RUN names the run; its
-# holder wrote "run=MU_RUN ..." into the file, see gather.sh mu_hold); where it could
-# not, each phase takes it for itself and says who holds it in the same way.
+# meshup's lock: each phase takes it for itself; a phase of another run that holds the
+# run hold (apply's gather takes it before the plan is shown) stops here too
+# (MU_RUNDIR: tests only).
 LOCK="$D/.meshup-$IF.lock"
+HOLD="${MU_RUNDIR:-/run}/meshup-$IF.lock"
 exec 9>>"$LOCK" || mu_fail "cannot open lock $LOCK"
 if command -v flock >/dev/null 2>&1; then
-	if flock -n 9; then
-		printf 'run=%s pid=%s conn= user=%s since=%s by=%s\n' "${MU_RUN-}" "$$" "$(id -un 2>/dev/null)" "$(date +%s)" "${MU_RUN_BY-}" >"$LOCK"
-	else
-		mu_lock_ours || { mu_mark locked "$LOCK"; exit 75; }
-	fi
+	flock -n 9 || { mu_mark locked "$LOCK"; exit 75; }
+	if mu_held_by_other; then mu_mark locked "$HOLD"; exit 75; fi
 fi
 ip link show dev "$IF" >/dev/null 2>&1 && WAS_UP=1
 

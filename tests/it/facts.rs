@@ -715,52 +715,53 @@ mod robustness {
     }
 }
 
-/// What the gather says about meshup's lock (run for real with `sh`): a holder line whose
-/// process lives and whose run's connection lives is another run, named with who started
-/// it; the same line with the connection gone is a holder about to let go (no conflict);
-/// this run's own line is no conflict; a lock held by a process that wrote no line is
-/// still found.
+/// What the gather says about meshup's locks (run for real with `sh`). The run hold
+/// (apply's, in /run): a holder line whose process lives and whose run's connection lives
+/// is another run, named with who started it; the same line with the connection gone is a
+/// holder about to let go (no conflict); this run's own line is no conflict. The
+/// interface's lock in the config dir (each phase's): found while held, without a name.
 #[test]
-fn gather_names_the_lock_holder_from_its_line() {
+fn gather_names_the_lock_holder() {
     if Command::new("flock").arg("-V").output().is_err() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let lock = dir.path().join(".meshup-wg0.lock");
-    let mut holder = Command::new("sh")
-        .args([
-            "-c",
-            "exec 8>>\"$1\"; flock -n 8 || exit 1; echo held >\"$1.ready\"; while :; do sleep 1 8>&-; done",
-            "holder",
-        ])
-        .arg(&lock)
-        .spawn()
-        .expect("holder");
-    let ready = lock.with_extension("lock.ready");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !ready.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the holder never held"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let me = std::process::id();
-    let gather = |line: Option<String>, run: Option<&str>| {
-        if let Some(line) = line {
-            std::fs::write(&lock, line).expect("write");
+    let hold = dir.path().join("meshup-wg0.lock");
+    let holder = |lock: &Path| {
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                "exec 8>>\"$1\"; flock -n 8 || exit 1; echo held >\"$1.ready\"; while :; do sleep 1 8>&-; done",
+                "holder",
+            ])
+            .arg(lock)
+            .spawn()
+            .expect("holder");
+        let ready = PathBuf::from(format!("{}.ready", lock.display()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !ready.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the holder never held"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        child
+    };
+    let gather = |run: Option<u64>| {
         let params = params(dir.path().to_str().expect("utf8"), &[]);
         let params = match run {
-            Some(id) => params.holding(&meshup::run_lock::RunLock::with(
-                u64::from_str_radix(id, 16).expect("hex"),
-                "b@ws",
-            )),
+            Some(id) => params.holding(&meshup::run_lock::RunLock::with(id, "b@ws")),
             None => params,
         };
         // No sshd among this test's ancestors: the gather cannot hold, it only looks.
+        let script = format!(
+            "MU_RUNDIR='{}'\n{}",
+            dir.path().display(),
+            facts::gather_script(&params)
+        );
         let out = Command::new("sh")
-            .args(["-c", &facts::gather_script(&params)])
+            .args(["-c", &script])
             .output()
             .expect("run");
         facts::parse(&String::from_utf8_lossy(&out.stdout))
@@ -769,25 +770,37 @@ fn gather_names_the_lock_holder_from_its_line() {
             .lock_holder
             .map(|h| h.to_string())
     };
+    let mut held = holder(&hold);
     let line = |conn: u32| {
-        format!(
-            "run=00000000000000aa pid={} conn={conn} user=root since=1 by=alice@ws\n",
-            holder.id()
+        std::fs::write(
+            &hold,
+            format!(
+                "run=00000000000000aa pid={} conn={conn} user=root since=1 by=alice@ws\n",
+                held.id()
+            ),
         )
+        .expect("write");
     };
-    let named = gather(Some(line(me)), None).expect("held");
+    line(std::process::id());
+    let named = gather(None).expect("held");
     assert!(
-        named.starts_with(&format!("PID {} (sh), user ", holder.id()))
+        named.starts_with(&format!("PID {} (sh), user root, running for ", held.id()))
             && named.ends_with(", started by alice@ws"),
         "{named}"
     );
-    assert_eq!(gather(None, Some("bb")), Some(named), "another run's");
-    assert_eq!(gather(None, Some("aa")), None, "this run's own");
-    assert_eq!(gather(Some(line(u32::MAX)), None), None, "its run is gone");
-    let anonymous = gather(Some(String::new()), None).expect("held");
+    assert_eq!(gather(Some(0xbb)), Some(named), "another run's");
+    assert_eq!(gather(Some(0xaa)), None, "this run's own");
+    line(u32::MAX);
+    assert_eq!(gather(None), None, "its run is gone");
+    let _ = held.kill();
+    let _ = held.wait();
+    assert_eq!(gather(None), None, "free once the holder is gone");
+
+    let mut phase = holder(&dir.path().join(".meshup-wg0.lock"));
+    let anonymous = gather(None).expect("held");
     assert!(!anonymous.contains("started by"), "{anonymous}");
-    let _ = holder.kill();
-    let _ = holder.wait();
+    let _ = phase.kill();
+    let _ = phase.wait();
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert_eq!(gather(None, None), None, "free once the holder is gone");
+    assert_eq!(gather(None), None, "free once the phase is gone");
 }

@@ -247,9 +247,8 @@ fn fault_lab_two_applies_at_once() {
     let second = meshup(&lab, &["apply", "--yes", path_str(&off)]);
     assert_eq!(second.code, Some(1), "{}", second.stdout);
     for h in ["node-a", "node-b", "node-c"] {
-        let named = format!(
-            "{h}: ERROR: another meshup run holds the lock /etc/wireguard/.meshup-wg0.lock: PID"
-        );
+        let named =
+            format!("{h}: ERROR: another meshup run holds the lock /run/meshup-wg0.lock: PID");
         assert!(
             plan.stdout.contains(&named) && plan.stdout.contains(", started by "),
             "{}",
