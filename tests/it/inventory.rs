@@ -357,6 +357,16 @@ fn yaml_errors_are_located() {
     let got = problems("mesh:\n  network: 10.10.0.0/24\n  listen_port: [1\nnodes: []\n");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0, 3, "{got:?}");
+    let got = problems(
+        "mesh:\n  network: 10.10.0.0/24\n  preshared_keys: true\n  preshared_keys: false\nnodes: []\n",
+    );
+    assert_eq!(
+        got,
+        [(
+            4,
+            "`preshared_keys` is set twice in this mapping; keep one".to_string()
+        )]
+    );
 }
 
 // --- address allocation ---------------------------------------------------------------

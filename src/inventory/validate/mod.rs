@@ -110,6 +110,14 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
         None => first,
     };
     let trimmed = trimmed.trim_end_matches(':').trim();
+    // serde-saphyr tells its own caller how to allow duplicates; an operator needs to
+    // know that the key is there twice.
+    if let Some(key) = trimmed
+        .strip_prefix("duplicate mapping key: ")
+        .and_then(|rest| rest.split(',').next())
+    {
+        return format!("`{key}` is set twice in this mapping; keep one");
+    }
     if trimmed.is_empty() {
         "invalid YAML".to_owned()
     } else {
