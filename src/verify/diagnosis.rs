@@ -55,6 +55,17 @@ pub enum Diagnosis {
         /// Age of the receiver's latest handshake with the sender, seconds.
         handshake_age: Option<u64>,
     },
+    /// Like [`Diagnosis::UdpBlocked`], but the receiver took in other peers' packets
+    /// during the probe: its port works, and only this sender's packets are refused
+    /// (a session the receiver no longer has, e.g. after crossed handshakes).
+    SessionStuck {
+        /// The side that accepted nothing from the sender.
+        receiver: String,
+        /// The side that sent.
+        sender: String,
+        /// Age of the receiver's latest handshake with the sender, seconds.
+        handshake_age: Option<u64>,
+    },
     /// A NAT node's entry for a public peer has no PersistentKeepalive.
     NatKeepaliveMissing {
         /// The NAT node.
@@ -287,6 +298,23 @@ impl fmt::Display for Diagnosis {
                         ": UDP {port} dropped on the way into {receiver}; run `tcpdump -n udp port {port}` on {receiver}"
                     ),
                 }
+            }
+            Self::SessionStuck {
+                receiver,
+                sender,
+                handshake_age,
+            } => {
+                write!(
+                    f,
+                    "stuck session: {receiver} accepted nothing from {sender} during the probe while {sender} kept sending, though other peers' packets got in on the same port"
+                )?;
+                if let Some(age) = handshake_age {
+                    write!(f, " (last handshake {age} s ago)")?;
+                }
+                write!(
+                    f,
+                    ": {sender} is sending on a session {receiver} no longer holds (handshakes that crossed); WireGuard replaces it at the next handshake, within 2 minutes; to do it now, remove {receiver}'s entry on {sender} (`wg set <if> peer <key> remove`) and run `meshup apply`"
+                )
             }
             Self::NatKeepaliveMissing {
                 nat,

@@ -420,6 +420,15 @@ fn diagnose_failure(
         // Handshakes happened once; the transfer counters show who stopped receiving.
         for (receiver_view, receiver, sender_view) in [(rv, to, fw), (fw, from, rv)] {
             if receiver_view.rx_delta == Some(0) && sender_view.tx_delta.is_some_and(|t| t > 0) {
+                // Its port lets other peers' packets in: not the port, this one session.
+                if live.received_from_others(&receiver.name, receiver_view.public_key) {
+                    d.push(Diagnosis::SessionStuck {
+                        receiver: receiver.name.to_string(),
+                        sender: sender_view.on.clone(),
+                        handshake_age: receiver_view.handshake_age,
+                    });
+                    continue;
+                }
                 d.push(Diagnosis::UdpBlocked {
                     receiver: receiver.name.to_string(),
                     sender: sender_view.on.clone(),

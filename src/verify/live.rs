@@ -94,6 +94,25 @@ impl Live<'_> {
         })
     }
 
+    /// `on` received packets during the probe from some peer other than the entry with
+    /// key `except`: its UDP port lets WireGuard traffic in.
+    pub(super) fn received_from_others(&self, on: &NodeName, except: Option<PublicKey>) -> bool {
+        let Some(probe) = self.probe(on) else {
+            return false;
+        };
+        let (Some(now), Some(before)) = (probe.dump.as_ref(), probe.dump_before.as_ref()) else {
+            return false;
+        };
+        now.peers
+            .iter()
+            .filter(|p| Some(p.public_key) != except)
+            .any(|p| {
+                before
+                    .peer(&p.public_key)
+                    .is_some_and(|b| p.rx_bytes > b.rx_bytes)
+            })
+    }
+
     pub(super) fn ping(
         &self,
         from: &NodeName,

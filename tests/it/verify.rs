@@ -753,3 +753,108 @@ fn tcp_check_connects_and_reports_per_address() {
         "denied connect given up after {took} s"
     );
 }
+
+/// `text` (a synthetic probe output) with a `wg-dump-before` section: the `wg-dump` lines
+/// with `before(peer key)` giving each peer entry's (rx, tx) before the probe.
+fn with_dump_before(text: &str, before: impl Fn(&str) -> (u64, u64)) -> String {
+    let dump = text
+        .split("@@meshup:verify:wg-dump\n")
+        .nth(1)
+        .and_then(|rest| rest.split("@@meshup:verify:exit").next())
+        .expect("a wg-dump section");
+    let mut lines = dump.lines();
+    let mut section = format!("{}\n", lines.next().expect("interface line"));
+    for line in lines {
+        let mut cols: Vec<String> = line.split('\t').map(str::to_owned).collect();
+        let (rx, tx) = before(&cols[0]);
+        cols[5] = rx.to_string();
+        cols[6] = tx.to_string();
+        section += &format!("{}\n", cols.join("\t"));
+    }
+    text.replacen(
+        "@@meshup:verify:wg-dump\n",
+        &format!("@@meshup:verify:wg-dump-before\n{section}@@meshup:verify:exit 0\n@@meshup:verify:wg-dump\n"),
+        1,
+    )
+}
+
+/// One direction of a pair carries nothing while the receiver takes in every other
+/// peer's packets on the same port: a stuck session (what crossed handshakes leave in
+/// wireguard-go under load), not a blocked port. With every peer silent, a blocked port.
+#[test]
+fn a_receiver_that_hears_everyone_else_has_a_stuck_session_not_a_blocked_port() {
+    let exp = synthetic_mesh(3, 0);
+    let now = 1_795_600_000;
+    let (k1, k2) = (key(0).to_string(), key(1).to_string());
+    let fail = "3 packets transmitted, 0 received, 100% packet loss, time 2000ms\n@@meshup:verify:exit 1\n";
+    let ok = "3 packets transmitted, 3 received, 0% packet loss, time 402ms\nrtt min/avg/max/mdev = 0.300/0.450/0.600/0.100 ms\n@@meshup:verify:exit 0\n";
+    let outputs = |others_heard: bool| -> BTreeMap<NodeName, HostOutput> {
+        exp.nodes
+            .iter()
+            .map(|n| {
+                let mut text = synth(&exp, n, now, &[]);
+                let peer = match n.name.as_str() {
+                    "n01" => Some("n02"),
+                    "n02" => Some("n01"),
+                    _ => None,
+                };
+                if let Some(peer) = peer {
+                    let addr = exp.node(&name(peer)).expect("peer").address;
+                    for kind in ["mesh", "mtu", "small"] {
+                        let header = match kind {
+                            "mesh" => format!("@@meshup:verify:ping {peer} mesh {addr}\n"),
+                            "mtu" => format!("@@meshup:verify:ping {peer} mtu {addr} 1392\n"),
+                            _ => format!("@@meshup:verify:ping {peer} small {addr} 56\n"),
+                        };
+                        text = text.replace(&format!("{header}{ok}"), &format!("{header}{fail}"));
+                    }
+                }
+                let text = match n.name.as_str() {
+                    // n01 sent to n02 during the probe (tx grew), heard from it.
+                    "n01" => {
+                        with_dump_before(&text, |k| if k == k2 { (500, 500) } else { (1000, 1000) })
+                    }
+                    // n02 took in nothing from n01; n03's packets (maybe) got in.
+                    "n02" => with_dump_before(&text, |k| {
+                        if k == k1 || !others_heard {
+                            (1000, 500)
+                        } else {
+                            (500, 1000)
+                        }
+                    }),
+                    _ => with_dump_before(&text, |_| (1000, 1000)),
+                };
+                (n.name.clone(), HostOutput::Output(text))
+            })
+            .collect()
+    };
+    let stuck = evaluate(&exp, &outputs(true), &BTreeMap::new());
+    assert!(
+        has(
+            &stuck,
+            |d| matches!(d, Diagnosis::SessionStuck { receiver, sender, .. }
+            if receiver == "n02" && sender == "n01")
+        ),
+        "{}",
+        stuck.render_diagnoses()
+    );
+    assert!(!has(&stuck, |d| matches!(d, Diagnosis::UdpBlocked { .. })));
+    let text = stuck.render_diagnoses();
+    assert!(
+        text.contains("stuck session: n02 accepted nothing from n01 during the probe"),
+        "{text}"
+    );
+    let blocked = evaluate(&exp, &outputs(false), &BTreeMap::new());
+    assert!(
+        has(
+            &blocked,
+            |d| matches!(d, Diagnosis::UdpBlocked { receiver, .. } if receiver == "n02")
+        ),
+        "{}",
+        blocked.render_diagnoses()
+    );
+    assert!(!has(&blocked, |d| matches!(
+        d,
+        Diagnosis::SessionStuck { .. }
+    )));
+}
