@@ -12,13 +12,12 @@ use crate::scripts::{self, Values};
 use crate::secret::Secret;
 
 /// The values every phase script starts with: where the config lives, which interface,
-/// and the run whose lock the gather took (so the script knows the lock is its own).
+/// and the run whose hold the gather took (so the script knows the hold is its own).
 pub fn base_values(settings: &MeshSettings, run: &RunLock) -> Values {
     Values::new()
         .set("MU_DIR", settings.config_dir.as_str())
         .set("MU_IF", settings.interface.as_str())
         .set("MU_RUN", run.id())
-        .set("MU_RUN_BY", run.by())
 }
 
 /// What a phase script ends with (the same for every host).
@@ -398,8 +397,20 @@ mod script_tests {
             )
             .arg("holder")
             .arg(&hold)
+            .stdout(std::process::Stdio::null())
             .spawn()
             .expect("holder");
+        // Stopped by the run's converge below; should an assertion fail first, it is
+        // killed here.
+        struct Reap(u32);
+        impl Drop for Reap {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    let _ = Command::new("kill").arg(self.0.to_string()).status();
+                }
+            }
+        }
+        let _reap = Reap(holder.id());
         // Probing the lock meanwhile could make the holder's own `flock -n` fail.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !std::fs::read_to_string(&hold).is_ok_and(|l| l.starts_with("run=")) {

@@ -1,8 +1,8 @@
 # meshup apply library: the functions every apply phase script is made of. POSIX sh
 # (dash, bash, busybox ash). The runner puts the phase's values before this file as
-# quoted assignments (MU_DIR, MU_IF, and in the prepare phase MU_PSK_<n>; in the
-# converge phase MU_PUBKEYS), and the plan's steps after it: each step is one call of a
-# function below, exactly as `meshup plan -v` shows it.
+# quoted assignments (MU_DIR, MU_IF, MU_RUN the run's id, and in the prepare phase
+# MU_PSK_<n>; in the converge phase MU_PUBKEYS), and the plan's steps after it: each step
+# is one call of a function below, exactly as `meshup plan -v` shows it.
 #
 # Every function reports on stdout with marker lines `@@meshup:KIND:VALUE`: `step` when
 # it starts, `fail` or `rollback` when it stops the run, `pubkey` and `done` at the end.

@@ -727,6 +727,14 @@ fn gather_names_the_lock_holder() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let hold = dir.path().join("meshup-wg0.lock");
+    /// Killed when dropped, so a failing assertion leaves no holder behind.
+    struct Holder(std::process::Child);
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let holder = |lock: &Path| {
         let child = Command::new("sh")
             .args([
@@ -735,6 +743,7 @@ fn gather_names_the_lock_holder() {
                 "holder",
             ])
             .arg(lock)
+            .stdout(std::process::Stdio::null())
             .spawn()
             .expect("holder");
         let ready = PathBuf::from(format!("{}.ready", lock.display()));
@@ -746,7 +755,7 @@ fn gather_names_the_lock_holder() {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        child
+        Holder(child)
     };
     let gather = |run: Option<u64>| {
         let params = params(dir.path().to_str().expect("utf8"), &[]);
@@ -768,15 +777,21 @@ fn gather_names_the_lock_holder() {
             .expect("parses")
             .files
             .lock_holder
-            .map(|h| h.to_string())
+            // The age moves on between two gathers.
+            .map(|h| {
+                h.to_string().replace(
+                    &format!(", running for {} s", h.age_secs.unwrap_or(0)),
+                    ", running for N s",
+                )
+            })
     };
-    let mut held = holder(&hold);
+    let held = holder(&hold);
     let line = |conn: u32| {
         std::fs::write(
             &hold,
             format!(
                 "run=00000000000000aa pid={} conn={conn} user=root since=1 by=alice@ws\n",
-                held.id()
+                held.0.id()
             ),
         )
         .expect("write");
@@ -784,23 +799,24 @@ fn gather_names_the_lock_holder() {
     line(std::process::id());
     let named = gather(None).expect("held");
     assert!(
-        named.starts_with(&format!("PID {} (sh), user root, running for ", held.id()))
-            && named.ends_with(", started by alice@ws"),
+        named
+            == format!(
+                "PID {} (sh), user root, running for N s, started by alice@ws",
+                held.0.id()
+            ),
         "{named}"
     );
     assert_eq!(gather(Some(0xbb)), Some(named), "another run's");
     assert_eq!(gather(Some(0xaa)), None, "this run's own");
     line(u32::MAX);
     assert_eq!(gather(None), None, "its run is gone");
-    let _ = held.kill();
-    let _ = held.wait();
+    drop(held);
     assert_eq!(gather(None), None, "free once the holder is gone");
 
-    let mut phase = holder(&dir.path().join(".meshup-wg0.lock"));
+    let phase = holder(&dir.path().join(".meshup-wg0.lock"));
     let anonymous = gather(None).expect("held");
     assert!(!anonymous.contains("started by"), "{anonymous}");
-    let _ = phase.kill();
-    let _ = phase.wait();
+    drop(phase);
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert_eq!(gather(None), None, "free once the phase is gone");
 }
