@@ -1,6 +1,6 @@
 # meshup gather script (read-only). POSIX sh: dash, bash, busybox ash.
 # The Rust side prepends MU_IF, MU_DIR, MU_PORT and MU_PEERS (validated, shell-quoted),
-# and for apply MU_RUN and MU_RUN_BY (the run's lock: mu_hold).
+# and for apply MU_RUN and MU_RUN_BY (the run's lock: mu_hold); hold.sh comes first.
 # Output: "@@meshup:gather:v1", then per section "@@meshup:section:NAME", its body
 # (any body line starting with "@@" gets one more "@" so it can never look like a
 # marker), "@@meshup:status:NAME:RC", and finally "@@meshup:done".
@@ -142,21 +142,6 @@ mu_connection() {
 	return 1
 }
 
-# apply holds meshup's lock for a whole run in /run (runtime state: nothing under
-# MU_DIR is written); its holder describes the run in it:
-# "run=ID pid=PID conn=PID user=NAME since=EPOCH by=USER@HOST" (MU_RUNDIR: tests only).
-# One field of that line:
-MU_HOLD="${MU_RUNDIR:-/run}/meshup-$MU_IF.lock"
-mu_hold_field() { head -n 1 "$MU_HOLD" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-
-# The holder that wrote the line is alive, but the run it holds the lock for has lost
-# its connection: it lets go within a second.
-mu_hold_stale() {
-	mu_h=$(mu_hold_field pid)
-	mu_c=$(mu_hold_field conn)
-	[ -n "$mu_h" ] && [ -n "$mu_c" ] && [ -d "/proc/$mu_h" ] && [ ! -d "/proc/$mu_c" ]
-}
-
 # mu_hold (apply only, MU_RUN set): takes the run hold for the whole run. A process of
 # its own keeps it until the run's SSH connection closes (its sshd process exits; checked
 # every second) or the run's last script lets go (lib.sh mu_release), so a second run
@@ -194,9 +179,8 @@ mu_hold() {
 # inode, except inside a PID namespace (containers) when the process that took it has
 # exited: then it is tried.
 mu_lock_holder() {
-	mu_h=$(mu_hold_field pid)
-	if [ -n "$mu_h" ] && [ -d "/proc/$mu_h" ] && [ "$(mu_hold_field run)" != "${MU_RUN-}" ] &&
-		! mu_hold_stale && ! flock -n "$MU_HOLD" true 2>/dev/null; then
+	if mu_hold_other; then
+		mu_h=$(mu_hold_field pid)
 		echo 'lock_held=yes'
 		printf 'lock_path=%s\n' "$MU_HOLD"
 		printf 'lock_holder_by=%s\n' "$(mu_hold_field by)"

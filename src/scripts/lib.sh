@@ -28,22 +28,6 @@ mu_mark() { printf '@@meshup:%s:%s\n' "$1" "$2"; }
 mu_fail() { mu_mark fail "$1"; exit 1; }
 mu_done() { mu_mark 'done' "$1"; }
 
-# The run hold: apply's gather holds /run/meshup-IF.lock for the whole run through a
-# process of its own, which wrote "run=ID pid=PID conn=PID ..." into it (gather.sh
-# mu_hold). One field of that line:
-mu_hold_field() { head -n 1 "$HOLD" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-
-# True when another run holds the run hold: its holder lives, its run's connection lives,
-# it is not this run, and the lock is really taken.
-mu_held_by_other() {
-	mu_h=$(mu_hold_field pid)
-	[ -n "$mu_h" ] && [ -d "/proc/$mu_h" ] || return 1
-	[ -n "${MU_RUN-}" ] && [ "$(mu_hold_field run)" = "$MU_RUN" ] && return 1
-	mu_c=$(mu_hold_field conn)
-	[ -n "$mu_c" ] && [ -d "/proc/$mu_c" ] || return 1
-	! flock -n "$HOLD" true 2>/dev/null
-}
-
 # mu_release: apply's last script on a host ends this run's hold (otherwise its holder
 # notices the closed connection within a second).
 mu_release() {
@@ -66,14 +50,12 @@ mu_log_tail() {
 mkdir -p "$D" "$S" || mu_fail "cannot create $S"
 chmod 700 "$D" "$S" || mu_fail "cannot chmod $S"
 # meshup's lock: each phase takes it for itself; a phase of another run that holds the
-# run hold (apply's gather takes it before the plan is shown) stops here too
-# (MU_RUNDIR: tests only).
+# run hold (apply's gather takes it before the plan is shown; hold.sh) stops here too.
 LOCK="$D/.meshup-$IF.lock"
-HOLD="${MU_RUNDIR:-/run}/meshup-$IF.lock"
 exec 9>>"$LOCK" || mu_fail "cannot open lock $LOCK"
 if command -v flock >/dev/null 2>&1; then
 	flock -n 9 || { mu_mark locked "$LOCK"; exit 75; }
-	if mu_held_by_other; then mu_mark locked "$HOLD"; exit 75; fi
+	if mu_hold_other; then mu_mark locked "$MU_HOLD"; exit 75; fi
 fi
 ip link show dev "$IF" >/dev/null 2>&1 && WAS_UP=1
 

@@ -8,11 +8,13 @@ pub mod output;
 
 use crate::shell;
 
-/// The read-only facts gather (sections of host state, secrets redacted on the host).
-pub const GATHER: &str = include_str!("gather.sh");
+/// The read-only facts gather (sections of host state, secrets redacted on the host),
+/// after the run hold's functions (apply's gather takes the hold).
+pub const GATHER: &str = concat!(include_str!("hold.sh"), include_str!("gather.sh"));
 
-/// The apply library: the functions an apply phase is made of (see [`call`]).
-pub const APPLY_LIB: &str = include_str!("lib.sh");
+/// The apply library: the functions an apply phase is made of (see [`call`]), after the
+/// run hold's functions (a phase of another run's hold stops).
+pub const APPLY_LIB: &str = concat!(include_str!("hold.sh"), include_str!("lib.sh"));
 
 /// `mu_wait_lock`: waits (bounded) for a package manager's lock held by another process.
 pub const WAIT_LOCK: &str = include_str!("wait_lock.sh");
