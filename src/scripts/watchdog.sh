@@ -29,7 +29,7 @@
 #   syslog (logger -t meshup-watchdog). Nothing is written to the config: the name stays
 #   there, and wg-quick resolves it again at the next start.
 # - Fallback: a `direct` entry that holds AllowedIPs, whose latest handshake is older than
-#   AFTER s (or that had none since the watch file was written) and that received nothing
+#   AFTER s (or that had none since a tick first saw it) and that received nothing
 #   since the previous tick, is removed and its AllowedIPs go back to RELAY's entry, in one
 #   `wg set IFACE peer KEY remove peer RKEY allowed-ips <RELAY's own + moved>` (removed,
 #   not emptied: an entry left would keep sending handshakes and keepalives at the dead
@@ -37,7 +37,8 @@
 #   forgotten). It is recorded in DIR/fallback-NAME: `relay=RELAY at=EPOCH was=ENDPOINT
 #   silent=SECONDS` (meshup's gather reads it; the plan shows it and the next apply
 #   punches again; the config, still naming the direct path, comes back at the next start).
-# - The tick's time and each direct entry's received bytes go to DIR/watchdog.tick.
+# - The tick's time, each direct entry's received bytes and, for one without a handshake
+#   yet, when a tick first saw it so, go to DIR/watchdog.tick.
 # A tick while a meshup run holds the interface (/run/meshup-IFACE.lock) does nothing.
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -70,8 +71,7 @@ wd_log() {
 
 # One awk over the watch file and the peer lines of the dump decides everything; the
 # healthy case ends here with no further process.
-wd_todo=$(wg show "$IF" dump 2>/dev/null | awk -v watch="$W" -v tick="$S/watchdog.tick" \
-	-v now="$(date +%s)" -v since="$(date -r "$W" +%s 2>/dev/null || echo 0)" '
+wd_todo=$(wg show "$IF" dump 2>/dev/null | awk -v watch="$W" -v tick="$S/watchdog.tick" -v now="$(date +%s)" '
 	BEGIN {
 		FS = "\t"
 		while ((getline line < watch) > 0) {
@@ -80,7 +80,11 @@ wd_todo=$(wg show "$IF" dump 2>/dev/null | awk -v watch="$W" -v tick="$S/watchdo
 			if (f[1] == "direct" && n >= 6) { direct[f[3]] = f[2]; relay[f[3]] = f[5]; rname[f[3]] = f[4]; after[f[3]] = f[6] + 0 }
 		}
 		close(watch)
-		while ((getline line < tick) > 0) { n = split(line, f, " "); if (f[1] == "rx") prev[f[2]] = f[3] }
+		while ((getline line < tick) > 0) {
+			n = split(line, f, " ")
+			if (f[1] == "rx") prev[f[2]] = f[3]
+			if (f[1] == "zero") zero[f[2]] = f[3]
+		}
 		close(tick)
 	}
 	# The interface line (private key): skipped, never printed.
@@ -90,7 +94,11 @@ wd_todo=$(wg show "$IF" dump 2>/dev/null | awk -v watch="$W" -v tick="$S/watchdo
 	}
 	END {
 		printf "at=%d\n", now > tick
-		for (k in direct) if (k in rx) printf "rx %s %s\n", k, rx[k] > tick
+		for (k in direct) {
+			if (!(k in rx)) continue
+			printf "rx %s %s\n", k, rx[k] > tick
+			if (hs[k] == 0) { if (!(k in zero)) zero[k] = now; printf "zero %s %s\n", k, zero[k] > tick }
+		}
 		close(tick)
 		for (k in dns) {
 			if (!(k in hs) || (hs[k] > 0 && now - hs[k] <= 135)) continue
@@ -99,7 +107,7 @@ wd_todo=$(wg show "$IF" dump 2>/dev/null | awk -v watch="$W" -v tick="$S/watchdo
 		for (k in direct) {
 			r = relay[k]
 			if (!(k in hs) || !(r in hs) || ips[k] == "") continue
-			silent = (hs[k] > 0) ? now - hs[k] : now - since
+			silent = (hs[k] > 0) ? now - hs[k] : now - zero[k]
 			if (silent <= after[k] || !(k in prev) || prev[k] != rx[k]) continue
 			ips[r] = ips[r] ((ips[r] == "") ? "" : ",") ips[k]
 			print "fallback", direct[k], k, rname[k], r, ips[r], ((ep[k] == "(none)") ? "-" : ep[k]), silent, ((hs[k] > 0) ? "" : "never")

@@ -331,7 +331,8 @@ fn slurp_dir(dir: &Path, into: &mut Vec<u8>, names: &mut Vec<String>) {
 /// Done-when 2: No private key and no preshared key of any host appears in anything meshup
 /// received over SSH (every exec's stdout and stderr, captured by the transport's
 /// MESHUP_TRACE_RECEIVED hook), printed (plan text and JSON, apply with -vv and --stats,
-/// a drift diff touching secret lines) or wrote (the out dir, its HOME and TMPDIR).
+/// a drift diff touching secret lines) or wrote (the out dir, its HOME and TMPDIR), nor
+/// anything the host-side watchdog prints, traces or stores.
 #[test]
 fn apply_lab_secrets_never_reach_the_workstation() {
     require_lab!();
@@ -394,6 +395,22 @@ fn apply_lab_secrets_never_reach_the_workstation() {
         &env,
     ));
 
+    // The watchdog (installed by apply; busybox crond on these light hosts) reads no
+    // secret: a tick traced command by command (`sh -x`), its files and the crontab line.
+    let mut watchdog = Vec::new();
+    for h in hosts {
+        let tick = lab.host_exec(
+            h,
+            "sh -x /usr/local/lib/meshup/watchdog.sh /etc/wireguard/wg0.meshup-watch 2>&1;              cat /etc/wireguard/wg0.meshup-watch /etc/wireguard/wg0/watchdog.tick /etc/crontabs/root;              cat /etc/wireguard/wg0/fallback-* 2>/dev/null; true",
+        );
+        assert!(
+            tick.stdout.contains("wg show wg0 dump") && tick.stdout.contains("\nat="),
+            "{h}: {}",
+            tick.stdout
+        );
+        watchdog.extend_from_slice(tick.stdout.as_bytes());
+    }
+
     let received = std::fs::read(&trace).expect("the trace hook wrote nothing");
     let received_text = String::from_utf8_lossy(&received);
     // The hook captured real traffic: the gather output and the public keys.
@@ -436,6 +453,7 @@ fn apply_lab_secrets_never_reach_the_workstation() {
             ("received over SSH", &received),
             ("printed", &printed),
             ("written on the workstation", &written),
+            ("the watchdog showed or stored on its host", &watchdog),
         ] {
             assert!(
                 !hay.windows(value.len()).any(|w| w == value.as_bytes()),
