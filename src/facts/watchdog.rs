@@ -111,10 +111,8 @@ impl WatchdogFacts {
                         out.cron_lines.push((file.to_string(), text.to_string()));
                     }
                 }
-                "other" => {
-                    if !out.others.iter().any(|o| o == value) {
-                        out.others.push(value.to_string());
-                    }
+                "other" if !out.others.iter().any(|o| o == value) => {
+                    out.others.push(value.to_string());
                 }
                 "enabled" => out.timer_enabled = Some(value.to_string()),
                 "active" => out.timer_active = Some(value.to_string()),

@@ -274,7 +274,7 @@ fn apply_lab_guide_mesh_from_bare_hosts() {
     eprintln!("guide apply from bare hosts: {:?}", t.elapsed());
     for h in hosts {
         assert!(
-            run.stdout.contains(&format!("{h}  changed (7 changes)")),
+            run.stdout.contains(&format!("{h}  changed (10 changes)")),
             "{}",
             run.stdout
         );
@@ -401,7 +401,9 @@ fn apply_lab_secrets_never_reach_the_workstation() {
     for h in hosts {
         let tick = lab.host_exec(
             h,
-            "sh -x /usr/local/lib/meshup/watchdog.sh /etc/wireguard/wg0.meshup-watch 2>&1;              cat /etc/wireguard/wg0.meshup-watch /etc/wireguard/wg0/watchdog.tick /etc/crontabs/root;              cat /etc/wireguard/wg0/fallback-* 2>/dev/null; true",
+            "sh -x /usr/local/lib/meshup/watchdog.sh /etc/wireguard/wg0.meshup-watch 2>&1; \
+             cat /etc/wireguard/wg0.meshup-watch /etc/wireguard/wg0/watchdog.tick /etc/crontabs/root; \
+             cat /etc/wireguard/wg0/fallback-* 2>/dev/null; true",
         );
         assert!(
             tick.stdout.contains("wg show wg0 dump") && tick.stdout.contains("\nat="),

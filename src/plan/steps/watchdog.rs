@@ -416,3 +416,337 @@ pub fn watchdog_removal(settings: &MeshSettings, facts: &HostFacts, why: &str) -
     }
     vec![Decision::Change(step)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::HostFacts;
+    use crate::plan::tests::{GUIDE, all_converged, fixture, input, n};
+    use crate::plan::{FactsMap, Step, compute};
+
+    fn facts_of<'a>(facts: &'a mut FactsMap, node: &str) -> &'a mut HostFacts {
+        facts
+            .get_mut(&n(node))
+            .and_then(|f| f.as_mut().ok())
+            .expect("facts")
+    }
+
+    fn steps(f: &crate::plan::tests::Fixture, facts: &FactsMap, node: &str) -> Vec<Step> {
+        let (plan, _) = compute(&input(f, facts));
+        plan.host(&n(node))
+            .expect("host")
+            .steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Watchdog)
+            .cloned()
+            .collect()
+    }
+
+    /// The first line of a step's shell and its here-document.
+    fn heredoc(shell: &str) -> (&str, &str) {
+        let (first, rest) = shell.split_once('\n').expect("a here-document");
+        let delimiter = first
+            .rsplit("<<'")
+            .next()
+            .expect("delimiter")
+            .trim_end_matches('\'');
+        (first, rest.strip_suffix(delimiter).expect("ends with it"))
+    }
+
+    /// What the host holds once apply ran `steps` (as gather would read it back).
+    fn applied(mut w: WatchdogFacts, steps: &[Step]) -> WatchdogFacts {
+        for s in steps {
+            let word = |i: usize| s.shell.split_whitespace().nth(i).unwrap_or("").to_string();
+            match word(0).as_str() {
+                "mu_put_file" => {
+                    let (_, body) = heredoc(&s.shell);
+                    w.files.insert(word(1), body.to_string());
+                }
+                "mu_cron_line" => {
+                    let (_, body) = heredoc(&s.shell);
+                    w.cron_lines
+                        .push((word(1), body.trim_end_matches('\n').to_string()));
+                }
+                "mu_watchdog_timer" => {
+                    w.timer_enabled = Some("enabled".into());
+                    w.timer_active = Some("active".into());
+                }
+                other => panic!("unexpected step {other}: {}", s.shell),
+            }
+        }
+        w
+    }
+
+    /// Per init the host really runs: the files and timer apply installs (in order),
+    /// then, with them in place, no step: the second plan is empty.
+    #[test]
+    fn installs_for_the_hosts_own_timer_and_the_second_plan_is_empty() {
+        let f = fixture(GUIDE);
+        let watch = "/etc/wireguard/wg0.meshup-watch";
+        let cases: [(&str, bool, &str, Vec<&str>); 3] = [
+            (
+                "systemd",
+                true,
+                "timer=systemd\ncron=cron\ncron_d=yes\n",
+                vec![
+                    SCRIPT_PATH,
+                    watch,
+                    "/etc/systemd/system/meshup-watchdog-wg0.service",
+                    "/etc/systemd/system/meshup-watchdog-wg0.timer",
+                    "mu_watchdog_timer",
+                ],
+            ),
+            (
+                "Debian cron",
+                false,
+                "cron=cron\ncron_d=yes\n",
+                vec![SCRIPT_PATH, watch, "/etc/cron.d/meshup-watchdog-wg0"],
+            ),
+            (
+                "busybox crond",
+                false,
+                "cron=crond\ncrontabs=/etc/crontabs\n",
+                vec![SCRIPT_PATH, watch, "/etc/crontabs/root"],
+            ),
+        ];
+        for (what, systemd, section, want) in cases {
+            let mut facts = all_converged(&f);
+            let host = facts_of(&mut facts, "node-a");
+            host.init.systemd = systemd;
+            host.watchdog = WatchdogFacts::parse(section);
+            let first = steps(&f, &facts, "node-a");
+            let got: Vec<String> = first
+                .iter()
+                .map(|s| {
+                    let mut w = s.shell.split_whitespace();
+                    let (func, arg) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+                    if func == "mu_watchdog_timer" {
+                        func
+                    } else {
+                        arg
+                    }
+                    .to_string()
+                })
+                .collect();
+            assert_eq!(got, want, "{what}");
+            assert!(
+                first
+                    .iter()
+                    .all(|s| s.phase() == crate::plan::Phase::Converge)
+            );
+            let all = first.iter().map(|s| s.shell.as_str()).collect::<String>();
+            assert!(
+                all.contains(
+                    "/bin/sh /usr/local/lib/meshup/watchdog.sh /etc/wireguard/wg0.meshup-watch"
+                ),
+                "{what}: {all}"
+            );
+            if !systemd {
+                // Cron ticks once a minute: twice, 30 s apart.
+                assert!(
+                    all.contains(">/dev/null 2>&1; sleep 30; /bin/sh"),
+                    "{what}: {all}"
+                );
+            } else {
+                assert!(
+                    all.contains("OnUnitActiveSec=30s\nAccuracySec=1s\n"),
+                    "{all}"
+                );
+                assert!(all.contains("WantedBy=timers.target"), "{all}");
+            }
+            let host = facts_of(&mut facts, "node-a");
+            host.watchdog = applied(host.watchdog.clone(), &first);
+            assert_eq!(steps(&f, &facts, "node-a"), [], "{what}: second plan");
+            let (plan, _) = compute(&input(&f, &facts));
+            let unchanged = &plan.host(&n("node-a")).expect("host").unchanged;
+            assert!(
+                unchanged
+                    .iter()
+                    .any(|u| u.starts_with("watchdog of wg0 installed (")),
+                "{what}: {unchanged:?}"
+            );
+        }
+        // No timer at all: a warning, nothing installed.
+        let mut facts = all_converged(&f);
+        facts_of(&mut facts, "node-a").watchdog = WatchdogFacts::parse("crontabs=/etc/crontabs\n");
+        assert_eq!(steps(&f, &facts, "node-a"), []);
+        let (plan, _) = compute(&input(&f, &facts));
+        let warnings = &plan.host(&n("node-a")).expect("host").warnings;
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("no timer on this host")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn the_interval_sets_the_timer_and_the_cron_line() {
+        assert_eq!(cron_period(10), 30);
+        assert_eq!(cron_period(30), 30);
+        assert_eq!(cron_period(60), 60);
+        assert_eq!(cron_period(90), 120);
+        assert_eq!(cron_period(3600), 3600);
+        let f = fixture(&GUIDE.replace(
+            "  preshared_keys: true\n",
+            "  preshared_keys: true\n  watchdog: { interval: 5m }\n",
+        ));
+        let (when, cmd) = cron_command(&f.mesh.settings, 300);
+        assert_eq!(when, "*/5 * * * *");
+        assert!(!cmd.contains("sleep"), "{cmd}");
+        let (when, _) = cron_command(&f.mesh.settings, 3600);
+        assert_eq!(when, "0 * * * *");
+        let (_, timer) = units(&f.mesh.settings, 300);
+        assert!(
+            timer.contains("OnBootSec=300s\nOnUnitActiveSec=300s\n"),
+            "{timer}"
+        );
+    }
+
+    /// `watchdog: false` and `state: absent` remove the timer, the files and the state;
+    /// the shared script only when no other interface has a watchdog.
+    #[test]
+    fn off_and_absent_remove_it_and_the_script_only_when_unshared() {
+        let installed = "timer=systemd\nfile=/usr/local/lib/meshup/watchdog.sh\nline=x\n\
+            file=/etc/wireguard/wg0.meshup-watch\nline=iface wg0\n\
+            file=/etc/systemd/system/meshup-watchdog-wg0.timer\nline=[Timer]\n\
+            enabled=enabled\nactive=active\ntick_age=3\n";
+        let f = fixture(&GUIDE.replace(
+            "  preshared_keys: true\n",
+            "  preshared_keys: true\n  watchdog: false\n",
+        ));
+        let cases = [
+            (
+                installed.to_string(),
+                Some(
+                    "mu_watchdog_remove wg0 /etc/wireguard/wg0.meshup-watch /usr/local/lib/meshup/watchdog.sh",
+                ),
+            ),
+            (
+                format!("{installed}other=wg1\n"),
+                Some("mu_watchdog_remove wg0 /etc/wireguard/wg0.meshup-watch"),
+            ),
+            (
+                "timer=systemd\nfile=/usr/local/lib/meshup/watchdog.sh\nline=x\n".into(),
+                Some(
+                    "mu_watchdog_remove wg0 /etc/wireguard/wg0.meshup-watch /usr/local/lib/meshup/watchdog.sh",
+                ),
+            ),
+            (
+                "timer=systemd\nfile=/usr/local/lib/meshup/watchdog.sh\nline=x\nother=wg1\n".into(),
+                None,
+            ),
+            ("timer=systemd\n".into(), None),
+            (
+                "cron=crond\ncronline=/etc/crontabs/root * * * * * x # meshup-watchdog wg0\n"
+                    .into(),
+                Some("mu_watchdog_remove wg0 /etc/wireguard/wg0.meshup-watch"),
+            ),
+        ];
+        for (section, want) in cases {
+            let mut facts = all_converged(&f);
+            facts_of(&mut facts, "node-a").watchdog = WatchdogFacts::parse(&section);
+            let got = steps(&f, &facts, "node-a");
+            match want {
+                Some(shell) => {
+                    assert_eq!(got.len(), 1, "{section}");
+                    assert_eq!(got[0].shell, shell, "{section}");
+                    assert_eq!(got[0].action, Action::Delete);
+                    assert_eq!(got[0].reason, "`mesh.watchdog` is false");
+                }
+                None => assert_eq!(got, [], "{section}"),
+            }
+            let host = facts_of(&mut facts, "node-a");
+            let removal = watchdog_removal(
+                &f.mesh.settings,
+                host,
+                "node is marked `state: absent` in the inventory",
+            );
+            assert_eq!(
+                removal.iter().filter_map(Decision::step).count(),
+                usize::from(want.is_some()),
+                "{section}"
+            );
+        }
+    }
+
+    /// The watch file: a peer with a DNS-name endpoint, and a NAT peer reached directly
+    /// with the relay that carries it otherwise; keys learned in this run are tokens.
+    #[test]
+    fn the_watch_file_lists_dns_endpoints_and_direct_pairs() {
+        let text = GUIDE.replace("198.51.100.20:51820", "node-b.example.net:51820")
+            + "  - name: node-d\n    address: 10.10.0.4\n";
+        let mut f = fixture(&text);
+        let direct = std::collections::BTreeMap::from([
+            ((n("node-c"), n("node-d")), "100.64.0.4:51820".to_string()),
+            ((n("node-d"), n("node-c")), "100.64.0.3:51820".to_string()),
+        ]);
+        f.mesh = f.mesh.clone().with_direct_nat(direct);
+        let relay = f
+            .mesh
+            .node(&n("node-c"))
+            .and_then(|s| s.relay.clone())
+            .expect("a relay");
+        let mut facts = all_converged(&f);
+        facts_of(&mut facts, "node-c").watchdog =
+            WatchdogFacts::parse("cron=crond\ncrontabs=/etc/crontabs\n");
+        let (plan, keys) = compute(&input(&f, &facts));
+        let step = plan
+            .host(&n("node-c"))
+            .expect("host")
+            .steps
+            .iter()
+            .find(|s| {
+                s.shell
+                    .starts_with("mu_put_file /etc/wireguard/wg0.meshup-watch")
+            })
+            .cloned()
+            .expect("the watch file step");
+        let key = |node: &str| keys.get(&n(node)).map(|k| k.to_string()).expect("key");
+        let (first, body) = heredoc(&step.shell);
+        assert_eq!(
+            first,
+            "mu_put_file /etc/wireguard/wg0.meshup-watch 644 <<'MESHUP_EOF_0'"
+        );
+        assert_eq!(
+            body,
+            format!(
+                "# meshup watchdog of wg0, written by meshup apply (public keys, names, endpoints: no secret)\n\
+                 iface wg0\nstate /etc/wireguard/wg0\ninterval 30\n\
+                 dns node-b {} node-b.example.net 51820\n\
+                 direct node-d {} {relay} {} 135\n",
+                key("node-b"),
+                key("node-d"),
+                key(relay.as_str()),
+            )
+        );
+        // node-d's key not known yet (provisioned in this run): a token apply fills in.
+        let mut facts = all_converged(&f);
+        facts_of(&mut facts, "node-c").watchdog =
+            WatchdogFacts::parse("cron=crond\ncrontabs=/etc/crontabs\n");
+        facts.insert(n("node-d"), Ok(crate::plan::tests::fresh()));
+        let (plan, _) = compute(&input(&f, &facts));
+        let step = plan
+            .host(&n("node-c"))
+            .expect("host")
+            .steps
+            .iter()
+            .find(|s| {
+                s.shell
+                    .starts_with("mu_put_file /etc/wireguard/wg0.meshup-watch")
+            })
+            .cloned()
+            .expect("the watch file step");
+        assert!(
+            step.shell
+                .starts_with("mu_put_file /etc/wireguard/wg0.meshup-watch 644 pubkeys <<"),
+            "{}",
+            step.shell
+        );
+        assert!(
+            step.shell.contains("direct node-d <pubkey:node-d> "),
+            "{}",
+            step.shell
+        );
+    }
+}
