@@ -148,7 +148,7 @@ impl WatchdogFacts {
 mod tests {
     use super::*;
 
-    /// A systemd host's section, as gather prints it (captured from a lab host).
+    /// A systemd host's section in the form gather prints it.
     const SYSTEMD: &str = "timer=systemd\n\
         cron_d=yes\n\
         file=/usr/local/lib/meshup/watchdog.sh\n\
