@@ -35,6 +35,8 @@ pub fn activation(h: &HostInput<'_>, config_changed: bool) -> Vec<Decision> {
     if config_changed || live_drift {
         let reason = if config_changed {
             "the running interface gets the new config without a restart (one `wg set` of what differs)"
+        } else if !facts.watchdog.fallbacks.is_empty() {
+            "the running interface differs from its config: the watchdog moved a dead direct path to its relay"
         } else {
             "the running interface differs from its config (changed by hand?)"
         };
