@@ -393,8 +393,8 @@ mu_watchdog() {
 		printf 'enabled=%s\n' "$(systemctl is-enabled "meshup-watchdog-$MU_IF.timer" 2>/dev/null)"
 		printf 'active=%s\n' "$(systemctl is-active "meshup-watchdog-$MU_IF.timer" 2>/dev/null)"
 	fi
-	if [ -r "$MU_KEYDIR/watchdog.tick" ]; then
-		mu_at=$(sed -n 's/^at=//p' "$MU_KEYDIR/watchdog.tick")
+	if [ -r "/run/meshup-watchdog-$MU_IF.tick" ]; then
+		mu_at=$(sed -n 's/^at=//p' "/run/meshup-watchdog-$MU_IF.tick")
 		[ -n "$mu_at" ] && printf 'tick_age=%s\n' "$(($(date +%s) - mu_at))"
 	fi
 	for mu_f in "$MU_KEYDIR"/fallback-*; do

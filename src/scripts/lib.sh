@@ -817,7 +817,7 @@ mu_watchdog_remove() {
 	if [ -f "$mu_u.timer" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
 		mu_run timer "systemctl disable --now meshup-watchdog-$1.timer"
 	fi
-	rm -f "$mu_u.timer" "$mu_u.service" "/etc/cron.d/meshup-watchdog-$1" "$2" "$D/$1/watchdog.tick" "$D/$1"/fallback-* "$D/$1"/.fallback-*
+	rm -f "$mu_u.timer" "$mu_u.service" "/etc/cron.d/meshup-watchdog-$1" "$2" "/run/meshup-watchdog-$1.tick" "$D/$1"/fallback-* "$D/$1"/.fallback-*
 	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then systemctl daemon-reload >/dev/null 2>&1; fi
 	for mu_f in /etc/crontabs/root /var/spool/cron/crontabs/root; do
 		if [ -f "$mu_f" ] && grep -q "# meshup-watchdog $1\$" "$mu_f"; then

@@ -12,7 +12,7 @@
 # fields separated by single spaces, `#` lines are comments:
 #   iface IFACE                          the interface (first record)
 #   state DIR                            its state dir, <config_dir>/<iface> (fallback
-#                                        records and the tick stamp go there)
+#                                        records go there)
 #   interval SECONDS                     how often the timer runs a tick
 #   dns NAME KEY HOST PORT               peer NAME (public key KEY) has the DNS-name
 #                                        endpoint HOST:PORT in the inventory
@@ -38,7 +38,9 @@
 #   silent=SECONDS` (meshup's gather reads it; the plan shows it and the next apply
 #   punches again; the config, still naming the direct path, comes back at the next start).
 # - The tick's time, each direct entry's received bytes and, for one without a handshake
-#   yet, when a tick first saw it so, go to DIR/watchdog.tick.
+#   yet, when a tick first saw it so, go to /run/meshup-watchdog-IFACE.tick (runtime
+#   state: the counters start again with the interface; nothing written under /etc
+#   while all is well).
 # A tick while a meshup run holds the interface (/run/meshup-IFACE.lock) does nothing.
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -71,7 +73,7 @@ wd_log() {
 
 # One awk over the watch file and the peer lines of the dump decides everything; the
 # healthy case ends here with no further process.
-wd_todo=$(wg show "$IF" dump 2>/dev/null | awk -v watch="$W" -v tick="$S/watchdog.tick" -v now="$(date +%s)" '
+wd_todo=$(wg show "$IF" dump 2>/dev/null | awk -v watch="$W" -v tick="/run/meshup-watchdog-$IF.tick" -v now="$(date +%s)" '
 	BEGIN {
 		FS = "\t"
 		while ((getline line < watch) > 0) {

@@ -404,7 +404,7 @@ fn apply_lab_secrets_never_reach_the_workstation() {
         let tick = lab.host_exec(
             h,
             "sh -x /usr/local/lib/meshup/watchdog.sh /etc/wireguard/wg0.meshup-watch 2>&1; \
-             cat /etc/wireguard/wg0.meshup-watch /etc/wireguard/wg0/watchdog.tick /etc/crontabs/root; \
+             cat /etc/wireguard/wg0.meshup-watch /run/meshup-watchdog-wg0.tick /etc/crontabs/root; \
              cat /etc/wireguard/wg0/fallback-* 2>/dev/null; true",
         );
         assert!(

@@ -47,7 +47,7 @@ fn traces(lab: &Lab, host: &str) -> String {
         host,
         &format!(
             "ls -d {SCRIPT} {WATCH} /etc/systemd/system/meshup-watchdog-* /etc/cron.d/meshup-watchdog-* \
-             /etc/wireguard/wg0/watchdog.tick /etc/wireguard/wg0/fallback-* 2>/dev/null; \
+             /run/meshup-watchdog-wg0.tick /etc/wireguard/wg0/fallback-* 2>/dev/null; \
              grep -h meshup-watchdog /etc/crontabs/root 2>/dev/null; true"
         ),
     )
@@ -206,7 +206,7 @@ fn watchdog_lab_absent_and_off_remove_it() {
             &format!("a tick on {host}"),
             Duration::from_secs(90),
             || {
-                lab.host_exec(host, "grep -q '^at=' /etc/wireguard/wg0/watchdog.tick")
+                lab.host_exec(host, "grep -q '^at=' /run/meshup-watchdog-wg0.tick")
                     .ok()
             },
         );
