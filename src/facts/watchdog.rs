@@ -135,11 +135,12 @@ impl WatchdogFacts {
         self.files.get(path).map(String::as_str)
     }
 
-    /// Anything of this interface's watchdog is on the host.
+    /// Anything of this interface's watchdog is on the host (its last tick's stamp in
+    /// /run aside: a tick already under way when the watchdog is removed may leave one,
+    /// and it goes with the next boot).
     pub fn installed(&self) -> bool {
         self.files.keys().any(|f| !f.ends_with("/watchdog.sh"))
             || !self.cron_lines.is_empty()
-            || self.tick_age.is_some()
             || !self.fallbacks.is_empty()
     }
 }

@@ -58,7 +58,7 @@ while read -r wd_k wd_v _; do
 	esac
 	[ -n "$IF" ] && [ -n "$S" ] && break
 done <"$W"
-[ -n "$IF" ] && [ -n "$S" ] && [ -d "$S" ] || exit 0
+[ -n "$IF" ] && [ -n "$S" ] && [ -d "$S" ] && [ -e "/sys/class/net/$IF" ] || exit 0
 # A meshup run that holds this interface changes it now: this tick stays out of its way.
 if [ -r "/run/meshup-$IF.lock" ]; then
 	read -r wd_line <"/run/meshup-$IF.lock" || wd_line=

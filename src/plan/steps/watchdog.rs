@@ -670,6 +670,83 @@ mod tests {
         }
     }
 
+    /// Runs `step` with the apply library under `sh -s` (as apply does), state in `dir`.
+    fn run_lib(dir: &std::path::Path, pubkeys: &str, step: &str) -> (bool, String) {
+        use std::io::Write as _;
+        let script = scripts::Values::new()
+            .set("MU_DIR", &dir.join("wg").display().to_string())
+            .set("MU_IF", "wg0")
+            .set("MU_RUNDIR", &dir.display().to_string())
+            .set("MU_PUBKEYS", pubkeys)
+            .before(&format!("{}{step}\n", scripts::APPLY_LIB));
+        let mut child = std::process::Command::new("sh")
+            .arg("-s")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("script");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    /// `mu_put_file` fills learned keys (a line with an unknown one is left out), writes
+    /// with the mode and does not rewrite an unchanged file; `mu_cron_line` keeps the
+    /// crontab's other lines, replaces its own and removes it on empty input.
+    #[test]
+    fn the_library_writes_files_and_crontab_lines() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("etc/watch");
+        let path = file.display().to_string();
+        let body = "iface wg0\ndirect a <pubkey:node-a> r <pubkey:relay> 135\ndirect b <pubkey:node-b> r <pubkey:relay> 135\n";
+        let write = scripts::call_with_stdin(&format!("mu_put_file {path} 644 pubkeys"), body);
+        let (ok, out) = run_lib(dir.path(), "node-a=AAA= relay=RRR=", &write);
+        assert!(ok, "{out}");
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("read"),
+            "iface wg0\ndirect a AAA= r RRR= 135\n"
+        );
+        let meta = std::fs::metadata(&file).expect("stat");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        let (ok, out) = run_lib(dir.path(), "node-a=AAA= relay=RRR=", &write);
+        assert!(ok, "{out}");
+        assert_eq!(
+            std::fs::metadata(&file).expect("stat").ino(),
+            meta.ino(),
+            "not rewritten"
+        );
+
+        let tab = dir.path().join("crontabs/root");
+        let tab_s = tab.display().to_string();
+        std::fs::create_dir_all(tab.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&tab, "0 3 * * * backup\n* * * * * old # meshup-watchdog wg0\n* * * * * x # meshup-watchdog wg1\n").expect("write");
+        let call = scripts::call("mu_cron_line", &[&tab_s, "# meshup-watchdog wg0"]);
+        let line = "* * * * * new # meshup-watchdog wg0";
+        let (ok, out) = run_lib(dir.path(), "", &scripts::call_with_stdin(&call, line));
+        assert!(ok, "{out}");
+        assert_eq!(
+            std::fs::read_to_string(&tab).expect("read"),
+            format!("0 3 * * * backup\n* * * * * x # meshup-watchdog wg1\n{line}\n")
+        );
+        let (ok, out) = run_lib(dir.path(), "", &format!("{call} </dev/null"));
+        assert!(ok, "{out}");
+        assert_eq!(
+            std::fs::read_to_string(&tab).expect("read"),
+            "0 3 * * * backup\n* * * * * x # meshup-watchdog wg1\n"
+        );
+    }
+
     /// The watch file: a peer with a DNS-name endpoint, and a NAT peer reached directly
     /// with the relay that carries it otherwise; keys learned in this run are tokens.
     #[test]
