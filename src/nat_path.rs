@@ -401,7 +401,21 @@ fn decide(
                 .filter(|m| m.mapping != Mapping::EndpointIndependent)
                 .map(|m| m.describe())
                 .collect();
-            pair.why = format!("{}: no punching, the relay stays", blame.join("; "));
+            // Not seen yet by two public nodes (the pair was just brought up): a
+            // NAT node with a keepalive speaks to each public node within moments, so
+            // the next run has the evidence.
+            let unknown = [ma, mb]
+                .iter()
+                .flatten()
+                .all(|m| m.mapping != Mapping::Symmetric);
+            pair.why = if unknown {
+                format!(
+                    "{}: the relay for now; the next apply punches once both have spoken to two public nodes",
+                    blame.join("; ")
+                )
+            } else {
+                format!("{}: no punching, the relay stays", blame.join("; "))
+            };
         }
     }
     pair

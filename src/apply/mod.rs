@@ -1,6 +1,7 @@
 //! `meshup plan` and `meshup apply`: gather facts through the [`Session`], compute the
 //! [`Plan`], show it, and (apply) send exactly its steps: one SSH exec per host for the
 //! prepare steps (install, keys, preshared keys), then one for the converge steps.
+pub mod hold;
 pub mod phase;
 pub mod planning;
 pub mod punch;
@@ -125,6 +126,9 @@ pub struct ApplyOptions {
     pub rotate_psk: bool,
     /// Exit 2 when changes were applied (0: none were needed, 1: a failure).
     pub detailed_exitcode: bool,
+    /// How long to wait for another run that holds a host this run changes (`None`:
+    /// report it and stop at once).
+    pub wait_lock: Option<Duration>,
 }
 
 fn host_names(session: &Session) -> Vec<&str> {
@@ -234,14 +238,43 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     let progress = Progress::new(host_names(&session), verbose);
     let t = Instant::now();
     options.rotate.resolve(&session)?;
-    let gather = Gather::run(&session, &progress, &options.rotate, true);
+    let (gather, held) = hold_every_host(&session, &progress, options);
     report.phase("connect + gather", t);
     progress.clear();
     drop(progress);
-    let input = gather.input(&session, options.rotate_psk);
-    let planner = Planner::new(&input);
     // --quiet (which needs --yes): no plan, and of the recap only the failures.
     let quiet = ui::console::quiet();
+    if let Some(held) = held {
+        let plan = hold::held_plan(&session, &gather.gathered.facts, &held);
+        if !quiet {
+            let mut text: String = plan
+                .hosts
+                .iter()
+                .map(|h| ui::render_host(h, verbose))
+                .collect();
+            text.push_str(&ui::render_summary(&plan, &options.session.inventory));
+            print!("{text}");
+        }
+        let recap = Recap {
+            outcomes: plan
+                .hosts
+                .iter()
+                .map(|h| (h.node.clone(), HostOutcome::planned(h)))
+                .collect(),
+        };
+        print!(
+            "{}",
+            if quiet {
+                recap.render_failures()
+            } else {
+                recap.render()
+            }
+        );
+        session.close(gather.gathered.sessions);
+        return Ok(ExitCode::from(1));
+    }
+    let input = gather.input(&session, options.rotate_psk);
+    let planner = Planner::new(&input);
     let plan = if quiet {
         plan_hosts(&planner, |_| {})
     } else {
@@ -298,6 +331,47 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(recap.exit_code())
+}
+
+/// Gathers while holding every host the run may change: when another run holds one,
+/// gives back what it took and, with `--wait-lock`, tries again until that run is done
+/// (or the time is up). Returns the gather and, when the run could not hold every host,
+/// the hosts another run holds.
+fn hold_every_host(
+    session: &Session,
+    progress: &Progress,
+    options: &ApplyOptions,
+) -> (Gather, Option<BTreeMap<NodeName, HostError>>) {
+    let deadline = options.wait_lock.map(|d| Instant::now() + d);
+    let mut tries = 0;
+    loop {
+        let gather = Gather::run(session, progress, &options.rotate, true);
+        let Some(held) = hold::not_held(session, &gather.gathered.facts) else {
+            return (gather, None);
+        };
+        session.release_holds(&gather.gathered);
+        tries += 1;
+        // Held by nobody now: the other run let go between this run's holds.
+        let free_now = held.is_empty() && tries < 3;
+        if !free_now && deadline.is_none_or(|d| Instant::now() >= d) {
+            return (gather, Some(held));
+        }
+        if !held.is_empty() {
+            let holders: Vec<String> = held.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+            progress.println(format!(
+                "waiting for another meshup run ({} left of --wait-lock): {}",
+                deadline
+                    .map(|d| format!(
+                        "{} s",
+                        d.saturating_duration_since(Instant::now()).as_secs()
+                    ))
+                    .unwrap_or_default(),
+                holders.join("; ")
+            ));
+        }
+        session.close(gather.gathered.sessions);
+        std::thread::sleep(hold::retry_pause());
+    }
 }
 
 /// Writes the generated clients' configs (mode 600, beside the inventory) with the

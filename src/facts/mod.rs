@@ -39,7 +39,7 @@ use serde::Serialize;
 
 pub use commands::{Commands, PackageManager};
 pub use config::CurrentConfig;
-pub use files::{FileFacts, LockHolder};
+pub use files::{FileFacts, Hold, LockHolder};
 pub use firewall::FirewallFacts;
 pub use firewalld::{FirewalldFacts, FirewalldMeshup, FirewalldZone};
 pub use hosts_file::{HostsFileFacts, HostsFileKind};
