@@ -262,7 +262,7 @@ fn decide(
         return pair;
     };
     if ka.is_none() || kb.is_none() {
-        pair.why = "a key is not known yet (the node is provisioned in this run)".into();
+        pair.why = "a key is not known yet (the node is provisioned in this run): the relay for now; the next apply punches once both have spoken to two public nodes".into();
         return pair;
     }
     let fresh = |e: &Option<(String, Option<u64>)>| {
