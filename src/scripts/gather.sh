@@ -5,8 +5,9 @@
 # Output: "@@meshup:gather:v1", then per section "@@meshup:section:NAME", its body
 # (any body line starting with "@@" gets one more "@" so it can never look like a
 # marker), "@@meshup:status:NAME:RC", and finally "@@meshup:done".
-# No secret is ever printed: key files are only read by `wg pubkey`, `grep -q` and awk,
-# which prints tokens in their place.
+# No secret is ever printed: key files are only read by `wg pubkey`, `grep -q`, awk,
+# which prints tokens in their place, and `sha256sum` (a digest prefix); live preshared
+# keys go from `wg show` through shell variables and a pipe into sha256sum.
 LC_ALL=C
 export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH

@@ -167,6 +167,67 @@ fn probe_and_gather_scripts_run_in_real_shells_and_their_parsers_find_their_sect
     }
 }
 
+/// verify's gather hashes the live preshared keys on the host exactly like the key files
+/// (a `wg` shell function stands in for the interface): equal keys give equal digests,
+/// "none" where the interface runs none, and no key in the output, in every shell.
+#[test]
+fn gather_hashes_live_preshared_keys_like_the_files_and_prints_no_key() {
+    let psk = "kS0tQk6a2Fq9o1V8lW3nZx7cYb5dRe4gHj2mNp6rTu8=";
+    let other = "x9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa9Z8Y7X6=";
+    let (peer_b, peer_c) = (
+        "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=",
+        "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCA=",
+    );
+    let peer_d = "DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDA=";
+    let dir = tempfile::tempdir().expect("tmp");
+    let keydir = dir.path().join("wg0");
+    std::fs::create_dir(&keydir).expect("key dir");
+    std::fs::write(keydir.join("psk-node-b.key"), format!("{psk}\n")).expect("psk file");
+    std::fs::write(keydir.join("psk-node-c.key"), format!("{psk}\n")).expect("psk file");
+    let params = facts::GatherParams::new(
+        "wg0",
+        dir.path().to_str().expect("utf-8"),
+        51820,
+        &["node-b".to_owned(), "node-c".to_owned()],
+    )
+    .expect("params")
+    .with_live_psks();
+    // node-b runs the file's key, node-c another one, node-d none.
+    let fake_wg = format!(
+        "wg() {{ if [ \"$*\" = 'show wg0 preshared-keys' ]; then printf '%s\\t%s\\n' {peer_b} {psk} {peer_c} {other} {peer_d} '(none)'; else return 1; fi; }}\n"
+    );
+    let script = format!("{fake_wg}{}", facts::gather_script(&params));
+    let shells: [&[&str]; 3] = [&["dash", "-s"], &["bash", "-s"], &["busybox", "sh", "-s"]];
+    for shell in shells {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let Some(output) = run_isolated(shell, &script, tmp.path()) else {
+            eprintln!("skipped: cannot create a network namespace here");
+            return;
+        };
+        assert!(
+            !output.contains(psk) && !output.contains(other),
+            "{shell:?}: a key in the output"
+        );
+        let keys = facts::parse(&output).expect("facts").keys;
+        let file = keys.psk_digests.get("node-b").expect("file digest");
+        let live = |k: &str| keys.live_psk_digests.get(&k.parse().expect("key")).cloned();
+        assert_eq!(
+            live(peer_b),
+            Some(Some(file.clone())),
+            "{shell:?}: {output}"
+        );
+        assert!(
+            matches!(live(peer_c), Some(Some(d)) if d != *file),
+            "{shell:?}: {output}"
+        );
+        assert_eq!(live(peer_d), Some(None), "{shell:?}: {output}");
+    }
+    // Plan's and apply's gather does not read the live keys.
+    let sets_live = |script: &str| script.lines().any(|l| l.starts_with("MU_PSK_LIVE="));
+    let plain = facts::GatherParams::new("wg0", "/etc/wireguard", 51820, &[]).expect("params");
+    assert!(sets_live(&script) && !sets_live(&facts::gather_script(&plain)));
+}
+
 /// The one-process pinger (src/scripts/ping.pl) against loopback in an empty network
 /// namespace: replies, a DF packet above the MTU refused locally, an address nobody
 /// answers; every result in the shape `ping::parse` reads.
