@@ -81,6 +81,7 @@ impl Outputs {
         assert_eq!(text.code, Some(1), "{what}: exit 1\n{}", text.stdout);
         let json = self.run(lab, &["verify", "--format", "json", "-vv"]);
         assert_eq!(json.code, Some(1), "{what}: exit 1 (json)\n{}", json.stdout);
+        eprintln!("{what}:\n{}", text.stdout);
         let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("verify JSON");
         (text.stdout, diagnoses(&report))
     }
