@@ -1,11 +1,13 @@
 # meshup gather script (read-only). POSIX sh: dash, bash, busybox ash.
 # The Rust side prepends MU_IF, MU_DIR, MU_PORT and MU_PEERS (validated, shell-quoted),
-# and for apply MU_RUN and MU_RUN_BY (the run's lock: mu_hold); hold.sh comes first.
+# for apply MU_RUN and MU_RUN_BY (the run's lock: mu_hold), for verify MU_PSK_LIVE (the
+# live preshared keys' digests, in mu_keys); hold.sh comes first.
 # Output: "@@meshup:gather:v1", then per section "@@meshup:section:NAME", its body
 # (any body line starting with "@@" gets one more "@" so it can never look like a
 # marker), "@@meshup:status:NAME:RC", and finally "@@meshup:done".
-# No secret is ever printed: key files are only read by `wg pubkey`, `grep -q` and awk,
-# which prints tokens in their place.
+# No secret is ever printed: key files are only read by `wg pubkey`, `grep -q`, awk,
+# which prints tokens in their place, and `sha256sum` (a digest prefix); live preshared
+# keys go from `wg show` through shell variables and a pipe into sha256sum.
 LC_ALL=C
 export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -107,6 +109,19 @@ mu_keys() {
 		if [ "$s" = valid ] && mu_has sha256sum; then d=" $(tr -d ' \n' <"$f" | sha256sum | cut -c1-16)"; fi
 		printf 'psk=%s %s%s\n' "$p" "$s" "$d"
 	done
+	# verify's gather (MU_PSK_LIVE): the preshared key the interface runs with each peer,
+	# hashed here the same way, so the two sides' live keys compare too. `wg show` writes
+	# the keys into the pipe and printf is a builtin: no key is ever in an argv.
+	if [ -n "${MU_PSK_LIVE-}" ] && mu_has wg && mu_has sha256sum; then
+		wg show "$MU_IF" preshared-keys 2>/dev/null | while IFS='	' read -r mu_pk mu_psk; do
+			mu_d=none
+			if [ "$mu_psk" != '(none)' ]; then
+				mu_d=$(printf '%s' "$mu_psk" | sha256sum)
+				mu_d=${mu_d%"${mu_d#????????????????}"}
+			fi
+			printf 'psk_live=%s %s\n' "$mu_pk" "$mu_d"
+		done
+	fi
 }
 
 mu_files() {

@@ -36,3 +36,4 @@ mod vagrant;
 mod verify;
 mod verify_cli;
 mod verify_metrics;
+mod verify_secrets_lab;
