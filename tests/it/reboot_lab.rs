@@ -1,0 +1,303 @@
+//! It comes back by itself (DESIGN rule 14): after a power cycle of every host
+//! (`tests/lab/lab reboot`: every process killed, links, rulesets, net.* sysctls and /run
+//! lost, the disk kept, booted again by the host's own systemd) the mesh is healthy again
+//! with no meshup run, on every firewall backend. Systemd flavour, mixed scenario: pub-1
+//! runs nftables (policy drop, its ruleset in /etc/nftables.conf loaded by nftables.service),
+//! pub-2 ufw (deny incoming and routed), pub-3 firewalld (default zone drop) and relays the
+//! NAT pair, gw (the subnet router) runs iptables + ip6tables (INPUT and FORWARD DROP)
+//! persisted by Debian's loader (iptables-persistent); the mesh ACL is on (web → db
+//! 5432/tcp), names are in /etc/hosts and a second mesh (wg1, 10.20.0.0/24, port 51821)
+//! joins pub-1 and gw. Real: systemd boots, units (wg-quick@, nftables, ufw, firewalld,
+//! netfilter-persistent, systemd-sysctl), the loaders' files, wireguard-go, the firewalls.
+//! Emulated: the power cycle (shared kernel, see tests/lab/README.md "reboot").
+//! Needs root; `MESHUP_SKIP_LAB=1` skips it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::acl_lab::{ACL, MIXED_GROUPS, with_groups};
+use crate::firewall_lab::{
+    FIREWALLD_DROP, IPTABLES_DROP, NFT_TWO_TABLES, UFW_DENY, inventory, line_diff, rules,
+};
+use crate::support_lab::{Lab, apply_ok, assert_no_changes, lab_command, meshup, path_str};
+
+const HOSTS: [&str; 6] = ["gw", "nat-1", "nat-2", "pub-1", "pub-2", "pub-3"];
+/// The hosts of the second mesh.
+const WG1_HOSTS: [&str; 2] = ["pub-1", "gw"];
+/// The hosts that forward (the NAT pair's relay, the subnet router).
+const FORWARDERS: [&str; 2] = ["pub-3", "gw"];
+/// The host whose iptables rules Debian's loader restores.
+const IPTABLES_HOST: &str = "gw";
+/// meshup's ACL table, as `nft` lists it without handles or counters.
+const ACL_TABLE: &str = "nft -s list table inet meshup-wg0";
+/// How long after sshd answers again both meshes must verify healthy (the issue's bound).
+const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
+
+/// The host's own firewall, set up the way its admin would, so that it comes back at boot.
+fn firewall_setup(host: &str) -> Option<String> {
+    match host {
+        // The ruleset in the file nftables.service loads (Debian's starts with a flush).
+        "pub-1" => Some(format!(
+            "printf '#!/usr/sbin/nft -f\\nflush ruleset\\n' > /etc/nftables.conf\n{}\n\
+             systemctl enable nftables && systemctl restart nftables",
+            NFT_TWO_TABLES.replacen("nft -f -", "cat >> /etc/nftables.conf", 1)
+        )),
+        "pub-2" => Some(UFW_DENY.to_string()),
+        "pub-3" => Some(FIREWALLD_DROP.to_string()),
+        // Debian's loader for iptables rules, from the lab mirror; the rules saved for it.
+        "gw" => Some(format!(
+            "apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -q -y \
+             install iptables-persistent >/dev/null && {{ {IPTABLES_DROP}; }} && \
+             netfilter-persistent save"
+        )),
+        _ => None,
+    }
+}
+
+/// The lab's inventory restricted to `hosts` as a second mesh: wg1, 10.20.0.0/24, port
+/// 51821, no subnets (wg0 routes the LAN), no /etc/hosts names (wg0 has them).
+fn second_mesh(lab: &Lab, hosts: &[&str]) -> PathBuf {
+    let text = std::fs::read_to_string(lab.inventory()).expect("lab inventory");
+    let (head, nodes) = text.split_once("nodes:\n").expect("nodes:");
+    let mut out = head
+        .replace("interface: wg0", "interface: wg1")
+        .replace("10.10.0.0/24", "10.20.0.0/24")
+        .replace(
+            "listen_port: 51820",
+            "listen_port: 51821\n  hosts_file: false",
+        );
+    out.push_str("nodes:\n");
+    for block in nodes.split("  - name: ").skip(1) {
+        let name = block.lines().next().unwrap_or_default();
+        if !hosts.contains(&name) {
+            continue;
+        }
+        out.push_str("  - name: ");
+        for line in block.lines() {
+            if !line.contains("subnets:") && !line.contains("probe:") {
+                out.push_str(
+                    &line
+                        .replace("10.10.0.", "10.20.0.")
+                        .replace(":51820", ":51821"),
+                );
+                out.push('\n');
+            }
+        }
+    }
+    assert!(out.contains("interface: wg1") && out.contains("listen_port: 51821"));
+    let path = lab.out_dir().join("wg1.yaml");
+    std::fs::write(&path, out).expect("write wg1.yaml");
+    path
+}
+
+/// `lab reboot` of `hosts` (all at once); returns when their sshd answers.
+#[track_caller]
+fn reboot(lab: &Lab, hosts: &[&str]) {
+    let out = Command::new(lab_command())
+        .args(["reboot", lab.name()])
+        .args(hosts)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tests/lab/lab reboot");
+    let run = crate::support_lab::Run::from(out);
+    eprint!("{}", run.expect_ok("lab reboot"));
+}
+
+/// Polls `meshup verify` of every inventory until all are healthy; returns how long that
+/// took. Fails with the last verify's output after [`HEALTHY_WITHIN`].
+#[track_caller]
+fn until_healthy(lab: &Lab, invs: &[&Path]) -> Duration {
+    let start = Instant::now();
+    loop {
+        let mut unhealthy = None;
+        for inv in invs {
+            let run = meshup(lab, &["verify", path_str(inv)]);
+            if run.code != Some(0) {
+                unhealthy = Some(format!("{}\n{}\n{}", inv.display(), run.stdout, run.stderr));
+                break;
+            }
+        }
+        match unhealthy {
+            None => return start.elapsed(),
+            Some(why) => assert!(
+                start.elapsed() < HEALTHY_WITHIN,
+                "not healthy {HEALTHY_WITHIN:?} after the reboot:\n{why}"
+            ),
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// What a reboot must bring back on `host`, checked directly: the services enabled and
+/// active, the host's firewall with meshup's rules exactly as before (order aside), the
+/// ACL table, forwarding, the names; and that it was a power cycle (/run lost, disk kept).
+#[track_caller]
+fn assert_back(
+    lab: &Lab,
+    host: &str,
+    (rules_before, acl_before): &(String, String),
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let mut ifaces = vec!["wg0"];
+    if WG1_HOSTS.contains(&host) {
+        ifaces.push("wg1");
+    }
+    for i in ifaces {
+        let unit = lab.host_exec(
+            host,
+            &format!("systemctl is-enabled wg-quick@{i}; systemctl is-active wg-quick@{i}"),
+        );
+        if unit.stdout != "enabled\nactive\n" {
+            wrong.push(format!(
+                "{host}: wg-quick@{i}: {}",
+                unit.stdout.replace('\n', " ")
+            ));
+        }
+    }
+    // iptables-restore at boot also creates the built-in chains the rules never used (an
+    // empty OUTPUT, policy accept) in iptables-nft's table: the iptables view is compared.
+    let view = |r: &str| {
+        if host == IPTABLES_HOST {
+            r[r.find("== iptables").unwrap_or(0)..].to_string()
+        } else {
+            r.to_string()
+        }
+    };
+    let (added, removed) = line_diff(&view(rules_before), &view(&rules(lab, host)));
+    if !added.is_empty() || !removed.is_empty() {
+        wrong.push(format!(
+            "{host}: firewall not as before the reboot: added {added:?}, lost {removed:?}"
+        ));
+    }
+    if !rules_before.contains("meshup:wg0") {
+        wrong.push(format!(
+            "{host}: no rule carried meshup:wg0 before the reboot"
+        ));
+    }
+    let acl = lab.host_exec(host, ACL_TABLE).stdout;
+    if acl != *acl_before || !acl.contains("table inet meshup-wg0") {
+        wrong.push(format!(
+            "{host}: the ACL table is not as before: {acl:?}, was {acl_before:?}"
+        ));
+    }
+    let fwd = lab
+        .host_exec(
+            host,
+            "sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding",
+        )
+        .stdout;
+    let want = if FORWARDERS.contains(&host) {
+        "1\n1\n"
+    } else {
+        "0\n0\n"
+    };
+    if fwd != want {
+        wrong.push(format!("{host}: forwarding {fwd:?}, want {want:?}"));
+    }
+    let names = HOSTS
+        .iter()
+        .filter(|h| **h != host)
+        .map(|h| format!("getent ahostsv4 {h} | awk 'NR == 1 {{print $1}}'"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let resolved = lab.host_exec(host, &names).stdout;
+    let want: String = HOSTS
+        .iter()
+        .filter(|h| **h != host)
+        .map(|h| format!("{}\n", lab.host(h).mesh_address))
+        .collect();
+    if resolved != want {
+        wrong.push(format!(
+            "{host}: names resolve to {resolved:?}, want {want:?}"
+        ));
+    }
+    let marks = lab.host_exec(host, "ls /run/rb-mark /var/tmp/rb-mark 2>/dev/null");
+    if marks.stdout != "/var/tmp/rb-mark\n" {
+        wrong.push(format!("{host}: not a power cycle: {}", marks.stdout));
+    }
+    wrong
+}
+
+/// Marks each host's /run (to be lost) and /var/tmp (to be kept).
+fn mark(lab: &Lab, hosts: &[&str]) {
+    for h in hosts {
+        lab.host_exec(h, "touch /run/rb-mark /var/tmp/rb-mark")
+            .expect_ok("mark /run and /var/tmp");
+    }
+}
+
+/// Mixed lab, systemd flavour, one host per firewall backend (see the module doc): both
+/// meshes applied and healthy; then every host is power cycled at once, and then each
+/// host alone. With no meshup run both meshes verify healthy (TCP matrix, ACL, LAN probe)
+/// within 60 s of sshd answering, every host has its services, firewall rules, ACL table,
+/// forwarding and names back, and both plans are empty. Prints the times.
+#[test]
+fn reboot_lab_every_backend_comes_back_by_itself() {
+    require_lab!();
+    let lab = Lab::up("rb-mixed", "mixed", "systemd");
+    for h in HOSTS {
+        if let Some(setup) = firewall_setup(h) {
+            lab.host_exec(h, &setup)
+                .expect_ok(&format!("firewall on {h}"));
+        }
+    }
+    let relays = [("nat-1", "pub-3"), ("nat-2", "pub-3")];
+    let wg0 = with_groups(&inventory(&lab, "wg0.yaml", ACL, &relays), &MIXED_GROUPS);
+    let wg1 = second_mesh(&lab, &WG1_HOSTS);
+    apply_ok(&lab, &wg0, &[]);
+    apply_ok(&lab, &wg1, &[]);
+    let invs = [wg0.as_path(), wg1.as_path()];
+    until_healthy(&lab, &invs);
+    assert_no_changes(&lab, &wg0);
+    assert_no_changes(&lab, &wg1);
+    let before: BTreeMap<&str, (String, String)> = HOSTS
+        .iter()
+        .map(|h| (*h, (rules(&lab, h), lab.host_exec(h, ACL_TABLE).stdout)))
+        .collect();
+
+    // Every host at once.
+    mark(&lab, &HOSTS);
+    let t0 = Instant::now();
+    reboot(&lab, &HOSTS);
+    let sshd = t0.elapsed();
+    let healthy = until_healthy(&lab, &invs);
+    eprintln!(
+        "all {} hosts at once: sshd answered {:.1} s after the power off, both meshes healthy {:.1} s later",
+        HOSTS.len(),
+        sshd.as_secs_f64(),
+        healthy.as_secs_f64()
+    );
+    let wrong: Vec<String> = HOSTS
+        .iter()
+        .flat_map(|h| assert_back(&lab, h, &before[h]))
+        .collect();
+    assert!(wrong.is_empty(), "after the reboot:\n{}", wrong.join("\n"));
+    assert_no_changes(&lab, &wg0);
+    assert_no_changes(&lab, &wg1);
+
+    // One by one: each backend on its own, the rest of the mesh up.
+    let mut times = Vec::new();
+    for h in HOSTS {
+        mark(&lab, &[h]);
+        let t0 = Instant::now();
+        reboot(&lab, &[h]);
+        let sshd = t0.elapsed();
+        let healthy = until_healthy(&lab, &invs);
+        let wrong = assert_back(&lab, h, &before[h]);
+        assert!(
+            wrong.is_empty(),
+            "after rebooting {h}:\n{}",
+            wrong.join("\n")
+        );
+        times.push(format!(
+            "{h}: sshd {:.1} s, healthy {:.1} s later",
+            sshd.as_secs_f64(),
+            healthy.as_secs_f64()
+        ));
+    }
+    eprintln!("one by one:\n  {}", times.join("\n  "));
+    assert_no_changes(&lab, &wg0);
+    assert_no_changes(&lab, &wg1);
+}
