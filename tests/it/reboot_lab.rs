@@ -9,7 +9,10 @@
 //! 5432/tcp), names are in /etc/hosts and a second mesh (wg1, 10.20.0.0/24, port 51821)
 //! joins pub-1 and gw. Real: systemd boots, units (wg-quick@, nftables, ufw, firewalld,
 //! netfilter-persistent, systemd-sysctl), the loaders' files, wireguard-go, the firewalls.
-//! Emulated: the power cycle (shared kernel, see tests/lab/README.md "reboot").
+//! Emulated: the power cycle (shared kernel, see tests/lab/README.md "Reboot"). The
+//! same on the emulated distro hosts, whose firewall loaders are their distributions'
+//! units and files (Fedora /etc/sysconfig/nftables.conf, Arch /etc/iptables/*.rules,
+//! Rocky 8 iptables-services /etc/sysconfig/iptables, openSUSE firewalld).
 //! Needs root; `MESHUP_SKIP_LAB=1` skips it.
 
 use std::collections::BTreeMap;
@@ -23,37 +26,53 @@ use crate::firewall_lab::{
 };
 use crate::support_lab::{Lab, apply_ok, assert_no_changes, lab_command, meshup, path_str};
 
-const HOSTS: [&str; 6] = ["gw", "nat-1", "nat-2", "pub-1", "pub-2", "pub-3"];
-/// The hosts of the second mesh.
-const WG1_HOSTS: [&str; 2] = ["pub-1", "gw"];
-/// The hosts that forward (the NAT pair's relay, the subnet router).
-const FORWARDERS: [&str; 2] = ["pub-3", "gw"];
-/// The host whose iptables rules Debian's loader restores.
-const IPTABLES_HOST: &str = "gw";
+/// What a lab test expects to come back, and on which hosts.
+struct Setup<'a> {
+    hosts: &'a [&'a str],
+    /// The hosts of the second mesh (wg1).
+    wg1: &'a [&'a str],
+    /// The hosts that forward (a relay, the subnet router).
+    forwarders: &'a [&'a str],
+    /// Hosts whose iptables rules a loader restores at boot: iptables-restore also creates
+    /// the built-in chains the rules never used (an empty OUTPUT, policy accept) in
+    /// iptables-nft's table, so their iptables view is compared, not nft's.
+    iptables: &'a [&'a str],
+    inventories: Vec<PathBuf>,
+}
+
+const MIXED_HOSTS: [&str; 6] = ["gw", "nat-1", "nat-2", "pub-1", "pub-2", "pub-3"];
 /// meshup's ACL table, as `nft` lists it without handles or counters.
 const ACL_TABLE: &str = "nft -s list table inet meshup-wg0";
-/// How long after sshd answers again both meshes must verify healthy (the issue's bound).
+/// How long after sshd answers again every mesh must verify healthy (the issue's bound).
 const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
+/// iptables + ip6tables INPUT and FORWARD DROP ([`IPTABLES_DROP`]).
+fn iptables_drop_then(save: &str) -> String {
+    format!("{{ {IPTABLES_DROP}; }} && {save}")
+}
 
-/// The host's own firewall, set up the way its admin would, so that it comes back at boot.
-fn firewall_setup(host: &str) -> Option<String> {
+/// The mixed lab's firewalls, set up the way an admin would, so that they come back at boot.
+fn mixed_firewall(host: &str) -> Option<String> {
     match host {
         // The ruleset in the file nftables.service loads (Debian's starts with a flush).
-        "pub-1" => Some(format!(
-            "printf '#!/usr/sbin/nft -f\\nflush ruleset\\n' > /etc/nftables.conf\n{}\n\
-             systemctl enable nftables && systemctl restart nftables",
-            NFT_TWO_TABLES.replacen("nft -f -", "cat >> /etc/nftables.conf", 1)
-        )),
+        "pub-1" => Some(nft_in_file("/etc/nftables.conf")),
         "pub-2" => Some(UFW_DENY.to_string()),
         "pub-3" => Some(FIREWALLD_DROP.to_string()),
         // Debian's loader for iptables rules, from the lab mirror; the rules saved for it.
-        "gw" => Some(format!(
+        "gw" => Some(iptables_drop_then(
             "apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -q -y \
-             install iptables-persistent >/dev/null && {{ {IPTABLES_DROP}; }} && \
-             netfilter-persistent save"
+             install iptables-persistent >/dev/null && netfilter-persistent save",
         )),
         _ => None,
     }
+}
+
+/// [`NFT_TWO_TABLES`] written to `file` after a `flush ruleset`, loaded by nftables.service.
+fn nft_in_file(file: &str) -> String {
+    format!(
+        "echo 'flush ruleset' >> {file}\n{}\n\
+         systemctl enable nftables && systemctl restart nftables",
+        NFT_TWO_TABLES.replacen("nft -f -", &format!("cat >> {file}"), 1)
+    )
 }
 
 /// The lab's inventory restricted to `hosts` as a second mesh: wg1, 10.20.0.0/24, port
@@ -136,12 +155,13 @@ fn until_healthy(lab: &Lab, invs: &[&Path]) -> Duration {
 #[track_caller]
 fn assert_back(
     lab: &Lab,
+    setup: &Setup,
     host: &str,
     (rules_before, acl_before): &(String, String),
 ) -> Vec<String> {
     let mut wrong = Vec::new();
     let mut ifaces = vec!["wg0"];
-    if WG1_HOSTS.contains(&host) {
+    if setup.wg1.contains(&host) {
         ifaces.push("wg1");
     }
     for i in ifaces {
@@ -159,7 +179,7 @@ fn assert_back(
     // iptables-restore at boot also creates the built-in chains the rules never used (an
     // empty OUTPUT, policy accept) in iptables-nft's table: the iptables view is compared.
     let view = |r: &str| {
-        if host == IPTABLES_HOST {
+        if setup.iptables.contains(&host) {
             r[r.find("== iptables").unwrap_or(0)..].to_string()
         } else {
             r.to_string()
@@ -188,7 +208,7 @@ fn assert_back(
             "sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding",
         )
         .stdout;
-    let want = if FORWARDERS.contains(&host) {
+    let want = if setup.forwarders.contains(&host) {
         "1\n1\n"
     } else {
         "0\n0\n"
@@ -196,14 +216,16 @@ fn assert_back(
     if fwd != want {
         wrong.push(format!("{host}: forwarding {fwd:?}, want {want:?}"));
     }
-    let names = HOSTS
+    let names = setup
+        .hosts
         .iter()
         .filter(|h| **h != host)
         .map(|h| format!("getent ahostsv4 {h} | awk 'NR == 1 {{print $1}}'"))
         .collect::<Vec<_>>()
         .join("; ");
     let resolved = lab.host_exec(host, &names).stdout;
-    let want: String = HOSTS
+    let want: String = setup
+        .hosts
         .iter()
         .filter(|h| **h != host)
         .map(|h| format!("{}\n", lab.host(h).mesh_address))
@@ -228,64 +250,58 @@ fn mark(lab: &Lab, hosts: &[&str]) {
     }
 }
 
-/// Mixed lab, systemd flavour, one host per firewall backend (see the module doc): both
-/// meshes applied and healthy; then every host is power cycled at once, and then each
-/// host alone. With no meshup run both meshes verify healthy (TCP matrix, ACL, LAN probe)
-/// within 60 s of sshd answering, every host has its services, firewall rules, ACL table,
-/// forwarding and names back, and both plans are empty. Prints the times.
-#[test]
-fn reboot_lab_every_backend_comes_back_by_itself() {
-    require_lab!();
-    let lab = Lab::up("rb-mixed", "mixed", "systemd");
-    for h in HOSTS {
-        if let Some(setup) = firewall_setup(h) {
-            lab.host_exec(h, &setup)
-                .expect_ok(&format!("firewall on {h}"));
-        }
+/// Applies every inventory of `setup`, waits for them to verify healthy, then power cycles
+/// every host at once, then each host alone: after each reboot every mesh verifies
+/// healthy within [`HEALTHY_WITHIN`] of sshd answering with no meshup run, every host has
+/// its services, firewall rules, ACL table, forwarding and names back, and the plans are
+/// empty. Prints the times.
+fn apply_then_reboot(lab: &Lab, setup: &Setup) {
+    let invs: Vec<&Path> = setup.inventories.iter().map(PathBuf::as_path).collect();
+    for inv in &invs {
+        apply_ok(lab, inv, &[]);
     }
-    let relays = [("nat-1", "pub-3"), ("nat-2", "pub-3")];
-    let wg0 = with_groups(&inventory(&lab, "wg0.yaml", ACL, &relays), &MIXED_GROUPS);
-    let wg1 = second_mesh(&lab, &WG1_HOSTS);
-    apply_ok(&lab, &wg0, &[]);
-    apply_ok(&lab, &wg1, &[]);
-    let invs = [wg0.as_path(), wg1.as_path()];
-    until_healthy(&lab, &invs);
-    assert_no_changes(&lab, &wg0);
-    assert_no_changes(&lab, &wg1);
-    let before: BTreeMap<&str, (String, String)> = HOSTS
+    until_healthy(lab, &invs);
+    let no_changes = || {
+        for inv in &invs {
+            assert_no_changes(lab, inv);
+        }
+    };
+    no_changes();
+    let before: BTreeMap<&str, (String, String)> = setup
+        .hosts
         .iter()
-        .map(|h| (*h, (rules(&lab, h), lab.host_exec(h, ACL_TABLE).stdout)))
+        .map(|h| (*h, (rules(lab, h), lab.host_exec(h, ACL_TABLE).stdout)))
         .collect();
 
     // Every host at once.
-    mark(&lab, &HOSTS);
+    mark(lab, setup.hosts);
     let t0 = Instant::now();
-    reboot(&lab, &HOSTS);
+    reboot(lab, setup.hosts);
     let sshd = t0.elapsed();
-    let healthy = until_healthy(&lab, &invs);
+    let healthy = until_healthy(lab, &invs);
     eprintln!(
-        "all {} hosts at once: sshd answered {:.1} s after the power off, both meshes healthy {:.1} s later",
-        HOSTS.len(),
+        "all {} hosts at once: sshd answered {:.1} s after the power off, every mesh healthy {:.1} s later",
+        setup.hosts.len(),
         sshd.as_secs_f64(),
         healthy.as_secs_f64()
     );
-    let wrong: Vec<String> = HOSTS
+    let wrong: Vec<String> = setup
+        .hosts
         .iter()
-        .flat_map(|h| assert_back(&lab, h, &before[h]))
+        .flat_map(|h| assert_back(lab, setup, h, &before[h]))
         .collect();
     assert!(wrong.is_empty(), "after the reboot:\n{}", wrong.join("\n"));
-    assert_no_changes(&lab, &wg0);
-    assert_no_changes(&lab, &wg1);
+    no_changes();
 
     // One by one: each backend on its own, the rest of the mesh up.
     let mut times = Vec::new();
-    for h in HOSTS {
-        mark(&lab, &[h]);
+    for h in setup.hosts {
+        mark(lab, &[h]);
         let t0 = Instant::now();
-        reboot(&lab, &[h]);
+        reboot(lab, &[h]);
         let sshd = t0.elapsed();
-        let healthy = until_healthy(&lab, &invs);
-        let wrong = assert_back(&lab, h, &before[h]);
+        let healthy = until_healthy(lab, &invs);
+        let wrong = assert_back(lab, setup, h, &before[h]);
         assert!(
             wrong.is_empty(),
             "after rebooting {h}:\n{}",
@@ -298,6 +314,87 @@ fn reboot_lab_every_backend_comes_back_by_itself() {
         ));
     }
     eprintln!("one by one:\n  {}", times.join("\n  "));
-    assert_no_changes(&lab, &wg0);
-    assert_no_changes(&lab, &wg1);
+    no_changes();
+}
+
+/// Mixed lab, systemd flavour, one host per firewall backend (see the module doc), the
+/// ACL, names and a second mesh (wg1 on pub-1 and gw): [`apply_then_reboot`].
+#[test]
+fn reboot_lab_every_backend_comes_back_by_itself() {
+    require_lab!();
+    let lab = Lab::up("rb-mixed", "mixed", "systemd");
+    for h in MIXED_HOSTS {
+        if let Some(setup) = mixed_firewall(h) {
+            lab.host_exec(h, &setup)
+                .expect_ok(&format!("firewall on {h}"));
+        }
+    }
+    let relays = [("nat-1", "pub-3"), ("nat-2", "pub-3")];
+    let wg1 = ["pub-1", "gw"];
+    let setup = Setup {
+        hosts: &MIXED_HOSTS,
+        wg1: &wg1,
+        forwarders: &["pub-3", "gw"],
+        iptables: &["gw"],
+        inventories: vec![
+            with_groups(&inventory(&lab, "wg0.yaml", ACL, &relays), &MIXED_GROUPS),
+            second_mesh(&lab, &wg1),
+        ],
+    };
+    apply_then_reboot(&lab, &setup);
+}
+
+/// The emulated distro hosts (guide-distros scenario, systemd flavour) with their
+/// distributions' firewall loaders: Fedora nftables.service loading
+/// /etc/sysconfig/nftables.conf (policy drop), Arch iptables.service/ip6tables.service
+/// restoring /etc/iptables/{iptables,ip6tables}.rules (behind NAT), Rocky 8
+/// iptables-services restoring /etc/sysconfig/iptables and ip6tables, openSUSE firewalld
+/// (default zone drop), Debian ufw; the ACL (node-a is `web`, the others `db`), names, and
+/// wg1 on node-b and node-d: [`apply_then_reboot`].
+#[test]
+fn reboot_lab_distro_loaders_come_back_by_themselves() {
+    require_lab!();
+    let lab = Lab::up("rb-distros", "guide-distros", "systemd");
+    let hosts = ["node-a", "node-b", "node-c", "node-d", "node-e"];
+    let enable = "systemctl enable iptables ip6tables";
+    for (h, fw) in [
+        ("node-a", UFW_DENY.to_string()),
+        ("node-b", nft_in_file("/etc/sysconfig/nftables.conf")),
+        (
+            "node-c",
+            iptables_drop_then(&format!(
+                "iptables-save > /etc/iptables/iptables.rules && \
+                 ip6tables-save > /etc/iptables/ip6tables.rules && {enable}"
+            )),
+        ),
+        (
+            "node-d",
+            iptables_drop_then(&format!(
+                "/usr/libexec/iptables/iptables.init save && \
+                 /usr/libexec/iptables/ip6tables.init save && {enable}"
+            )),
+        ),
+        ("node-e", FIREWALLD_DROP.to_string()),
+    ] {
+        lab.host_exec(h, &fw).expect_ok(&format!("firewall on {h}"));
+    }
+    let groups = [
+        ("node-a", "web"),
+        ("node-b", "db"),
+        ("node-c", "db"),
+        ("node-d", "db"),
+        ("node-e", "db"),
+    ];
+    let wg1 = ["node-b", "node-d"];
+    let setup = Setup {
+        hosts: &hosts,
+        wg1: &wg1,
+        forwarders: &[],
+        iptables: &["node-c", "node-d"],
+        inventories: vec![
+            with_groups(&inventory(&lab, "wg0.yaml", ACL, &[]), &groups),
+            second_mesh(&lab, &wg1),
+        ],
+    };
+    apply_then_reboot(&lab, &setup);
 }
