@@ -398,3 +398,62 @@ fn reboot_lab_distro_loaders_come_back_by_themselves() {
     };
     apply_then_reboot(&lab, &setup);
 }
+
+/// What `lab reboot` claims (tests/lab/README.md "Reboot"), on one systemd host: runtime
+/// state made before the power cycle is gone afterwards (a persistent tun device, an
+/// nftables table, an iptables rule, a policy routing rule, runtime net.* sysctls, /run,
+/// every process: PID 1 is new), the disk is kept (/etc, /var/tmp, the host keys SSH
+/// checks), and net.* sysctls in /etc/sysctl.d are applied at boot. A light host is
+/// refused (no init boots it again).
+#[test]
+fn reboot_lab_power_cycle_loses_runtime_state_keeps_disk() {
+    require_lab!();
+    let lab = Lab::up_with("rb-cycle", &["--public", "1", "--flavour", "systemd"]);
+    let h = "pub-1";
+    let pid1 = "awk '{print $22}' /proc/1/stat";
+    let started = lab.host_exec(h, pid1).expect_ok("PID 1 start").to_string();
+    lab.host_exec(
+        h,
+        "ip tuntap add tun7 mode tun && nft add table inet junk && \
+         iptables -A INPUT -s 192.0.2.1 -j DROP && ip rule add pref 100 from 192.0.2.1 lookup 100 && \
+         sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.src_valid_mark=1 && \
+         echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-rb.conf && \
+         touch /run/rb-mark /var/tmp/rb-mark /etc/rb-mark && \
+         { setsid sleep 1000 </dev/null >/dev/null 2>&1 & }",
+    )
+    .expect_ok("runtime state");
+    reboot(&lab, &[h]);
+    let after = lab.host_exec(
+        h,
+        "ip link show tun7 >/dev/null 2>&1 && echo tun7; nft list table inet junk >/dev/null 2>&1 && echo junk; \
+         iptables -S INPUT | grep -q 192.0.2.1 && echo iptables; ip rule | grep -q '^100:' && echo rule; \
+         sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv4.conf.all.src_valid_mark; \
+         ls /run/rb-mark /var/tmp/rb-mark /etc/rb-mark 2>/dev/null; pgrep -x sleep || true",
+    );
+    assert_eq!(
+        after.stdout, "1\n0\n0\n/etc/rb-mark\n/var/tmp/rb-mark\n",
+        "{}",
+        after.stderr
+    );
+    let now = lab.host_exec(h, pid1).expect_ok("PID 1 start").to_string();
+    assert_ne!(now, started, "PID 1 was not started again");
+    assert_eq!(
+        lab.ssh("root", h, "hostname")
+            .expect_ok("ssh with the old host key")
+            .trim(),
+        h
+    );
+
+    let light = Lab::up_with("rb-light", &["--public", "1"]);
+    let out = Command::new(lab_command())
+        .args(["reboot", light.name(), "pub-1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tests/lab/lab reboot");
+    let run = crate::support_lab::Run::from(out);
+    assert!(
+        !run.ok() && run.stderr.contains("only systemd-flavour hosts"),
+        "{}",
+        run.stderr
+    );
+}
