@@ -2,18 +2,19 @@
 //! (`tests/lab/lab reboot`: every process killed, links, rulesets, net.* sysctls and /run
 //! lost, the disk kept, booted again by the host's own systemd) the mesh is healthy again
 //! with no meshup run, on every firewall backend. Systemd flavour, mixed scenario: pub-1
-//! runs nftables (policy drop, its ruleset in /etc/nftables.conf loaded by nftables.service),
-//! pub-2 ufw (deny incoming and routed), pub-3 firewalld (default zone drop) and relays the
-//! NAT pair, gw (the subnet router) runs iptables + ip6tables (INPUT and FORWARD DROP)
-//! persisted by Debian's loader (iptables-persistent); the mesh ACL is on (web → db
-//! 5432/tcp), names are in /etc/hosts and a second mesh (wg1, 10.20.0.0/24, port 51821)
-//! joins pub-1 and gw. Real: systemd boots, units (wg-quick@, nftables, ufw, firewalld,
-//! netfilter-persistent, systemd-sysctl), the loaders' files, wireguard-go, the firewalls.
-//! Emulated: the power cycle (shared kernel, see tests/lab/README.md "Reboot"). The
-//! same on the emulated distro hosts, whose firewall loaders are their distributions'
-//! units and files (Fedora /etc/sysconfig/nftables.conf, Arch /etc/iptables/*.rules,
-//! Rocky 8 iptables-services /etc/sysconfig/iptables, openSUSE firewalld).
-//! Needs root; `MESHUP_SKIP_LAB=1` skips it.
+//! runs nftables (policy drop, its ruleset in /etc/nftables.conf loaded by
+//! nftables.service), pub-2 ufw (deny incoming and routed), pub-3 firewalld (default zone
+//! drop) and relays the NAT pair, gw (the subnet router) runs iptables + ip6tables (INPUT
+//! and FORWARD DROP) persisted by Debian's loader (iptables-persistent); the mesh ACL is on
+//! (web → db 5432/tcp), the NAT pair is punched (its relay the fallback), names are in
+//! /etc/hosts and a second mesh (wg1, 10.20.0.0/24, port 51821) joins pub-1 and gw.
+//! Real: systemd boots, units (wg-quick@, nftables, ufw, firewalld, netfilter-persistent,
+//! systemd-sysctl), the loaders' files, wireguard-go, the firewalls, the NAT routers.
+//! Emulated: the power cycle (shared kernel, see tests/lab/README.md "Reboot"). The same
+//! on the emulated distro hosts, whose firewall loaders are their distributions' units and
+//! files (Fedora /etc/sysconfig/nftables.conf, Arch /etc/iptables/*.rules, Rocky 8
+//! iptables-services /etc/sysconfig/iptables, openSUSE firewalld).
+//! Needs root; `MESHUP_SKIP_LAB=1` skips them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ struct Setup<'a> {
     /// iptables-nft's table, so their iptables view is compared, not nft's.
     iptables: &'a [&'a str],
     inventories: Vec<PathBuf>,
+    /// A line `verify` of the first inventory shows when its NAT pair is punched.
+    punched: Option<&'a str>,
 }
 
 const MIXED_HOSTS: [&str; 6] = ["gw", "nat-1", "nat-2", "pub-1", "pub-2", "pub-3"];
@@ -73,6 +76,18 @@ fn nft_in_file(file: &str) -> String {
          systemctl enable nftables && systemctl restart nftables",
         NFT_TWO_TABLES.replacen("nft -f -", &format!("cat >> {file}"), 1)
     )
+}
+
+/// `inv` with `nat_punching: true` (the NAT pair punched, its relay the fallback).
+fn punching(inv: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(inv).expect("inventory");
+    let text = text.replace("  nat_punching: false\n", "").replacen(
+        "  listen_port: 51820\n",
+        "  listen_port: 51820\n  nat_punching: true\n",
+        1,
+    );
+    std::fs::write(inv, text).expect("write inventory");
+    inv.to_path_buf()
 }
 
 /// The lab's inventory restricted to `hosts` as a second mesh: wg1, 10.20.0.0/24, port
@@ -124,16 +139,18 @@ fn reboot(lab: &Lab, hosts: &[&str]) {
     eprint!("{}", run.expect_ok("lab reboot"));
 }
 
-/// Polls `meshup verify` of every inventory until all are healthy; returns how long that
-/// took. Fails with the last verify's output after [`HEALTHY_WITHIN`].
+/// Polls `meshup verify` of every inventory until all are healthy (and the first one
+/// shows `setup.punched`); returns how long that took. Fails with the last verify's
+/// output after [`HEALTHY_WITHIN`].
 #[track_caller]
-fn until_healthy(lab: &Lab, invs: &[&Path]) -> Duration {
+fn until_healthy(lab: &Lab, setup: &Setup) -> Duration {
     let start = Instant::now();
     loop {
         let mut unhealthy = None;
-        for inv in invs {
+        for (i, inv) in setup.inventories.iter().enumerate() {
             let run = meshup(lab, &["verify", path_str(inv)]);
-            if run.code != Some(0) {
+            let punched = i > 0 || setup.punched.is_none_or(|p| run.stdout.contains(p));
+            if run.code != Some(0) || !punched {
                 unhealthy = Some(format!("{}\n{}\n{}", inv.display(), run.stdout, run.stderr));
                 break;
             }
@@ -260,7 +277,11 @@ fn apply_then_reboot(lab: &Lab, setup: &Setup) {
     for inv in &invs {
         apply_ok(lab, inv, &[]);
     }
-    until_healthy(lab, &invs);
+    if setup.punched.is_some() {
+        // The first run sees no NAT mapping yet (nothing was sent): the second punches.
+        apply_ok(lab, invs[0], &[]);
+    }
+    until_healthy(lab, setup);
     let no_changes = || {
         for inv in &invs {
             assert_no_changes(lab, inv);
@@ -278,7 +299,7 @@ fn apply_then_reboot(lab: &Lab, setup: &Setup) {
     let t0 = Instant::now();
     reboot(lab, setup.hosts);
     let sshd = t0.elapsed();
-    let healthy = until_healthy(lab, &invs);
+    let healthy = until_healthy(lab, setup);
     eprintln!(
         "all {} hosts at once: sshd answered {:.1} s after the power off, every mesh healthy {:.1} s later",
         setup.hosts.len(),
@@ -300,7 +321,7 @@ fn apply_then_reboot(lab: &Lab, setup: &Setup) {
         let t0 = Instant::now();
         reboot(lab, &[h]);
         let sshd = t0.elapsed();
-        let healthy = until_healthy(lab, &invs);
+        let healthy = until_healthy(lab, setup);
         let wrong = assert_back(lab, setup, h, &before[h]);
         assert!(
             wrong.is_empty(),
@@ -337,9 +358,13 @@ fn reboot_lab_every_backend_comes_back_by_itself() {
         forwarders: &["pub-3", "gw"],
         iptables: &["gw"],
         inventories: vec![
-            with_groups(&inventory(&lab, "wg0.yaml", ACL, &relays), &MIXED_GROUPS),
+            punching(&with_groups(
+                &inventory(&lab, "wg0.yaml", ACL, &relays),
+                &MIXED_GROUPS,
+            )),
             second_mesh(&lab, &wg1),
         ],
+        punched: Some("nat-1 ↔ nat-2: punched ("),
     };
     apply_then_reboot(&lab, &setup);
 }
@@ -395,6 +420,7 @@ fn reboot_lab_distro_loaders_come_back_by_themselves() {
             with_groups(&inventory(&lab, "wg0.yaml", ACL, &[]), &groups),
             second_mesh(&lab, &wg1),
         ],
+        punched: None,
     };
     apply_then_reboot(&lab, &setup);
 }
