@@ -25,6 +25,7 @@ mod lab;
 mod names_lab;
 mod nat_lab;
 mod playbook;
+mod reboot_lab;
 mod scripts;
 mod support_core;
 mod support_lab;
