@@ -211,6 +211,10 @@ pub struct RotateArgs {
     /// Print timing and connection statistics at the end.
     #[arg(long)]
     pub stats: bool,
+    /// When another meshup run holds a host this run changes, wait up to this long for
+    /// it (`60s`, `5m`) instead of stopping at once. Nothing is changed while waiting.
+    #[arg(long, value_name = "DURATION")]
+    pub wait_lock: Option<crate::inventory::Age>,
 }
 
 fn rotation(names: &[String], all: bool) -> Rotate {
@@ -238,6 +242,10 @@ pub struct ApplyArgs {
     /// (for a scheduled run: 2 means the mesh had drifted, e.g. a punched path died).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// When another meshup run holds a host this run changes, wait up to this long for
+    /// it (`60s`, `5m`) instead of stopping at once. Nothing is changed while waiting.
+    #[arg(long, value_name = "DURATION")]
+    pub wait_lock: Option<crate::inventory::Age>,
 }
 
 /// Arguments of `meshup verify`.
@@ -376,6 +384,9 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             rotate: Rotate::None,
             rotate_psk: false,
             detailed_exitcode: args.detailed_exitcode,
+            wait_lock: args
+                .wait_lock
+                .map(|a| std::time::Duration::from_secs(a.secs())),
         }),
         Command::Rotate(args) => crate::apply::apply(&ApplyOptions {
             session: cli.session(&args.hosts),
@@ -387,6 +398,9 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             },
             rotate_psk: args.psk,
             detailed_exitcode: false,
+            wait_lock: args
+                .wait_lock
+                .map(|a| std::time::Duration::from_secs(a.secs())),
         }),
         Command::Verify(args) => crate::verify::command::run(&VerifyOptions {
             session: cli.session_with(&args.hosts, VERIFY_PARALLEL),

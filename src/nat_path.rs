@@ -274,7 +274,7 @@ fn decide(
         return pair;
     };
     if ka.is_none() || kb.is_none() {
-        pair.why = "a key is not known yet (the node is provisioned in this run)".into();
+        pair.why = "a key is not known yet (the node is provisioned in this run): the relay for now; the next apply punches once both have spoken to two public nodes".into();
         return pair;
     }
     // The watchdog moved the pair back to the relay between runs (it removed its direct
@@ -497,7 +497,21 @@ fn decide_fresh(mut pair: NatPair, input: FreshInput<'_, '_>) -> NatPair {
                 .filter(|m| m.mapping != Mapping::EndpointIndependent)
                 .map(|m| m.describe())
                 .collect();
-            pair.why = format!("{}: no punching, the relay stays", blame.join("; "));
+            // Not seen yet by two public nodes (the pair was just brought up): a
+            // NAT node with a keepalive speaks to each public node within moments, so
+            // the next run has the evidence.
+            let unknown = [ma, mb]
+                .iter()
+                .flatten()
+                .all(|m| m.mapping != Mapping::Symmetric);
+            pair.why = if unknown {
+                format!(
+                    "{}: the relay for now; the next apply punches once both have spoken to two public nodes",
+                    blame.join("; ")
+                )
+            } else {
+                format!("{}: no punching, the relay stays", blame.join("; "))
+            };
         }
     }
     pair

@@ -10,7 +10,7 @@ use std::time::Duration;
 use miette::{IntoDiagnostic, WrapErr};
 
 use crate::address::{self, AddressLock};
-use crate::facts::{self, GatherParams};
+use crate::facts::{self, GatherParams, Hold};
 use crate::fanout;
 use crate::host_error::HostError;
 use crate::hosts::{self, Connected};
@@ -18,12 +18,34 @@ use crate::inventory::{Inventory, Node, NodeName};
 use crate::plan::FactsMap;
 use crate::playbook::Playbooks;
 use crate::run_lock::RunLock;
+use crate::scripts;
 use crate::topology::Mesh;
 use crate::transport::Stats;
 use crate::ui::Progress;
 
 /// How long the read-only gather may take on one host.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The hold exec's body, after the hold's functions: take it, say what was got.
+const TAKE_HOLD: &str = "mu_hold\nprintf 'hold=%s\\n' \"$MU_HOLD_STATE\"\n";
+
+/// Opens the way for the other hosts' gathers when the first host's task ends without
+/// having done so (it could not be reached): nothing to be first on then.
+struct OpenOnDrop<'a>(Option<&'a tokio::sync::watch::Sender<Option<bool>>>);
+
+impl Drop for OpenOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(open) = self.0 {
+            open.send_if_modified(|v| {
+                let unset = v.is_none();
+                if unset {
+                    *v = Some(true);
+                }
+                unset
+            });
+        }
+    }
+}
 
 /// What every command is told about where and how to run.
 #[derive(Debug, Clone, Default)]
@@ -182,14 +204,55 @@ impl Session {
         self.gather_all(progress, false)
     }
 
+    /// The first host apply holds: the first node inside `--limit` in name order.
+    fn first_held(&self) -> Option<NodeName> {
+        self.nodes()
+            .into_iter()
+            .map(|n| &n.name)
+            .filter(|n| self.in_limit(n))
+            .min()
+            .cloned()
+    }
+
     fn gather_all(&self, progress: &Progress, keep: bool) -> Gathered {
+        // apply (`keep`) holds every host it may change (those inside --limit) before it
+        // changes any, or changes none (`crate::apply::hold`). The first of them in name
+        // order is held first, alone: of two runs started at once over the same hosts,
+        // one gets that host and then all the others, the other one none of them (it
+        // only looks, to name the holder). The rest are held in parallel.
+        let first = keep.then(|| self.first_held()).flatten();
+        let mut nodes = self.nodes();
+        // First in line, so it has a slot while the others wait for it.
+        nodes.sort_by_key(|n| Some(&n.name) != first.as_ref());
+        let (open, opened) = tokio::sync::watch::channel(None::<bool>);
         self.block_on(async {
-            let nodes = self.nodes();
+            let first = first.as_ref();
+            let open = &open;
+            let opened = &opened;
             let outcomes = fanout::run(nodes, self.parallel, |node| async move {
+                let is_first = Some(&node.name) == first;
+                // Whatever happens to the first host, the others go on.
+                let _opens = OpenOnDrop(is_first.then_some(open));
                 progress.set(node.name.as_str(), "connecting");
                 let session = hosts::connect(node, &self.stats).await?;
+                let hold = if !keep || !self.in_limit(&node.name) {
+                    false
+                } else if is_first {
+                    progress.set(node.name.as_str(), "holding");
+                    let got = self.take_hold(&session).await;
+                    open.send_replace(Some(got != Some(Hold::Other)));
+                    true
+                } else {
+                    progress.set(node.name.as_str(), "waiting for the first hold");
+                    let mut opened = opened.clone();
+                    opened
+                        .wait_for(Option::is_some)
+                        .await
+                        .map(|v| v.unwrap_or(true))
+                        .unwrap_or(true)
+                };
                 progress.set(node.name.as_str(), "gathering facts");
-                let facts = self.gather(node, &session, keep).await?;
+                let facts = self.gather(node, &session, hold).await?;
                 progress.set(node.name.as_str(), "gathered");
                 Ok::<_, HostError>((keep.then_some(session), facts))
             })
@@ -242,6 +305,56 @@ impl Session {
                 },
             }
         })
+    }
+
+    /// Takes this run's hold on one host by itself (the run's first host): what it got,
+    /// `None` when the host did not say.
+    async fn take_hold(&self, session: &Connected) -> Option<Hold> {
+        let script = self
+            .hold_values()
+            .before(&format!("{}{}", scripts::HOLD, TAKE_HOLD));
+        let out = session
+            .exec("sh -s", script.as_bytes(), GATHER_TIMEOUT)
+            .await
+            .ok()?;
+        let stdout = out.stdout_str();
+        let line = stdout.lines().find_map(|l| l.strip_prefix("hold="))?;
+        match line.trim() {
+            "mine" => Some(Hold::Mine),
+            "other" => Some(Hold::Other),
+            "unsupported" => Some(Hold::Unsupported),
+            _ => None,
+        }
+    }
+
+    /// Gives back this run's hold on every host where its gather took it (a run that
+    /// cannot hold every host it changes changes none); closing the connections would
+    /// too, within a second.
+    pub fn release_holds(&self, gathered: &Gathered) {
+        let held: Vec<&Connected> = self
+            .nodes()
+            .into_iter()
+            .filter(|n| {
+                matches!(gathered.facts.get(&n.name), Some(Ok(f)) if f.files.hold == Some(Hold::Mine))
+            })
+            .filter_map(|n| gathered.sessions.get(&n.name))
+            .collect();
+        self.block_on(fanout::run(held, self.parallel, |session| async move {
+            let script = self
+                .hold_values()
+                .before(&format!("{}mu_release\n", scripts::HOLD));
+            session
+                .exec("sh -s", script.as_bytes(), GATHER_TIMEOUT)
+                .await
+                .map(|_| ())
+        }));
+    }
+
+    fn hold_values(&self) -> scripts::Values {
+        scripts::Values::new()
+            .set("MU_IF", self.mesh.settings.interface.as_str())
+            .set("MU_RUN", self.run.id())
+            .set("MU_RUN_BY", self.run.by())
     }
 
     /// The validated inputs of a node's gather script.

@@ -1,9 +1,11 @@
 //! `meshup plan` and `meshup apply`: gather facts through the [`Session`], compute the
 //! [`Plan`], show it, and (apply) send exactly its steps: one SSH exec per host for the
 //! prepare steps (install, keys, preshared keys), then one for the converge steps.
+pub mod hold;
 pub mod phase;
 pub mod planning;
 pub mod punch;
+pub mod settle;
 
 use planning::{Gather, plan_hosts, print_plan};
 
@@ -125,6 +127,9 @@ pub struct ApplyOptions {
     pub rotate_psk: bool,
     /// Exit 2 when changes were applied (0: none were needed, 1: a failure).
     pub detailed_exitcode: bool,
+    /// How long to wait for another run that holds a host this run changes (`None`:
+    /// report it and stop at once).
+    pub wait_lock: Option<Duration>,
 }
 
 fn host_names(session: &Session) -> Vec<&str> {
@@ -234,14 +239,43 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     let progress = Progress::new(host_names(&session), verbose);
     let t = Instant::now();
     options.rotate.resolve(&session)?;
-    let gather = Gather::run(&session, &progress, &options.rotate, true);
+    let (gather, held) = hold_every_host(&session, &progress, options);
     report.phase("connect + gather", t);
     progress.clear();
     drop(progress);
-    let input = gather.input(&session, options.rotate_psk);
-    let planner = Planner::new(&input);
     // --quiet (which needs --yes): no plan, and of the recap only the failures.
     let quiet = ui::console::quiet();
+    if let Some(held) = held {
+        let plan = hold::held_plan(&session, &gather.gathered.facts, &held);
+        if !quiet {
+            let mut text: String = plan
+                .hosts
+                .iter()
+                .map(|h| ui::render_host(h, verbose))
+                .collect();
+            text.push_str(&ui::render_summary(&plan, &options.session.inventory));
+            print!("{text}");
+        }
+        let recap = Recap {
+            outcomes: plan
+                .hosts
+                .iter()
+                .map(|h| (h.node.clone(), HostOutcome::planned(h)))
+                .collect(),
+        };
+        print!(
+            "{}",
+            if quiet {
+                recap.render_failures()
+            } else {
+                recap.render()
+            }
+        );
+        session.close(gather.gathered.sessions);
+        return Ok(ExitCode::from(1));
+    }
+    let input = gather.input(&session, options.rotate_psk);
+    let planner = Planner::new(&input);
     let plan = if quiet {
         plan_hosts(&planner, |_| {})
     } else {
@@ -270,6 +304,7 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
         let interrupt = Interrupt::install(&session.handle());
         generated = execute(
             &session,
+            gather.mesh(),
             &gather.gathered,
             &plan,
             &planner,
@@ -298,6 +333,47 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(recap.exit_code())
+}
+
+/// Gathers while holding every host the run may change: when another run holds one,
+/// gives back what it took and, with `--wait-lock`, tries again until that run is done
+/// (or the time is up). Returns the gather and, when the run could not hold every host,
+/// the hosts another run holds.
+fn hold_every_host(
+    session: &Session,
+    progress: &Progress,
+    options: &ApplyOptions,
+) -> (Gather, Option<BTreeMap<NodeName, HostError>>) {
+    let deadline = options.wait_lock.map(|d| Instant::now() + d);
+    let mut tries = 0;
+    loop {
+        let gather = Gather::run(session, progress, &options.rotate, true);
+        let Some(held) = hold::not_held(session, &gather.gathered.facts) else {
+            return (gather, None);
+        };
+        session.release_holds(&gather.gathered);
+        tries += 1;
+        // Held by nobody now: the other run let go between this run's holds.
+        let free_now = held.is_empty() && tries < 3;
+        if !free_now && deadline.is_none_or(|d| Instant::now() >= d) {
+            return (gather, Some(held));
+        }
+        if !held.is_empty() {
+            let holders: Vec<String> = held.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+            progress.println(format!(
+                "waiting for another meshup run ({} left of --wait-lock): {}",
+                deadline
+                    .map(|d| format!(
+                        "{} s",
+                        d.saturating_duration_since(Instant::now()).as_secs()
+                    ))
+                    .unwrap_or_default(),
+                holders.join("; ")
+            ));
+        }
+        session.close(gather.gathered.sessions);
+        std::thread::sleep(hold::retry_pause());
+    }
 }
 
 /// Writes the generated clients' configs (mode 600, beside the inventory) with the
@@ -344,8 +420,10 @@ fn write_client_configs(
 
 /// Runs the plan's steps: prepare on every changing host, then converge on those
 /// whose prepare succeeded. Returns the public keys generated on hosts in this run.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     session: &Session,
+    mesh: &crate::topology::Mesh,
     gathered: &Gathered,
     plan: &Plan,
     planner: &Planner<'_>,
@@ -481,6 +559,19 @@ fn execute(
     let t = Instant::now();
     let mut punched = Vec::new();
     let mut switched = Vec::new();
+    // A NAT node sends its first keepalive (a handshake) the moment its interface comes
+    // up; a public peer not up yet loses it, and WireGuard tries again only 5 s later. So
+    // NAT nodes that start in this run start in the second wave when public nodes start.
+    let starting = |h: &HostPlan| {
+        !matches!(gathered.facts.get(&h.node), Some(Ok(f)) if f.interface_up())
+            && h.phase(Phase::Converge).next().is_some()
+    };
+    let public = |h: &HostPlan| mesh.node(&h.node).is_some_and(|n| n.is_public());
+    let public_starts = changing.iter().any(|h| public(h) && starting(h));
+    let late = |h: &HostPlan| {
+        !h.after.is_empty()
+            || (public_starts && !public(h) && mesh.node(&h.node).is_some() && starting(h))
+    };
     for wave in [false, true] {
         if interrupt.stopped() {
             break;
@@ -489,7 +580,7 @@ fn execute(
         for host in changing
             .iter()
             .copied()
-            .filter(|h| h.after.is_empty() != wave && h.phase(Phase::Converge).next().is_some())
+            .filter(|h| late(h) == wave && h.phase(Phase::Converge).next().is_some())
         {
             if matches!(recap.outcomes.get(&host.node), Some(HostOutcome::Failed(_))) {
                 continue;
@@ -590,7 +681,83 @@ fn execute(
     progress.clear();
     punch::print_confirmed(punched);
     print_switched(&switched);
+    if !interrupt.stopped() {
+        let t = Instant::now();
+        settle(session, mesh, gathered, recap);
+        report.phase("first handshakes", t);
+    }
     generated
+}
+
+/// The first handshake of every pair this run brought up or changed, each started from
+/// one side (see [`settle`]); a pair that gets none within the deadline is named.
+fn settle(session: &Session, mesh: &crate::topology::Mesh, gathered: &Gathered, recap: &Recap) {
+    let changed: BTreeSet<NodeName> = recap
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, HostOutcome::Changed(_)))
+        .map(|(n, _)| n.clone())
+        .collect();
+    if changed.is_empty() {
+        return;
+    }
+    let up = |n: &NodeName| match recap.outcomes.get(n) {
+        Some(HostOutcome::Changed(_)) => true,
+        Some(HostOutcome::Ok) => {
+            matches!(gathered.facts.get(n), Some(Ok(f)) if f.interface_up())
+        }
+        _ => false,
+    };
+    let plan = settle::initiators(mesh, &changed, &up);
+    let hosts: Vec<(&NodeName, &Vec<(NodeName, std::net::IpAddr)>)> = plan
+        .iter()
+        .filter(|(n, _)| gathered.sessions.contains_key(*n))
+        .collect();
+    let deadline = settle::SETTLE_DEADLINE_SECS.to_string();
+    let results = session.block_on(fanout::run(
+        hosts,
+        session.parallel.max(plan.len()),
+        |(node, peers)| {
+            let ssh = gathered.sessions.get(node).cloned();
+            let deadline = &deadline;
+            async move {
+                let ssh = ssh.ok_or(HostError::NotConnected)?;
+                let addresses: Vec<String> = peers.iter().map(|(_, a)| a.to_string()).collect();
+                let script = Values::new()
+                    .set("MU_WARM", &addresses.join(" "))
+                    .set("MU_WARM_DEADLINE", deadline)
+                    .before(crate::scripts::SETTLE);
+                let out = ssh
+                    .exec(
+                        "sh -s",
+                        script.as_bytes(),
+                        Duration::from_secs(u64::from(settle::SETTLE_DEADLINE_SECS) + 30),
+                    )
+                    .await?;
+                Ok::<_, HostError>(crate::scripts::output::markers(&out.stdout_str()))
+            }
+        },
+    ));
+    if ui::console::quiet() {
+        return;
+    }
+    for ((node, peers), result) in results {
+        match result {
+            Ok(markers) => {
+                for m in markers.iter().filter(|m| m.kind == "unsettled") {
+                    let peer = peers
+                        .iter()
+                        .find(|(_, a)| a.to_string() == m.value)
+                        .map_or(m.value.as_str(), |(n, _)| n.as_str());
+                    println!(
+                        "warning: {node} → {peer}: no handshake within {} s of the end of apply; `meshup verify` says why",
+                        settle::SETTLE_DEADLINE_SECS
+                    );
+                }
+            }
+            Err(e) => println!("warning: {node}: the first handshakes were not started: {e}"),
+        }
+    }
 }
 
 /// How long after the agreed instant each host's flip took effect, by its own clock (a

@@ -39,6 +39,11 @@ impl Gather {
         }
     }
 
+    /// The mesh as this run makes it (with the NAT pairs' direct paths).
+    pub fn mesh(&self) -> &crate::topology::Mesh {
+        &self.mesh
+    }
+
     /// What the planner reads.
     pub fn input<'a>(&'a self, session: &'a Session, rotate_psk: bool) -> PlanInput<'a> {
         PlanInput {

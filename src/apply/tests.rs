@@ -112,6 +112,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
     let mut recap = Recap::default();
     execute(
         &session,
+        &session.mesh,
         &gathered,
         &light,
         &planner,
@@ -122,8 +123,21 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
 
     let mut kinds = BTreeSet::new();
     let mut functions = BTreeSet::new();
+    // The end of apply: each pair's first handshake, from one side (apply::settle); a
+    // read-only exec of its own that carries no step.
+    let is_settle = |stdin: &[u8]| String::from_utf8_lossy(stdin).contains("@@meshup:done:settle");
+    let settled = hosts
+        .values()
+        .flat_map(|h| h.calls())
+        .filter(|c| is_settle(&c.stdin))
+        .count();
+    assert!(settled > 0, "the first handshakes were started");
     for host in &plan.hosts {
-        let calls = hosts[&host.node].calls();
+        let calls: Vec<_> = hosts[&host.node]
+            .calls()
+            .into_iter()
+            .filter(|c| !is_settle(&c.stdin))
+            .collect();
         let phases: Vec<Phase> = [Phase::Prepare, Phase::Converge]
             .into_iter()
             .filter(|p| host.phase(*p).next().is_some())

@@ -24,10 +24,37 @@ pub struct FileFacts {
     pub psk_files: Vec<String>,
     /// The process holding the interface's lock right now (another meshup run), if any.
     pub lock_holder: Option<LockHolder>,
+    /// What apply's gather got of the run hold (`None`: a gather that does not hold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
     /// Punches that failed (no handshake): peer → the endpoint tried
     /// (`<interface>/punch-failed-<peer>`).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub punch_failed: std::collections::BTreeMap<String, String>,
+}
+
+/// What a run's gather got of the run hold on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hold {
+    /// This run holds the host.
+    Mine,
+    /// Another run does.
+    Other,
+    /// The host has nothing to hold with (no `flock`, or the shell is not under an sshd):
+    /// the run goes on without a hold there.
+    Unsupported,
+}
+
+impl Hold {
+    fn parse(text: &str) -> Option<Hold> {
+        match text {
+            "mine" => Some(Hold::Mine),
+            "other" => Some(Hold::Other),
+            "unsupported" => Some(Hold::Unsupported),
+            _ => None,
+        }
+    }
 }
 
 /// A process holding meshup's lock on the host.
@@ -93,6 +120,7 @@ impl FileFacts {
             .collect();
         FileFacts {
             punch_failed,
+            hold: value(&kv, "hold").and_then(Hold::parse),
             config_dir: flag("config_dir"),
             config: flag("config"),
             backup: flag("backup"),
@@ -125,6 +153,19 @@ impl FileFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_hold_is_read() {
+        for (text, want) in [
+            ("hold=mine\n", Some(Hold::Mine)),
+            ("hold=other\nlock_held=yes\n", Some(Hold::Other)),
+            ("hold=unsupported\n", Some(Hold::Unsupported)),
+            ("hold=maybe\n", None),
+            ("", None),
+        ] {
+            assert_eq!(FileFacts::parse(text).hold, want, "{text}");
+        }
+    }
 
     #[test]
     fn a_held_lock_names_its_holder() {

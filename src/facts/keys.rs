@@ -43,6 +43,12 @@ pub enum PublicKeyFile {
     Present(PublicKey),
 }
 
+/// A PSK digest prefix as the gather prints it: 16 hex digits (anything else could be a
+/// key, and is dropped).
+fn is_digest(text: &str) -> bool {
+    text.len() == 16 && text.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// The host's keys: private key state, the public key derived from it on the host,
 /// public.key, and the PSK file of every expected peer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -59,6 +65,11 @@ pub struct KeyFacts {
     pub psk_digests: BTreeMap<String, String>,
     /// Seconds since `private.key` was written (its age), when readable.
     pub private_key_age_secs: Option<u64>,
+    /// Truncated SHA-256 of the preshared key the live interface runs with each peer (by
+    /// the peer's public key; `None`: no preshared key), hashed on the host like the
+    /// files. Only verify's gather reads it ([`super::GatherParams::with_live_psks`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub live_psk_digests: BTreeMap<PublicKey, Option<String>>,
 }
 
 impl KeyFacts {
@@ -87,12 +98,21 @@ impl KeyFacts {
                         if state != KeyFileState::Absent {
                             keys.psks.insert(peer.to_string(), state);
                         }
-                        if let Some(digest) = words
-                            .next()
-                            .filter(|d| d.len() == 16 && d.chars().all(|c| c.is_ascii_hexdigit()))
-                        {
+                        if let Some(digest) = words.next().filter(|d| is_digest(d)) {
                             keys.psk_digests
                                 .insert(peer.to_string(), digest.to_string());
+                        }
+                    }
+                }
+                "psk_live" => {
+                    let mut words = value.split(' ');
+                    if let (Some(Ok(peer)), Some(digest)) =
+                        (words.next().map(str::parse::<PublicKey>), words.next())
+                    {
+                        if digest == "none" {
+                            keys.live_psk_digests.insert(peer, None);
+                        } else if is_digest(digest) {
+                            keys.live_psk_digests.insert(peer, Some(digest.to_string()));
                         }
                     }
                 }

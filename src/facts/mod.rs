@@ -40,7 +40,7 @@ use serde::Serialize;
 
 pub use commands::{Commands, PackageManager};
 pub use config::CurrentConfig;
-pub use files::{FileFacts, LockHolder};
+pub use files::{FileFacts, Hold, LockHolder};
 pub use firewall::FirewallFacts;
 pub use firewalld::{FirewalldFacts, FirewalldMeshup, FirewalldZone};
 pub use hosts_file::{HostsFileFacts, HostsFileKind};
@@ -125,6 +125,7 @@ pub struct GatherParams {
     listen_port: u16,
     peer_names: Vec<String>,
     hold: Option<crate::run_lock::RunLock>,
+    live_psks: bool,
 }
 
 impl GatherParams {
@@ -172,6 +173,7 @@ impl GatherParams {
             listen_port,
             peer_names: peer_names.to_vec(),
             hold: None,
+            live_psks: false,
         })
     }
 
@@ -179,6 +181,13 @@ impl GatherParams {
     /// while the run's connection is open (`mu_hold`).
     pub fn holding(mut self, run: &crate::run_lock::RunLock) -> GatherParams {
         self.hold = Some(run.clone());
+        self
+    }
+
+    /// Verify's gather: the keys fact also carries the digest prefix of the preshared key
+    /// the interface runs with each peer ([`KeyFacts::live_psk_digests`]).
+    pub fn with_live_psks(mut self) -> GatherParams {
+        self.live_psks = true;
         self
     }
 
@@ -219,6 +228,11 @@ pub fn gather_script(params: &GatherParams) -> String {
         .set("MU_DIR", &params.config_dir)
         .set("MU_PORT", &params.listen_port.to_string())
         .set("MU_PEERS", &params.peer_names.join(" "));
+    let values = if params.live_psks {
+        values.set("MU_PSK_LIVE", "1")
+    } else {
+        values
+    };
     match &params.hold {
         Some(run) => values.set("MU_RUN", run.id()).set("MU_RUN_BY", run.by()),
         None => values,

@@ -76,7 +76,8 @@ pub struct MeshSettings {
     /// Whether each pair of nodes shares a preshared key.
     pub preshared_keys: bool,
     /// Whether pairs of NAT nodes are hole punched (or peer over a shared LAN) when the
-    /// evidence allows it, instead of always going through a relay (default false).
+    /// evidence allows it, instead of always going through a relay (default true: a
+    /// direct path that dies falls back to its relay by itself, see the watchdog).
     pub nat_punching: bool,
     /// Directory of WireGuard files on each host (default `/etc/wireguard`).
     pub config_dir: RemotePath,

@@ -63,7 +63,8 @@ pub struct HostPlan {
 }
 
 impl HostPlan {
-    fn new(node: NodeName, state: HostState) -> Self {
+    /// A host's plan with no steps yet.
+    pub fn new(node: NodeName, state: HostState) -> Self {
         HostPlan {
             node,
             state,

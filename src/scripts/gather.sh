@@ -1,11 +1,13 @@
 # meshup gather script (read-only). POSIX sh: dash, bash, busybox ash.
 # The Rust side prepends MU_IF, MU_DIR, MU_PORT and MU_PEERS (validated, shell-quoted),
-# and for apply MU_RUN and MU_RUN_BY (the run's lock: mu_hold); hold.sh comes first.
+# for apply MU_RUN and MU_RUN_BY (the run's lock: mu_hold), for verify MU_PSK_LIVE (the
+# live preshared keys' digests, in mu_keys); hold.sh comes first.
 # Output: "@@meshup:gather:v1", then per section "@@meshup:section:NAME", its body
 # (any body line starting with "@@" gets one more "@" so it can never look like a
 # marker), "@@meshup:status:NAME:RC", and finally "@@meshup:done".
-# No secret is ever printed: key files are only read by `wg pubkey`, `grep -q` and awk,
-# which prints tokens in their place.
+# No secret is ever printed: key files are only read by `wg pubkey`, `grep -q`, awk,
+# which prints tokens in their place, and `sha256sum` (a digest prefix); live preshared
+# keys go from `wg show` through shell variables and a pipe into sha256sum.
 LC_ALL=C
 export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -107,6 +109,19 @@ mu_keys() {
 		if [ "$s" = valid ] && mu_has sha256sum; then d=" $(tr -d ' \n' <"$f" | sha256sum | cut -c1-16)"; fi
 		printf 'psk=%s %s%s\n' "$p" "$s" "$d"
 	done
+	# verify's gather (MU_PSK_LIVE): the preshared key the interface runs with each peer,
+	# hashed here the same way, so the two sides' live keys compare too. `wg show` writes
+	# the keys into the pipe and printf is a builtin: no key is ever in an argv.
+	if [ -n "${MU_PSK_LIVE-}" ] && mu_has wg && mu_has sha256sum; then
+		wg show "$MU_IF" preshared-keys 2>/dev/null | while IFS='	' read -r mu_pk mu_psk; do
+			mu_d=none
+			if [ "$mu_psk" != '(none)' ]; then
+				mu_d=$(printf '%s' "$mu_psk" | sha256sum)
+				mu_d=${mu_d%"${mu_d#????????????????}"}
+			fi
+			printf 'psk_live=%s %s\n' "$mu_pk" "$mu_d"
+		done
+	fi
 }
 
 mu_files() {
@@ -122,55 +137,9 @@ mu_files() {
 		[ -r "$f" ] && printf 'punch_failed=%s %s\n' "${f##*/punch-failed-}" "$(head -n 1 "$f")"
 	done
 	printf 'layout=%s\n' "$MU_LAYOUT"
+	if [ -n "$MU_HOLD_STATE" ]; then printf 'hold=%s\n' "$MU_HOLD_STATE"; fi
 	mu_lock_holder
 	return 0
-}
-
-# The PID of the sshd process serving this SSH connection: the first sshd,
-# sshd-session or dropbear among this shell's ancestors (through sudo and login shells).
-mu_connection() {
-	mu_p=$$
-	while [ "${mu_p:-0}" -gt 1 ]; do
-		mu_p=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$mu_p/status" 2>/dev/null)
-		case $(cat "/proc/${mu_p:-0}/comm" 2>/dev/null) in
-		sshd* | dropbear)
-			echo "$mu_p"
-			return 0
-			;;
-		esac
-	done
-	return 1
-}
-
-# mu_hold (apply only, MU_RUN set): takes the run hold for the whole run. A process of
-# its own keeps it until the run's SSH connection closes (its sshd process exits; checked
-# every second) or the run's last script lets go (lib.sh mu_release), so a second run
-# finds it at its own gather, before it shows a plan, and two runs never interleave
-# their phases on a host. Each phase still takes the interface's lock in MU_DIR itself.
-mu_hold() {
-	mu_has flock || return 0
-	mu_conn=$(mu_connection) || return 0
-	exec 8>>"$MU_HOLD" || return 0
-	mu_got=0
-	if flock -n 8; then
-		mu_got=1
-	elif mu_hold_stale; then
-		# A holder whose run has gone is meshup's own: stopping it lets go of the lock.
-		kill "$(mu_hold_field pid)" 2>/dev/null
-		for _ in 1 2 3 4 5; do
-			if flock -n 8; then mu_got=1 && break; fi
-			sleep 0.2
-		done
-	fi
-	if [ "$mu_got" = 1 ]; then
-		# The holder keeps fd 8 (the lock); nothing it starts does.
-		(
-			while [ -d "/proc/$mu_conn" ]; do sleep 1 8>&-; done
-		) </dev/null >/dev/null 2>&1 3>&- &
-		printf 'run=%s pid=%s conn=%s user=%s since=%s by=%s\n' "$MU_RUN" "$!" "$mu_conn" \
-			"$(id -un 2>/dev/null)" "$(date +%s)" "${MU_RUN_BY-}" >"$MU_HOLD" || kill "$!"
-	fi
-	exec 8>&-
 }
 
 # Who holds meshup's lock now (another run): the run hold's line names an apply run
@@ -179,6 +148,13 @@ mu_hold() {
 # inode, except inside a PID namespace (containers) when the process that took it has
 # exited: then it is tried.
 mu_lock_holder() {
+	# Another run took the hold an instant ago: its holder's line follows within moments.
+	if [ "$MU_HOLD_STATE" = other ]; then
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			mu_hold_other && break
+			sleep 0.1
+		done
+	fi
 	if mu_hold_other; then
 		mu_h=$(mu_hold_field pid)
 		echo 'lock_held=yes'
@@ -189,6 +165,12 @@ mu_lock_holder() {
 		printf 'lock_holder_user=%s\n' "$(mu_hold_field user)"
 		mu_since=$(mu_hold_field since)
 		if [ -n "$mu_since" ]; then printf 'lock_holder_age=%s\n' "$(($(date +%s) - mu_since))"; fi
+		return 0
+	fi
+	if [ "$MU_HOLD_STATE" = other ]; then
+		# Taken, and not yet described (or let go since): another run all the same.
+		echo 'lock_held=yes'
+		printf 'lock_path=%s\n' "$MU_HOLD"
 		return 0
 	fi
 	mu_lf="$MU_DIR/.meshup-$MU_IF.lock"

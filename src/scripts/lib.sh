@@ -28,15 +28,6 @@ mu_mark() { printf '@@meshup:%s:%s\n' "$1" "$2"; }
 mu_fail() { mu_mark fail "$1"; exit 1; }
 mu_done() { mu_mark 'done' "$1"; }
 
-# mu_release: apply's last script on a host ends this run's hold (otherwise its holder
-# notices the closed connection within a second).
-mu_release() {
-	[ -n "${MU_RUN-}" ] && [ "$(mu_hold_field run)" = "$MU_RUN" ] || return 0
-	mu_h=$(mu_hold_field pid)
-	[ -n "$mu_h" ] && kill "$mu_h" 2>/dev/null
-	return 0
-}
-
 # Runs a command from the playbook with the lock fd closed (a daemon it starts must not
 # hold meshup's lock) and no stdin; its output goes to a log shown on failure.
 mu_run() {

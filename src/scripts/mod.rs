@@ -16,6 +16,14 @@ pub const GATHER: &str = concat!(include_str!("hold.sh"), include_str!("gather.s
 /// run hold's functions (a phase of another run's hold stops).
 pub const APPLY_LIB: &str = concat!(include_str!("hold.sh"), include_str!("lib.sh"));
 
+/// The run hold's functions alone (apply's hold exec on its first host, and its release
+/// when it cannot hold every host).
+pub const HOLD: &str = include_str!("hold.sh");
+
+/// Apply's last exec on a host: the first handshakes of the pairs it starts (see
+/// `crate::apply::settle`).
+pub const SETTLE: &str = include_str!("settle.sh");
+
 /// `mu_wait_lock`: waits (bounded) for a package manager's lock held by another process.
 pub const WAIT_LOCK: &str = include_str!("wait_lock.sh");
 

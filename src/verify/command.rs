@@ -1,7 +1,9 @@
 //! The `verify` command: one SSH connection and one exec per host, all hosts in
 //! parallel; the exec runs the probe script, then everything is evaluated on the
 //! workstation. Only when a pair fails does a second exec run the facts gather on the
-//! hosts of the failing pairs: their firewall evidence names what blocks a port. (The
+//! hosts of the failing pairs: their firewall evidence names what blocks a port, and the
+//! digests of their preshared keys (files and live, hashed on the host) name two sides
+//! that hold different ones. (The
 //! gather is ~20 sections and a few hundred processes per host; run on every host, it
 //! was half the CPU a 50-host verify cost.)
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,13 +22,14 @@ use crate::session::{Session, SessionOptions};
 use crate::topology::Mesh;
 use crate::ui::{Progress, StatsReport};
 
-use super::evaluate::{HostOutput, evaluate};
+use super::evaluate::{HostOutput, evaluate_with_psks};
 use super::evidence::PairStatus;
 use super::expectation::{Expectation, FirewallEvidence, NodeName, PortState};
 use super::from_mesh::{self, HostKeys};
 use super::probe::{self, NodeProbe};
 use super::report::Report;
 use super::script::{MARKER, host_probe_script};
+use super::secrets::PskEvidence;
 
 /// How long one host's probe exec may take (the probe itself needs about 5 s).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -77,7 +80,8 @@ impl VerifyPlan {
                 spec.listen_port,
                 &peers,
             )
-            .into_diagnostic()?;
+            .into_diagnostic()?
+            .with_live_psks();
             let gather = facts::gather_script(&params);
             let script = host_probe_script(&expectation, &node, settings.config_dir.as_str())
                 .into_diagnostic()?;
@@ -267,6 +271,7 @@ pub fn assemble_with_facts(
     let mut probes: BTreeMap<NodeName, NodeProbe> = BTreeMap::new();
     let mut keys: BTreeMap<NodeName, HostKeys> = BTreeMap::new();
     let mut firewall = BTreeMap::new();
+    let mut psks = BTreeMap::new();
     for job in &plan.jobs {
         let Some(HostOutput::Output(text)) = outputs.get(&job.node) else {
             continue;
@@ -291,6 +296,14 @@ pub fn assemble_with_facts(
         if let Some(f) = host_facts.as_ref().filter(|f| f.complete) {
             let interface = plan.expectation.interface.as_str();
             evidence.mesh_filter = from_mesh::mesh_filter(playbooks, &f.firewall, interface);
+            // PSK files are only asked for (and compared) when the mesh uses them.
+            let peers = plan
+                .expectation
+                .node(&job.node)
+                .filter(|_| mesh.settings.preshared_keys)
+                .map(|n| n.peers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>())
+                .unwrap_or_default();
+            psks.insert(job.node.clone(), PskEvidence::from_keys(&f.keys, peers));
         }
         firewall.insert(job.node.clone(), evidence);
         if let Some(p) = probe {
@@ -304,7 +317,7 @@ pub fn assemble_with_facts(
         super::nat::live_direct(mesh, &probes, &keys),
     );
     from_mesh::fill_keys(&mut expectation, &keys);
-    let mut report = evaluate(&expectation, outputs, &firewall);
+    let mut report = evaluate_with_psks(&expectation, outputs, &firewall, &psks);
     report.nat_paths = super::nat::paths(mesh, &probes, &keys, &|from, to| {
         report.pairs.iter().any(|p| {
             p.from == from && p.to == to && p.status == super::evidence::PairStatus::Failing

@@ -41,6 +41,22 @@ pub enum Diagnosis {
         /// Key the peer's interface runs.
         live_key: String,
     },
+    /// The two sides of a pair hold different preshared keys for each other, or only one
+    /// holds one (compared by digest prefixes the hosts computed; no key leaves a host).
+    PskMismatch {
+        /// One side (the name that sorts first).
+        a: String,
+        /// The other side.
+        b: String,
+        /// The side that uses a preshared key when the other uses none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        only: Option<String>,
+        /// The sides whose interface does not run the preshared key in their key file.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        live_not_file: Vec<String>,
+        /// The two key files agree (only a reload of the live interface is missing).
+        files_agree: bool,
+    },
     /// Handshakes happened before, but during the probe the receiver got nothing from the
     /// sender while the sender kept sending: UDP is dropped on the way into the receiver.
     UdpBlocked {
@@ -241,6 +257,14 @@ pub enum Diagnosis {
     },
 }
 
+/// A public key shortened for a message ("AbCdEfGhIj…"); the JSON keeps it whole.
+fn short_key(key: &str) -> String {
+    match key.get(..10) {
+        Some(head) if key.len() > 10 => format!("{head}…"),
+        _ => key.to_owned(),
+    }
+}
+
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "(none)".to_owned()
@@ -269,14 +293,55 @@ impl fmt::Display for Diagnosis {
             ),
             Self::PeerMissing { on, peer } => write!(f, "{on} has no peer entry for {peer}"),
             Self::PeerKeyDrift {
-                on,
-                peer,
-                entry_key,
-                live_key,
+                on, peer, live_key, ..
             } => write!(
                 f,
-                "key drift: {on}'s entry for {peer} has public key {entry_key}, but {peer}'s interface runs {live_key}; re-run apply"
+                "{on} holds an old public key for {peer} ({peer}'s key is now {}): run apply",
+                short_key(live_key)
             ),
+            Self::PskMismatch {
+                a,
+                b,
+                only,
+                live_not_file,
+                files_agree,
+            } => {
+                match only {
+                    Some(with) => {
+                        let without = if with == a { b } else { a };
+                        write!(
+                            f,
+                            "{with} uses a preshared key with {without}, {without} uses none"
+                        )?;
+                    }
+                    None => write!(f, "preshared keys of {a} and {b} differ")?,
+                }
+                if live_not_file.is_empty() {
+                    return write!(f, ": run apply");
+                }
+                let who = live_not_file.join(" and ");
+                let (clause, reload) = match live_not_file.len() {
+                    1 => (
+                        format!("{who}'s interface does not run the preshared key in its key file"),
+                        "its config there",
+                    ),
+                    _ => (
+                        format!(
+                            "the interfaces of {who} do not run the preshared keys in their key files"
+                        ),
+                        "their configs there",
+                    ),
+                };
+                write!(f, ": {clause}; ")?;
+                if *files_agree {
+                    write!(
+                        f,
+                        "reload {reload} (`wg syncconf <if> <(wg-quick strip <if>)` on {who})"
+                    )
+                } else {
+                    write!(f, "run apply")
+                }
+            }
             Self::UdpBlocked {
                 receiver,
                 sender,

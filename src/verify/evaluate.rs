@@ -8,6 +8,7 @@ use super::expectation::{Expectation, ExpectedNode, FirewallEvidence, NodeName, 
 use super::live::Live;
 use super::probe::{self, PingKind};
 use super::report::{NodeSummary, ProbeCheck, Report};
+use super::secrets::{PskEvidence, psk_mismatch};
 
 /// What the runner got back from one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,17 @@ pub fn evaluate(
     outputs: &BTreeMap<NodeName, HostOutput>,
     firewall: &BTreeMap<NodeName, FirewallEvidence>,
 ) -> Report {
+    evaluate_with_psks(exp, outputs, firewall, &BTreeMap::new())
+}
+
+/// [`evaluate`] with each node's preshared key evidence from its gathered facts (only
+/// the hosts of failing pairs have any).
+pub fn evaluate_with_psks(
+    exp: &Expectation,
+    outputs: &BTreeMap<NodeName, HostOutput>,
+    firewall: &BTreeMap<NodeName, FirewallEvidence>,
+    psks: &BTreeMap<NodeName, PskEvidence>,
+) -> Report {
     let probes = exp
         .nodes
         .iter()
@@ -41,6 +53,7 @@ pub fn evaluate(
         exp,
         probes,
         firewall,
+        psks,
     };
 
     let mut node_diagnoses = Vec::new();
@@ -291,10 +304,22 @@ fn diagnose_failure(
             });
         }
     }
+    // Two sides holding different preshared keys fail every handshake, whatever else
+    // the counters suggest.
+    if *path == PairPath::Direct
+        && let Some(psk) = psk_mismatch(
+            live.psk_side(&from.name, forward),
+            live.psk_side(&to.name, reverse),
+        )
+    {
+        d.push(psk);
+    }
     let key_trouble = d.iter().any(|x| {
         matches!(
             x,
-            Diagnosis::KeyDrift { .. } | Diagnosis::PeerKeyDrift { .. }
+            Diagnosis::KeyDrift { .. }
+                | Diagnosis::PeerKeyDrift { .. }
+                | Diagnosis::PskMismatch { .. }
         )
     });
     for v in &views {

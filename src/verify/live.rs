@@ -6,6 +6,7 @@ use super::evidence::{MtuProbe, PeerView, PingSummary};
 use super::expectation::{Expectation, ExpectedNode, FirewallEvidence, NodeName, PortState};
 use super::ping::PingError;
 use super::probe::{NodeProbe, PingKind};
+use super::secrets::{PskEvidence, PskSide};
 use crate::facts::WgPeerDump;
 use crate::keys::PublicKey;
 
@@ -14,6 +15,7 @@ pub(super) struct Live<'a> {
     pub(super) exp: &'a Expectation,
     pub(super) probes: HashMap<&'a NodeName, Result<NodeProbe, String>>,
     pub(super) firewall: &'a BTreeMap<NodeName, FirewallEvidence>,
+    pub(super) psks: &'a BTreeMap<NodeName, PskEvidence>,
 }
 
 impl Live<'_> {
@@ -170,6 +172,16 @@ impl Live<'_> {
             .get(n)
             .and_then(|f| f.mesh_filter.as_ref())
             .map(|why| format!("{n}: {why}"))
+    }
+
+    /// `n`'s side of a pair for the preshared key comparison: its evidence and `view`'s
+    /// entry key (its entry for the other side).
+    pub(super) fn psk_side<'b>(&'b self, n: &'b NodeName, view: Option<&PeerView>) -> PskSide<'b> {
+        PskSide {
+            node: n.as_str(),
+            evidence: self.psks.get(n),
+            entry: view.and_then(|v| v.public_key),
+        }
     }
 
     pub(super) fn firewall_closed(&self, n: &NodeName) -> Option<String> {

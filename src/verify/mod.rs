@@ -20,12 +20,13 @@ pub mod probe;
 pub mod prometheus;
 pub mod report;
 pub mod script;
+pub mod secrets;
 pub mod sections;
 pub mod tcp;
 
 pub use diagnosis::Diagnosis;
 pub use error::VerifyError;
-pub use evaluate::{HostOutput, evaluate};
+pub use evaluate::{HostOutput, evaluate, evaluate_with_psks};
 pub use evidence::{PairEvidence, PairStatus, PeerView};
 pub use expectation::{
     Expectation, ExpectedNode, ExpectedPeer, FirewallEvidence, InterfaceName, NodeName, PairPath,

@@ -17,12 +17,22 @@ use crate::firewall_lab::{
 use crate::support_lab::{Lab, apply_ok, assert_no_changes, meshup, path_str, plan_section};
 
 /// The rule under test, under `mesh:`.
-const ACL: &str = "  firewall:\n    rules:\n      - { from: web, to: db, ports: [5432/tcp] }\n";
+pub(crate) const ACL: &str =
+    "  firewall:\n    rules:\n      - { from: web, to: db, ports: [5432/tcp] }\n";
+/// The mixed scenario's groups: the public nodes and the subnet router are `db`, nat-1 is
+/// `web`, nat-2 has none.
+pub(crate) const MIXED_GROUPS: [(&str, &str); 5] = [
+    ("pub-1", "db"),
+    ("pub-2", "db"),
+    ("pub-3", "db"),
+    ("gw", "db"),
+    ("nat-1", "web"),
+];
 /// A port on db that no rule opens.
 const OTHER_PORT: &str = "7001";
 
 /// `inventory` plus `groups:` lines for the named nodes.
-fn with_groups(path: &Path, groups: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn with_groups(path: &Path, groups: &[(&str, &str)]) -> PathBuf {
     let mut text = std::fs::read_to_string(path).expect("inventory");
     for (node, group) in groups {
         let at = format!("  - name: {node}\n");
@@ -171,14 +181,7 @@ fn acl_lab_db_accepts_5432_only_from_web_on_every_light_backend() {
     }
     let before: BTreeMap<&str, String> = hosts.iter().map(|h| (*h, rules(&lab, h))).collect();
     let relays = [("nat-1", "pub-2"), ("nat-2", "pub-2")];
-    let groups = [
-        ("pub-1", "db"),
-        ("pub-2", "db"),
-        ("pub-3", "db"),
-        ("gw", "db"),
-        ("nat-1", "web"),
-    ];
-    let acl = with_groups(&inventory(&lab, "acl.yaml", ACL, &relays), &groups);
+    let acl = with_groups(&inventory(&lab, "acl.yaml", ACL, &relays), &MIXED_GROUPS);
 
     let plan = meshup(&lab, &["plan", path_str(&acl)]);
     let web4 = &lab.host("nat-1").mesh_address;

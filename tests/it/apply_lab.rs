@@ -5,7 +5,7 @@
 
 use crate::support_lab::{
     Lab, LabHost, MESHUP, Run, apply_ok, assert_no_changes, meshup, meshup_env, meshup_in_pty,
-    no_script_left, path_str, ping_lost, plan_section, wait_for,
+    no_script_left, path_str, ping_lost, plan_section, recap_line, wait_for,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -1109,7 +1109,8 @@ fn apply_lab_port_move_that_fails_leaves_peers_on_the_old_port() {
 }
 
 /// A second run while another holds a host's lock: the plan already says so for that
-/// host (naming the holder), before anything is asked or changed; the others go on.
+/// host (naming the holder), before anything is asked or changed; apply changes none of
+/// its hosts then (one run per mesh), and with `--wait-lock` it waits for the holder.
 #[test]
 fn apply_lab_lock_held_is_known_at_gather() {
     require_lab!();
@@ -1134,14 +1135,39 @@ fn apply_lab_lock_held_is_known_at_gather() {
     );
     let run = meshup(&lab, &["apply", "--yes", path_str(&inv)]);
     assert_eq!(run.code, Some(1), "{}", run.stdout);
-    let recap = run.stdout.split("RECAP").nth(1).unwrap_or_default();
+    for h in ["node-a", "node-c"] {
+        assert!(
+            recap_line(&run.stdout, h).contains("not changed: another meshup run holds node-b"),
+            "{}",
+            run.stdout
+        );
+    }
     assert!(
-        recap.contains("node-a  ok") && recap.contains("node-c  ok"),
-        "{recap}"
+        recap_line(&run.stdout, "node-b").contains("another meshup run holds the lock"),
+        "{}",
+        run.stdout
     );
     lab.host_exec("node-b", "kill \"$(cat /run/lock-holder.pid)\"")
         .expect_ok("release");
     assert_no_changes(&lab, &inv);
+
+    // A holder that lets go after 3 s: --wait-lock waits for it, then goes on.
+    lab.host_exec(
+        "node-b",
+        "nohup flock -o /etc/wireguard/.meshup-wg0.lock sleep 3 >/dev/null 2>&1 & sleep 0.5",
+    )
+    .expect_ok("hold the lock");
+    let waited = meshup(
+        &lab,
+        &["apply", "--yes", "--wait-lock", "60s", path_str(&inv)],
+    );
+    assert_eq!(waited.code, Some(0), "{}\n{}", waited.stdout, waited.stderr);
+    assert!(
+        format!("{}{}", waited.stdout, waited.stderr).contains("waiting for another meshup run"),
+        "{}\n{}",
+        waited.stdout,
+        waited.stderr
+    );
 }
 
 /// Ctrl-C in a real terminal (a pty through `script`) while hosts install WireGuard from a

@@ -16,6 +16,7 @@ use crate::support_lab::{
     Lab, MESHUP, apply_ok, assert_no_changes, meshup, meshup_in_pty, no_script_left, path_str,
     recap_line, wait_for,
 };
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
@@ -279,23 +280,128 @@ fn fault_lab_two_applies_at_once() {
     );
     assert_no_changes(&lab, &off);
 
-    // Two applies at the same moment.
+    // Two applies at the same moment: one run changes every host, the other none (it
+    // finds the hold, or nothing left to do once the first is through).
     let a = spawn_apply(&lab, &on);
     let b = spawn_apply(&lab, &on);
     let (_, a) = finish(a);
     let (_, b) = finish(b);
-    for h in ["node-a", "node-b", "node-c"] {
-        let (la, lb) = (recap_line(&a, h), recap_line(&b, h));
-        let changed = [&la, &lb].iter().filter(|l| l.contains("changed")).count();
-        let other = if la.contains("changed") { &lb } else { &la };
-        assert!(
-            changed == 1
-                && (other.contains("another meshup run holds the lock") || other.contains(" ok")),
-            "{h}: one run changes it, the other finds the lock (or nothing left to do):\n{a}\n{b}"
-        );
-    }
+    let hosts = ["node-a", "node-b", "node-c"];
+    let changed_all = |out: &str| hosts.iter().all(|h| recap_line(out, h).contains("changed"));
+    let changed_none = |out: &str| {
+        hosts.iter().all(|h| {
+            let line = recap_line(out, h);
+            line.contains("another meshup run holds") || line.contains(" ok")
+        })
+    };
+    assert!(
+        (changed_all(&a) && changed_none(&b)) || (changed_all(&b) && changed_none(&a)),
+        "one run changes every host, the other none:\n{a}\n{b}"
+    );
     assert_verify_healthy(&lab, &on);
     apply_ok(&lab, &on, &[]);
     assert_no_changes(&lab, &on);
     assert_verify_healthy(&lab, &on);
+}
+
+/// A timer's applies (one every second or so, as an operator's cron would run them, each
+/// giving up when another run holds a host) overlap an operator's applies (with
+/// `--wait-lock`) that add a node, switch preshared keys on and rotate a key. After each
+/// of the operator's changes, verify is healthy and every pair's two hosts hold the same
+/// preshared key on their live interfaces (compared by a hash made on each host).
+#[test]
+fn fault_lab_timer_and_operator_runs_overlap() {
+    require_lab!();
+    let lab = Lab::up("ft-timer", "guide", "light");
+    let full = std::fs::read_to_string(with_psks(&lab, false, "")).expect("inventory");
+    let without_c = match full.find("  - name: node-c\n") {
+        Some(at) => full[..at].to_string(),
+        None => panic!("node-c in the lab's inventory:\n{full}"),
+    };
+    let psks_on = full.replace("  preshared_keys: false\n", "  preshared_keys: true\n");
+    let inv = lab.out_dir().join("timer.yaml");
+    std::fs::write(&inv, &without_c).expect("write");
+    apply_ok(&lab, &inv, &[]);
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (runs, held) = std::thread::scope(|scope| {
+        let timer = scope.spawn(|| {
+            let (mut runs, mut held) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let run = meshup(&lab, &["apply", "--yes", path_str(&inv)]);
+                runs += 1;
+                if run.stdout.contains("another meshup run holds") {
+                    held += 1;
+                } else {
+                    assert_eq!(
+                        run.code,
+                        Some(0),
+                        "timer run\n{}\n{}",
+                        run.stdout,
+                        run.stderr
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            (runs, held)
+        });
+        let operator = |what: &str, args: &[&str], hosts: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend(["--yes", "--wait-lock", "120s", path_str(&inv)]);
+            let run = meshup(&lab, &all);
+            assert_eq!(run.code, Some(0), "{what}\n{}\n{}", run.stdout, run.stderr);
+            assert_verify_healthy(&lab, &inv);
+            assert_same_live_psks(&lab, hosts);
+        };
+        std::fs::write(&inv, &full).expect("write");
+        operator("add node-c", &["apply"], &["node-a", "node-b", "node-c"]);
+        std::fs::write(&inv, &psks_on).expect("write");
+        operator(
+            "preshared keys on",
+            &["apply"],
+            &["node-a", "node-b", "node-c"],
+        );
+        operator(
+            "rotate node-b",
+            &["rotate", "--nodes", "node-b"],
+            &["node-a", "node-b", "node-c"],
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        timer.join().expect("timer")
+    });
+    eprintln!("timer: {runs} runs beside the operator's, {held} found a host held");
+    assert!(runs >= 3, "the timer ran beside the operator ({runs} runs)");
+    assert_same_live_psks(&lab, &["node-a", "node-b", "node-c"]);
+    assert_no_changes(&lab, &inv);
+}
+
+/// Every pair of `hosts` holds one preshared key (or none on both sides) on its live
+/// interfaces: each host hashes what `wg show` says, the keys never leave it.
+#[track_caller]
+fn assert_same_live_psks(lab: &Lab, hosts: &[&str]) {
+    let mut public = BTreeMap::new();
+    let mut psk = BTreeMap::new();
+    for h in hosts {
+        let key = lab.host_exec(h, "wg show wg0 public-key");
+        public.insert(*h, key.expect_ok("public key").trim().to_string());
+        let out = lab.host_exec(
+                h,
+                "wg show wg0 preshared-keys | while read -r k p; do printf '%s %s\\n' \"$k\" \"$(printf %s \"$p\" | sha256sum | cut -c1-16)\"; done",
+            );
+        for line in out.expect_ok("preshared keys").lines() {
+            if let Some((k, d)) = line.split_once(' ') {
+                psk.insert((h.to_string(), k.to_string()), d.to_string());
+            }
+        }
+    }
+    for (i, a) in hosts.iter().enumerate() {
+        for b in &hosts[i + 1..] {
+            let ab = psk.get(&(a.to_string(), public[b].clone()));
+            let ba = psk.get(&(b.to_string(), public[a].clone()));
+            assert!(
+                ab.is_some() && ab == ba,
+                "{a} and {b} hold different preshared keys ({ab:?} / {ba:?})"
+            );
+        }
+    }
 }

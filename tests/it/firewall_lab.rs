@@ -73,6 +73,15 @@ pub(crate) const IPTABLES_DROP: &str = "for t in iptables ip6tables; do \
        $t -P INPUT DROP && $t -P FORWARD DROP || exit 1; done; \
      iptables -A INPUT -p icmp -j ACCEPT && ip6tables -A INPUT -p ipv6-icmp -j ACCEPT";
 
+/// firewalld started and enabled at boot (systemd flavour), default zone public.
+pub(crate) const FIREWALLD_START: &str =
+    "systemctl enable --now firewalld >/dev/null 2>&1; firewall-cmd --state";
+
+/// firewalld with the default zone drop (SSH allowed in it), permanent.
+pub(crate) const FIREWALLD_DROP: &str = "systemctl enable --now firewalld >/dev/null 2>&1; \
+     firewall-cmd --state && firewall-cmd -q --permanent --zone=drop --add-service=ssh && \
+     firewall-cmd -q --set-default-zone=drop && firewall-cmd -q --reload";
+
 /// What a host's firewalls look like, without counters: the whole nftables ruleset
 /// (iptables-nft and ufw included), iptables and ip6tables, ufw's rules, and firewalld's
 /// zones and policies when it runs.
@@ -480,19 +489,12 @@ fn firewall_lab_firewalld_zones_and_docker_forward_drop() {
     require_lab!();
     let lab = Lab::up("fwsd", "mixed", "systemd");
     let hosts = ["gw", "nat-1", "nat-2", "pub-1", "pub-2", "pub-3"];
-    let start = "systemctl enable --now firewalld >/dev/null 2>&1; firewall-cmd --state";
     for h in ["pub-1", "gw"] {
-        lab.host_exec(h, start)
+        lab.host_exec(h, FIREWALLD_START)
             .expect_ok(&format!("firewalld on {h}"));
     }
-    lab.host_exec(
-        "pub-2",
-        &format!(
-            "{start} && firewall-cmd -q --permanent --zone=drop --add-service=ssh && \
-             firewall-cmd -q --set-default-zone=drop && firewall-cmd -q --reload"
-        ),
-    )
-    .expect_ok("firewalld drop zone on pub-2");
+    lab.host_exec("pub-2", FIREWALLD_DROP)
+        .expect_ok("firewalld drop zone on pub-2");
     lab.host_exec(
         "pub-3",
         "iptables -P FORWARD DROP && ip6tables -P FORWARD DROP",

@@ -369,3 +369,48 @@ fn nat_lab_punches_eim_pairs_relays_symmetric_ones_peers_a_shared_nat_over_its_l
     );
     eprintln!("nat lab total: {:?}", t0.elapsed());
 }
+
+/// NAT punching is on by default: an inventory that does not mention it (`--public 2
+/// --nat 2`, port-preserving masquerade routers) comes up relayed from bare hosts, the
+/// plan says the next apply punches, the NAT nodes' own keepalives (no ping of the test)
+/// show their mappings to both public nodes, and the second apply punches.
+#[test]
+fn nat_lab_punching_is_on_by_default_and_the_second_apply_from_bare_punches() {
+    require_lab!();
+    let lab = Lab::up_with("nat-def", &["--public", "2", "--nat", "2"]);
+    let inv_path = lab.inventory();
+    let inv = path_str(&inv_path);
+    let text = std::fs::read_to_string(&inv_path).expect("inventory");
+    assert!(!text.contains("nat_punching"), "{text}");
+    let first = apply_ok(&lab, &inv_path, &[]);
+    assert!(
+        first.stdout.contains("nat-1 ↔ nat-2: relayed via pub-1")
+            && first.stdout.contains("the next apply punches"),
+        "{}",
+        first.stdout
+    );
+    let start = Instant::now();
+    loop {
+        let plan = plan_json(&lab, inv);
+        if pair(&plan, "nat-1", "nat-2")["kind"] == "punched" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the keepalives never showed both mappings: {plan}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!("mappings known {:?} after the first apply", start.elapsed());
+    let second = apply_ok(&lab, &inv_path, &[]);
+    assert!(
+        second
+            .stdout
+            .contains("nat-1: direct path to nat-2 confirmed by a handshake"),
+        "{}",
+        second.stdout
+    );
+    let verify = meshup(&lab, &["verify", inv]);
+    assert_eq!(verify.code, Some(0), "{}\n{}", verify.stdout, verify.stderr);
+    assert_no_changes(&lab, &inv_path);
+}

@@ -15,7 +15,7 @@ use meshup::inventory::Inventory;
 use meshup::playbook::Playbooks;
 use meshup::topology::Mesh;
 use meshup::transport::{ExecOutput, ScriptedSession, Session};
-use meshup::verify::command::{Connection, VerifyPlan, assemble, probe_all};
+use meshup::verify::command::{Connection, VerifyPlan, assemble, assemble_with_facts, probe_all};
 use meshup::verify::{Diagnosis, HostOutput, NodeName, PairPath, PairStatus, PortState, probe};
 
 fn repo(path: &str) -> PathBuf {
@@ -165,6 +165,67 @@ fn probe_and_gather_scripts_run_in_real_shells_and_their_parsers_find_their_sect
             .collect();
         assert!(left.is_empty(), "{shell:?} left {left:?}");
     }
+}
+
+/// verify's gather hashes the live preshared keys on the host exactly like the key files
+/// (a `wg` shell function stands in for the interface): equal keys give equal digests,
+/// "none" where the interface runs none, and no key in the output, in every shell.
+#[test]
+fn gather_hashes_live_preshared_keys_like_the_files_and_prints_no_key() {
+    let psk = "kS0tQk6a2Fq9o1V8lW3nZx7cYb5dRe4gHj2mNp6rTu8=";
+    let other = "x9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa9Z8Y7X6=";
+    let (peer_b, peer_c) = (
+        "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=",
+        "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCA=",
+    );
+    let peer_d = "DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDA=";
+    let dir = tempfile::tempdir().expect("tmp");
+    let keydir = dir.path().join("wg0");
+    std::fs::create_dir(&keydir).expect("key dir");
+    std::fs::write(keydir.join("psk-node-b.key"), format!("{psk}\n")).expect("psk file");
+    std::fs::write(keydir.join("psk-node-c.key"), format!("{psk}\n")).expect("psk file");
+    let params = facts::GatherParams::new(
+        "wg0",
+        dir.path().to_str().expect("utf-8"),
+        51820,
+        &["node-b".to_owned(), "node-c".to_owned()],
+    )
+    .expect("params")
+    .with_live_psks();
+    // node-b runs the file's key, node-c another one, node-d none.
+    let fake_wg = format!(
+        "wg() {{ if [ \"$*\" = 'show wg0 preshared-keys' ]; then printf '%s\\t%s\\n' {peer_b} {psk} {peer_c} {other} {peer_d} '(none)'; else return 1; fi; }}\n"
+    );
+    let script = format!("{fake_wg}{}", facts::gather_script(&params));
+    let shells: [&[&str]; 3] = [&["dash", "-s"], &["bash", "-s"], &["busybox", "sh", "-s"]];
+    for shell in shells {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let Some(output) = run_isolated(shell, &script, tmp.path()) else {
+            eprintln!("skipped: cannot create a network namespace here");
+            return;
+        };
+        assert!(
+            !output.contains(psk) && !output.contains(other),
+            "{shell:?}: a key in the output"
+        );
+        let keys = facts::parse(&output).expect("facts").keys;
+        let file = keys.psk_digests.get("node-b").expect("file digest");
+        let live = |k: &str| keys.live_psk_digests.get(&k.parse().expect("key")).cloned();
+        assert_eq!(
+            live(peer_b),
+            Some(Some(file.clone())),
+            "{shell:?}: {output}"
+        );
+        assert!(
+            matches!(live(peer_c), Some(Some(d)) if d != *file),
+            "{shell:?}: {output}"
+        );
+        assert_eq!(live(peer_d), Some(None), "{shell:?}: {output}");
+    }
+    // Plan's and apply's gather does not read the live keys.
+    let sets_live = |script: &str| script.lines().any(|l| l.starts_with("MU_PSK_LIVE="));
+    let plain = facts::GatherParams::new("wg0", "/etc/wireguard", 51820, &[]).expect("params");
+    assert!(sets_live(&script) && !sets_live(&facts::gather_script(&plain)));
 }
 
 /// The one-process pinger (src/scripts/ping.pl) against loopback in an empty network
@@ -434,11 +495,158 @@ fn key_swapped_in_a_peer_entry_is_key_drift_on_the_entry_holder() {
         "{:?}",
         pair.diagnoses
     );
+    let text = report.render_text();
     assert!(
-        report
-            .render_text()
-            .contains("key drift: node-b's entry for node-a")
+        text.contains(&format!(
+            "node-b holds an old public key for node-a (node-a's key is now {}…): run apply",
+            &keys["node-a"][..10]
+        )),
+        "{text}"
     );
+}
+
+/// What a host's facts gather reports about its keys: a PSK file per peer and the PSK
+/// its interface runs with each peer, as digest prefixes (`None`: no key).
+fn gathered_keys(
+    node: &str,
+    keys: &BTreeMap<&str, String>,
+    psks: &[(&str, Option<&str>, Option<&str>)],
+) -> String {
+    let mut out = format!(
+        "@@meshup:gather:v1\n@@meshup:section:keys\nprivate_key=valid\nderived_public_key={}\n",
+        keys[node]
+    );
+    for (peer, file, live) in psks {
+        match file {
+            Some(d) => out.push_str(&format!("psk={peer} valid {d}\n")),
+            None => out.push_str(&format!("psk={peer} absent\n")),
+        }
+        out.push_str(&format!(
+            "psk_live={} {}\n",
+            keys[peer],
+            live.unwrap_or("none")
+        ));
+    }
+    out.push_str("@@meshup:status:keys:0\n@@meshup:done\n");
+    out
+}
+
+#[test]
+fn different_preshared_keys_are_named_from_the_hosts_digests_never_a_ping_filter() {
+    let (plan, mesh) = plan_for("inventory/guide.yaml");
+    let keys = guide_keys();
+    let playbooks = Playbooks::embedded().expect("playbooks");
+    // node-a ↔ node-c: handshakes were fresh a moment ago, pings now fail both ways.
+    let mut outputs = BTreeMap::new();
+    for n in ["node-a", "node-b", "node-c"] {
+        let mut out = healthy_output(&plan, n, &keys);
+        for (from, to, addr) in [
+            ("node-a", "node-c", "10.10.0.3"),
+            ("node-c", "node-a", "10.10.0.1"),
+        ] {
+            if n == from {
+                out = out.replace(
+                    &format!(
+                        "@@meshup:verify:ping {to} mesh {addr}\n3 packets transmitted, 3 received"
+                    ),
+                    &format!(
+                        "@@meshup:verify:ping {to} mesh {addr}\n3 packets transmitted, 0 received"
+                    ),
+                );
+            }
+        }
+        outputs.insert(name(n), HostOutput::Output(out));
+    }
+    let (ab, ac, bc) = ("00000000000000ab", "00000000000000ac", "00000000000000bc");
+    type Case = (
+        &'static str,
+        [(&'static str, Option<&'static str>, Option<&'static str>); 2],
+        [(&'static str, Option<&'static str>, Option<&'static str>); 2],
+        &'static str,
+    );
+    let cases: [Case; 3] = [
+        (
+            "node-c's file and interface hold another key",
+            [
+                ("node-b", Some(ab), Some(ab)),
+                ("node-c", Some(ac), Some(ac)),
+            ],
+            [
+                ("node-a", Some("00000000000000ff"), Some("00000000000000ff")),
+                ("node-b", Some(bc), Some(bc)),
+            ],
+            "preshared keys of node-a and node-c differ: run apply",
+        ),
+        (
+            "node-c has neither file nor live key for node-a",
+            [
+                ("node-b", Some(ab), Some(ab)),
+                ("node-c", Some(ac), Some(ac)),
+            ],
+            [("node-a", None, None), ("node-b", Some(bc), Some(bc))],
+            "node-a uses a preshared key with node-c, node-c uses none: run apply",
+        ),
+        (
+            "node-a's interface runs none though both files agree",
+            [("node-b", Some(ab), Some(ab)), ("node-c", Some(ac), None)],
+            [
+                ("node-a", Some(ac), Some(ac)),
+                ("node-b", Some(bc), Some(bc)),
+            ],
+            "node-c uses a preshared key with node-a, node-a uses none: node-a's interface does not run the preshared key in its key file; reload its config there (`wg syncconf <if> <(wg-quick strip <if>)` on node-a)",
+        ),
+    ];
+    for (what, a, c, message) in cases {
+        let gathered: BTreeMap<NodeName, String> = [
+            (name("node-a"), gathered_keys("node-a", &keys, &a)),
+            (name("node-c"), gathered_keys("node-c", &keys, &c)),
+        ]
+        .into_iter()
+        .collect();
+        let report = assemble_with_facts(&plan, &mesh, &playbooks, &outputs, &gathered)
+            .expect("assemble")
+            .report;
+        for (from, to) in [("node-a", "node-c"), ("node-c", "node-a")] {
+            let pair = report
+                .pairs
+                .iter()
+                .find(|p| p.from == from && p.to == to)
+                .expect("pair");
+            assert_eq!(pair.status, PairStatus::Failing, "{what}");
+            assert!(
+                pair.diagnoses
+                    .iter()
+                    .any(|d| matches!(d, Diagnosis::PskMismatch { a, b, .. } if a == "node-a" && b == "node-c")),
+                "{what}: {:?}",
+                pair.diagnoses
+            );
+            assert!(
+                !pair
+                    .diagnoses
+                    .iter()
+                    .any(|d| matches!(d, Diagnosis::PingBlocked { .. })),
+                "{what}: the PSKs explain it: {:?}",
+                pair.diagnoses
+            );
+        }
+        let text = report.render_text();
+        assert!(text.contains(message), "{what}: {text}");
+        assert!(!text.contains("no specific cause"), "{what}: {text}");
+        // The healthy pairs stay healthy, with no PSK finding.
+        assert!(
+            report
+                .pairs
+                .iter()
+                .filter(|p| p.from == "node-b" || p.to == "node-b")
+                .all(|p| p.status == PairStatus::Healthy && p.diagnoses.is_empty()),
+            "{what}: {text}"
+        );
+    }
+    // Without the gather's evidence the same pings are a ping filter, as before.
+    let report = assemble(&plan, &mesh, &playbooks, &outputs)
+        .expect("assemble")
+        .report;
+    assert!(!report.render_text().contains("preshared"));
 }
 
 #[test]
@@ -572,7 +780,7 @@ fn cli_rejects_a_broken_inventory_before_any_connection() {
 /// wireguard-go, nftables and NAT in namespaces, the mesh built by `meshup apply`.
 /// Every fault is made for real on a host, then named by verify. Needs root;
 /// `MESHUP_SKIP_LAB=1` skips them.
-mod lab {
+pub(crate) mod lab {
     use std::process::Output;
     use std::time::{Duration, Instant};
 
@@ -638,7 +846,7 @@ mod lab {
     }
 
     /// Every diagnosis in the report (node findings and pair findings).
-    fn diagnoses(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    pub(crate) fn diagnoses(report: &serde_json::Value) -> Vec<serde_json::Value> {
         let mut all: Vec<serde_json::Value> = report["node_diagnoses"]
             .as_array()
             .cloned()

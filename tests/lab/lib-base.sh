@@ -6,8 +6,10 @@
 # Packages in the base rootfs (WireGuard is deliberately absent: meshup installs it).
 BASE_PACKAGES="libpam-systemd openssh-server openssh-client iproute2 iputils-ping nftables iptables ufw sudo
 systemd systemd-sysv dbus procps firewalld tini less ca-certificates"
-# Packages the lab mirror serves, with every dependency missing from the base.
-MIRROR_PACKAGES="wireguard-tools wireguard-go tree"
+# Packages the lab mirror serves, with every dependency missing from the base
+# (iptables-persistent: the Debian loader that restores iptables rules at boot, installed by
+# the tests that reboot a host with iptables rules).
+MIRROR_PACKAGES="wireguard-tools wireguard-go tree iptables-persistent"
 # Downloaded without dependency resolution (their kernel-module dependency is met by the
 # lab's shim package, see make_shim_deb).
 MIRROR_EXTRA="wireguard"
@@ -118,10 +120,12 @@ base_build() {
     rm -f "$r/var/lib/dbus/machine-id"
     echo lab > "$r/etc/hostname"
     mv "$tmp" "$final"
-    # Older bases nobody uses any more.
+    # Older bases nobody uses any more and not built in the last day (worktrees of other
+    # revisions of this file share the cache: they would build theirs again and again).
     local old
     for old in "$LAB_CACHE"/base-*; do
         [ "$old" = "$final" ] && continue
+        [ -n "$(find "$old" -maxdepth 0 -mmin +1440)" ] || continue
         grep -qsx "BASE=$old" "$LAB_STATE"/*/lab.env || rm -rf "$old"
     done
     log "base ready: $final ($(du -sh "$final/rootfs" | cut -f1) rootfs, $(ls "$final/mirror" | grep -c '\.deb$') mirror packages)"

@@ -38,7 +38,7 @@ distro_hash() {
     {
         base_hash
         echo "$DISTRO_VERSION $DISTRO_KINDS $DISTRO_MANAGERS $REPO_URL"
-        declare -f distro_build distro_managers distro_kind distro_repos rpm_pkg arch_pkg stage_deb distro_os_release
+        declare -f distro_build distro_managers distro_kind distro_units distro_repos rpm_pkg arch_pkg stage_deb distro_os_release
         local k
         for k in $DISTRO_KINDS; do sha256sum "$OS_RELEASE_DIR/$(distro_os_release "$k")"; done
     } | sha256sum | cut -c1-16
@@ -94,6 +94,8 @@ distro_build() {
     local old
     for old in "$LAB_CACHE"/distro-*; do
         [ "$old" = "$final" ] && continue
+        # Built less than a day ago: another worktree's (a revision of this file) may use it.
+        [ -n "$(find "$old" -maxdepth 0 -mmin +1440)" ] || continue
         grep -qsx "DISTRO=$old" "$LAB_STATE"/*/lab.env || rm -rf "$old"
     done
     log "distro kinds ready in $(since "$t0")s: $final ($(du -sh "$final/managers" | cut -f1) managers layer)"
@@ -221,6 +223,90 @@ Server = $REPO_URL/arch/\$repo/os/\$arch
 EOF
             # A host that ran `pacman -Sy` once: the recipe installs without -y.
             cp "$tmp/repos/arch/lab/os/x86_64/lab.db.tar.gz" "$u/var/lib/pacman/sync/lab.db"
+            ;;
+    esac
+    distro_units "$u" "$kind"
+}
+
+# The firewall loaders of each distro (systemd flavour): its units, with the files they
+# load at boot, over the Debian base's (same merged-/usr path), disabled as after installing
+# the package. Unit texts as the distros ship them (Fedora/EL nftables and iptables-services,
+# Arch nftables and iptables, openSUSE nftables), run by the Debian userland's binaries;
+# EL's iptables.init (a long init script) is a short stand-in doing what its start, stop
+# and save do with the rules file.
+distro_units() {
+    local u=$1 kind=$2 d f fam nft=/usr/bin/nft
+    d=$u/usr/lib/systemd/system
+    mkdir -p "$d"
+    case $kind in
+        fedora | rocky8) nft=/sbin/nft ;;
+        opensuse) nft=/usr/sbin/nft ;;
+        # Arch keeps every binary in /usr/bin (its /usr/sbin is a link to it).
+        arch) for f in nft iptables-restore ip6tables-restore; do ln -s "../sbin/$f" "$u/usr/bin/$f"; done ;;
+    esac
+    {
+        printf '%s\n' '[Unit]' 'Description=Netfilter Tables' 'Documentation=man:nft(8)' \
+            'Wants=network-pre.target' 'Before=network-pre.target' '' '[Service]' 'Type=oneshot'
+        case $kind in
+            fedora | rocky8)
+                printf '%s\n' 'ProtectSystem=full' 'ProtectHome=true' \
+                    "ExecStart=$nft -f /etc/sysconfig/nftables.conf" \
+                    "ExecReload=$nft 'flush ruleset; include \"/etc/sysconfig/nftables.conf\";'"
+                ;;
+            *) printf '%s\n' "ExecStart=$nft -f /etc/nftables.conf" "ExecReload=$nft -f /etc/nftables.conf" ;;
+        esac
+        printf '%s\n' "ExecStop=$nft flush ruleset" 'RemainAfterExit=yes' '' '[Install]' 'WantedBy=multi-user.target'
+    } >"$d/nftables.service"
+    case $kind in
+        fedora | rocky8)
+            mkdir -p "$u/etc/sysconfig" "$u/etc/nftables" "$u/usr/libexec/iptables"
+            printf '%s\n' '# Uncomment the include statement here to load the default config sample' \
+                '# in /etc/nftables for nftables service.' '' '#include "/etc/nftables/main.nft"' '' \
+                '# To customize, either edit the samples in /etc/nftables, append further' \
+                '# commands to the end of this file or overwrite it after first service' \
+                "# start by calling: 'nft list ruleset >/etc/sysconfig/nftables.conf'." \
+                >"$u/etc/sysconfig/nftables.conf"
+            for fam in iptables ip6tables; do
+                printf '%s\n' '[Unit]' "Description=$([ $fam = iptables ] && echo IPv4 || echo IPv6) firewall with $fam" \
+                    "AssertPathExists=/etc/sysconfig/$fam" 'Before=network-pre.target' 'Wants=network-pre.target' '' \
+                    '[Service]' 'Type=oneshot' 'RemainAfterExit=yes' \
+                    "ExecStart=/usr/libexec/iptables/$fam.init start" \
+                    "ExecReload=/usr/libexec/iptables/$fam.init reload" \
+                    "ExecStop=/usr/libexec/iptables/$fam.init stop" \
+                    'Environment=BOOTUP=serial' 'Environment=CONSOLETYPE=serial' '' \
+                    '[Install]' 'WantedBy=multi-user.target' >"$d/$fam.service"
+                sed "s/@FAM@/$fam/g" >"$u/usr/libexec/iptables/$fam.init" <<'EOF'
+#!/bin/sh
+# meshup lab stand-in for iptables-services' @FAM@.init: start and reload restore
+# /etc/sysconfig/@FAM@, stop flushes every table with the policies ACCEPT, save saves.
+case "$1" in
+start | reload | restart) exec @FAM@-restore /etc/sysconfig/@FAM@ ;;
+stop)
+	for t in $(@FAM@-save | sed -n 's/^\*//p'); do
+		@FAM@ -t "$t" -F && @FAM@ -t "$t" -X || exit 1
+		for c in $(@FAM@ -t "$t" -S | awk '$1 == "-P" { print $2 }'); do @FAM@ -t "$t" -P "$c" ACCEPT || exit 1; done
+	done
+	;;
+save) @FAM@-save >/etc/sysconfig/@FAM@ ;;
+*) echo "usage: $0 start|stop|reload|restart|save" >&2; exit 2 ;;
+esac
+EOF
+                chmod 755 "$u/usr/libexec/iptables/$fam.init"
+                printf '%s\n' '*filter' ':INPUT ACCEPT [0:0]' ':FORWARD ACCEPT [0:0]' ':OUTPUT ACCEPT [0:0]' 'COMMIT' \
+                    >"$u/etc/sysconfig/$fam"
+            done
+            ;;
+        arch)
+            mkdir -p "$u/etc/iptables"
+            for fam in iptables ip6tables; do
+                printf '%s\n' '[Unit]' "Description=$([ $fam = iptables ] && echo IPv4 || echo IPv6) Packet Filtering Framework" \
+                    'Before=network-pre.target' 'Wants=network-pre.target' '' '[Service]' 'Type=oneshot' \
+                    "ExecStart=/usr/bin/$fam-restore /etc/iptables/$fam.rules" \
+                    "ExecReload=/usr/bin/$fam-restore /etc/iptables/$fam.rules" \
+                    'RemainAfterExit=yes' '' '[Install]' 'WantedBy=multi-user.target' >"$d/$fam.service"
+                printf '%s\n' '*filter' ':INPUT ACCEPT [0:0]' ':FORWARD ACCEPT [0:0]' ':OUTPUT ACCEPT [0:0]' 'COMMIT' \
+                    >"$u/etc/iptables/$fam.rules"
+            done
             ;;
     esac
 }

@@ -119,7 +119,7 @@ impl Validator<'_> {
             persistent_keepalive,
             mtu,
             preshared_keys: raw.preshared_keys.unwrap_or(false),
-            nat_punching: raw.nat_punching.unwrap_or(false),
+            nat_punching: raw.nat_punching.unwrap_or(true),
             config_dir,
             package_lock_timeout,
         }

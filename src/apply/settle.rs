@@ -1,0 +1,113 @@
+//! The end of apply (DESIGN rule 13, "converged means it carries traffic, now"): every
+//! pair that a run brought up or changed gets its first handshake before apply returns,
+//! started from ONE side. When both hosts of a pair send their first packet at the same
+//! instant (as the first `verify` after an apply does, every host pinging every peer),
+//! both handshakes can fail and WireGuard retries only after 5 s (REKEY_TIMEOUT): the
+//! user's first verify then waited those retries out. Here each pair is warmed from the
+//! side that has an endpoint for the other (the NAT node towards a public node; the
+//! lower name between two public nodes or a punched pair), all pairs at once.
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use crate::inventory::NodeName;
+use crate::topology::{Mesh, NodeSpec};
+
+/// How long the hosts wait for their pairs' first replies: a handshake lost to a peer
+/// that was not ready yet is retried by WireGuard after 5 s.
+pub const SETTLE_DEADLINE_SECS: u32 = 8;
+
+/// Which peers each host pings, by host: the pairs with a host in `changed` (whose
+/// interface the run started or changed), both of whose hosts are `up`, from the pair's
+/// initiating side, with the peer's mesh address. Relayed NAT pairs have no session of
+/// their own (their traffic rides on each node's session with the relay): not warmed.
+pub fn initiators(
+    mesh: &Mesh,
+    changed: &BTreeSet<NodeName>,
+    up: &dyn Fn(&NodeName) -> bool,
+) -> BTreeMap<NodeName, Vec<(NodeName, IpAddr)>> {
+    let mut out: BTreeMap<NodeName, Vec<(NodeName, IpAddr)>> = BTreeMap::new();
+    let reaches = |from: &NodeSpec, to: &NodeSpec| {
+        to.is_public() || mesh.direct_nat_endpoint(&from.name, &to.name).is_some()
+    };
+    for (i, a) in mesh.nodes.iter().enumerate() {
+        for b in &mesh.nodes[i + 1..] {
+            if !(changed.contains(&a.name) || changed.contains(&b.name))
+                || !up(&a.name)
+                || !up(&b.name)
+                || !mesh.is_peer(a, b)
+            {
+                continue;
+            }
+            // `a` comes first in the mesh's order: it starts when both can reach each
+            // other, else the one that can.
+            let (from, to) = match (reaches(a, b), reaches(b, a)) {
+                (true, _) => (a, b),
+                (false, true) => (b, a),
+                (false, false) => continue,
+            };
+            out.entry(from.name.clone())
+                .or_default()
+                .push((to.name.clone(), IpAddr::V4(to.address)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::{AddressLock, allocate};
+    use crate::inventory::Inventory;
+
+    fn mesh(nodes: &str) -> Mesh {
+        let text =
+            format!("mesh: {{ network: 10.10.0.0/24, nat_punching: false }}\nnodes:\n{nodes}");
+        let inventory = Inventory::from_str(&text, "inventory.yaml").expect("valid");
+        let (allocation, _) = allocate(&inventory, &AddressLock::default()).expect("addresses");
+        Mesh::build(&inventory, &allocation)
+    }
+
+    fn names(map: &BTreeMap<NodeName, Vec<(NodeName, IpAddr)>>) -> Vec<String> {
+        map.iter()
+            .flat_map(|(from, to)| to.iter().map(move |(n, _)| format!("{from}->{n}")))
+            .collect()
+    }
+
+    #[test]
+    fn each_pair_is_warmed_from_one_side_only() {
+        let mesh = mesh(
+            "  - { name: pub-1, endpoint: 203.0.113.1 }\n  - { name: pub-2, endpoint: 203.0.113.2 }\n  - { name: nat-1 }\n  - { name: nat-2 }\n",
+        );
+        let all: BTreeSet<NodeName> = mesh.nodes.iter().map(|n| n.name.clone()).collect();
+        let every = initiators(&mesh, &all, &|_| true);
+        // Public pairs from the first in order, NAT nodes towards the public ones; the two
+        // NAT nodes are relayed (no pair of their own).
+        assert_eq!(
+            names(&every),
+            [
+                "nat-1->pub-1",
+                "nat-1->pub-2",
+                "nat-2->pub-1",
+                "nat-2->pub-2",
+                "pub-1->pub-2"
+            ]
+        );
+        let pub2: BTreeSet<NodeName> = all
+            .iter()
+            .filter(|n| n.as_str() == "pub-2")
+            .cloned()
+            .collect();
+        assert_eq!(
+            names(&initiators(&mesh, &pub2, &|_| true)),
+            ["nat-1->pub-2", "nat-2->pub-2", "pub-1->pub-2"],
+            "only the pairs of what changed"
+        );
+        let down = |n: &NodeName| n.as_str() != "nat-1";
+        assert_eq!(
+            names(&initiators(&mesh, &pub2, &down)),
+            ["nat-2->pub-2", "pub-1->pub-2"],
+            "not towards a host that is not up"
+        );
+        assert!(initiators(&mesh, &BTreeSet::new(), &|_| true).is_empty());
+    }
+}
