@@ -186,8 +186,9 @@ fn watchdog_lab_nat_reboot_falls_back_to_relay_without_a_run() {
     lab.down();
 }
 
-/// On systemd hosts: apply installs the timer (enabled and active) and it ticks; the
-/// second plan is empty; `watchdog: false` removes it all, and so does `state: absent`.
+/// On systemd hosts: apply installs the timer (enabled and active) and it ticks, also
+/// after a reboot with no meshup run; the second plan is empty; `watchdog: false` removes
+/// it all, and so does `state: absent`.
 #[test]
 fn watchdog_lab_absent_and_off_remove_it() {
     require_lab!();
@@ -211,6 +212,27 @@ fn watchdog_lab_absent_and_off_remove_it() {
             },
         );
     }
+    assert_no_changes(&lab, &inv);
+
+    // It comes back by itself (DESIGN rule 14): after a power cycle, with no meshup run,
+    // the timer is active again and ticks (the old stamp in /run went with the reboot).
+    let reboot = std::process::Command::new(lab_command())
+        .args(["reboot", lab.name(), "pub-1"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("lab reboot");
+    assert!(reboot.status.success(), "{reboot:?}");
+    wait_for(
+        "a tick on pub-1 after the reboot",
+        Duration::from_secs(120),
+        || {
+            lab.host_exec(
+            "pub-1",
+            "systemctl is-active -q meshup-watchdog-wg0.timer && grep -q '^at=' /run/meshup-watchdog-wg0.tick",
+        )
+        .ok()
+        },
+    );
     assert_no_changes(&lab, &inv);
 
     let off = edited(&lab, "off.yaml", |t| {
