@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::facts::WgDump;
+use crate::facts::{Fallback, WgDump};
 use crate::inventory::NodeName;
 use crate::keys::PublicKey;
 use crate::topology::{Mesh, NodeSpec};
@@ -32,6 +32,18 @@ pub struct HostView<'a> {
     pub underlay: &'a [IpNet],
     /// Punches that failed on this host: peer → the endpoint it tried.
     pub punch_failed: &'a BTreeMap<String, String>,
+    /// Direct paths the host's watchdog moved back to the relay: peer → the record.
+    pub fallbacks: &'a BTreeMap<String, Fallback>,
+}
+
+/// A NAT forgets a UDP mapping that carried no packet for this long (Linux conntrack's
+/// unreplied UDP timeout): a punch right after a dead path could meet its stale mapping.
+pub const NAT_FORGETS_AFTER_SECS: u64 = 30;
+
+/// `HH:MM:SS UTC` of a Unix time, for plan lines.
+fn clock(t: u64) -> String {
+    let s = t % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, s % 3600 / 60, s % 60)
 }
 
 /// How a pair of NAT nodes talks.
@@ -265,6 +277,81 @@ fn decide(
         pair.why = "a key is not known yet (the node is provisioned in this run)".into();
         return pair;
     }
+    // The watchdog moved the pair back to the relay between runs (its direct entries are
+    // left without AllowedIPs): what the live entries say of the path no longer counts.
+    // Once the NATs have forgotten the dead path, the pair is punched again from the
+    // mappings as now seen; until then the relay carries it.
+    let fell_back = [(va, &b.name), (vb, &a.name)]
+        .iter()
+        .filter_map(|(v, peer)| v.fallbacks.get(peer.as_str()))
+        .max_by_key(|f| f.at);
+    let fell_back_note = fell_back.map(|f| {
+        format!(
+            "the watchdog fell back to {} at {} (no handshake for {} s on {})",
+            f.relay,
+            clock(f.at),
+            f.silent,
+            f.was
+        )
+    });
+    if let (Some(f), Some(note)) = (fell_back, &fell_back_note) {
+        let ready = f.at + NAT_FORGETS_AFTER_SECS;
+        if now < ready {
+            pair.why = format!(
+                "{note}; a run from {} on punches again (the NATs forget the dead path within {NAT_FORGETS_AFTER_SECS} s)",
+                clock(ready)
+            );
+            return pair;
+        }
+    }
+    let dead = fell_back.is_some();
+    let mut pair = decide_fresh(
+        pair,
+        FreshInput {
+            a,
+            b,
+            ma,
+            mb,
+            va,
+            vb,
+            ea: if dead { None } else { ea },
+            eb: if dead { None } else { eb },
+        },
+    );
+    if let Some(note) = fell_back_note {
+        pair.why = format!("{note}; {}", pair.why);
+        if pair.punch.is_some() {
+            pair.punch = Some("again, after the watchdog's fallback".into());
+        }
+    }
+    pair
+}
+
+/// What [`decide_fresh`] looks at: the pair's nodes, their mappings and views, and their
+/// live entries for each other (`None` once the watchdog fell back).
+struct FreshInput<'a, 'v> {
+    a: &'a NodeSpec,
+    b: &'a NodeSpec,
+    ma: Option<&'a NatMapping>,
+    mb: Option<&'a NatMapping>,
+    va: &'a HostView<'v>,
+    vb: &'a HostView<'v>,
+    ea: Option<(String, Option<u64>)>,
+    eb: Option<(String, Option<u64>)>,
+}
+
+/// The pair's path when both sides can be read and changed now.
+fn decide_fresh(mut pair: NatPair, input: FreshInput<'_, '_>) -> NatPair {
+    let FreshInput {
+        a,
+        b,
+        ma,
+        mb,
+        va,
+        vb,
+        ea,
+        eb,
+    } = input;
     let fresh = |e: &Option<(String, Option<u64>)>| {
         e.as_ref()
             .and_then(|(_, age)| *age)

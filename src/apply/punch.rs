@@ -25,6 +25,7 @@ pub fn learn_paths(
                     dump: &f.wg_dump,
                     underlay: &f.underlay.addresses,
                     punch_failed: &f.files.punch_failed,
+                    fallbacks: &f.watchdog.fallbacks,
                 },
             ))
         })

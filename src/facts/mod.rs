@@ -31,6 +31,7 @@ mod sections;
 mod service;
 mod system;
 mod ufw;
+mod watchdog;
 mod wg_dump;
 
 use std::fmt;
@@ -53,13 +54,14 @@ pub use sections::{DONE, HEADER, Section, Sections};
 pub use service::{ForwardFacts, ServiceFacts, ServiceManager};
 pub use system::{InitSystem, WireguardSupport};
 pub use ufw::{UfwFacts, UfwRule};
+pub use watchdog::{CronDaemon, Fallback, WatchdogFacts};
 pub use wg_dump::{WgDump, WgInterfaceDump, WgPeerDump};
 
 /// The gather script body; [`gather_script`] prepends the parameters.
 const GATHER_SH: &str = crate::scripts::GATHER;
 
 /// Names of every section the script prints, in order.
-pub const SECTION_NAMES: [&str; 24] = [
+pub const SECTION_NAMES: [&str; 25] = [
     "os-release",
     "commands",
     "init",
@@ -74,6 +76,7 @@ pub const SECTION_NAMES: [&str; 24] = [
     "service",
     "forward",
     "hosts-file",
+    "watchdog",
     "ufw",
     "firewalld-state",
     "firewalld-zone",
@@ -88,7 +91,7 @@ pub const SECTION_NAMES: [&str; 24] = [
 
 /// Sections a host may lack without being odd: added after the captured fixtures, and
 /// only used when present (a host without `underlay` is not peered over its LAN).
-pub const OPTIONAL_SECTIONS: [&str; 1] = ["underlay"];
+pub const OPTIONAL_SECTIONS: [&str; 2] = ["underlay", "watchdog"];
 
 /// Exit status the script uses for "command not installed".
 const NOT_INSTALLED: i32 = 127;
@@ -257,6 +260,8 @@ pub struct HostFacts {
     pub firewall: FirewallFacts,
     /// meshup's block of `/etc/hosts` (peer names).
     pub hosts_file: HostsFileFacts,
+    /// The host-side watchdog: timers, its files, its last tick and fallbacks.
+    pub watchdog: WatchdogFacts,
     /// The run printed its final marker (was not cut off).
     pub complete: bool,
     /// Known sections that were missing from the output (old or odd hosts).
@@ -379,6 +384,10 @@ pub fn parse(output: &str) -> Result<HostFacts, FactsError> {
             Some(s) if s.ok() => HostsFileFacts::parse(&s.body),
             Some(_) => HostsFileFacts::unreadable(),
         },
+        watchdog: sections
+            .ok_body("watchdog")
+            .map(WatchdogFacts::parse)
+            .unwrap_or_default(),
         complete: sections.complete,
         missing_sections: SECTION_NAMES
             .iter()

@@ -41,6 +41,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 /// (unattended-upgrades on a fresh cloud VM, a cron job), seconds, like Ansible's apt module.
 pub const DEFAULT_PACKAGE_LOCK_TIMEOUT: u16 = 120;
 
+/// Default interval of the host-side watchdog's ticks (`mesh.watchdog`), seconds.
+pub const DEFAULT_WATCHDOG_INTERVAL: u64 = 30;
+
 /// A validated inventory: mesh settings and every node (present and absent), in file order.
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -87,6 +90,9 @@ pub struct MeshSettings {
     pub firewall: FirewallMode,
     /// The mesh ACL (`mesh.firewall.rules`); `None`: every node trusts all mesh traffic.
     pub acl: Option<MeshAcl>,
+    /// How often each host's watchdog ticks (`mesh.watchdog`, default on, every 30 s);
+    /// `None`: no watchdog (`watchdog: false` removes an installed one).
+    pub watchdog: Option<Age>,
 }
 
 /// One node of the inventory, with per-node overrides already applied.

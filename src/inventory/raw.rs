@@ -34,6 +34,63 @@ pub(super) struct RawMesh {
     pub package_lock_timeout: Option<Spanned<i64>>,
     pub key_max_age: Option<Spanned<String>>,
     pub firewall: Option<Spanned<RawFirewall>>,
+    pub watchdog: Option<Spanned<RawWatchdog>>,
+}
+
+/// `mesh.watchdog`: on or off (`true`, `false`), or a mapping with the tick interval.
+#[derive(Debug)]
+pub(super) enum RawWatchdog {
+    /// `watchdog: true|false`.
+    Switch(bool),
+    /// `watchdog: { interval: 30s }` (on).
+    Map(RawWatchdogMap),
+    /// Anything else (a string, a number): shown as an error with its source text.
+    Other,
+}
+
+/// The mapping form of `mesh.watchdog`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWatchdogMap {
+    pub interval: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawWatchdog {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawWatchdog;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`true`, `false` or a mapping with `interval`")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawWatchdog, E> {
+                Ok(RawWatchdog::Switch(v))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<RawWatchdog, E> {
+                Ok(RawWatchdog::Other)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<RawWatchdog, E> {
+                Ok(RawWatchdog::Other)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<RawWatchdog, E> {
+                Ok(RawWatchdog::Other)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawWatchdog, A::Error> {
+                RawWatchdogMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawWatchdog::Map)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The `ssh:` defaults, or a node's `ssh:` overrides.

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::*;
-use crate::facts::WgDump;
+use crate::facts::{Fallback, WgDump};
 
 fn key(i: u8) -> PublicKey {
     use base64::Engine as _;
@@ -57,8 +57,19 @@ fn book_with(
     lans: &BTreeMap<&str, Vec<IpNet>>,
     failed: &BTreeMap<&str, BTreeMap<String, String>>,
 ) -> PathBook {
+    book_at(dumps, lans, failed, &BTreeMap::new(), NOW)
+}
+
+fn book_at(
+    dumps: &BTreeMap<&str, WgDump>,
+    lans: &BTreeMap<&str, Vec<IpNet>>,
+    failed: &BTreeMap<&str, BTreeMap<String, String>>,
+    fallbacks: &BTreeMap<&str, BTreeMap<String, Fallback>>,
+    now: u64,
+) -> PathBook {
     let empty = Vec::new();
     let none = BTreeMap::new();
+    let no_fallbacks = BTreeMap::new();
     let views: BTreeMap<NodeName, HostView<'_>> = dumps
         .iter()
         .map(|(name, d)| {
@@ -68,11 +79,12 @@ fn book_with(
                     dump: d,
                     underlay: lans.get(name).unwrap_or(&empty),
                     punch_failed: failed.get(name).unwrap_or(&none),
+                    fallbacks: fallbacks.get(name).unwrap_or(&no_fallbacks),
                 },
             )
         })
         .collect();
-    PathBook::learn(&mesh(), &key_of, &views, NOW, &|_| false)
+    PathBook::learn(&mesh(), &key_of, &views, now, &|_| false)
 }
 
 fn public_views(seen: &[(&str, &str, &str)]) -> BTreeMap<&'static str, WgDump> {
@@ -245,6 +257,7 @@ fn a_pair_with_a_side_out_of_reach_keeps_what_it_runs() {
         ("pub-2", "nat-2", "100.64.0.3:51820"),
     ]);
     let none = BTreeMap::new();
+    let no_fallbacks = BTreeMap::new();
     let views: BTreeMap<NodeName, HostView<'_>> = dumps
         .iter()
         .map(|(name, d)| {
@@ -254,6 +267,7 @@ fn a_pair_with_a_side_out_of_reach_keeps_what_it_runs() {
                     dump: d,
                     underlay: &[],
                     punch_failed: &none,
+                    fallbacks: &no_fallbacks,
                 },
             )
         })
@@ -290,4 +304,100 @@ fn a_punch_that_failed_is_not_tried_again_at_the_same_addresses() {
         b.pair(&n("nat-1"), &n("nat-2")).expect("pair").kind,
         PathKind::Punched
     );
+}
+
+/// The watchdog fell back from a punched path (its direct entries keep the old endpoint
+/// and an old handshake, without AllowedIPs): within 30 s of the fallback the relay
+/// stays; after that the pair is punched again at the mappings now seen, whatever the
+/// dead entries say; without a record the same entries would be "dead, back to the
+/// relay, a later run punches".
+#[test]
+fn a_watchdog_fallback_is_shown_and_punched_again_once_the_nats_forgot_the_path() {
+    let mut dumps = public_views(&[
+        ("pub-1", "nat-1", "100.65.0.2:51820"),
+        ("pub-2", "nat-1", "100.65.0.2:51820"),
+        ("pub-1", "nat-2", "100.64.0.3:51820"),
+        ("pub-2", "nat-2", "100.64.0.3:51820"),
+    ]);
+    // The dead direct entries: handshake 150 s before the fallback.
+    let at = NOW - 100;
+    dumps.insert("nat-1", dump(&[("nat-2", "100.64.0.3:51820", at - 150)]));
+    dumps.insert("nat-2", dump(&[("nat-1", "100.64.0.2:51820", at - 150)]));
+    let record = |relay: &str| Fallback {
+        relay: relay.into(),
+        at,
+        was: "100.64.0.3:51820".into(),
+        silent: 150,
+    };
+    let fallbacks = BTreeMap::from([
+        (
+            "nat-1",
+            BTreeMap::from([("nat-2".to_string(), record("pub-1"))]),
+        ),
+        (
+            "nat-2",
+            BTreeMap::from([("nat-1".to_string(), record("pub-1"))]),
+        ),
+    ]);
+    let none = BTreeMap::new();
+    let lans = BTreeMap::new();
+    // (when, kind, punch)
+    let cases = [
+        (at + 10, PathKind::Relayed, false),
+        (at + 29, PathKind::Relayed, false),
+        (at + 30, PathKind::Punched, true),
+        (at + 90, PathKind::Punched, true),
+    ];
+    for (now, kind, punch) in cases {
+        let b = book_at(&dumps, &lans, &none, &fallbacks, now);
+        let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
+        assert_eq!(p.kind, kind, "{now}: {}", p.why);
+        assert!(
+            p.why.starts_with("the watchdog fell back to pub-1 at "),
+            "{now}: {}",
+            p.why
+        );
+        assert!(p.why.contains("no handshake for 150 s"), "{now}: {}", p.why);
+        assert_eq!(p.punch.is_some(), punch, "{now}: {}", p.line());
+        if punch {
+            // At the mappings as the public nodes see them now (nat-1 moved).
+            assert_eq!(p.b_to_a.as_deref(), Some("100.65.0.2:51820"));
+            assert_eq!(p.a_to_b.as_deref(), Some("100.64.0.3:51820"));
+            assert!(p.line().contains("apply punches: again"), "{}", p.line());
+        } else {
+            assert!(p.why.contains("a run from "), "{}", p.why);
+            assert!(
+                p.line()
+                    .starts_with("nat-1 ↔ nat-2: relayed via pub-1: the watchdog fell back"),
+                "{}",
+                p.line()
+            );
+        }
+    }
+    // One side's record is enough; the same dumps without any record: dead, no punch now.
+    let one = BTreeMap::from([(
+        "nat-2",
+        BTreeMap::from([("nat-1".to_string(), record("pub-1"))]),
+    )]);
+    let b = book_at(&dumps, &lans, &none, &one, at + 60);
+    assert!(
+        b.pair(&n("nat-1"), &n("nat-2"))
+            .expect("pair")
+            .punch
+            .is_some()
+    );
+    let b = book_at(&dumps, &lans, &none, &BTreeMap::new(), at + 60);
+    let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
+    assert_eq!(p.kind, PathKind::Relayed);
+    assert!(p.why.contains("the direct path is dead"), "{}", p.why);
+    assert!(p.punch.is_none());
+    // A punch that failed at these addresses still keeps the relay.
+    let failed = BTreeMap::from([(
+        "nat-1",
+        BTreeMap::from([("nat-2".to_string(), "100.64.0.3:51820".to_string())]),
+    )]);
+    let b = book_at(&dumps, &lans, &failed, &fallbacks, at + 60);
+    let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
+    assert_eq!(p.kind, PathKind::Relayed);
+    assert!(p.why.contains("punching failed before"), "{}", p.why);
 }

@@ -59,6 +59,8 @@ pub enum StepKind {
     Service,
     /// Apply the new config to the running interface.
     Reload,
+    /// Install, update or remove the host-side watchdog (script, watch file, timer).
+    Watchdog,
 }
 
 impl StepKind {

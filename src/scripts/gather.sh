@@ -360,6 +360,49 @@ mu_hosts_file() {
 	}' "$mu_hf"
 }
 
+# The watchdog (lib.sh mu_put_file, mu_cron_line; scripts/watchdog.sh): the timers this
+# host runs (systemd, Debian's cron reading /etc/cron.d, busybox crond and its crontabs
+# dir), meshup's files for this interface (content: no secret in them), the shared script,
+# other interfaces' watchdogs, the last tick and the fallbacks the watchdog recorded.
+mu_watchdog() {
+	if [ -d /run/systemd/system ] && mu_has systemctl; then echo 'timer=systemd'; fi
+	cat /proc/[0-9]*/comm 2>/dev/null | grep -x -e cron -e crond | sort -u | sed 's/^/cron=/'
+	for mu_d in /etc/crontabs /var/spool/cron/crontabs; do
+		if [ -d "$mu_d" ]; then printf 'crontabs=%s\n' "$mu_d" && break; fi
+	done
+	[ -d /etc/cron.d ] && echo 'cron_d=yes'
+	for mu_f in /usr/local/lib/meshup/watchdog.sh "$MU_DIR/$MU_IF.meshup-watch" \
+		"/etc/systemd/system/meshup-watchdog-$MU_IF.service" "/etc/systemd/system/meshup-watchdog-$MU_IF.timer" \
+		"/etc/cron.d/meshup-watchdog-$MU_IF"; do
+		[ -f "$mu_f" ] || continue
+		printf 'file=%s\n' "$mu_f"
+		sed 's/^/line=/' "$mu_f"
+	done
+	for mu_f in /etc/crontabs/root /var/spool/cron/crontabs/root; do
+		[ -f "$mu_f" ] && awk -v m="# meshup-watchdog $MU_IF" -v f="$mu_f" '
+			substr($0, length($0) - length(m) + 1) == m { print "cronline=" f " " $0; next }
+			/# meshup-watchdog [^ ]+$/ { print "other=" $NF }' "$mu_f"
+	done
+	for mu_f in /etc/systemd/system/meshup-watchdog-*.timer /etc/cron.d/meshup-watchdog-*; do
+		[ -e "$mu_f" ] || continue
+		mu_o=${mu_f##*/meshup-watchdog-}
+		mu_o=${mu_o%.timer}
+		[ "$mu_o" = "$MU_IF" ] || printf 'other=%s\n' "$mu_o"
+	done
+	if [ -f "/etc/systemd/system/meshup-watchdog-$MU_IF.timer" ] && mu_has systemctl; then
+		printf 'enabled=%s\n' "$(systemctl is-enabled "meshup-watchdog-$MU_IF.timer" 2>/dev/null)"
+		printf 'active=%s\n' "$(systemctl is-active "meshup-watchdog-$MU_IF.timer" 2>/dev/null)"
+	fi
+	if [ -r "$MU_KEYDIR/watchdog.tick" ]; then
+		mu_at=$(sed -n 's/^at=//p' "$MU_KEYDIR/watchdog.tick")
+		[ -n "$mu_at" ] && printf 'tick_age=%s\n' "$(($(date +%s) - mu_at))"
+	fi
+	for mu_f in "$MU_KEYDIR"/fallback-*; do
+		[ -r "$mu_f" ] && printf 'fallback=%s %s\n' "${mu_f##*/fallback-}" "$(head -n 1 "$mu_f")"
+	done
+	return 0
+}
+
 # ufw and firewall-cmd are Python programs (50-100 ms each to start): ask them only
 # when they can be active. `ufw enable` sets ENABLED=yes in ufw.conf; firewalld is a
 # running daemon or nothing.
@@ -428,6 +471,7 @@ mu_section underlay mu_underlay
 mu_section service mu_service
 mu_section forward mu_forward
 mu_section hosts-file mu_hosts_file
+mu_section watchdog mu_watchdog
 mu_section ufw mu_ufw
 mu_section firewalld-state mu_firewalld_state
 mu_section firewalld-zone mu_firewalld_zone

@@ -287,7 +287,7 @@ MU_NFT
 			mu_at=$(chrt -f 20 sh -c "$mu_switch" sh "$mu_delay" "$IF" "$2" "$6" 2>/dev/null) ||
 				mu_at=$(sh -c "$mu_switch" sh "$mu_delay" "$IF" "$2" "$6") ||
 				mu_fail "cannot move the AllowedIPs of $1 to its direct entry"
-			rm -f "$S/punch-failed-$1"
+			rm -f "$S/punch-failed-$1" "$S/fallback-$1"
 			mu_mark punched "$1 $mu_took $mu_at"
 			exit 0
 		fi
@@ -594,6 +594,9 @@ mu_write_config() {
 	[ -z "${mu_flip_at-}" ] || return 0
 	if [ -f "$CONF" ]; then cp -p "$CONF" "$CONF.meshup-prev" && HAD_PREV=1; fi
 	mv -f "$mu_new" "$CONF" || mu_fail 'cannot install the new config'
+	# The watchdog's fallbacks (watchdog.sh) are settled by this config: the plan decided
+	# each pair's path knowing them.
+	rm -f "$S"/fallback-*
 }
 
 # mu_firewall COMMAND: one firewall command from the playbook.
@@ -749,4 +752,81 @@ mu_hosts_block() {
 		rm -f "$mu_new"
 	fi
 	if command -v restorecon >/dev/null 2>&1; then restorecon "$mu_hf" 2>/dev/null || true; fi
+}
+
+# mu_put_file PATH MODE [pubkeys] < CONTENT: writes PATH atomically (a new file beside it,
+# renamed over it) with MODE, creating its directory; an unchanged file is not rewritten.
+# With "pubkeys", each `<pubkey:NAME>` is a key learned in this run (MU_PUBKEYS
+# "name=key ...", as mu_write_config fills them); a line with one still unknown is left out.
+mu_put_file() {
+	mu_mark step "file $1"
+	mkdir -p "${1%/*}" || mu_fail "cannot create ${1%/*}"
+	mu_new="${1%/*}/.${1##*/}.meshup-new"
+	MU_PUBKEYS=${MU_PUBKEYS:-} awk -v fill="${3-}" '
+	BEGIN {
+		n = split(ENVIRON["MU_PUBKEYS"], pairs, " ")
+		for (i = 1; i <= n; i++) { eq = index(pairs[i], "="); if (eq > 1) key[substr(pairs[i], 1, eq - 1)] = substr(pairs[i], eq + 1) }
+	}
+	fill == "pubkeys" {
+		line = $0
+		while (match(line, /<pubkey:[a-z0-9][a-z0-9.-]*>/)) {
+			name = substr(line, RSTART + 8, RLENGTH - 9)
+			if (!(name in key)) next
+			line = substr(line, 1, RSTART - 1) key[name] substr(line, RSTART + RLENGTH)
+		}
+		print line
+		next
+	}
+	{ print }' >"$mu_new" || { rm -f "$mu_new"; mu_fail "cannot write $1"; }
+	if [ -f "$1" ] && cmp -s "$mu_new" "$1"; then
+		rm -f "$mu_new"
+		return 0
+	fi
+	{ chmod "$2" "$mu_new" && mv -f "$mu_new" "$1"; } || { rm -f "$mu_new"; mu_fail "cannot write $1"; }
+}
+
+# mu_cron_line FILE MARKER < LINE: LINE (ending in MARKER) becomes the one line of FILE, a
+# busybox crontab, that ends in MARKER; empty input removes it. The rest stays as it is;
+# crond sees the renamed file within a minute.
+mu_cron_line() {
+	mu_mark step "crontab $1"
+	mkdir -p "${1%/*}" || mu_fail "cannot create ${1%/*}"
+	mu_line=$(cat)
+	mu_new="${1%/*}/.${1##*/}.meshup-new"
+	{
+		if [ -f "$1" ]; then awk -v m="$2" 'substr($0, length($0) - length(m) + 1) != m' "$1"; fi
+		[ -z "$mu_line" ] || printf '%s\n' "$mu_line"
+	} >"$mu_new" || { rm -f "$mu_new"; mu_fail "cannot write $1"; }
+	{ chmod 600 "$mu_new" && mv -f "$mu_new" "$1"; } || { rm -f "$mu_new"; mu_fail "cannot write $1"; }
+}
+
+# mu_watchdog_timer IFACE: systemd reads the watchdog's units again and runs its timer, now
+# and at every boot.
+mu_watchdog_timer() {
+	mu_mark step "watchdog timer $1"
+	mu_run timer "systemctl daemon-reload && systemctl enable meshup-watchdog-$1.timer && systemctl restart meshup-watchdog-$1.timer" ||
+		{ cat "$D/.meshup-timer.log" >&2; mu_fail "cannot start meshup-watchdog-$1.timer"; }
+}
+
+# mu_watchdog_remove IFACE WATCH-FILE [SCRIPT]: stops and removes IFACE's watchdog: its
+# systemd timer or cron entry, WATCH-FILE, its state (last tick, fallback records) and,
+# when given (no other interface has a watchdog), the shared SCRIPT.
+mu_watchdog_remove() {
+	mu_mark step "remove watchdog $1"
+	mu_u="/etc/systemd/system/meshup-watchdog-$1"
+	if [ -f "$mu_u.timer" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		mu_run timer "systemctl disable --now meshup-watchdog-$1.timer"
+	fi
+	rm -f "$mu_u.timer" "$mu_u.service" "/etc/cron.d/meshup-watchdog-$1" "$2" "$D/$1/watchdog.tick" "$D/$1"/fallback-* "$D/$1"/.fallback-*
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then systemctl daemon-reload >/dev/null 2>&1; fi
+	for mu_f in /etc/crontabs/root /var/spool/cron/crontabs/root; do
+		if [ -f "$mu_f" ] && grep -q "# meshup-watchdog $1\$" "$mu_f"; then
+			mu_cron_line "$mu_f" "# meshup-watchdog $1" </dev/null
+		fi
+	done
+	if [ -n "${3-}" ]; then
+		rm -f "$3"
+		rmdir "${3%/*}" 2>/dev/null
+	fi
+	return 0
 }

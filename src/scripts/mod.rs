@@ -19,6 +19,10 @@ pub const APPLY_LIB: &str = concat!(include_str!("hold.sh"), include_str!("lib.s
 /// `mu_wait_lock`: waits (bounded) for a package manager's lock held by another process.
 pub const WAIT_LOCK: &str = include_str!("wait_lock.sh");
 
+/// The host-side watchdog: one tick for one interface, run by the host's timer
+/// (installed by the plan's watchdog steps; see the file's header for what it does).
+pub const WATCHDOG: &str = include_str!("watchdog.sh");
+
 /// The verify probe's functions (see `crate::verify::script` for how it is assembled).
 pub const PROBE: &str = include_str!("probe.sh");
 

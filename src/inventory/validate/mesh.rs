@@ -6,10 +6,11 @@ use serde_saphyr::Spanned;
 use super::Validator;
 use crate::inventory::error::Span;
 use crate::inventory::names::{DomainName, InterfaceName, RemotePath};
-use crate::inventory::raw::RawMesh;
+use crate::inventory::raw::{RawMesh, RawWatchdog};
 use crate::inventory::{
     Age, DEFAULT_CONFIG_DIR, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE,
-    DEFAULT_LISTEN_PORT, DEFAULT_PACKAGE_LOCK_TIMEOUT, FirewallMode, MeshAcl, MeshSettings,
+    DEFAULT_LISTEN_PORT, DEFAULT_PACKAGE_LOCK_TIMEOUT, DEFAULT_WATCHDOG_INTERVAL, FirewallMode,
+    MeshAcl, MeshSettings,
 };
 
 /// Mesh settings while being validated: `None` where a value was invalid.
@@ -31,6 +32,7 @@ pub(super) struct PartialMesh {
     pub(super) firewall: Option<FirewallMode>,
     /// Set once nodes and clients are known (`Validator::acl`).
     pub(super) acl: Option<Option<MeshAcl>>,
+    pub(super) watchdog: Option<Option<Age>>,
 }
 
 impl PartialMesh {
@@ -51,6 +53,7 @@ impl PartialMesh {
             key_max_age: self.key_max_age?,
             firewall: self.firewall?,
             acl: self.acl?,
+            watchdog: self.watchdog?,
         })
     }
 }
@@ -100,7 +103,9 @@ impl Validator<'_> {
             None => Some(None),
         };
         let firewall = self.firewall_mode(raw.firewall.as_ref());
+        let watchdog = self.watchdog(raw.watchdog.as_ref());
         PartialMesh {
+            watchdog,
             key_max_age,
             firewall,
             acl: Some(None),
@@ -117,6 +122,45 @@ impl Validator<'_> {
             nat_punching: raw.nat_punching.unwrap_or(false),
             config_dir,
             package_lock_timeout,
+        }
+    }
+
+    /// `mesh.watchdog`: on (default, every 30 s), off, or on with an interval of 5 s to 1 h.
+    fn watchdog(&mut self, raw: Option<&Spanned<RawWatchdog>>) -> Option<Option<Age>> {
+        let default = Some(Some(Age::from_secs(DEFAULT_WATCHDOG_INTERVAL)));
+        let Some(raw) = raw else {
+            return default;
+        };
+        match &raw.value {
+            RawWatchdog::Switch(true) => default,
+            RawWatchdog::Switch(false) => Some(None),
+            RawWatchdog::Other => {
+                let span = self.span(raw);
+                self.error(
+                    span,
+                    "`mesh.watchdog` must be `true`, `false` or a mapping such as `{ interval: 30s }`",
+                    "not a watchdog setting",
+                );
+                None
+            }
+            RawWatchdog::Map(map) => {
+                let Some(value) = &map.interval else {
+                    return default;
+                };
+                let age = self.parse::<Age>(value, "invalid interval")?;
+                if !(5..=3600).contains(&age.secs()) {
+                    let span = self.span(value);
+                    self.error(
+                        span,
+                        format!(
+                            "watchdog interval `{age}` is out of range: from 5s to 1h (the timer runs a tick that often)"
+                        ),
+                        "out of range",
+                    );
+                    return None;
+                }
+                Some(Some(age))
+            }
         }
     }
 
@@ -240,6 +284,56 @@ mod tests {
                  firewall carry mesh traffic, `none` leaves firewalls alone"
             )]
         );
+    }
+
+    #[test]
+    fn watchdog_is_on_every_30s_by_default_and_bad_settings_are_located() {
+        let secs = |extra: &str| {
+            let text = format!("mesh:\n  network: 10.10.0.0/24\n{extra}{NODES}");
+            Inventory::from_str(&text, "t.yaml").map(|i| i.mesh().watchdog.map(|a| a.secs()))
+        };
+        for (extra, want) in [
+            ("", Some(30)),
+            ("  watchdog: true\n", Some(30)),
+            ("  watchdog: false\n", None),
+            ("  watchdog:\n    interval: 1m\n", Some(60)),
+            ("  watchdog: { interval: 45s }\n", Some(45)),
+            ("  watchdog: {}\n", Some(30)),
+        ] {
+            assert_eq!(secs(extra).expect(extra), want, "{extra}");
+        }
+        for (extra, line, start) in [
+            (
+                "  watchdog: sometimes\n",
+                3,
+                "`mesh.watchdog` must be `true`, `false`",
+            ),
+            (
+                "  watchdog:\n    interval: 2s\n",
+                4,
+                "watchdog interval `2s` is out of range",
+            ),
+            (
+                "  watchdog:\n    interval: 2d\n",
+                4,
+                "watchdog interval `2d` is out of range",
+            ),
+            (
+                "  watchdog:\n    interval: soon\n",
+                4,
+                "`soon` is not an age",
+            ),
+        ] {
+            let err = secs(extra).expect_err(extra);
+            let problems: Vec<(usize, &str)> = err
+                .problems()
+                .iter()
+                .map(|p| (p.line(), p.message()))
+                .collect();
+            assert_eq!(problems.len(), 1, "{extra}: {problems:?}");
+            assert_eq!(problems[0].0, line, "{extra}");
+            assert!(problems[0].1.starts_with(start), "{extra}: {problems:?}");
+        }
     }
 
     #[test]

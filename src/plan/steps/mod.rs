@@ -8,6 +8,7 @@ mod network;
 mod package;
 mod punch;
 mod service;
+mod watchdog;
 
 pub use acl::mesh_acl;
 pub use config::config;
@@ -17,6 +18,9 @@ pub use network::{firewall, forwarding, untrust};
 pub use package::install;
 pub use punch::punch;
 pub use service::{activation, removal};
+pub use watchdog::{
+    SCRIPT_PATH as WATCHDOG_SCRIPT, watch_file, watch_path, watchdog, watchdog_removal,
+};
 
 use crate::facts::HostFacts;
 use crate::inventory::{MeshSettings, NodeName};
