@@ -59,14 +59,14 @@ fn live_endpoint(lab: &Lab, host: &str, mesh: &str) -> String {
 /// The guide lab with named endpoints, applied and verified: every node's config holds
 /// the names, each interface the address its host resolved them to, verify is healthy
 /// and shows the names, and the next plan is empty.
-fn applied_named_lab(name: &str) -> Lab {
+fn applied_named_lab(name: &str, flavour: &str) -> Lab {
     let lab = Lab::up_with(
         name,
         &[
             "--scenario",
             "guide",
             "--flavour",
-            "light",
+            flavour,
             "--dns-endpoints",
         ],
     );
@@ -117,7 +117,7 @@ fn renumber_b(lab: &Lab) {
 #[test]
 fn dns_lab_names_resolve_on_the_hosts_and_renumber_moves_a_host() {
     require_lab!();
-    let lab = applied_named_lab("dn-names");
+    let lab = applied_named_lab("dn-names", "light");
     let name = lab.name().to_owned();
     let old_b = lab.host("node-b").public_ip.clone().expect("public");
     // The lab's resolver answers every host, the one behind NAT too, and the workstation.
@@ -178,10 +178,10 @@ fn dns_lab_names_resolve_on_the_hosts_and_renumber_moves_a_host() {
 }
 
 #[test]
-#[ignore = "needs the host-side watchdog (branch `watchdog`), not merged into this branch yet"]
 fn dns_lab_renumbered_node_is_followed_by_name_without_a_run() {
     require_lab!();
-    let lab = applied_named_lab("dn-follow");
+    // The systemd flavour: the watchdog's timer is a real systemd timer there.
+    let lab = applied_named_lab("dn-follow", "systemd");
     let inv = lab.inventory();
     let b_mesh = lab.host("node-b").mesh_address.clone();
     renumber_b(&lab);
