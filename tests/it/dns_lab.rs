@@ -7,7 +7,9 @@
 //! pair back. `lab renumber` gives node-b a new public address and `lab dns set` points the
 //! name at it; no meshup run follows. The host-side watchdog that apply installs re-resolves
 //! the name of a peer whose last handshake is older than 135 s, so node-c pings node-b's mesh
-//! address again within 3 minutes.
+//! address again within 3 minutes (systemd flavour: the watchdog's timer is a real
+//! systemd timer). Then the name is deleted (a DNS outage) and an apply that reloads every
+//! interface (a new keepalive) must succeed and leave node-c's followed address alone.
 //!
 //! What is real: the resolver (dnsmasq) and each host's glibc resolver, WireGuard resolving
 //! `Endpoint = node-b.lab.test:51820` on the host (never on the workstation), the NAT in
@@ -101,6 +103,12 @@ fn applied_named_lab(name: &str, flavour: &str) -> Lab {
     lab
 }
 
+/// One ping from node-c to `mesh` is answered.
+fn c_reaches(lab: &Lab, mesh: &str) -> bool {
+    lab.host_exec("node-c", &format!("ping -c 1 -W 1 {mesh}"))
+        .ok()
+}
+
 /// `lab renumber` + `lab dns set` for node-b; node-c loses node-b at once.
 fn renumber_b(lab: &Lab) {
     lab_cli(&["renumber", lab.name(), "node-b", NEW_B]).expect_ok("lab renumber");
@@ -191,10 +199,7 @@ fn dns_lab_renumbered_node_is_followed_by_name_without_a_run() {
     wait_for(
         "node-c pings node-b's mesh address again",
         Duration::from_secs(300),
-        || {
-            lab.host_exec("node-c", &format!("ping -c 1 -W 1 {b_mesh}"))
-                .ok()
-        },
+        || c_reaches(&lab, &b_mesh),
     );
     let took = start.elapsed();
     eprintln!(
@@ -212,4 +217,31 @@ fn dns_lab_renumbered_node_is_followed_by_name_without_a_run() {
     );
     // The followed endpoint does not make the next run change anything.
     assert_no_changes(&lab, &inv);
+
+    // A run that reloads the interfaces (a new keepalive) while the name does not resolve
+    // (a DNS outage) keeps the followed address instead of failing on the name.
+    lab_cli(&["dns", lab.name(), "del", "node-b.lab.test"]).expect_ok("lab dns del");
+    let text = std::fs::read_to_string(&inv).expect("read inventory");
+    let changed = lab.out_dir().join("inventory-keepalive.yaml");
+    std::fs::write(
+        &changed,
+        text.replacen(
+            "  listen_port: 51820\n",
+            "  listen_port: 51820\n  persistent_keepalive: 20\n",
+            1,
+        ),
+    )
+    .expect("write inventory");
+    let run = apply_ok(&lab, &changed, &[]);
+    assert!(run.stdout.contains("live reload"), "{}", run.stdout);
+    assert_eq!(
+        live_endpoint(&lab, "node-c", &b_mesh),
+        format!("{NEW_B}:51820"),
+        "the reload left node-c's followed endpoint alone"
+    );
+    wait_for(
+        "node-c pings node-b after the reload",
+        Duration::from_secs(30),
+        || c_reaches(&lab, &b_mesh),
+    );
 }
