@@ -277,10 +277,11 @@ fn decide(
         pair.why = "a key is not known yet (the node is provisioned in this run)".into();
         return pair;
     }
-    // The watchdog moved the pair back to the relay between runs (its direct entries are
-    // left without AllowedIPs): what the live entries say of the path no longer counts.
-    // Once the NATs have forgotten the dead path, the pair is punched again from the
-    // mappings as now seen; until then the relay carries it.
+    // The watchdog moved the pair back to the relay between runs (it removed its direct
+    // entry): the pair is punched again from the mappings as now seen once the NATs have
+    // forgotten the dead path, 30 s after the last packet sent on it: after the fallback
+    // of each side (a side whose entry is still there keeps sending; this run's config
+    // takes the pair to the relay on both sides, and a later run punches).
     let fell_back = [(va, &b.name), (vb, &a.name)]
         .iter()
         .filter_map(|(v, peer)| v.fallbacks.get(peer.as_str()))
@@ -296,6 +297,15 @@ fn decide(
     });
     if let (Some(f), Some(note)) = (fell_back, &fell_back_note) {
         let ready = f.at + NAT_FORGETS_AFTER_SECS;
+        if let Some(side) = [(&ea, a), (&eb, b)]
+            .iter()
+            .find_map(|(e, n)| e.as_ref().map(|_| &n.name))
+        {
+            pair.why = format!(
+                "{note}; {side} still has its direct entry: the relay carries the pair, a later run punches again"
+            );
+            return pair;
+        }
         if now < ready {
             pair.why = format!(
                 "{note}; a run from {} on punches again (the NATs forget the dead path within {NAT_FORGETS_AFTER_SECS} s)",
@@ -304,7 +314,6 @@ fn decide(
             return pair;
         }
     }
-    let dead = fell_back.is_some();
     let mut pair = decide_fresh(
         pair,
         FreshInput {
@@ -314,8 +323,8 @@ fn decide(
             mb,
             va,
             vb,
-            ea: if dead { None } else { ea },
-            eb: if dead { None } else { eb },
+            ea,
+            eb,
         },
     );
     if let Some(note) = fell_back_note {
@@ -328,7 +337,7 @@ fn decide(
 }
 
 /// What [`decide_fresh`] looks at: the pair's nodes, their mappings and views, and their
-/// live entries for each other (`None` once the watchdog fell back).
+/// live entries for each other.
 struct FreshInput<'a, 'v> {
     a: &'a NodeSpec,
     b: &'a NodeSpec,

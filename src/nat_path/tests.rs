@@ -306,11 +306,10 @@ fn a_punch_that_failed_is_not_tried_again_at_the_same_addresses() {
     );
 }
 
-/// The watchdog fell back from a punched path (its direct entries keep the old endpoint
-/// and an old handshake, without AllowedIPs): within 30 s of the fallback the relay
-/// stays; after that the pair is punched again at the mappings now seen, whatever the
-/// dead entries say; without a record the same entries would be "dead, back to the
-/// relay, a later run punches".
+/// The watchdog fell back from a punched path (it removed its direct entry): within 30 s
+/// of the fallback the relay stays; after that the pair is punched again at the mappings
+/// now seen. A side whose dead entry is still there keeps the pair on the relay for this
+/// run, as the same entries without a record do ("dead, back to the relay").
 #[test]
 fn a_watchdog_fallback_is_shown_and_punched_again_once_the_nats_forgot_the_path() {
     let mut dumps = public_views(&[
@@ -319,10 +318,8 @@ fn a_watchdog_fallback_is_shown_and_punched_again_once_the_nats_forgot_the_path(
         ("pub-1", "nat-2", "100.64.0.3:51820"),
         ("pub-2", "nat-2", "100.64.0.3:51820"),
     ]);
-    // The dead direct entries: handshake 150 s before the fallback.
+    // Both watchdogs removed their dead direct entries (handshake 150 s before).
     let at = NOW - 100;
-    dumps.insert("nat-1", dump(&[("nat-2", "100.64.0.3:51820", at - 150)]));
-    dumps.insert("nat-2", dump(&[("nat-1", "100.64.0.2:51820", at - 150)]));
     let record = |relay: &str| Fallback {
         relay: relay.into(),
         at,
@@ -374,24 +371,31 @@ fn a_watchdog_fallback_is_shown_and_punched_again_once_the_nats_forgot_the_path(
             );
         }
     }
-    // One side's record is enough; the same dumps without any record: dead, no punch now.
+    // One side fell back, the other still has its dead entry: relayed in this run.
     let one = BTreeMap::from([(
         "nat-2",
         BTreeMap::from([("nat-1".to_string(), record("pub-1"))]),
     )]);
+    dumps.insert("nat-1", dump(&[("nat-2", "100.64.0.3:51820", at - 150)]));
     let b = book_at(&dumps, &lans, &none, &one, at + 60);
+    let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
+    assert_eq!(p.kind, PathKind::Relayed);
     assert!(
-        b.pair(&n("nat-1"), &n("nat-2"))
-            .expect("pair")
-            .punch
-            .is_some()
+        p.why.contains("nat-1 still has its direct entry"),
+        "{}",
+        p.why
     );
+    assert!(p.punch.is_none());
+    // The same dead entries without any record: dead, no punch now.
+    dumps.insert("nat-2", dump(&[("nat-1", "100.64.0.2:51820", at - 150)]));
     let b = book_at(&dumps, &lans, &none, &BTreeMap::new(), at + 60);
     let p = b.pair(&n("nat-1"), &n("nat-2")).expect("pair");
     assert_eq!(p.kind, PathKind::Relayed);
     assert!(p.why.contains("the direct path is dead"), "{}", p.why);
     assert!(p.punch.is_none());
     // A punch that failed at these addresses still keeps the relay.
+    dumps.insert("nat-1", dump(&[]));
+    dumps.insert("nat-2", dump(&[]));
     let failed = BTreeMap::from([(
         "nat-1",
         BTreeMap::from([("nat-2".to_string(), "100.64.0.3:51820".to_string())]),

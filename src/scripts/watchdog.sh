@@ -30,11 +30,13 @@
 #   there, and wg-quick resolves it again at the next start.
 # - Fallback: a `direct` entry that holds AllowedIPs, whose latest handshake is older than
 #   AFTER s (or that had none since the watch file was written) and that received nothing
-#   since the previous tick, hands its AllowedIPs back to RELAY's entry with one
-#   `wg set IFACE peer KEY allowed-ips '' persistent-keepalive 0 peer RKEY allowed-ips
-#   <RELAY's own + moved>` (the keepalive stops so the NATs forget the dead mapping), and
-#   records it in DIR/fallback-NAME: `relay=RELAY at=EPOCH was=ENDPOINT silent=SECONDS`
-#   (meshup's gather reads it; the plan shows it and the next apply punches again).
+#   since the previous tick, is removed and its AllowedIPs go back to RELAY's entry, in one
+#   `wg set IFACE peer KEY remove peer RKEY allowed-ips <RELAY's own + moved>` (removed,
+#   not emptied: an entry left would keep sending handshakes and keepalives at the dead
+#   address, and the NATs would never forget the dead path, which a new punch must meet
+#   forgotten). It is recorded in DIR/fallback-NAME: `relay=RELAY at=EPOCH was=ENDPOINT
+#   silent=SECONDS` (meshup's gather reads it; the plan shows it and the next apply
+#   punches again; the config, still naming the direct path, comes back at the next start).
 # - The tick's time and each direct entry's received bytes go to DIR/watchdog.tick.
 # A tick while a meshup run holds the interface (/run/meshup-IFACE.lock) does nothing.
 set -u
@@ -127,7 +129,7 @@ printf '%s\n' "$wd_todo" | while read -r wd_what wd_name wd_key wd_a wd_b wd_c w
 	fallback)
 		# wd_a RELAY, wd_b its key, wd_c its AllowedIPs with the moved ones, wd_d the
 		# direct endpoint, wd_e seconds without a handshake, wd_f "never" when none.
-		if wg set "$IF" peer "$wd_key" allowed-ips '' persistent-keepalive 0 peer "$wd_b" allowed-ips "$wd_c"; then
+		if wg set "$IF" peer "$wd_key" remove peer "$wd_b" allowed-ips "$wd_c"; then
 			printf 'relay=%s at=%s was=%s silent=%s\n' "$wd_a" "$wd_now" "$wd_d" "$wd_e" >"$S/.fallback-$wd_name.new" &&
 				mv -f "$S/.fallback-$wd_name.new" "$S/fallback-$wd_name"
 			wd_log "$wd_name: direct path at $wd_d silent for $wd_e s${wd_f:+ (no handshake yet)}: back to the relay $wd_a"

@@ -37,3 +37,4 @@ mod vagrant;
 mod verify;
 mod verify_cli;
 mod verify_metrics;
+mod watchdog_lab;

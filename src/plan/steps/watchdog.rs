@@ -198,23 +198,28 @@ fn file_step(
     if pubkeys {
         call.push_str(" pubkeys");
     }
+    let step = Step::new(
+        if current.is_some() {
+            Action::Update
+        } else {
+            Action::Create
+        },
+        StepKind::Watchdog,
+        format!("write {path} ({what}, {} lines)", want.lines().count()),
+        if current.is_some() {
+            format!("{path} differs from what the watchdog needs")
+        } else {
+            format!("{path} does not exist")
+        },
+        scripts::call_with_stdin(&call, want),
+    );
+    // The new script whole would fill the plan: `plan -v` shows it (the step's shell).
     out.push(Decision::Change(
-        Step::new(
-            if current.is_some() {
-                Action::Update
-            } else {
-                Action::Create
-            },
-            StepKind::Watchdog,
-            format!("write {path} ({what})"),
-            if current.is_some() {
-                format!("{path} differs from what the watchdog needs")
-            } else {
-                format!("{path} does not exist")
-            },
-            scripts::call_with_stdin(&call, want),
-        )
-        .with_diff(config_diff(path, current, want)),
+        if path == SCRIPT_PATH && current.is_none() {
+            step
+        } else {
+            step.with_diff(config_diff(path, current, want))
+        },
     ));
     true
 }
