@@ -168,7 +168,7 @@ pub fn describe(
                                 "no endpoint (peer behind NAT)".to_owned()
                             }
                         },
-                        |e| format!("endpoint {e}"),
+                        |e| endpoint_text(e, spec.name.as_str()),
                     ),
                     format!("allowed {}", allowed.join(", ")),
                     peer.persistent_keepalive
@@ -288,5 +288,33 @@ fn write_table(out: &mut String, rows: &[Vec<String>], indent: &str) {
             let _ = write!(line, "{cell:<width$}  ");
         }
         let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+/// A peer's endpoint as `check` lists it; a DNS name says where it is resolved.
+fn endpoint_text(endpoint: &str, holder: &str) -> String {
+    if crate::inventory::endpoint_dns_name(endpoint).is_some() {
+        format!("endpoint {endpoint} (DNS name, resolved on {holder})")
+    } else {
+        format!("endpoint {endpoint}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_text;
+
+    #[test]
+    fn a_dns_endpoint_is_listed_as_a_name_resolved_on_the_holder() {
+        for (endpoint, want) in [
+            (
+                "node-b.example.net:51820",
+                "endpoint node-b.example.net:51820 (DNS name, resolved on node-c)",
+            ),
+            ("198.51.100.20:51820", "endpoint 198.51.100.20:51820"),
+            ("[2001:db8::2]:51820", "endpoint [2001:db8::2]:51820"),
+        ] {
+            assert_eq!(endpoint_text(endpoint, "node-c"), want);
+        }
     }
 }

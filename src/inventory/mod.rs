@@ -21,7 +21,7 @@ pub use error::{InventoryError, Problem, Span};
 pub use firewall::FirewallMode;
 pub use names::{
     Become, DomainName, Endpoint, EndpointHost, HostKeyChecking, InterfaceName, JumpHost, NodeName,
-    NodeState, RemotePath, SshHost, UserName,
+    NodeState, RemotePath, SshHost, UserName, endpoint_dns_name, endpoint_matches,
 };
 pub(crate) use validate::push_yaml_error;
 

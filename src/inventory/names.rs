@@ -336,17 +336,23 @@ impl Endpoint {
                 return Err(format!("endpoint `{text}`: {ip} is not a unicast address"));
             }
             EndpointHost::Ip(ip)
-        } else if is_dns_name(host) {
-            if host.chars().all(|c| c.is_ascii_digit() || c == '.') {
-                return Err(format!(
-                    "endpoint `{text}`: `{host}` is not a valid IP address"
-                ));
-            }
-            EndpointHost::Dns(host.to_ascii_lowercase())
-        } else {
+        } else if host.chars().all(|c| c.is_ascii_digit() || c == '.') && !host.is_empty() {
             return Err(format!(
-                "endpoint `{text}`: `{host}` is neither an IP address nor a DNS name"
+                "endpoint `{text}`: `{host}` is not a valid IP address"
             ));
+        } else if host.contains(':') {
+            return Err(format!(
+                "endpoint `{text}`: `{host}` is not a valid IPv6 address (write `[v6]:port`)"
+            ));
+        } else {
+            match dns_name_error(host) {
+                None => EndpointHost::Dns(host.to_ascii_lowercase()),
+                Some(why) => {
+                    return Err(format!(
+                        "endpoint `{text}`: `{host}` is not a valid DNS name: {why}"
+                    ));
+                }
+            }
         };
         Ok(Self {
             host,
@@ -355,19 +361,66 @@ impl Endpoint {
     }
 }
 
-/// A DNS name: dot-separated labels of 1-63 `[A-Za-z0-9-]`, not starting or ending with
-/// '-', at most 253 characters, optionally one trailing dot.
-fn is_dns_name(text: &str) -> bool {
-    let text = text.strip_suffix('.').unwrap_or(text);
-    !text.is_empty()
-        && text.len() <= 253
-        && text.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+/// Why `text` is not a DNS name (`None` when it is one): dot-separated labels of 1-63
+/// `[A-Za-z0-9-]`, not starting or ending with '-', at most 253 characters, optionally one
+/// trailing dot. The reason names the first rule broken, for the inventory error.
+fn dns_name_error(text: &str) -> Option<String> {
+    let name = text.strip_suffix('.').unwrap_or(text);
+    if name.is_empty() {
+        return Some("it is empty".to_owned());
+    }
+    if name.len() > 253 {
+        return Some(format!(
+            "it is {} characters long; a DNS name has at most 253",
+            name.len()
+        ));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Some("it has an empty label (two dots in a row, or a leading dot)".to_owned());
+        }
+        if let Some(bad) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
+            return Some(format!(
+                "it contains {bad:?}; a DNS name has only letters, digits, '-' and '.'"
+            ));
+        }
+        if label.len() > 63 {
+            return Some(format!(
+                "label `{label}` is {} characters long; a label has at most 63",
+                label.len()
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some(format!("label `{label}` starts or ends with '-'"));
+        }
+    }
+    None
+}
+
+/// The DNS name of an endpoint written `host:port` (as the topology holds it), `None` when
+/// the host is an IP address. A name is resolved by `wg` on the host that holds the peer
+/// entry, never on the workstation, so `wg show` reports an address where the config says
+/// the name.
+pub fn endpoint_dns_name(endpoint: &str) -> Option<&str> {
+    if endpoint.starts_with('[') {
+        return None;
+    }
+    let host = endpoint.rsplit_once(':').map_or(endpoint, |(host, _)| host);
+    (host.parse::<IpAddr>().is_err() && dns_name_error(host).is_none()).then_some(host)
+}
+
+/// Whether a live endpoint (`wg show`'s `ip:port`) is what the configured `expected`
+/// endpoint gives: the same text for an address; for a DNS name, any address on the same
+/// port (what the name resolves to is only known on the host).
+pub fn endpoint_matches(live: &str, expected: &str) -> bool {
+    if endpoint_dns_name(expected).is_none() {
+        return live == expected;
+    }
+    let port = |e: &str| e.rsplit_once(':').map(|(_, p)| p.to_owned());
+    live.parse::<std::net::SocketAddr>().is_ok() && port(live) == port(expected)
 }
 
 impl fmt::Display for Endpoint {
@@ -603,6 +656,73 @@ mod tests {
             "",
         ] {
             assert!(Endpoint::parse(bad, 51820).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_endpoints_are_kept_as_names_and_bad_ones_say_why() {
+        let parsed = Endpoint::parse("Node-B.Example.NET:51820", 1).expect("valid");
+        assert_eq!(parsed.host, EndpointHost::Dns("node-b.example.net".into()));
+        assert_eq!(parsed.to_string(), "node-b.example.net:51820");
+        let label64 = format!("{}.example", "a".repeat(64));
+        let long = format!("{}.example", vec!["a".repeat(60); 5].join("."));
+        let too_long = format!(
+            "is {} characters long; a DNS name has at most 253",
+            long.len()
+        );
+        let cases: [(&str, &str); 9] = [
+            ("node_b.example", "it contains '_'"),
+            ("bad_host!", "it contains '_'"),
+            ("-x.example", "label `-x` starts or ends with '-'"),
+            ("x-.example", "label `x-` starts or ends with '-'"),
+            ("a..example", "empty label"),
+            (".example", "empty label"),
+            ("ex ample", "it contains ' '"),
+            (&label64, "label `aaaa"),
+            (&long, &too_long),
+        ];
+        for (host, why) in cases {
+            let err = Endpoint::parse(&format!("{host}:51820"), 1).expect_err(host);
+            assert!(
+                err.contains(&format!("`{host}` is not a valid DNS name: ")) && err.contains(why),
+                "{host}: {err}"
+            );
+        }
+        assert!(
+            Endpoint::parse("fe80::1::2:51820", 1)
+                .expect_err("bad v6")
+                .contains("not a valid IPv6 address")
+        );
+    }
+
+    #[test]
+    fn endpoint_names_and_live_addresses() {
+        for (endpoint, name) in [
+            ("node-b.example.net:51820", Some("node-b.example.net")),
+            ("node-b.example.net.:51820", Some("node-b.example.net.")),
+            ("198.51.100.20:51820", None),
+            ("[2001:db8::1]:51820", None),
+        ] {
+            assert_eq!(endpoint_dns_name(endpoint), name, "{endpoint}");
+        }
+        for (live, expected, same) in [
+            ("198.51.100.20:51820", "198.51.100.20:51820", true),
+            ("198.51.100.21:51820", "198.51.100.20:51820", false),
+            ("198.51.100.20:51820", "node-b.example.net:51820", true),
+            ("203.0.113.99:51820", "node-b.example.net:51820", true),
+            ("[2001:db8::1]:51820", "node-b.example.net:51820", true),
+            ("198.51.100.20:51821", "node-b.example.net:51820", false),
+            (
+                "node-b.example.net:51820",
+                "node-b.example.net:51820",
+                false,
+            ),
+        ] {
+            assert_eq!(
+                endpoint_matches(live, expected),
+                same,
+                "{live} vs {expected}"
+            );
         }
     }
 }

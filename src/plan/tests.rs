@@ -691,3 +691,60 @@ fn trust_opens_the_port_and_accepts_the_interface_and_none_only_warns() {
         Some("-inet filter input: iifname \"wg0\" accept comment \"meshup:wg0\"\n")
     );
 }
+
+/// DNS-name endpoints: the config keeps the name, `wg show` reports whatever address the
+/// host resolved it to (or the watchdog moved it to later), and neither side of that
+/// difference is a change.
+#[test]
+fn a_dns_endpoint_is_written_as_the_name_and_its_live_address_is_no_change() {
+    let f = fixture(&GUIDE.replace(
+        "    endpoint: 198.51.100.20:51820\n",
+        "    endpoint: node-b.example.net:51820\n",
+    ));
+    let mut facts = all_converged(&f);
+    for (node, live) in [
+        ("node-a", "198.51.100.20:51820"),
+        // node-c's watchdog followed the name to node-b's new address.
+        ("node-c", "198.51.100.120:51820"),
+    ] {
+        let Some(Ok(h)) = facts.get_mut(&n(node)) else {
+            panic!("{node} facts")
+        };
+        assert!(
+            h.config
+                .text
+                .contains("Endpoint = node-b.example.net:51820\n"),
+            "{}",
+            h.config.text
+        );
+        for peer in &mut h.wg_dump.peers {
+            peer.endpoint = Some(if peer.public_key == key(2) {
+                live.to_owned()
+            } else {
+                "203.0.113.10:51820".to_owned()
+            });
+        }
+    }
+    let (plan, _) = plan_of(&f, &facts, None);
+    for h in &plan.hosts {
+        assert_eq!(kinds(h), [], "{}: {:?}", h.node, h.unchanged);
+    }
+    assert!(plan.is_empty());
+    // A config still holding node-b's old address is rewritten with the name.
+    if let Some(Ok(c)) = facts.get_mut(&n("node-c")) {
+        c.config.text = c.config.text.replace(
+            "Endpoint = node-b.example.net:51820",
+            "Endpoint = 198.51.100.20:51820",
+        );
+    }
+    let (plan, _) = plan_of(&f, &facts, None);
+    let c = plan.host(&n("node-c")).expect("c");
+    assert!(
+        c.steps[0]
+            .diff
+            .as_deref()
+            .is_some_and(|d| d.contains("+Endpoint = node-b.example.net:51820")),
+        "{:?}",
+        c.steps
+    );
+}

@@ -95,6 +95,9 @@ mu_stage_key() {
 # Keys go in files beside OUT (mode 600, removed by mu_sync_run), never in arguments.
 # With "add", peers missing from FILE are kept (entries added ahead of a flip); with
 # RMOUT, their removal goes to a script of its own there (a flip runs it after the switch).
+# An endpoint that is a DNS name is sent only when the entry's live address is not one the
+# name resolves to on this host now (getent): the watchdog may have followed the name, and
+# sending it again would let wg pick another of its addresses, or fail on a DNS outage.
 mu_sync_script() {
 	(
 		umask 077
@@ -109,6 +112,17 @@ mu_sync_script() {
 			return out
 		}
 		function keyfile(k,   f) { f = keys "." (++nk); print k > f; close(f); return f }
+		function port(e) { sub(/.*:/, "", e); return e }
+		function addr(e) { sub(/:[^:]*$/, "", e); gsub(/[][]/, "", e); return e }
+		# The live endpoint is one of the addresses the name resolves to now, or the name
+		# does not resolve at all (the live endpoint is then the best there is).
+		function followed(name, live,   cmd, line, g, n, found) {
+			if (name ~ /^\[/ || name ~ /^[0-9.]+:[0-9]+$/ || live == "" || port(name) != port(live)) return 0
+			cmd = "getent ahosts " q(addr(name)) " 2>/dev/null"; n = 0; found = 0
+			while ((cmd | getline line) > 0) { n++; split(line, g, " "); if (g[1] == addr(live)) found = 1 }
+			close(cmd)
+			return found || n == 0
+		}
 		BEGIN {
 			row = 0
 			while ((getline line < dump) > 0) {
@@ -125,7 +139,7 @@ mu_sync_script() {
 				seen[pk] = 1; new = !(pk in rpeer); a = ""
 				if (fpsk == "" && !new && rpsk[pk] != "") a = a " preshared-key /dev/null"
 				if (fpsk != "" && (new || fpsk != rpsk[pk])) a = a " preshared-key " q(keyfile(fpsk))
-				if (fep != "" && (new || fep != rep[pk])) a = a " endpoint " q(fep)
+				if (fep != "" && (new || (fep != rep[pk] && !followed(fep, rep[pk])))) a = a " endpoint " q(fep)
 				ips = norm(fips)
 				if (new ? ips != "" : ips != rips[pk]) a = a " allowed-ips " q(ips)
 				if (new ? fka + 0 != 0 : fka + 0 != rka[pk]) a = a " persistent-keepalive " (fka + 0)

@@ -381,8 +381,12 @@ fn diagnose_failure(
     let never = fw.handshake_age.is_none() && rv.handshake_age.is_none();
     if never {
         for (v, node) in [(fw, to), (rv, from)] {
+            // A DNS name is resolved on the host: any address on its port matches it.
             if let Some(expected) = &v.expected_endpoint
-                && v.endpoint.as_ref() != Some(expected)
+                && !v
+                    .endpoint
+                    .as_deref()
+                    .is_some_and(|live| crate::inventory::endpoint_matches(live, expected))
             {
                 d.push(Diagnosis::EndpointWrong {
                     on: v.on.clone(),

@@ -213,6 +213,7 @@ impl Report {
                 let _ = writeln!(out, "{} → {}: relayed via {r}", p.from, p.to);
             }
         }
+        out.push_str(&self.render_dns_endpoints());
         for n in self
             .nat_paths
             .iter()
@@ -227,6 +228,27 @@ impl Report {
                 n.a_to_b.as_deref().unwrap_or("-"),
                 n.b_to_a.as_deref().unwrap_or("-")
             );
+        }
+        out
+    }
+
+    /// One line per direct pair whose endpoint is a DNS name: the name and the address
+    /// the sender's interface uses for it (resolved on the sender, or learned since).
+    pub fn render_dns_endpoints(&self) -> String {
+        let mut out = String::new();
+        for p in self.pairs.iter().filter(|p| p.path == PairPath::Direct) {
+            let Some(view) = &p.forward else { continue };
+            let Some(name) = view.expected_endpoint.as_deref() else {
+                continue;
+            };
+            if crate::inventory::endpoint_dns_name(name).is_none() {
+                continue;
+            }
+            let live = view.endpoint.as_deref().map_or_else(
+                || format!("no address on {} yet", view.on),
+                |live| format!("{} sends to {live}", view.on),
+            );
+            let _ = writeln!(out, "{} → {}: endpoint {name} ({live})", p.from, p.to);
         }
         out
     }

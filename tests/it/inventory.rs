@@ -225,9 +225,21 @@ fn every_validation_rule_reports_its_message_and_line() {
             ),
             vec![
                 (7, "endpoint `198.51.100.1:70000`: port 70000 is out of range 1-65535"),
-                (9, "endpoint `bad_host!:51820`: `bad_host!` is neither an IP address nor a DNS name"),
+                (9, "endpoint `bad_host!:51820`: `bad_host!` is not a valid DNS name: it contains '_'"),
                 (11, "endpoint `198.51.100.4:0`: port 0 is out of range 1-65535"),
                 (13, "listen_port 65536 is out of range 1-65535"),
+            ],
+        ),
+        (
+            "invalid DNS-name endpoints",
+            with_nodes(&format!(
+                "  - name: b\n    endpoint: node_b.example:51820\n  - name: c\n    endpoint: -x.example\n  - name: d\n    endpoint: {}.example:51820\n  - name: e\n    endpoint: node-e.example.net:51820\n",
+                vec!["a".repeat(60); 5].join(".")
+            )),
+            vec![
+                (7, "endpoint `node_b.example:51820`: `node_b.example` is not a valid DNS name: it contains '_'"),
+                (9, "`-x.example` is not a valid DNS name: label `-x` starts or ends with '-'"),
+                (11, "is not a valid DNS name: it is 312 characters long; a DNS name has at most 253"),
             ],
         ),
         (
@@ -350,6 +362,25 @@ fn every_problem_is_reported_at_once() {
         .expect_err("broken inventory");
     assert!(err.problems().len() >= 8, "{:?}", err.problems());
     insta::assert_snapshot!("broken_inventory_report", render_error(&err));
+}
+
+#[test]
+fn a_bad_dns_endpoint_is_shown_at_its_value() {
+    let text = with_nodes("  - name: b\n    endpoint: node_b.example:51820\n");
+    let err = Inventory::from_str(&text, "mesh.yaml").expect_err("invalid name");
+    let out = render_error(&err);
+    assert!(out.contains("╭─[mesh.yaml:7:15]"), "{out}");
+    assert!(
+        out.contains(
+            " 7 │     endpoint: node_b.example:51820\n   ·               ──────────┬─────────"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("╰── invalid endpoint"), "{out}");
+    assert!(
+        out.contains("`node_b.example` is not a valid DNS name: it contains '_'"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod check_cli;
 mod cli;
 mod clients_lab;
 mod distro_lab;
+mod dns_lab;
 mod facts;
 mod fault_lab;
 mod firewall_lab;

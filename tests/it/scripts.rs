@@ -211,3 +211,68 @@ fn scripts_are_shellcheck_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `mu_sync_script` (the live reload) against a fake `wg` and `getent`: a DNS-name endpoint
+/// is sent again only when the entry's live address is not one the name resolves to now;
+/// an address endpoint is sent whenever it differs.
+#[test]
+fn a_live_reload_keeps_a_followed_dns_endpoint_and_sends_a_moved_one() {
+    // (key, endpoint in the config, live endpoint); what getent answers is below.
+    let peers = [
+        // The watchdog followed node-b.lab.test to its new address: kept.
+        ("KB", "node-b.lab.test:51820", "198.51.100.120:51820"),
+        // The name does not resolve (a DNS outage): the live address is kept.
+        ("KA", "node-a.lab.test:51820", "203.0.113.10:51820"),
+        // The name points elsewhere now: sent, wg resolves it on the host.
+        ("KD", "node-d.lab.test:51820", "203.0.113.14:51820"),
+        // An address that differs: sent, as before.
+        ("KE", "198.51.100.5:51820", "198.51.100.6:51820"),
+        // The right address on another port: sent.
+        ("KF", "node-b.lab.test:51821", "198.51.100.120:51820"),
+    ];
+    let mut conf = String::from("[Interface]\nListenPort = 51820\n");
+    let mut dump = String::from("(hidden)\tPUB\t51820\toff\n");
+    for (i, (key, endpoint, live)) in peers.iter().enumerate() {
+        conf.push_str(&format!(
+            "\n[Peer]\nPublicKey = {key}\nEndpoint = {endpoint}\nAllowedIPs = 10.10.0.{i}/32\n"
+        ));
+        dump.push_str(&format!(
+            "{key}\t(none)\t{live}\t10.10.0.{i}/32\t0\t0\t0\toff\n"
+        ));
+    }
+    for shell in shells() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let t = tmp.path().display().to_string();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin");
+        std::fs::write(tmp.path().join("conf"), &conf).expect("conf");
+        std::fs::write(tmp.path().join("dump"), &dump).expect("dump");
+        for (tool, body) in [
+            ("wg", format!("cat '{t}/dump'")),
+            (
+                "getent",
+                "case $2 in\n\
+                 node-b.lab.test) printf '198.51.100.120  STREAM node-b.lab.test\\n198.51.100.120  DGRAM\\n' ;;\n\
+                 node-d.lab.test) printf '203.0.113.40    STREAM node-d.lab.test\\n' ;;\n\
+                 *) exit 2 ;;\nesac"
+                    .to_owned(),
+            ),
+        ] {
+            let path = bin.join(tool);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("tool");
+            let _ = Command::new("chmod").arg("755").arg(&path).status();
+        }
+        let script = format!(
+            "MU_DIR='{t}' MU_IF=wg0 MU_RUNDIR='{t}'\n{}\nPATH='{t}/bin':$PATH\n\
+             mu_sync_script '{t}/conf' '{t}/out' && cat '{t}/out'\n",
+            meshup::scripts::APPLY_LIB
+        );
+        let out = run(shell, &script, tmp.path());
+        assert_eq!(
+            out.trim_end(),
+            "wg set 'wg0' peer 'KD' endpoint 'node-d.lab.test:51820' \
+             peer 'KE' endpoint '198.51.100.5:51820' peer 'KF' endpoint 'node-b.lab.test:51821'",
+            "{shell:?}"
+        );
+    }
+}

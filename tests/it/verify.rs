@@ -199,6 +199,61 @@ fn never_handshaken_names_the_wrong_endpoint() {
     insta::assert_snapshot!("never_diagnoses", report.render_diagnoses());
 }
 
+/// The two-node lab with each peer's endpoint written as a DNS name on `port`.
+fn named_endpoints(scenario: &str, port: u16) -> Expectation {
+    let mut exp = lab_expectation(scenario);
+    for node in &mut exp.nodes {
+        for peer in &mut node.peers {
+            peer.endpoint = Some(format!("{}.lab.test:{port}", peer.name));
+        }
+    }
+    exp
+}
+
+#[test]
+fn a_dns_endpoint_is_shown_with_the_address_the_sender_uses() {
+    let report = run(&named_endpoints("healthy", 51820), "healthy", &[]);
+    assert!(report.all_healthy(), "{}", report.render_text());
+    let text = report.render_text();
+    for line in [
+        "node-a → node-b: endpoint node-b.lab.test:51820 (node-a sends to 10.200.0.2:51820)",
+        "node-b → node-a: endpoint node-a.lab.test:51820 (node-b sends to 10.200.0.1:51820)",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    // An address endpoint gets no such line.
+    let plain = run(&lab_expectation("healthy"), "healthy", &[]);
+    assert_eq!(plain.render_dns_endpoints(), "");
+}
+
+#[test]
+fn a_dns_endpoint_is_wrong_only_on_another_port_or_unresolved() {
+    // node-a sends to 10.200.0.2:51999: right for a name on 51999, wrong for one on 51820.
+    let wrong_port = run(&named_endpoints("never", 51820), "never", &[]);
+    assert!(has(
+        &wrong_port,
+        |d| matches!(d, Diagnosis::EndpointWrong { on, live: Some(l), expected, .. }
+        if on == "node-a" && l == "10.200.0.2:51999" && expected == "node-b.lab.test:51820")
+    ));
+    let same_port = run(&named_endpoints("never", 51999), "never", &[]);
+    assert!(!has(
+        &same_port,
+        |d| matches!(d, Diagnosis::EndpointWrong { on, .. } if on == "node-a")
+    ));
+    // node-b holds no endpoint at all: the name gave it none.
+    assert!(has(
+        &same_port,
+        |d| matches!(d, Diagnosis::EndpointWrong { on, live: None, .. } if on == "node-b")
+    ));
+    assert!(
+        same_port
+            .render_text()
+            .contains("node-b → node-a: endpoint node-a.lab.test:51999 (no address on node-b yet)"),
+        "{}",
+        same_port.render_text()
+    );
+}
+
 #[test]
 fn blocked_port_blames_the_receiving_firewall() {
     let exp = lab_expectation("blocked");
