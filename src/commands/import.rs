@@ -1,0 +1,142 @@
+//! `meshup import`: reads a hand-built mesh from its hosts (read-only, one exec per host,
+//! secrets redacted on the host) and writes the inventory that reproduces it. The pure
+//! part (config parsing, inventory building, the report) is [`crate::import`].
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use miette::IntoDiagnostic as _;
+
+use crate::fanout;
+use crate::import::{self, ImportHost, ScannedHost};
+use crate::scripts::Values;
+use crate::transport::{SshSession, Stats, TargetSpec, TransportError};
+
+/// How long the read-only scan may take on one host.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Options of `meshup import`.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// SSH targets (addresses or ssh_config aliases).
+    pub hosts: Vec<String>,
+    /// An ssh_config file used like `ssh -F` (else ~/.ssh/config).
+    pub ssh_config: Option<PathBuf>,
+    /// The interface to import (default: the one every host has).
+    pub interface: Option<String>,
+    /// Where the inventory goes (default stdout).
+    pub output: Option<PathBuf>,
+    /// Write what the inventory cannot express as comments instead of refusing.
+    pub keep_unsupported: bool,
+    /// Hosts handled at once.
+    pub parallel: usize,
+}
+
+/// The script sent to each host: the gather as `mu_gather_one`, then import.sh.
+pub fn script() -> String {
+    let body = format!(
+        "mu_gather_one() {{\n{}\n}}\n{}",
+        crate::scripts::GATHER,
+        import::IMPORT_SH
+    );
+    Values::new()
+        .set("MU_DIR", "/etc/wireguard")
+        .set("MU_PORT", "51820")
+        .set("MU_PEERS", "")
+        .set("MU_PSK_LIVE", "1")
+        .before(&body)
+}
+
+/// Runs `meshup import`.
+pub fn run(options: &ImportOptions) -> Result<ExitCode, miette::Report> {
+    if options.hosts.is_empty() {
+        return Err(miette::miette!(
+            help = "e.g. `meshup import --hosts node-a,node-b,node-c`",
+            "no hosts to import from"
+        ));
+    }
+    if let Some(i) = &options.interface
+        && !crate::facts::valid_interface(i)
+    {
+        return Err(miette::miette!("invalid interface name {i:?}"));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .into_diagnostic()?;
+    let stats = Arc::new(Stats::new());
+    let script = script();
+    let outcomes = runtime.block_on(fanout::run(
+        options.hosts.clone(),
+        options.parallel,
+        |alias| {
+            let stats = &stats;
+            let script = &script;
+            async move {
+                let spec = TargetSpec {
+                    ssh_config: options.ssh_config.clone(),
+                    ..TargetSpec::new(alias.clone())
+                };
+                let target = spec.resolve()?;
+                let user = (target.user != "root").then(|| target.user.clone());
+                let session = SshSession::connect(&target, stats).await?;
+                let out =
+                    crate::transport::Session::exec(&session, script, b"", SCAN_TIMEOUT).await?;
+                Ok::<_, TransportError>((user, out))
+            }
+        },
+    ));
+    let mut hosts = Vec::new();
+    let mut failed = false;
+    for (target, outcome) in outcomes {
+        match outcome {
+            Ok((user, out)) => match ScannedHost::parse(&out.stdout_str()) {
+                Ok(scan) if scan.complete => hosts.push(ImportHost { target, user, scan }),
+                Ok(_) => {
+                    failed = true;
+                    eprintln!(
+                        "{target}: the scan was cut short: {}",
+                        out.stderr_str().trim()
+                    );
+                }
+                Err(e) => {
+                    failed = true;
+                    eprintln!("{target}: {e}: {}", out.stderr_str().trim());
+                }
+            },
+            Err(e) => {
+                failed = true;
+                eprintln!("{target}: FAILED: {e}");
+            }
+        }
+    }
+    if failed {
+        return Err(miette::miette!(
+            "import needs every host of the mesh; nothing was written"
+        ));
+    }
+    let interface = import::pick_interface(&hosts, options.interface.as_deref())
+        .map_err(|e| miette::miette!("{e}"))?;
+    let imported = import::build(&hosts, &interface);
+    for f in &imported.findings {
+        let kind = if f.unsupported { "unsupported" } else { "note" };
+        eprintln!("{kind}: {f}");
+    }
+    if imported.unsupported().next().is_some() && !options.keep_unsupported {
+        return Err(miette::miette!(
+            help = "fix those on the hosts, or write them into the inventory as comments with --keep-unsupported (apply then leaves them out)",
+            "the inventory cannot express everything {interface} does on these hosts; nothing was written"
+        ));
+    }
+    let path = options
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("imported.yaml"));
+    crate::inventory::Inventory::from_str(&imported.inventory, &path)?;
+    match &options.output {
+        Some(p) => std::fs::write(p, &imported.inventory).into_diagnostic()?,
+        None => print!("{}", imported.inventory),
+    }
+    Ok(ExitCode::SUCCESS)
+}

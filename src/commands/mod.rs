@@ -1,0 +1,2 @@
+//! One thin file per command over the shared runner layers.
+pub mod import;
