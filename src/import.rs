@@ -42,19 +42,18 @@ impl ScannedHost {
         let mut host = ScannedHost::default();
         let mut header = false;
         let mut current: Option<(String, Option<PublicKey>, String)> = None;
-        let finish =
-            |host: &mut ScannedHost, cur: Option<(String, Option<PublicKey>, String)>| {
-                if let Some((name, key, text)) = cur {
-                    let facts = crate::facts::parse(&text).unwrap_or_default();
-                    host.interfaces.insert(
-                        name,
-                        ScannedInterface {
-                            conf_public_key: key,
-                            facts,
-                        },
-                    );
-                }
-            };
+        let finish = |host: &mut ScannedHost, cur: Option<(String, Option<PublicKey>, String)>| {
+            if let Some((name, key, text)) = cur {
+                let facts = crate::facts::parse(&text).unwrap_or_default();
+                host.interfaces.insert(
+                    name,
+                    ScannedInterface {
+                        conf_public_key: key,
+                        facts,
+                    },
+                );
+            }
+        };
         for raw in out.lines() {
             match output::lines(raw).next() {
                 Some(Line::Marker { kind: "import", .. }) => header = true,
@@ -290,6 +289,9 @@ pub struct ImportHost {
     pub target: String,
     /// The SSH user it was reached as, when not root.
     pub user: Option<String>,
+    /// The SSH port it was reached on, when not 22 (the inventory's port wins over
+    /// ssh_config's, so it must say).
+    pub port: Option<u16>,
     /// What the host reported.
     pub scan: ScannedHost,
 }
@@ -388,8 +390,9 @@ fn network_of(addresses: &[IpAddr], declared: Option<IpNet>) -> Option<IpNet> {
     })
 }
 
-/// Builds the inventory of `interface` across `hosts`.
-pub fn build(hosts: &[ImportHost], interface: &str) -> Imported {
+/// Builds the inventory of `interface` across `hosts`; `ssh_config` is the file the
+/// hosts were reached through (`-F`), which the inventory then names.
+pub fn build(hosts: &[ImportHost], interface: &str, ssh_config: Option<&str>) -> Imported {
     let file = format!("/etc/wireguard/{interface}.conf");
     let mut findings = Vec::new();
     let mut note = |host: &str, line: Option<usize>, message: String, unsupported: bool| {
@@ -692,6 +695,9 @@ pub fn build(hosts: &[ImportHost], interface: &str) -> Imported {
         let _ = writeln!(y, "  mtu: {m}");
     }
     let _ = writeln!(y, "  preshared_keys: {psk}");
+    if let Some(cfg) = ssh_config {
+        let _ = writeln!(y, "\nssh:\n  ssh_config: {}", quote(cfg));
+    }
     y.push_str("\nnodes:\n");
     for (i, n) in nodes.iter().enumerate() {
         let _ = writeln!(y, "  - name: {}", names[i]);
@@ -722,11 +728,14 @@ pub fn build(hosts: &[ImportHost], interface: &str) -> Imported {
             }
         }
         let host = &n.host;
-        if host.target != names[i] || host.user.is_some() {
+        if host.target != names[i] || host.user.is_some() || host.port.is_some() {
             y.push_str("    ssh:\n");
             let _ = writeln!(y, "      host: {}", quote(&host.target));
             if let Some(u) = &host.user {
                 let _ = writeln!(y, "      user: {}", quote(u));
+            }
+            if let Some(p) = host.port {
+                let _ = writeln!(y, "      port: {p}");
             }
         }
     }

@@ -135,6 +135,7 @@ fn host(
     ImportHost {
         target: target.into(),
         user: None,
+        port: None,
         scan,
     }
 }
@@ -212,7 +213,7 @@ fn guide() -> Vec<ImportHost> {
 fn the_guides_mesh_becomes_an_inventory_meshup_accepts() {
     let hosts = guide();
     assert_eq!(pick_interface(&hosts, None).as_deref(), Ok("wg0"));
-    let imported = build(&hosts, "wg0");
+    let imported = build(&hosts, "wg0", None);
     assert_eq!(imported.unsupported().count(), 0, "{:?}", imported.findings);
     let want = "\
 # Imported by `meshup import` from a, b, c (interface wg0).
@@ -276,7 +277,7 @@ fn what_the_inventory_cannot_express_is_reported_with_file_and_line() {
             ('c', Some("9999999999999999")),
         ],
     );
-    let imported = build(&hosts, "wg0");
+    let imported = build(&hosts, "wg0", None);
     let got: Vec<String> = imported.findings.iter().map(ToString::to_string).collect();
     let want = [
         "a: /etc/wireguard/wg0.conf:17: peer zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzA= is not one of the imported hosts",

@@ -380,6 +380,15 @@ impl Session {
             node.listen_port,
             &peers,
         )
+        // The digests of the preshared keys the interface runs: a hand-built mesh's
+        // keys are adopted when both sides of a pair hold the same one.
+        .map(|p| {
+            if s.preshared_keys {
+                p.with_live_psks()
+            } else {
+                p
+            }
+        })
         .map_err(|e| HostError::Gather {
             reason: e.to_string(),
         })

@@ -80,10 +80,11 @@ pub fn run(options: &ImportOptions) -> Result<ExitCode, miette::Report> {
                 };
                 let target = spec.resolve()?;
                 let user = (target.user != "root").then(|| target.user.clone());
+                let port = (target.port != 22).then_some(target.port);
                 let session = SshSession::connect(&target, stats).await?;
                 let out =
                     crate::transport::Session::exec(&session, script, b"", SCAN_TIMEOUT).await?;
-                Ok::<_, TransportError>((user, out))
+                Ok::<_, TransportError>((user, port, out))
             }
         },
     ));
@@ -91,8 +92,13 @@ pub fn run(options: &ImportOptions) -> Result<ExitCode, miette::Report> {
     let mut failed = false;
     for (target, outcome) in outcomes {
         match outcome {
-            Ok((user, out)) => match ScannedHost::parse(&out.stdout_str()) {
-                Ok(scan) if scan.complete => hosts.push(ImportHost { target, user, scan }),
+            Ok((user, port, out)) => match ScannedHost::parse(&out.stdout_str()) {
+                Ok(scan) if scan.complete => hosts.push(ImportHost {
+                    target,
+                    user,
+                    port,
+                    scan,
+                }),
                 Ok(_) => {
                     failed = true;
                     eprintln!(
@@ -118,7 +124,16 @@ pub fn run(options: &ImportOptions) -> Result<ExitCode, miette::Report> {
     }
     let interface = import::pick_interface(&hosts, options.interface.as_deref())
         .map_err(|e| miette::miette!("{e}"))?;
-    let imported = import::build(&hosts, &interface);
+    let ssh_config = match &options.ssh_config {
+        Some(p) => Some(
+            std::path::absolute(p)
+                .into_diagnostic()?
+                .display()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let imported = import::build(&hosts, &interface, ssh_config.as_deref());
     for f in &imported.findings {
         let kind = if f.unsupported { "unsupported" } else { "note" };
         eprintln!("{kind}: {f}");
