@@ -20,6 +20,7 @@ mod distro_lab;
 mod facts;
 mod fault_lab;
 mod firewall_lab;
+mod import_lab;
 mod inventory;
 mod lab;
 mod names_lab;
