@@ -73,6 +73,9 @@ pub enum Command {
     /// Read a mesh built by hand from its hosts (read-only) and write the inventory
     /// that reproduces it; keys stay where they are until apply adopts them unchanged.
     Import(ImportArgs),
+    /// Probe fresh hosts (read-only) and write a commented inventory for them: public
+    /// nodes with endpoints, nodes behind NAT without, preshared keys on.
+    Init(InitArgs),
     /// Print a shell completion script (e.g. `meshup completions bash > /etc/bash_completion.d/meshup`).
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout (e.g. `meshup man | man -l -`).
@@ -325,6 +328,20 @@ pub struct ImportArgs {
     pub keep_unsupported: bool,
 }
 
+/// Arguments of `meshup init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The hosts: addresses or ~/.ssh/config aliases.
+    #[arg(required = true, value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// An ssh_config file used like `ssh -F` (default ~/.ssh/config).
+    #[arg(long, short = 'F', value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Write the inventory to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 /// Hosts handled at once unless `--parallel` says otherwise.
 const DEFAULT_PARALLEL: u16 = 32;
 /// verify's default: every host of all but huge meshes probed at once.
@@ -464,6 +481,12 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
                 parallel: usize::from(cli.parallel.unwrap_or(DEFAULT_PARALLEL)),
             })
         }
+        Command::Init(args) => crate::commands::init::run(&crate::commands::init::InitOptions {
+            hosts: args.hosts.clone(),
+            ssh_config: args.ssh_config.clone(),
+            output: args.output.clone(),
+            parallel: usize::from(cli.parallel.unwrap_or(DEFAULT_PARALLEL)),
+        }),
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,

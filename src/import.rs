@@ -29,6 +29,12 @@ pub struct ScannedInterface {
 pub struct ScannedHost {
     /// The host's own name (`hostname`).
     pub hostname: String,
+    /// Its global addresses with their device (for `meshup init`).
+    pub addresses: Vec<(String, IpNet)>,
+    /// Its distribution: `ID VERSION_ID` of os-release.
+    pub os: String,
+    /// The firewall that is active: `ufw`, `firewalld`, `nftables` or `none`.
+    pub firewall: String,
     /// Its WireGuard interfaces (live or with a config file).
     pub interfaces: BTreeMap<String, ScannedInterface>,
     /// The script printed its last marker.
@@ -61,6 +67,23 @@ impl ScannedHost {
                     kind: "hostname",
                     value,
                 }) if current.is_none() => host.hostname = value.trim().to_string(),
+                Some(Line::Marker {
+                    kind: "addr",
+                    value,
+                }) if current.is_none() => {
+                    if let Some((dev, addr)) = value.split_once(' ')
+                        && let Ok(net) = addr.trim().parse::<IpNet>()
+                    {
+                        host.addresses.push((dev.to_string(), net));
+                    }
+                }
+                Some(Line::Marker { kind: "os", value }) if current.is_none() => {
+                    host.os = value.trim().to_string();
+                }
+                Some(Line::Marker {
+                    kind: "firewall",
+                    value,
+                }) if current.is_none() => host.firewall = value.trim().to_string(),
                 Some(Line::Marker {
                     kind: "iface",
                     value,
@@ -390,6 +413,29 @@ fn network_of(addresses: &[IpAddr], declared: Option<IpNet>) -> Option<IpNet> {
     })
 }
 
+/// A node name for each host: `preferred` where given, else its hostname, else its SSH
+/// target, made unique with a `-2`, `-3`… suffix.
+pub fn unique_names(hosts: &[&ImportHost], preferred: &[Option<String>]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let base = preferred
+            .get(i)
+            .cloned()
+            .flatten()
+            .or_else(|| node_name(&h.scan.hostname))
+            .or_else(|| node_name(&h.target))
+            .unwrap_or_else(|| format!("node-{}", i + 1));
+        let mut name = base.clone();
+        let mut k = 2;
+        while names.contains(&name) {
+            name = format!("{base}-{k}");
+            k += 1;
+        }
+        names.push(name);
+    }
+    names
+}
+
 /// Builds the inventory of `interface` across `hosts`; `ssh_config` is the file the
 /// hosts were reached through (`-F`), which the inventory then names.
 pub fn build(hosts: &[ImportHost], interface: &str, ssh_config: Option<&str>) -> Imported {
@@ -481,26 +527,20 @@ pub fn build(hosts: &[ImportHost], interface: &str, ssh_config: Option<&str>) ->
         .collect();
 
     // Names: what the others call it in `# Peer:` comments, else its hostname.
-    let mut names: Vec<String> = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let called: Vec<String> = nodes
-            .iter()
-            .flat_map(|o| &o.conf.peers)
-            .filter(|p| p.public_key.is_some() && p.public_key == n.key)
-            .filter_map(|p| p.name.as_deref().and_then(node_name))
-            .collect();
-        let base = most_common(&called)
-            .or_else(|| node_name(&n.host.scan.hostname))
-            .or_else(|| node_name(&n.host.target))
-            .unwrap_or_else(|| format!("node-{}", i + 1));
-        let mut name = base.clone();
-        let mut k = 2;
-        while names.contains(&name) {
-            name = format!("{base}-{k}");
-            k += 1;
-        }
-        names.push(name);
-    }
+    let preferred: Vec<Option<String>> = nodes
+        .iter()
+        .map(|n| {
+            let called: Vec<String> = nodes
+                .iter()
+                .flat_map(|o| &o.conf.peers)
+                .filter(|p| p.public_key.is_some() && p.public_key == n.key)
+                .filter_map(|p| p.name.as_deref().and_then(node_name))
+                .collect();
+            most_common(&called)
+        })
+        .collect();
+    let hosts_of: Vec<&ImportHost> = nodes.iter().map(|n| n.host).collect();
+    let names = unique_names(&hosts_of, &preferred);
 
     // What each node's peers say about it.
     let mut endpoints: Vec<Vec<String>> = vec![Vec::new(); nodes.len()];
@@ -695,9 +735,7 @@ pub fn build(hosts: &[ImportHost], interface: &str, ssh_config: Option<&str>) ->
         let _ = writeln!(y, "  mtu: {m}");
     }
     let _ = writeln!(y, "  preshared_keys: {psk}");
-    if let Some(cfg) = ssh_config {
-        let _ = writeln!(y, "\nssh:\n  ssh_config: {}", quote(cfg));
-    }
+    y.push_str(&ssh_config_yaml(ssh_config));
     y.push_str("\nnodes:\n");
     for (i, n) in nodes.iter().enumerate() {
         let _ = writeln!(y, "  - name: {}", names[i]);
@@ -727,17 +765,7 @@ pub fn build(hosts: &[ImportHost], interface: &str, ssh_config: Option<&str>) ->
                 let _ = writeln!(y, "      - {}", quote(&s.to_string()));
             }
         }
-        let host = &n.host;
-        if host.target != names[i] || host.user.is_some() || host.port.is_some() {
-            y.push_str("    ssh:\n");
-            let _ = writeln!(y, "      host: {}", quote(&host.target));
-            if let Some(u) = &host.user {
-                let _ = writeln!(y, "      user: {}", quote(u));
-            }
-            if let Some(p) = host.port {
-                let _ = writeln!(y, "      port: {p}");
-            }
-        }
+        y.push_str(&node_ssh(n.host, &names[i]));
     }
     Imported {
         interface: interface.to_string(),
@@ -746,8 +774,33 @@ pub fn build(hosts: &[ImportHost], interface: &str, ssh_config: Option<&str>) ->
     }
 }
 
+/// A node's `ssh:` block: how it was reached, when that is not its name on port 22 as
+/// root.
+pub fn node_ssh(host: &ImportHost, name: &str) -> String {
+    let mut y = String::new();
+    if host.target != name || host.user.is_some() || host.port.is_some() {
+        y.push_str("    ssh:\n");
+        let _ = writeln!(y, "      host: {}", quote(&host.target));
+        if let Some(u) = &host.user {
+            let _ = writeln!(y, "      user: {}", quote(u));
+        }
+        if let Some(p) = host.port {
+            let _ = writeln!(y, "      port: {p}");
+        }
+    }
+    y
+}
+
+/// The top of an inventory's `ssh:` section naming the ssh_config the hosts were
+/// reached through.
+pub fn ssh_config_yaml(ssh_config: Option<&str>) -> String {
+    ssh_config
+        .map(|c| format!("\nssh:\n  ssh_config: {}\n", quote(c)))
+        .unwrap_or_default()
+}
+
 /// A YAML double-quoted scalar.
-fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -13,6 +13,7 @@ pub mod fanout;
 pub mod host_error;
 pub mod hosts;
 pub mod import;
+pub mod init;
 pub mod interrupt;
 pub mod inventory;
 pub mod keys;

@@ -1,7 +1,7 @@
 //! `meshup import`: reads a hand-built mesh from its hosts (read-only, one exec per host,
 //! secrets redacted on the host) and writes the inventory that reproduces it. The pure
 //! part (config parsing, inventory building, the report) is [`crate::import`].
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,18 +48,26 @@ pub fn script() -> String {
         .before(&body)
 }
 
-/// Runs `meshup import`.
-pub fn run(options: &ImportOptions) -> Result<ExitCode, miette::Report> {
-    if options.hosts.is_empty() {
+/// A scanned host and the address (or name) its SSH connection went to.
+pub struct Scanned {
+    /// How it was reached and what it reported.
+    pub host: ImportHost,
+    /// The resolved `HostName` the connection went to.
+    pub address: String,
+}
+
+/// Scans every host (one read-only exec each); any host that fails is reported on
+/// stderr and fails the whole scan: a mesh needs all of its hosts.
+pub fn scan(
+    targets: &[String],
+    ssh_config: Option<&Path>,
+    parallel: usize,
+) -> miette::Result<Vec<Scanned>> {
+    if targets.is_empty() {
         return Err(miette::miette!(
-            help = "e.g. `meshup import --hosts node-a,node-b,node-c`",
-            "no hosts to import from"
+            help = "e.g. `--hosts node-a,node-b,node-c`",
+            "no hosts given"
         ));
-    }
-    if let Some(i) = &options.interface
-        && !crate::facts::valid_interface(i)
-    {
-        return Err(miette::miette!("invalid interface name {i:?}"));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -67,72 +75,100 @@ pub fn run(options: &ImportOptions) -> Result<ExitCode, miette::Report> {
         .into_diagnostic()?;
     let stats = Arc::new(Stats::new());
     let script = script();
-    let outcomes = runtime.block_on(fanout::run(
-        options.hosts.clone(),
-        options.parallel,
-        |alias| {
-            let stats = &stats;
-            let script = &script;
-            async move {
-                let spec = TargetSpec {
-                    ssh_config: options.ssh_config.clone(),
-                    ..TargetSpec::new(alias.clone())
-                };
-                let target = spec.resolve()?;
-                let user = (target.user != "root").then(|| target.user.clone());
-                let port = (target.port != 22).then_some(target.port);
-                let session = SshSession::connect(&target, stats).await?;
-                let out =
-                    crate::transport::Session::exec(&session, script, b"", SCAN_TIMEOUT).await?;
-                Ok::<_, TransportError>((user, port, out))
-            }
-        },
-    ));
+    let outcomes = runtime.block_on(fanout::run(targets.to_vec(), parallel, |alias| {
+        let stats = &stats;
+        let script = &script;
+        async move {
+            let spec = TargetSpec {
+                ssh_config: ssh_config.map(Path::to_path_buf),
+                ..TargetSpec::new(alias.clone())
+            };
+            let target = spec.resolve()?;
+            let session = SshSession::connect(&target, stats).await?;
+            let out = crate::transport::Session::exec(&session, script, b"", SCAN_TIMEOUT).await?;
+            Ok::<_, TransportError>((target, out))
+        }
+    }));
     let mut hosts = Vec::new();
     let mut failed = false;
-    for (target, outcome) in outcomes {
+    for (name, outcome) in outcomes {
         match outcome {
-            Ok((user, port, out)) => match ScannedHost::parse(&out.stdout_str()) {
-                Ok(scan) if scan.complete => hosts.push(ImportHost {
-                    target,
-                    user,
-                    port,
-                    scan,
+            Ok((target, out)) => match ScannedHost::parse(&out.stdout_str()) {
+                Ok(scan) if scan.complete => hosts.push(Scanned {
+                    host: ImportHost {
+                        target: name,
+                        user: (target.user != "root").then(|| target.user.clone()),
+                        port: (target.port != 22).then_some(target.port),
+                        scan,
+                    },
+                    address: target.host.clone(),
                 }),
                 Ok(_) => {
                     failed = true;
                     eprintln!(
-                        "{target}: the scan was cut short: {}",
+                        "{name}: the scan was cut short: {}",
                         out.stderr_str().trim()
                     );
                 }
                 Err(e) => {
                     failed = true;
-                    eprintln!("{target}: {e}: {}", out.stderr_str().trim());
+                    eprintln!("{name}: {e}: {}", out.stderr_str().trim());
                 }
             },
             Err(e) => {
                 failed = true;
-                eprintln!("{target}: FAILED: {e}");
+                eprintln!("{name}: FAILED: {e}");
             }
         }
     }
     if failed {
         return Err(miette::miette!(
-            "import needs every host of the mesh; nothing was written"
+            "every host of the mesh must be read; nothing was written"
         ));
     }
+    Ok(hosts)
+}
+
+/// The `-F` file as the inventory names it (absolute: the inventory may live elsewhere).
+pub fn absolute_ssh_config(ssh_config: Option<&Path>) -> miette::Result<Option<String>> {
+    ssh_config
+        .map(|p| {
+            std::path::absolute(p)
+                .into_diagnostic()
+                .map(|p| p.display().to_string())
+        })
+        .transpose()
+}
+
+/// Writes an inventory to `output` (or stdout) after checking that meshup accepts it.
+pub fn write_inventory(text: &str, output: Option<&Path>) -> miette::Result<()> {
+    let path = output.unwrap_or(Path::new("inventory.yaml"));
+    crate::inventory::Inventory::from_str(text, path)?;
+    match output {
+        Some(p) => std::fs::write(p, text).into_diagnostic()?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// Runs `meshup import`.
+pub fn run(options: &ImportOptions) -> Result<ExitCode, miette::Report> {
+    if let Some(i) = &options.interface
+        && !crate::facts::valid_interface(i)
+    {
+        return Err(miette::miette!("invalid interface name {i:?}"));
+    }
+    let hosts: Vec<ImportHost> = scan(
+        &options.hosts,
+        options.ssh_config.as_deref(),
+        options.parallel,
+    )?
+    .into_iter()
+    .map(|s| s.host)
+    .collect();
     let interface = import::pick_interface(&hosts, options.interface.as_deref())
         .map_err(|e| miette::miette!("{e}"))?;
-    let ssh_config = match &options.ssh_config {
-        Some(p) => Some(
-            std::path::absolute(p)
-                .into_diagnostic()?
-                .display()
-                .to_string(),
-        ),
-        None => None,
-    };
+    let ssh_config = absolute_ssh_config(options.ssh_config.as_deref())?;
     let imported = import::build(&hosts, &interface, ssh_config.as_deref());
     for f in &imported.findings {
         let kind = if f.unsupported { "unsupported" } else { "note" };
@@ -144,14 +180,6 @@ pub fn run(options: &ImportOptions) -> Result<ExitCode, miette::Report> {
             "the inventory cannot express everything {interface} does on these hosts; nothing was written"
         ));
     }
-    let path = options
-        .output
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("imported.yaml"));
-    crate::inventory::Inventory::from_str(&imported.inventory, &path)?;
-    match &options.output {
-        Some(p) => std::fs::write(p, &imported.inventory).into_diagnostic()?,
-        None => print!("{}", imported.inventory),
-    }
+    write_inventory(&imported.inventory, options.output.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }

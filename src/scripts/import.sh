@@ -2,7 +2,8 @@
 # on the host. POSIX sh. The Rust side puts `mu_gather_one` in front of this file: the
 # gather (gather.sh after hold.sh) as one function, run here once per interface with
 # MU_IF set, MU_PSK_LIVE on (set in front with MU_DIR) (the live preshared keys as digests) and no hold.
-# Output: "@@meshup:import:v1", "@@meshup:hostname:NAME", then per interface
+# Output: "@@meshup:import:v1", "@@meshup:hostname:NAME", "@@meshup:addr:DEV ADDR/LEN"
+# per global address, "@@meshup:os:ID VERSION", "@@meshup:firewall:KIND", then per interface
 # "@@meshup:iface:IF", "@@meshup:pubkey:KEY" (derived on the host from the config's
 # PrivateKey, which only ever travels through a pipe into `wg pubkey`) and the gather's
 # own output for it; finally "@@meshup:import-done".
@@ -43,6 +44,22 @@ mu_conf_pubkey() {
 
 echo '@@meshup:import:v1'
 printf '@@meshup:hostname:%s\n' "$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname 2>/dev/null)"
+# For `meshup init`: the host's own addresses (is the one the workstation reached among
+# them, or is the host behind NAT?), its distribution and which firewall is active.
+if command -v ip >/dev/null 2>&1; then
+	ip -o addr show scope global 2>/dev/null | awk '{ print "@@meshup:addr:" $2 " " $4 }'
+fi
+# shellcheck disable=SC1091 # the host's own file
+(. /etc/os-release 2>/dev/null && printf '@@meshup:os:%s %s\n' "${ID:-unknown}" "${VERSION_ID:-}")
+if command -v ufw >/dev/null 2>&1 && grep -qx 'ENABLED=yes' /etc/ufw/ufw.conf 2>/dev/null; then
+	echo '@@meshup:firewall:ufw'
+elif command -v firewall-cmd >/dev/null 2>&1 && firewall-cmd --state >/dev/null 2>&1; then
+	echo '@@meshup:firewall:firewalld'
+elif command -v nft >/dev/null 2>&1 && [ -n "$(nft list ruleset 2>/dev/null)" ]; then
+	echo '@@meshup:firewall:nftables'
+else
+	echo '@@meshup:firewall:none'
+fi
 for MU_IF in $(mu_import_ifaces); do
 	printf '@@meshup:iface:%s\n' "$MU_IF"
 	mu_conf_pubkey "$MU_IF"
