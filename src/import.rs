@@ -656,30 +656,19 @@ pub fn build(hosts: &[ImportHost], interface: &str, ssh_config: Option<&str>) ->
         .collect();
     let network6 = network_of(&v6, nodes.iter().find_map(|n| n.v6));
     let psk = pairs > 0 && pairs_with_psk * 2 >= pairs;
-    if psk && pairs_with_psk < pairs {
-        note(
-            &nodes
-                .first()
-                .map(|n| n.host.target.clone())
-                .unwrap_or_default(),
-            None,
-            format!(
-                "{pairs_with_psk} of {pairs} pairs have a preshared key: meshup gives the others one"
-            ),
-            false,
-        );
+    let partial = if psk && pairs_with_psk < pairs {
+        Some(format!(
+            "{pairs_with_psk} of {pairs} pairs have a preshared key: meshup gives the others one"
+        ))
     } else if !psk && pairs_with_psk > 0 {
-        note(
-            &nodes
-                .first()
-                .map(|n| n.host.target.clone())
-                .unwrap_or_default(),
-            None,
-            format!(
-                "only {pairs_with_psk} of {pairs} pairs have a preshared key: preshared_keys stays off, meshup removes them"
-            ),
-            false,
-        );
+        Some(format!(
+            "only {pairs_with_psk} of {pairs} pairs have a preshared key: preshared_keys stays off, meshup removes them"
+        ))
+    } else {
+        None
+    };
+    if let (Some(message), Some(first)) = (partial, nodes.first()) {
+        note(&first.host.target, None, message, false);
     }
 
     let chosen: Vec<Option<String>> = endpoints.iter().map(|e| most_common(e)).collect();
