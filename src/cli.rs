@@ -70,6 +70,12 @@ pub enum Command {
     Exec(ExecArgs),
     /// Write an unmanaged client's config (`clients:`) and print its path, or show it.
     Client(ClientArgs),
+    /// Read a mesh built by hand from its hosts (read-only) and write the inventory
+    /// that reproduces it; keys stay where they are until apply adopts them unchanged.
+    Import(ImportArgs),
+    /// Probe fresh hosts (read-only) and write a commented inventory for them: public
+    /// nodes with endpoints, nodes behind NAT without, preshared keys on.
+    Init(InitArgs),
     /// Print a shell completion script (e.g. `meshup completions bash > /etc/bash_completion.d/meshup`).
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout (e.g. `meshup man | man -l -`).
@@ -296,6 +302,46 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// Arguments of `meshup import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The mesh's hosts: addresses or ~/.ssh/config aliases (comma-separated).
+    #[arg(
+        long,
+        value_name = "HOST[,HOST]",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub hosts: Vec<String>,
+    /// An ssh_config file used like `ssh -F` (default ~/.ssh/config).
+    #[arg(long, short = 'F', value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// The WireGuard interface to import [default: the one every host has, else wg0].
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// Write the inventory to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write what the inventory cannot express (an exit peer, hooks, Table=) into it as
+    /// comments instead of refusing; apply then leaves those out.
+    #[arg(long)]
+    pub keep_unsupported: bool,
+}
+
+/// Arguments of `meshup init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The hosts: addresses or ~/.ssh/config aliases.
+    #[arg(required = true, value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// An ssh_config file used like `ssh -F` (default ~/.ssh/config).
+    #[arg(long, short = 'F', value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Write the inventory to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 /// Hosts handled at once unless `--parallel` says otherwise.
 const DEFAULT_PARALLEL: u16 = 32;
 /// verify's default: every host of all but huge meshes probed at once.
@@ -424,6 +470,22 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             name: args.name.clone(),
             show: args.show,
             qr: args.qr,
+        }),
+        Command::Import(args) => {
+            crate::commands::import::run(&crate::commands::import::ImportOptions {
+                hosts: args.hosts.clone(),
+                ssh_config: args.ssh_config.clone(),
+                interface: args.interface.clone(),
+                output: args.output.clone(),
+                keep_unsupported: args.keep_unsupported,
+                parallel: usize::from(cli.parallel.unwrap_or(DEFAULT_PARALLEL)),
+            })
+        }
+        Command::Init(args) => crate::commands::init::run(&crate::commands::init::InitOptions {
+            hosts: args.hosts.clone(),
+            ssh_config: args.ssh_config.clone(),
+            output: args.output.clone(),
+            parallel: usize::from(cli.parallel.unwrap_or(DEFAULT_PARALLEL)),
         }),
         Command::Completions(args) => {
             clap_complete::generate(

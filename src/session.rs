@@ -360,26 +360,36 @@ impl Session {
     /// The validated inputs of a node's gather script.
     pub fn gather_params(&self, node: &Node) -> Result<GatherParams, HostError> {
         let s = &self.mesh.settings;
-        // Preshared key files are looked up per peer only when the mesh uses them
-        // (files left from before are found by name anyway): N peers per host, N hosts.
-        let peers: Vec<String> = self
-            .mesh
-            .node(&node.name)
-            .filter(|_| s.preshared_keys)
-            .map(|spec| {
-                self.mesh
-                    .peers(spec)
-                    .iter()
-                    .map(|p| p.name.to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Preshared key files are looked up per node only when the mesh uses them
+        // (files left from before are found by name anyway): N nodes per host, N hosts.
+        // Every other node, not only today's peers: two NAT nodes peer directly once
+        // their path is punched, which the plan learns only from these facts, and their
+        // pair's key must be seen then or it would be made anew on every run.
+        let peers: Vec<String> = if s.preshared_keys {
+            self.mesh
+                .nodes
+                .iter()
+                .filter(|n| n.name != node.name)
+                .map(|n| n.name.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
         GatherParams::new(
             s.interface.as_str(),
             s.config_dir.as_str(),
             node.listen_port,
             &peers,
         )
+        // The digests of the preshared keys the interface runs: a hand-built mesh's
+        // keys are adopted when both sides of a pair hold the same one.
+        .map(|p| {
+            if s.preshared_keys {
+                p.with_live_psks()
+            } else {
+                p
+            }
+        })
         .map_err(|e| HostError::Gather {
             reason: e.to_string(),
         })

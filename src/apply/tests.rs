@@ -24,7 +24,7 @@ fn inventory_text() -> String {
 
 /// Facts that make every kind of step: node-a bare behind an nftables drop policy (no
 /// peer names yet), node-b converged but drifted (live AllowedIPs, service not enabled, a
-/// stray PSK), node-c converged, node-d (absent) still running with its peer names.
+/// stray PSK, node-c's adopted from the interface), node-c converged, node-d (absent) still running with its peer names.
 fn facts() -> FactsMap {
     let f = fixture(&inventory_text());
     let mut a = fresh();
@@ -33,6 +33,13 @@ fn facts() -> FactsMap {
     b.wg_dump.peers[0].allowed_ips = vec!["10.10.0.99/32".parse().expect("net")];
     b.service.enabled_state = Some("disabled".into());
     b.files.psk_files.push("psk-old.key".into());
+    // node-b runs node-c's preshared key without a file of it (a hand-built pair).
+    b.keys
+        .psks
+        .insert("node-c".into(), crate::facts::KeyFileState::Absent);
+    b.keys
+        .live_psk_digests
+        .insert(key(3), Some("00112233445566aa".into()));
     // node-c: converged by an older meshup that kept keys in the config dir itself.
     let mut c = converged(&f, "node-c");
     c.files.legacy_layout = true;
@@ -203,6 +210,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         "mu_install",
         "mu_keygen",
         "mu_store_psk",
+        "mu_adopt_psk",
         "mu_remove_psk",
         "mu_teardown",
         "mu_write_config",

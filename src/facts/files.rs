@@ -18,6 +18,10 @@ pub struct FileFacts {
     /// The interface's keys are still in the config dir itself, where meshup kept them
     /// before state was per interface (`<config dir>/<interface>/`), and belong to it.
     pub legacy_layout: bool,
+    /// No key file of meshup's, but the interface's config holds its private key inline
+    /// (a hand-built mesh): apply moves it into the interface's directory unchanged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inline_key: bool,
     /// `/etc/sysctl.d/99-meshup-forward.conf` exists.
     pub sysctl_forward: bool,
     /// Names of every `psk-*.key` file in the config dir, sorted.
@@ -126,6 +130,7 @@ impl FileFacts {
             backup: flag("backup"),
             lock: flag("lock"),
             legacy_layout: value(&kv, "layout") == Some("legacy"),
+            inline_key: value(&kv, "layout") == Some("inline"),
             sysctl_forward: flag("sysctl_forward"),
             psk_files,
             lock_holder: (value(&kv, "lock_held") == Some("yes")

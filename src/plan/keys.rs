@@ -131,6 +131,10 @@ pub struct PskPlan {
     /// Pairs whose (matching) preshared key is rotated on request: both sides switch
     /// at the agreed instant.
     pub rotated_pairs: Vec<(NodeName, NodeName)>,
+    /// Preshared keys adopted as they are: (host, peer, the peer's public key) where
+    /// the host runs the pair's key outside meshup's files (a hand-built mesh) and both
+    /// sides hold the same one (compared by digest); the host stores it unchanged.
+    pub adopted: Vec<(NodeName, NodeName, PublicKey)>,
 }
 
 impl PskPlan {
@@ -187,6 +191,9 @@ impl PskPlan {
                 if same && !rotated {
                     continue;
                 }
+                if !rotated && plan.adopt(a, b, fa, fb, keys) {
+                    continue;
+                }
                 if rotated {
                     plan.rotated_pairs.push((a.name.clone(), b.name.clone()));
                 }
@@ -205,6 +212,60 @@ impl PskPlan {
             }
         }
         plan
+    }
+
+    /// Adopts the pair's preshared key where it is when both sides hold the same one:
+    /// each side's is its meshup file when valid, else the one its live interface runs
+    /// with the other's public key (digests computed on the hosts). The sides without a
+    /// valid file store theirs from the interface.
+    fn adopt(
+        &mut self,
+        a: &crate::topology::NodeSpec,
+        b: &crate::topology::NodeSpec,
+        fa: &HostFacts,
+        fb: &HostFacts,
+        keys: &KeyBook,
+    ) -> bool {
+        let (Some(ka), Some(kb)) = (keys.get(&a.name), keys.get(&b.name)) else {
+            return false;
+        };
+        let current = |f: &HostFacts, peer: &NodeName, peer_key: &PublicKey| {
+            if f.keys.psks.get(peer.as_str()) == Some(&KeyFileState::Valid) {
+                f.keys
+                    .psk_digests
+                    .get(peer.as_str())
+                    .cloned()
+                    .map(|d| (d, true))
+            } else {
+                f.keys
+                    .live_psk_digests
+                    .get(peer_key)
+                    .cloned()
+                    .flatten()
+                    .map(|d| (d, false))
+            }
+        };
+        match (current(fa, &b.name, &kb), current(fb, &a.name, &ka)) {
+            (Some((da, file_a)), Some((db, file_b))) if da == db => {
+                if !file_a {
+                    self.adopted.push((a.name.clone(), b.name.clone(), kb));
+                }
+                if !file_b {
+                    self.adopted.push((b.name.clone(), a.name.clone(), ka));
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The peers whose preshared key `node` adopts from its interface, with their keys.
+    pub fn adopted_by(&self, node: &NodeName) -> Vec<(NodeName, PublicKey)> {
+        self.adopted
+            .iter()
+            .filter(|(host, _, _)| host == node)
+            .map(|(_, peer, key)| (peer.clone(), *key))
+            .collect()
     }
 
     /// The peers `node` gets a new preshared key with, in pair order.

@@ -488,6 +488,7 @@ fn host_steps(
         playbooks: input.playbooks,
         keys,
         new_psk_peers: psks.peers_of(&spec.name).cloned().collect(),
+        adopted_psk_peers: psks.adopted_by(&spec.name),
         paths: input.paths,
         diffs,
     };

@@ -291,6 +291,73 @@ fn live_drift_and_file_drift_become_a_live_reload_not_a_restart() {
 }
 
 #[test]
+fn a_hand_built_pairs_preshared_key_is_adopted_when_both_sides_run_the_same() {
+    // (node-a's live digest for node-b, node-b's for node-a, node-b keeps its file,
+    //  adopting hosts, pairs made new)
+    type Case = (
+        Option<&'static str>,
+        Option<&'static str>,
+        bool,
+        &'static [&'static str],
+        usize,
+    );
+    let cases: &[Case] = &[
+        (
+            Some("abababababababab"),
+            Some("abababababababab"),
+            false,
+            &["node-a", "node-b"],
+            0,
+        ),
+        // node-b's meshup file holds the same key as node-a's interface.
+        (Some("00112233445566aa"), None, true, &["node-a"], 0),
+        (
+            Some("abababababababab"),
+            Some("cdcdcdcdcdcdcdcd"),
+            false,
+            &[],
+            1,
+        ),
+        (None, Some("abababababababab"), false, &[], 1),
+    ];
+    for (live_a, live_b, b_file, adopting, new_pairs) in cases {
+        let f = fixture(GUIDE);
+        let mut facts = all_converged(&f);
+        for (host, peer, peer_key, live, file) in [
+            ("node-a", "node-b", key(2), live_a, false),
+            ("node-b", "node-a", key(1), live_b, *b_file),
+        ] {
+            if let Some(Ok(h)) = facts.get_mut(&n(host)) {
+                if !file {
+                    h.keys.psks.insert(peer.into(), KeyFileState::Absent);
+                    h.keys.psk_digests.remove(peer);
+                }
+                h.keys
+                    .live_psk_digests
+                    .insert(peer_key, live.map(str::to_string));
+            }
+        }
+        let (plan, _) = plan_of(&f, &facts, None);
+        assert_eq!(
+            plan.new_psk_pairs.len(),
+            *new_pairs,
+            "{live_a:?} {live_b:?}"
+        );
+        for (host, peer, peer_key) in [("node-a", "node-b", key(2)), ("node-b", "node-a", key(1))] {
+            let h = plan.host(&n(host)).expect("host");
+            let adopt = h.steps.iter().find(|s| s.shell.starts_with("mu_adopt_psk"));
+            if adopting.contains(&host) {
+                let adopt = adopt.expect("adopt step");
+                assert_eq!(adopt.shell, format!("mu_adopt_psk {peer} '{peer_key}'"));
+                assert_eq!((adopt.kind, adopt.action), (StepKind::Psk, Action::Create));
+            } else {
+                assert!(adopt.is_none(), "{host}: {:?}", h.steps);
+            }
+        }
+    }
+}
+
+#[test]
 fn psk_mismatch_rotates_the_pair_on_both_sides() {
     let f = fixture(GUIDE);
     let mut facts = all_converged(&f);
@@ -464,13 +531,28 @@ fn an_older_key_layout_is_moved_and_nothing_else_changes() {
     let mut facts = all_converged(&f);
     if let Some(Ok(a)) = facts.get_mut(&n("node-a")) {
         a.files.legacy_layout = true;
+        a.files.psk_files = vec!["psk-node-b.key".into(), "psk-node-c.key".into()];
     }
     let (plan, _) = plan_of(&f, &facts, None);
     let a = plan.host(&n("node-a")).expect("a");
     assert_eq!(kinds(a), [('~', StepKind::Migrate)]);
-    assert_eq!(a.steps[0].shell, "mu_migrate_state");
+    assert_eq!(a.steps[0].shell, "mu_migrate_state -- node-b node-c");
     assert_eq!(a.steps[0].phase(), Phase::Prepare);
     assert!(!plan.host(&n("node-b")).expect("b").has_changes());
+}
+
+#[test]
+fn an_inline_private_key_is_moved_into_its_file_and_nothing_else_changes() {
+    let f = fixture(GUIDE);
+    let mut facts = all_converged(&f);
+    if let Some(Ok(a)) = facts.get_mut(&n("node-a")) {
+        a.files.inline_key = true;
+    }
+    let (plan, _) = plan_of(&f, &facts, None);
+    let a = plan.host(&n("node-a")).expect("a");
+    assert_eq!(kinds(a), [('~', StepKind::Migrate)]);
+    assert_eq!(a.steps[0].shell, "mu_adopt_key");
+    assert_eq!(a.steps[0].phase(), Phase::Prepare);
 }
 
 #[test]

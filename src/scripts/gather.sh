@@ -44,9 +44,21 @@ mu_legacy_is_ours() {
 		/^[ \t]*[Pp]rivate[Kk]ey[ \t]*=/ { v = $0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t\r]+$/, "", v); if (v == key && key != "") found = 1 }
 		END { exit !found }' "$MU_DIR/private.key" "$MU_DIR/$MU_IF.conf" 2>/dev/null
 }
+# A hand-built interface whose config holds its private key inline (the guide's way),
+# with no key file of meshup's: layout=inline, the key's public half derived here, and
+# apply moves the key into "$MU_DIR/$MU_IF/private.key" unchanged (mu_adopt_key).
+# awk prints the key only into the pipe to `wg pubkey`.
+mu_inline_key() {
+	awk '/^[ \t]*[Pp]rivate[Kk]ey[ \t]*=/ { v = $0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t\r]*(#.*)?$/, "", v)
+		if (length(v) == 44 && v ~ /^[A-Za-z0-9+\/]+=$/) print v; exit }' "$MU_DIR/$MU_IF.conf" 2>/dev/null
+}
+MU_INLINE_PUB=
 if mu_legacy_is_ours; then
 	MU_KEYDIR=$MU_DIR
 	MU_LAYOUT=legacy
+elif [ ! -e "$MU_DIR/$MU_IF/private.key" ] && [ -r "$MU_DIR/$MU_IF.conf" ] && mu_has wg; then
+	MU_INLINE_PUB=$(mu_inline_key | wg pubkey 2>/dev/null) || MU_INLINE_PUB=
+	if [ -n "$MU_INLINE_PUB" ]; then MU_LAYOUT=inline; fi
 fi
 
 mu_os_release() {
@@ -83,7 +95,10 @@ mu_wireguard() {
 }
 
 mu_keys() {
-	if [ ! -e "$MU_KEYDIR/private.key" ]; then
+	if [ "$MU_LAYOUT" = inline ]; then
+		echo 'private_key=valid'
+		printf 'derived_public_key=%s\npublic_key=%s\n' "$MU_INLINE_PUB" "$MU_INLINE_PUB"
+	elif [ ! -e "$MU_KEYDIR/private.key" ]; then
 		echo 'private_key=absent'
 	elif ! mu_key_valid "$MU_KEYDIR/private.key"; then
 		echo 'private_key=invalid'
@@ -93,7 +108,9 @@ mu_keys() {
 		if [ -n "$mu_born" ]; then printf 'private_key_age=%s\n' "$(($(date +%s) - mu_born))"; fi
 		if mu_has wg; then printf 'derived_public_key=%s\n' "$(wg pubkey <"$MU_KEYDIR/private.key" 2>/dev/null)"; fi
 	fi
-	if [ ! -e "$MU_KEYDIR/public.key" ]; then
+	if [ "$MU_LAYOUT" = inline ]; then
+		:
+	elif [ ! -e "$MU_KEYDIR/public.key" ]; then
 		echo 'public_key=absent'
 	elif mu_key_valid "$MU_KEYDIR/public.key"; then
 		printf 'public_key=%s\n' "$(cat "$MU_KEYDIR/public.key")"
@@ -130,8 +147,15 @@ mu_files() {
 	printf 'backup=%s\n' "$(mu_yesno [ -f "$MU_DIR/$MU_IF.conf.meshup-prev" ])"
 	printf 'lock=%s\n' "$(mu_yesno [ -e "$MU_DIR/.meshup-$MU_IF.lock" ])"
 	printf 'sysctl_forward=%s\n' "$(mu_yesno [ -f /etc/sysctl.d/99-meshup-forward.conf ])"
+	# In the config dir itself (older layout) only a current peer's file is meshup's:
+	# a hand-built mesh's psk-ab.key is not.
 	for f in "$MU_KEYDIR"/psk-*.key; do
-		[ -e "$f" ] && printf 'psk_file=%s\n' "${f##*/}"
+		[ -e "$f" ] || continue
+		if [ "$MU_LAYOUT" = legacy ]; then
+			mu_p=${f##*/psk-}
+			case " $MU_PEERS " in *" ${mu_p%.key} "*) ;; *) continue ;; esac
+		fi
+		printf 'psk_file=%s\n' "${f##*/}"
 	done
 	for f in "$MU_KEYDIR"/punch-failed-*; do
 		[ -r "$f" ] && printf 'punch_failed=%s %s\n' "${f##*/punch-failed-}" "$(head -n 1 "$f")"

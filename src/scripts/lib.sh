@@ -65,13 +65,46 @@ mu_rollback() {
 
 # mu_migrate_state: moves this interface's key files from the config dir, where meshup
 # kept them before state was per interface, into its own directory. Keys do not change.
+# With "-- PEER...", only those peers' psk-PEER.key move (a hand-built mesh's own files,
+# such as psk-ab.key, stay where they are); without, every psk-*.key does.
 mu_migrate_state() {
 	mu_mark step migrate
 	[ -e "$S/private.key" ] && mu_fail "$S/private.key exists already; not moving $D/private.key over it"
-	for mu_f in "$D/private.key" "$D/public.key" "$D"/psk-*.key; do
+	mu_psks="$D/psk-*.key"
+	if [ "${1-}" = -- ]; then
+		shift
+		mu_psks=
+		for mu_p in "$@"; do mu_psks="$mu_psks $D/psk-$mu_p.key"; done
+	fi
+	# shellcheck disable=SC2086 # a list of paths (names validated) or one glob
+	for mu_f in "$D/private.key" "$D/public.key" $mu_psks; do
 		[ -e "$mu_f" ] || continue
 		mv -f "$mu_f" "$S/" || mu_fail "cannot move $mu_f into $S"
 	done
+}
+
+# mu_adopt_key: moves the private key a hand-built config holds inline into
+# "$S/private.key", unchanged (the prepare phase's end writes public.key from it). awk
+# reads the config and writes the file itself: the key is in no argument.
+mu_adopt_key() {
+	mu_mark step adopt-key
+	[ -e "$S/private.key" ] && mu_fail "$S/private.key exists already; not adopting $D/$IF.conf's key over it"
+	(umask 077 && awk '/^[ \t]*[Pp]rivate[Kk]ey[ \t]*=/ { v = $0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t\r]*(#.*)?$/, "", v); print v; exit }' "$D/$IF.conf" >"$S/.private.key.new") ||
+		mu_fail "cannot read the private key of $D/$IF.conf"
+	grep -Eqx '[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=' "$S/.private.key.new" || { rm -f "$S/.private.key.new"; mu_fail "$D/$IF.conf holds no valid private key"; }
+	{ chmod 600 "$S/.private.key.new" && mv -f "$S/.private.key.new" "$S/private.key"; } || mu_fail 'cannot store private.key'
+}
+
+# mu_adopt_psk PEER PUBKEY: stores the preshared key the running interface uses with
+# PUBKEY (a hand-built mesh's, the same on both hosts) as psk-PEER.key, unchanged. The
+# key goes from `wg show` through awk into the file, never into an argument.
+mu_adopt_psk() {
+	mu_mark step "adopt psk $1"
+	mu_f="$S/psk-$1.key"
+	(umask 077 && wg show "$IF" preshared-keys | awk -v k="$2" '$1 == k && $2 != "(none)" { print $2 }' >"$mu_f.new") ||
+		mu_fail "cannot read the preshared key with $1 from $IF"
+	grep -Eqx '[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=' "$mu_f.new" || { rm -f "$mu_f.new"; mu_fail "$IF runs no preshared key with $1"; }
+	{ chmod 600 "$mu_f.new" && mv -f "$mu_f.new" "$mu_f"; } || mu_fail "cannot store psk-$1.key"
 }
 
 # mu_stage_key: generates the next key pair of a rotation next to the current one; the

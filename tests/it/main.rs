@@ -21,6 +21,7 @@ mod dns_lab;
 mod facts;
 mod fault_lab;
 mod firewall_lab;
+mod import_lab;
 mod inventory;
 mod lab;
 mod names_lab;

@@ -13,17 +13,38 @@ use crate::topology::PeerSpec;
 /// when they are still where older meshup kept them (all meshes shared one key pair
 /// there). The keys themselves do not change: an upgrade never re-keys a running mesh.
 pub fn migrate(h: &HostInput<'_>) -> Vec<Decision> {
+    let dir = &h.settings().config_dir;
+    let iface = h.iface();
+    if h.facts.files.inline_key {
+        return vec![Decision::Change(Step::new(
+            Action::Update,
+            StepKind::Migrate,
+            format!(
+                "move the private key {dir}/{iface}.conf holds into {dir}/{iface}/private.key (key unchanged)"
+            ),
+            "the config was written by hand with its key inline; meshup keeps the key in a file of its own",
+            "mu_adopt_key",
+        ))];
+    }
     if !h.facts.files.legacy_layout {
         return Vec::new();
     }
-    let dir = &h.settings().config_dir;
-    let iface = h.iface();
+    // Only meshup's own preshared key files move (psk-<peer>.key of a current peer, as
+    // the gather lists them): a hand-made `psk-ab.key` stays where its owner put it.
+    let mut args = vec!["--"];
+    args.extend(
+        h.facts
+            .files
+            .psk_files
+            .iter()
+            .filter_map(|f| psk_file_peer(f)),
+    );
     vec![Decision::Change(Step::new(
         Action::Update,
         StepKind::Migrate,
         format!("move {iface}'s key files from {dir}/ into {dir}/{iface}/ (keys unchanged)"),
         "key files are per interface now, so several meshes can share a host",
-        "mu_migrate_state",
+        scripts::call("mu_migrate_state", &args),
     ))]
 }
 
@@ -94,6 +115,15 @@ pub fn psks(h: &HostInput<'_>) -> Vec<Decision> {
                 format!("no psk-{peer}.key yet")
             },
             scripts::call("mu_store_psk", &[peer.as_str(), &variable]),
+        )));
+    }
+    for (peer, key) in &h.adopted_psk_peers {
+        out.push(Decision::Change(Step::new(
+            Action::Create,
+            StepKind::Psk,
+            format!("adopt the preshared key with {peer} into psk-{peer}.key (unchanged, never shown)"),
+            format!("the interface already runs one with {peer}, the same on both hosts (compared by digest)"),
+            scripts::call("mu_adopt_psk", &[peer.as_str(), &key.to_string()]),
         )));
     }
     let peers: BTreeSet<&str> = h

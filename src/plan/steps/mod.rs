@@ -49,6 +49,9 @@ pub struct HostInput<'a> {
     pub keys: &'a KeyBook,
     /// Peers this host gets a new preshared key with, in order (`MU_PSK_1`, …).
     pub new_psk_peers: Vec<NodeName>,
+    /// Peers whose preshared key this host already runs outside meshup's files, the
+    /// other side holding the same: stored unchanged from the interface.
+    pub adopted_psk_peers: Vec<(NodeName, crate::keys::PublicKey)>,
     /// How NAT pairs talk (punched, LAN, relayed) and which apply punches.
     pub paths: &'a PathBook,
     /// Diffs are wanted (shown to people); apply's re-made steps skip the config's.
