@@ -320,7 +320,7 @@ fn fault_lab_timer_and_operator_runs_overlap() {
     };
     let psks_on = full.replace("  preshared_keys: false\n", "  preshared_keys: true\n");
     let inv = lab.out_dir().join("timer.yaml");
-    std::fs::write(&inv, &without_c).expect("write");
+    replace_file(&inv, &without_c);
     apply_ok(&lab, &inv, &[]);
 
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -353,9 +353,9 @@ fn fault_lab_timer_and_operator_runs_overlap() {
             assert_verify_healthy(&lab, &inv);
             assert_same_live_psks(&lab, hosts);
         };
-        std::fs::write(&inv, &full).expect("write");
+        replace_file(&inv, &full);
         operator("add node-c", &["apply"], &["node-a", "node-b", "node-c"]);
-        std::fs::write(&inv, &psks_on).expect("write");
+        replace_file(&inv, &psks_on);
         operator(
             "preshared keys on",
             &["apply"],
@@ -373,6 +373,14 @@ fn fault_lab_timer_and_operator_runs_overlap() {
     assert!(runs >= 3, "the timer ran beside the operator ({runs} runs)");
     assert_same_live_psks(&lab, &["node-a", "node-b", "node-c"]);
     assert_no_changes(&lab, &inv);
+}
+
+/// Replaces the inventory the way an editor saves it (a new file renamed over the old
+/// one), so the timer's run reads the old or the new one, never a half-written file.
+fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("yaml.new");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
 }
 
 /// Every pair of `hosts` holds one preshared key (or none on both sides) on its live
