@@ -324,6 +324,14 @@ fn fault_lab_timer_and_operator_runs_overlap() {
     apply_ok(&lab, &inv, &[]);
 
     let stop = std::sync::atomic::AtomicBool::new(false);
+    /// Stops the timer when the operator's part ends, also when it fails (the scope
+    /// waits for the timer before it passes the failure on).
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     let (runs, held) = std::thread::scope(|scope| {
         let timer = scope.spawn(|| {
             let (mut runs, mut held) = (0, 0);
@@ -345,6 +353,7 @@ fn fault_lab_timer_and_operator_runs_overlap() {
             }
             (runs, held)
         });
+        let stopper = StopOnDrop(&stop);
         let operator = |what: &str, args: &[&str], hosts: &[&str]| {
             let mut all = args.to_vec();
             all.extend(["--yes", "--wait-lock", "120s", path_str(&inv)]);
@@ -366,7 +375,7 @@ fn fault_lab_timer_and_operator_runs_overlap() {
             &["rotate", "--nodes", "node-b"],
             &["node-a", "node-b", "node-c"],
         );
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(stopper);
         timer.join().expect("timer")
     });
     eprintln!("timer: {runs} runs beside the operator's, {held} found a host held");
