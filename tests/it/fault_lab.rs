@@ -339,6 +339,14 @@ fn fault_lab_timer_and_operator_runs_overlap() {
                 let run = meshup(&lab, &["apply", "--yes", path_str(&inv)]);
                 runs += 1;
                 if run.stdout.contains("another meshup run holds") {
+                    // Held: then it changed nothing at all (one run per mesh).
+                    let recap = run.stdout.split("RECAP").nth(1).unwrap_or_default();
+                    assert!(
+                        !recap.contains("changed ("),
+                        "a timer run that found a host held changed others:\n{}\n{}",
+                        run.stdout,
+                        run.stderr
+                    );
                     held += 1;
                 } else {
                     assert_eq!(
@@ -360,7 +368,15 @@ fn fault_lab_timer_and_operator_runs_overlap() {
             let run = meshup(&lab, &all);
             assert_eq!(run.code, Some(0), "{what}\n{}\n{}", run.stdout, run.stderr);
             assert_verify_healthy(&lab, &inv);
-            assert_same_live_psks(&lab, hosts);
+            if let Err(e) = std::panic::catch_unwind(|| assert_same_live_psks(&lab, hosts)) {
+                // What the operator's run did, and what the timer's run now says.
+                let now = meshup(&lab, &["plan", path_str(&inv)]);
+                eprintln!(
+                    "after {what}:\n{}\n{}\nplan now:\n{}",
+                    run.stdout, run.stderr, now.stdout
+                );
+                std::panic::resume_unwind(e);
+            }
         };
         replace_file(&inv, &full);
         operator("add node-c", &["apply"], &["node-a", "node-b", "node-c"]);
