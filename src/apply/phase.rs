@@ -182,25 +182,8 @@ mod tests {
 mod script_tests {
     use super::*;
     use crate::plan::{Action, StepKind};
+    use crate::scripts::run_sh;
     use std::process::Command;
-
-    fn run_sh(script: &[u8]) -> std::process::Output {
-        use std::io::Write;
-        let mut child = Command::new("sh")
-            .arg("-s")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("sh");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(script)
-            .expect("write");
-        child.wait_with_output().expect("wait")
-    }
 
     fn values(dir: &std::path::Path) -> Values {
         Values::new()

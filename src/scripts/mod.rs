@@ -124,6 +124,27 @@ pub fn call_with_stdin(function: &str, body: &str) -> String {
     out
 }
 
+/// Runs a script under `sh -s` with the script on stdin, as apply sends it (the unit
+/// tests that run the library for real).
+#[cfg(test)]
+pub(crate) fn run_sh(script: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("sh")
+        .arg("-s")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script)
+        .expect("write");
+    child.wait_with_output().expect("wait")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

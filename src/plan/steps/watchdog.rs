@@ -672,27 +672,13 @@ mod tests {
 
     /// Runs `step` with the apply library under `sh -s` (as apply does), state in `dir`.
     fn run_lib(dir: &std::path::Path, pubkeys: &str, step: &str) -> (bool, String) {
-        use std::io::Write as _;
         let script = scripts::Values::new()
             .set("MU_DIR", &dir.join("wg").display().to_string())
             .set("MU_IF", "wg0")
             .set("MU_RUNDIR", &dir.display().to_string())
             .set("MU_PUBKEYS", pubkeys)
             .before(&format!("{}{step}\n", scripts::APPLY_LIB));
-        let mut child = std::process::Command::new("sh")
-            .arg("-s")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("sh");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(script.as_bytes())
-            .expect("script");
-        let out = child.wait_with_output().expect("wait");
+        let out = scripts::run_sh(script.as_bytes());
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned()
