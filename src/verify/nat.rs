@@ -167,7 +167,11 @@ pub fn paths(
                     Some(age) => format!("silent for {age} s"),
                     None => "silent (no handshake yet)".to_string(),
                 };
-                let fallback = relay.map_or_else(String::new, |r| format!(" or fall back to {r}"));
+                // Between runs the host's watchdog moves a dead direct path back to the
+                // relay by itself; an apply does it at once (and punches again later).
+                let fallback = relay.map_or_else(String::new, |r| {
+                    format!(" or fall back to {r} (the hosts' watchdog falls back by itself within about 2.5 min)")
+                });
                 view.dead = Some(format!(
                     "{} ↔ {}: {} path {since}; run apply to re-punch{fallback}",
                     view.a,
