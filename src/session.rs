@@ -327,13 +327,16 @@ impl Session {
         }
     }
 
-    /// Gives back this run's hold on every host where its gather took it (a run that
-    /// cannot hold every host it changes changes none); closing the connections would
-    /// too, within a second.
-    pub fn release_holds(&self, gathered: &Gathered) {
+    /// Gives back this run's hold on every host where its gather took it, but those in
+    /// `done` (whose converge script let go itself): a run that cannot hold every host
+    /// it changes changes none, and a run ends by letting go of hosts it did not
+    /// converge. Closing the connections would too, but only once each host's sshd has
+    /// seen the connection go, which a run started right after may beat.
+    pub fn release_holds(&self, gathered: &Gathered, done: &BTreeSet<NodeName>) {
         let held: Vec<&Connected> = self
             .nodes()
             .into_iter()
+            .filter(|n| !done.contains(&n.name))
             .filter(|n| {
                 matches!(gathered.facts.get(&n.name), Some(Ok(f)) if f.files.hold == Some(Hold::Mine))
             })

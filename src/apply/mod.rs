@@ -298,6 +298,7 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     let mut generated = BTreeMap::new();
     if !plan.is_empty() {
         if !options.yes && !confirm(&plan)? {
+            session.release_holds(&gather.gathered, &BTreeSet::new());
             eprintln!("Apply cancelled; nothing was changed.");
             return Ok(ExitCode::from(1));
         }
@@ -313,6 +314,8 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
             &mut report,
         );
         interrupted = interrupt.stopped();
+    } else {
+        session.release_holds(&gather.gathered, &BTreeSet::new());
     }
     session.save_lock()?;
     write_client_configs(&session, &planner.keys, &generated, &new_clients)?;
@@ -351,7 +354,7 @@ fn hold_every_host(
         let Some(held) = hold::not_held(session, &gather.gathered.facts) else {
             return (gather, None);
         };
-        session.release_holds(&gather.gathered);
+        session.release_holds(&gather.gathered, &BTreeSet::new());
         tries += 1;
         // Held by nobody now: the other run let go between this run's holds.
         let free_now = held.is_empty() && tries < 3;
@@ -559,6 +562,8 @@ fn execute(
     let t = Instant::now();
     let mut punched = Vec::new();
     let mut switched = Vec::new();
+    // Hosts whose converge script ran to its end, which lets go of the run's hold.
+    let mut released = BTreeSet::new();
     // A NAT node sends its first keepalive (a handshake) the moment its interface comes
     // up; a public peer not up yet loses it, and WireGuard tries again only 5 s later. So
     // NAT nodes that start in this run start in the second wave when public nodes start.
@@ -663,6 +668,7 @@ fn execute(
                         ));
                     }
                     progress.finish(host.node.as_str(), "changed");
+                    released.insert(host.node.clone());
                     HostOutcome::Changed(host.steps.len())
                 }
                 Err(HostError::Interrupted) => {
@@ -678,6 +684,9 @@ fn execute(
         }
     }
     report.phase("converge", t);
+    // Every other host this run holds (nothing to converge, failed, not run) is let go
+    // of now: a run started right after this one must find it free.
+    session.release_holds(gathered, &released);
     progress.clear();
     punch::print_confirmed(punched);
     print_switched(&switched);
