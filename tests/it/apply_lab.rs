@@ -1168,6 +1168,14 @@ fn apply_lab_lock_held_is_known_at_gather() {
         waited.stdout,
         waited.stderr
     );
+    // That run changed nothing; it let go of every host before it ended, not when each
+    // host's sshd saw its connection go (a run started right after must find them free).
+    for h in ["node-a", "node-b", "node-c"] {
+        assert!(
+            lab.host_exec(h, "flock -n /run/meshup-wg0.lock true").ok(),
+            "{h}: the run hold is still taken after the run ended"
+        );
+    }
 }
 
 /// Ctrl-C in a real terminal (a pty through `script`) while hosts install WireGuard from a
