@@ -84,7 +84,24 @@ pub struct Session {
     pub stats: Arc<Stats>,
     /// This run's claim on meshup's lock on the hosts (taken by apply's gather).
     pub run: RunLock,
+    /// The files the session was built from, as read.
+    inputs: Inputs,
     runtime: tokio::runtime::Runtime,
+}
+
+/// The bytes of the inventory and of its address lock (`None`: absent or unreadable),
+/// read after the inventory was parsed: a change in between shows as a change later,
+/// never the other way round.
+#[derive(PartialEq, Eq)]
+struct Inputs(Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl Inputs {
+    fn read(inventory: &Inventory) -> Inputs {
+        Inputs(
+            std::fs::read(inventory.path()).ok(),
+            std::fs::read(inventory.lock_path()).ok(),
+        )
+    }
 }
 
 /// Open connections and gathered facts.
@@ -99,6 +116,7 @@ impl Session {
     /// Loads inventory, lock, mesh and playbooks; validates `--limit`; starts the runtime.
     pub fn open(options: &SessionOptions) -> miette::Result<Session> {
         let inventory = Inventory::load(&options.inventory)?;
+        let inputs = Inputs::read(&inventory);
         let lock = AddressLock::load(inventory.lock_path())?;
         let (allocation, updated_lock) = address::allocate(&inventory, &lock)?;
         let client_keys = crate::client_files::local_keys(&inventory)?;
@@ -124,8 +142,15 @@ impl Session {
             verbose: options.verbose,
             stats: Arc::new(Stats::new()),
             run: RunLock::new(),
+            inputs,
             runtime,
         })
+    }
+
+    /// The inventory or its address lock is no longer what this session was built from
+    /// (edited, or written by another run, since it was read).
+    pub fn inputs_changed(&self) -> bool {
+        Inputs::read(&self.inventory) != self.inputs
     }
 
     /// The inventory file.

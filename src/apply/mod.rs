@@ -226,8 +226,28 @@ pub fn converge_values(session: &Session, generated: &BTreeMap<NodeName, PublicK
     phase::base_values(&session.mesh.settings, &session.run).set("MU_PUBKEYS", &pubkeys.join(" "))
 }
 
+/// How many times apply starts again because its inventory changed while it took its
+/// holds, before it gives up.
+const INPUT_RESTARTS: usize = 5;
+
 /// `meshup apply`.
 pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
+    for _ in 0..INPUT_RESTARTS {
+        if let Some(code) = apply_once(options)? {
+            return Ok(code);
+        }
+    }
+    Err(miette::miette!(
+        "{} changed {INPUT_RESTARTS} times while apply took its hosts' holds: nothing was changed; run apply again once it is no longer being edited",
+        options.session.inventory.display()
+    ))
+}
+
+/// One apply: `None` when the inventory or its address lock changed between reading them
+/// and holding every host (an operator's edit, or another run's allocation, while this
+/// run waited): then it has let go of every host, changed nothing, and must start again,
+/// or it would undo the newer inventory that the other run just applied.
+fn apply_once(options: &ApplyOptions) -> miette::Result<Option<ExitCode>> {
     let mut report = StatsReport::new();
     // Generated clients get their key pair before the mesh is loaded, so the plan and
     // the nodes' configs carry their real public keys.
@@ -240,6 +260,15 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     let t = Instant::now();
     options.rotate.resolve(&session)?;
     let (gather, held) = hold_every_host(&session, &progress, options);
+    if held.is_none() && session.inputs_changed() {
+        session.release_holds(&gather.gathered, &BTreeSet::new());
+        progress.println(format!(
+            "{} changed while this run took its hosts' holds: starting again with it",
+            options.session.inventory.display()
+        ));
+        session.close(gather.gathered.sessions);
+        return Ok(None);
+    }
     report.phase("connect + gather", t);
     progress.clear();
     drop(progress);
@@ -272,7 +301,7 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
             }
         );
         session.close(gather.gathered.sessions);
-        return Ok(ExitCode::from(1));
+        return Ok(Some(ExitCode::from(1)));
     }
     let input = gather.input(&session, options.rotate_psk);
     let planner = Planner::new(&input);
@@ -300,7 +329,7 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
         if !options.yes && !confirm(&plan)? {
             session.release_holds(&gather.gathered, &BTreeSet::new());
             eprintln!("Apply cancelled; nothing was changed.");
-            return Ok(ExitCode::from(1));
+            return Ok(Some(ExitCode::from(1)));
         }
         let interrupt = Interrupt::install(&session.handle());
         generated = execute(
@@ -330,12 +359,12 @@ pub fn apply(options: &ApplyOptions) -> miette::Result<ExitCode> {
     session.close(gather.gathered.sessions);
     if interrupted {
         eprintln!("apply was interrupted: run it again to finish the hosts marked NOT RUN");
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return Ok(Some(ExitCode::from(EXIT_INTERRUPTED)));
     }
     if options.detailed_exitcode && !recap.failed() && !plan.is_empty() {
-        return Ok(ExitCode::from(2));
+        return Ok(Some(ExitCode::from(2)));
     }
-    Ok(recap.exit_code())
+    Ok(Some(recap.exit_code()))
 }
 
 /// Gathers while holding every host the run may change: when another run holds one,

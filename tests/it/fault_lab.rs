@@ -409,6 +409,96 @@ fn fault_lab_timer_and_operator_runs_overlap() {
     assert_no_changes(&lab, &inv);
 }
 
+/// A run that waits for another's hold (`--wait-lock`, as a timer's run would) while the
+/// operator edits the inventory applies the edited inventory, not the one it read before
+/// it waited: it notices the change once it holds every host, lets go and starts again.
+/// Without that it would undo what the operator's run had just applied.
+#[test]
+fn fault_lab_inventory_edited_while_a_run_waits_is_applied_not_undone() {
+    require_lab!();
+    let lab = Lab::up("fl-edit", "guide", "light");
+    let inv = lab.inventory();
+    apply_ok(&lab, &inv, &[]);
+    let text = std::fs::read_to_string(&inv).expect("read inventory");
+    assert!(text.contains("  preshared_keys: true\n"), "{text}");
+    // Another run's lock on node-b, until the test lets go of it.
+    lab.host_exec(
+        "node-b",
+        "nohup flock -o /etc/wireguard/.meshup-wg0.lock sleep 300 >/dev/null 2>&1 & echo $! >/run/lock-holder.pid; sleep 0.5",
+    )
+    .expect_ok("hold the lock");
+    let mut child = lab
+        .ws_command(&[
+            MESHUP,
+            "apply",
+            "--yes",
+            "--wait-lock",
+            "300s",
+            path_str(&inv),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn meshup apply");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    // The run has read the inventory and waits for node-b.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("waiting for another meshup run") => break,
+            Ok(_) => {}
+            Err(_) => panic!("the run never said it waits for node-b"),
+        }
+    }
+    // The operator's edit, then the other run lets go.
+    replace_file(
+        &inv,
+        &text.replace("  preshared_keys: true\n", "  preshared_keys: false\n"),
+    );
+    lab.host_exec("node-b", "kill \"$(cat /run/lock-holder.pid)\"")
+        .expect_ok("release");
+    let status = child.wait().expect("wait for meshup");
+    let stdout = out_reader.join().expect("stdout reader");
+    let stderr = err_reader.join().expect("stderr reader");
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("changed while this run took its hosts' holds: starting again"),
+        "{stderr}"
+    );
+    for h in ["node-a", "node-b", "node-c"] {
+        let live = lab
+            .host_exec(h, "wg show wg0 preshared-keys")
+            .expect_ok("wg show")
+            .to_string();
+        assert!(
+            live.lines().all(|l| l.ends_with("(none)")) && live.lines().count() == 2,
+            "{h}: the edited inventory (no preshared keys) was not applied:\n{live}\n{stdout}"
+        );
+    }
+    assert_no_changes(&lab, &inv);
+}
+
 /// Replaces the inventory the way an editor saves it (a new file renamed over the old
 /// one), so the timer's run reads the old or the new one, never a half-written file.
 fn replace_file(path: &Path, text: &str) {
