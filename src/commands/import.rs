@@ -45,6 +45,7 @@ pub fn script() -> String {
         .set("MU_PORT", "51820")
         .set("MU_PEERS", "")
         .set("MU_PSK_LIVE", "1")
+        .set("MU_MARK", &crate::scripts::gather_mark())
         .before(&body)
 }
 

@@ -227,7 +227,8 @@ pub fn gather_script(params: &GatherParams) -> String {
         .set("MU_IF", &params.interface)
         .set("MU_DIR", &params.config_dir)
         .set("MU_PORT", &params.listen_port.to_string())
-        .set("MU_PEERS", &params.peer_names.join(" "));
+        .set("MU_PEERS", &params.peer_names.join(" "))
+        .set("MU_MARK", &crate::scripts::gather_mark());
     let values = if params.live_psks {
         values.set("MU_PSK_LIVE", "1")
     } else {

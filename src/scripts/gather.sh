@@ -4,7 +4,11 @@
 # live preshared keys' digests, in mu_keys); hold.sh comes first.
 # Output: "@@meshup:gather:v1", then per section "@@meshup:section:NAME", its body
 # (any body line starting with "@@" gets one more "@" so it can never look like a
-# marker), "@@meshup:status:NAME:RC", and finally "@@meshup:done".
+# marker), "@@meshup:status:NAME:RC", and finally "@@meshup:done". Every section runs in
+# this shell, all of them into one sed: markers are printed as "\001MU_MARK:..." (a
+# random token from the workstation, see facts::gather_script), which only that sed turns
+# into "@@meshup:..." after it has escaped the body lines, so no host text can pass for
+# a marker, with two processes for the whole gather instead of three per section.
 # No secret is ever printed: key files are only read by `wg pubkey`, `grep -q`, awk,
 # which prints tokens in their place, and `sha256sum` (a digest prefix); live preshared
 # keys go from `wg show` through shell variables and a pipe into sha256sum.
@@ -14,20 +18,32 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export PATH
 umask 077
 # Nothing is written on the host, not even a temporary file (apply's run hold in /run
-# aside, see mu_hold): a section's exit status travels back on fd 4 into a command
-# substitution while its body goes to stdout (fd 3).
-exec 3>&1
+# aside, see mu_hold).
+mu_m=$(printf '\001')
+
+# A marker line (see the header): KIND and its value.
+mu_mark() { printf '%s%s:%s\n' "$mu_m" "$MU_MARK" "$1"; }
 
 mu_section() {
 	mu_name=$1
 	shift
-	printf '@@meshup:section:%s\n' "$mu_name"
-	mu_rc=$( { { "$@" 3>&- 4>&-; echo "$?" >&4; } | sed 's/^@@/@@@/' >&3; } 4>&1 )
-	printf '@@meshup:status:%s:%s\n' "$mu_name" "${mu_rc:-255}"
+	mu_mark "section:$mu_name"
+	"$@"
+	mu_rc=$?
+	mu_mark "status:$mu_name:$mu_rc"
 }
 
 mu_has() { command -v "$1" >/dev/null 2>&1; }
+# The host's clock in epoch seconds, read once per gather (into mu_now_s).
+mu_now_s=
+mu_now() { [ -n "$mu_now_s" ] || mu_now_s=$(date +%s); }
 mu_yesno() { if "$@"; then echo yes; else echo no; fi; }
+# KEY=yes|no after what `test ARGS...` says, with no subshell.
+mu_flag() {
+	printf '%s=' "$1"
+	shift
+	mu_yesno [ "$@" ]
+}
 # A key file holds exactly one base64 WireGuard key (44 chars, ending in "=").
 mu_key_valid() { [ -r "$1" ] && grep -Eqx '[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=' "$1" 2>/dev/null; }
 
@@ -67,31 +83,36 @@ mu_os_release() {
 	else return 1; fi
 }
 
+# `command -v` prints the path and a newline, or nothing (then the echo ends the line).
 mu_commands() {
 	for c in apt-get dnf yum pacman apk zypper wg wg-quick wireguard-go ip systemctl \
 		rc-service rc-update openrc modprobe ufw firewall-cmd nft iptables iptables-save \
 		netfilter-persistent flock sysctl awk; do
-		printf '%s=%s\n' "$c" "$(command -v "$c" 2>/dev/null)"
+		printf '%s=' "$c"
+		command -v "$c" 2>/dev/null || echo
 	done
 }
 
 mu_init() {
-	printf 'systemd=%s\n' "$(mu_yesno [ -d /run/systemd/system ])"
-	printf 'openrc=%s\n' "$(mu_yesno [ -d /run/openrc ])"
+	mu_flag systemd -d /run/systemd/system
+	mu_flag openrc -d /run/openrc
 	if [ -p /run/initctl ] || [ -p /dev/initctl ]; then echo 'sysvinit=yes'; else echo 'sysvinit=no'; fi
-	printf 'pid1=%s\n' "$(cat /proc/1/comm 2>/dev/null)"
+	mu_p1=
+	read -r mu_p1 2>/dev/null </proc/1/comm
+	printf 'pid1=%s\n' "$mu_p1"
 }
 
 mu_wireguard() {
-	printf 'module_loaded=%s\n' "$(mu_yesno [ -d /sys/module/wireguard ])"
+	mu_flag module_loaded -d /sys/module/wireguard
 	if mu_has modprobe; then
-		printf 'module_available=%s\n' "$(mu_yesno modprobe -n wireguard 2>/dev/null)"
+		printf 'module_available='
+		mu_yesno modprobe -n wireguard 2>/dev/null
 	else
 		echo 'module_available=unknown'
 	fi
 	if mu_has wg; then printf 'wg_version=%s\n' "$(wg --version 2>/dev/null | head -n 1)"; fi
 	if mu_has wireguard-go; then printf 'wireguard_go_version=%s\n' "$(wireguard-go --version 2>/dev/null | head -n 1)"; fi
-	printf 'tun=%s\n' "$(mu_yesno [ -c /dev/net/tun ])"
+	mu_flag tun -c /dev/net/tun
 }
 
 mu_keys() {
@@ -105,7 +126,7 @@ mu_keys() {
 	else
 		echo 'private_key=valid'
 		mu_born=$(stat -c %Y "$MU_KEYDIR/private.key" 2>/dev/null) || mu_born=
-		if [ -n "$mu_born" ]; then printf 'private_key_age=%s\n' "$(($(date +%s) - mu_born))"; fi
+		if [ -n "$mu_born" ]; then mu_now && printf 'private_key_age=%s\n' "$((mu_now_s - mu_born))"; fi
 		if mu_has wg; then printf 'derived_public_key=%s\n' "$(wg pubkey <"$MU_KEYDIR/private.key" 2>/dev/null)"; fi
 	fi
 	if [ "$MU_LAYOUT" = inline ]; then
@@ -113,7 +134,9 @@ mu_keys() {
 	elif [ ! -e "$MU_KEYDIR/public.key" ]; then
 		echo 'public_key=absent'
 	elif mu_key_valid "$MU_KEYDIR/public.key"; then
-		printf 'public_key=%s\n' "$(cat "$MU_KEYDIR/public.key")"
+		mu_pub=
+		read -r mu_pub 2>/dev/null <"$MU_KEYDIR/public.key"
+		printf 'public_key=%s\n' "$mu_pub"
 	else
 		echo 'public_key=invalid'
 	fi
@@ -142,11 +165,11 @@ mu_keys() {
 }
 
 mu_files() {
-	printf 'config_dir=%s\n' "$(mu_yesno [ -d "$MU_DIR" ])"
-	printf 'config=%s\n' "$(mu_yesno [ -f "$MU_DIR/$MU_IF.conf" ])"
-	printf 'backup=%s\n' "$(mu_yesno [ -f "$MU_DIR/$MU_IF.conf.meshup-prev" ])"
-	printf 'lock=%s\n' "$(mu_yesno [ -e "$MU_DIR/.meshup-$MU_IF.lock" ])"
-	printf 'sysctl_forward=%s\n' "$(mu_yesno [ -f /etc/sysctl.d/99-meshup-forward.conf ])"
+	mu_flag config_dir -d "$MU_DIR"
+	mu_flag config -f "$MU_DIR/$MU_IF.conf"
+	mu_flag backup -f "$MU_DIR/$MU_IF.conf.meshup-prev"
+	mu_flag lock -e "$MU_DIR/.meshup-$MU_IF.lock"
+	mu_flag sysctl_forward -f /etc/sysctl.d/99-meshup-forward.conf
 	# In the config dir itself (older layout) only a current peer's file is meshup's:
 	# a hand-built mesh's psk-ab.key is not.
 	for f in "$MU_KEYDIR"/psk-*.key; do
@@ -293,7 +316,7 @@ mu_ip_addr() { mu_has ip || return 127; ip -o addr show dev "$MU_IF" 2>/dev/null
 mu_underlay() { mu_has ip || return 127; ip -o -4 addr show scope global 2>/dev/null | grep -v " $MU_IF "; return 0; }
 mu_ip_route() {
 	mu_has ip || return 127
-	ip link show dev "$MU_IF" >/dev/null 2>&1 || return 1
+	[ -e "/sys/class/net/$MU_IF" ] || return 1
 	ip -4 route show table all dev "$MU_IF" 2>/dev/null
 	ip -6 route show table all dev "$MU_IF" 2>/dev/null
 	return 0
@@ -324,9 +347,12 @@ mu_service() {
 }
 
 mu_forward() {
-	printf 'ipv4=%s\n' "$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null)"
-	printf 'ipv6=%s\n' "$(cat /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null)"
-	printf 'persisted=%s\n' "$(mu_yesno [ -f /etc/sysctl.d/99-meshup-forward.conf ])"
+	mu_v4=
+	mu_v6=
+	read -r mu_v4 2>/dev/null </proc/sys/net/ipv4/ip_forward
+	read -r mu_v6 2>/dev/null </proc/sys/net/ipv6/conf/all/forwarding
+	printf 'ipv4=%s\nipv6=%s\n' "$mu_v4" "$mu_v6"
+	mu_flag persisted -f /etc/sysctl.d/99-meshup-forward.conf
 }
 
 # Only meshup's own block of /etc/hosts (the lines between "# BEGIN meshup $MU_IF" and
@@ -401,7 +427,7 @@ mu_watchdog() {
 	fi
 	if [ -r "/run/meshup-watchdog-$MU_IF.tick" ]; then
 		mu_at=$(sed -n 's/^at=//p' "/run/meshup-watchdog-$MU_IF.tick")
-		[ -n "$mu_at" ] && printf 'tick_age=%s\n' "$(($(date +%s) - mu_at))"
+		[ -n "$mu_at" ] && mu_now && printf 'tick_age=%s\n' "$((mu_now_s - mu_at))"
 	fi
 	for mu_f in "$MU_KEYDIR"/fallback-*; do
 		[ -r "$mu_f" ] && printf 'fallback=%s %s\n' "${mu_f##*/fallback-}" "$(head -n 1 "$mu_f")"
@@ -420,9 +446,14 @@ mu_ufw() {
 	fi
 	ufw status verbose 2>&1
 }
+# Asked once per gather (four sections want to know).
+mu_fwd_running=
 mu_firewalld_running() {
-	if mu_has pgrep; then pgrep -f 'firewalld' >/dev/null 2>&1 || return 1; fi
-	return 0
+	if [ -z "$mu_fwd_running" ]; then
+		mu_fwd_running=yes
+		if mu_has pgrep; then pgrep -f 'firewalld' >/dev/null 2>&1 || mu_fwd_running=no; fi
+	fi
+	[ "$mu_fwd_running" = yes ]
 }
 mu_firewalld_state() {
 	mu_has firewall-cmd || return 127
@@ -461,31 +492,34 @@ mu_firewalld_meshup() {
 	return 0
 }
 
-echo '@@meshup:gather:v1'
-if [ -n "${MU_RUN-}" ]; then mu_hold; fi
-mu_section os-release mu_os_release
-mu_section commands mu_commands
-mu_section init mu_init
-mu_section wireguard mu_wireguard
-mu_section keys mu_keys
-mu_section files mu_files
-mu_section config mu_config
-mu_section wg-dump mu_wg_dump
-mu_section ip-addr mu_ip_addr
-mu_section ip-route mu_ip_route
-mu_section underlay mu_underlay
-mu_section service mu_service
-mu_section forward mu_forward
-mu_section hosts-file mu_hosts_file
-mu_section watchdog mu_watchdog
-mu_section ufw mu_ufw
-mu_section firewalld-state mu_firewalld_state
-mu_section firewalld-zone mu_firewalld_zone
-mu_section nftables mu_nft
-mu_section iptables-input mu_iptables_input
-mu_section iptables-forward mu_iptables_forward
-mu_section ip6tables-input mu_ip6tables_input
-mu_section ip6tables-forward mu_ip6tables_forward
-mu_section firewalld-zones mu_firewalld_zones
-mu_section firewalld-meshup mu_firewalld_meshup
-echo '@@meshup:done'
+mu_gather() {
+	mu_mark gather:v1
+	if [ -n "${MU_RUN-}" ]; then mu_hold; fi
+	mu_section os-release mu_os_release
+	mu_section commands mu_commands
+	mu_section init mu_init
+	mu_section wireguard mu_wireguard
+	mu_section keys mu_keys
+	mu_section files mu_files
+	mu_section config mu_config
+	mu_section wg-dump mu_wg_dump
+	mu_section ip-addr mu_ip_addr
+	mu_section ip-route mu_ip_route
+	mu_section underlay mu_underlay
+	mu_section service mu_service
+	mu_section forward mu_forward
+	mu_section hosts-file mu_hosts_file
+	mu_section watchdog mu_watchdog
+	mu_section ufw mu_ufw
+	mu_section firewalld-state mu_firewalld_state
+	mu_section firewalld-zone mu_firewalld_zone
+	mu_section nftables mu_nft
+	mu_section iptables-input mu_iptables_input
+	mu_section iptables-forward mu_iptables_forward
+	mu_section ip6tables-input mu_ip6tables_input
+	mu_section ip6tables-forward mu_ip6tables_forward
+	mu_section firewalld-zones mu_firewalld_zones
+	mu_section firewalld-meshup mu_firewalld_meshup
+	mu_mark 'done'
+}
+mu_gather | sed -e 's/^@@/@@@/' -e "s/^$mu_m$MU_MARK:/@@meshup:/"

@@ -13,8 +13,17 @@ MU_HOLD="${MU_RUNDIR:-/run}/meshup-$MU_IF.lock"
 # unsupported (no flock, or no sshd among this shell's ancestors: nothing to hold with).
 MU_HOLD_STATE=
 
-# One field of that line.
-mu_hold_field() { head -n 1 "$MU_HOLD" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+# One field of that line (shell builtins only: the gather and the hold exec call it often).
+mu_hold_field() {
+	mu_hl=
+	read -r mu_hl 2>/dev/null <"$MU_HOLD"
+	case " $mu_hl " in
+	*" $1="*)
+		mu_hl=${mu_hl#*"$1="}
+		printf '%s\n' "${mu_hl%% *}"
+		;;
+	esac
+}
 
 # The holder that wrote the line is alive, but the run it holds the hold for has lost its
 # connection: it lets go within a second.

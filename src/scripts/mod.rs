@@ -12,6 +12,15 @@ use crate::shell;
 /// after the run hold's functions (apply's gather takes the hold).
 pub const GATHER: &str = concat!(include_str!("hold.sh"), include_str!("gather.sh"));
 
+/// A fresh `MU_MARK` for one gather: 16 random hex digits that its marker lines carry on
+/// the host until its last sed turns them into `@@meshup:` (see gather.sh), so no text
+/// on the host can pass for a marker.
+pub fn gather_mark() -> String {
+    let mut bytes = [0u8; 8];
+    rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The apply library: the functions an apply phase is made of (see [`call`]), after the
 /// run hold's functions (a phase of another run's hold stops).
 pub const APPLY_LIB: &str = concat!(include_str!("hold.sh"), include_str!("lib.sh"));

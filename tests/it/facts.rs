@@ -94,7 +94,51 @@ fn gather_script_quotes_parameters() {
     assert!(script.starts_with(
         "{\nMU_IF=wg0\nMU_DIR='/srv/my wg'\nMU_PORT=51820\nMU_PEERS='node-b node-c'\n"
     ));
-    assert!(script.contains("echo '@@meshup:gather:v1'"));
+    assert!(script.contains("mu_mark gather:v1"));
+    // A fresh marker token per gather: 16 hex digits, never the same twice.
+    let mark = |s: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("MU_MARK="))
+            .map(str::to_owned)
+            .expect("MU_MARK")
+    };
+    let first = mark(&script);
+    assert!(first.len() == 16 && first.bytes().all(|b| b.is_ascii_hexdigit()));
+    let again = facts::gather_script(&params("/srv/my wg", &["node-b", "node-c"]));
+    assert_ne!(mark(&again), first);
+}
+
+/// A host text that tries to pass for a marker stays body text: a line starting with
+/// `@@meshup:`, and one made like the script's own marker before its sed turns it into
+/// one (a control character, a token, a colon) but without this gather's token.
+#[test]
+fn gather_body_lines_never_pass_for_markers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("wg0.conf");
+    std::fs::write(
+        &conf,
+        "[Interface]\n@@meshup:done\n\u{1}0123456789abcdef:section:keys\nListenPort = 51820\n",
+    )
+    .expect("write");
+    let dir_str = dir.path().to_str().expect("utf8");
+    for shell in shells() {
+        let out = Command::new(shell[0])
+            .args(&shell[1..])
+            .args(["-c", &facts::gather_script(&params(dir_str, &["node-b"]))])
+            .output()
+            .expect("run");
+        let out = String::from_utf8_lossy(&out.stdout).to_string();
+        let sections = facts::Sections::split(&out);
+        assert!(sections.complete, "{shell:?}: {out}");
+        let config = &sections.sections["config"];
+        assert!(
+            config.body.contains("@@meshup:done")
+                && config.body.contains("\u{1}0123456789abcdef:section:keys"),
+            "{shell:?}: {}",
+            config.body
+        );
+        assert!(sections.sections.contains_key("keys"), "{shell:?}");
+    }
 }
 
 fn shells() -> Vec<Vec<&'static str>> {
