@@ -7,7 +7,6 @@ pub mod cli;
 pub mod client;
 pub mod client_files;
 pub mod commands;
-pub mod exec;
 pub mod facts;
 pub mod fanout;
 pub mod host_error;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::*;
 use crate::plan::tests::{GUIDE, converged, fixture, fresh, key, n};
 use crate::plan::{FactsMap, PlanInput, StepKind};
+use crate::plan::{HostPlan, Phase};
 use crate::session::Gathered;
 use crate::transport::{ExecOutput, ScriptedSession};
 

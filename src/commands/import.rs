@@ -152,8 +152,46 @@ pub fn write_inventory(text: &str, output: Option<&Path>) -> miette::Result<()> 
     Ok(())
 }
 
+/// Arguments of `meshup import`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The mesh's hosts: addresses or ~/.ssh/config aliases (comma-separated).
+    #[arg(
+        long,
+        value_name = "HOST[,HOST]",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub hosts: Vec<String>,
+    /// An ssh_config file used like `ssh -F` (default ~/.ssh/config).
+    #[arg(long, short = 'F', value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// The WireGuard interface to import [default: the one every host has, else wg0].
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// Write the inventory to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write what the inventory cannot express (an exit peer, hooks, Table=) into it as
+    /// comments instead of refusing; apply then leaves those out.
+    #[arg(long)]
+    pub keep_unsupported: bool,
+}
+
 /// Runs `meshup import`.
-pub fn run(options: &ImportOptions) -> Result<ExitCode, miette::Report> {
+pub fn run(globals: &super::Globals, args: &Args) -> miette::Result<ExitCode> {
+    import(&ImportOptions {
+        hosts: args.hosts.clone(),
+        ssh_config: args.ssh_config.clone(),
+        interface: args.interface.clone(),
+        output: args.output.clone(),
+        keep_unsupported: args.keep_unsupported,
+        parallel: globals.parallel(super::DEFAULT_PARALLEL),
+    })
+}
+
+/// Runs `meshup import` with its options.
+pub fn import(options: &ImportOptions) -> Result<ExitCode, miette::Report> {
     if let Some(i) = &options.interface
         && !crate::facts::valid_interface(i)
     {

@@ -31,8 +31,32 @@ fn reached(host: &str) -> Option<IpAddr> {
     })
 }
 
+/// Arguments of `meshup init`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The hosts: addresses or ~/.ssh/config aliases.
+    #[arg(required = true, value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// An ssh_config file used like `ssh -F` (default ~/.ssh/config).
+    #[arg(long, short = 'F', value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Write the inventory to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 /// Runs `meshup init`.
-pub fn run(options: &InitOptions) -> Result<ExitCode, miette::Report> {
+pub fn run(globals: &super::Globals, args: &Args) -> miette::Result<ExitCode> {
+    init(&InitOptions {
+        hosts: args.hosts.clone(),
+        ssh_config: args.ssh_config.clone(),
+        output: args.output.clone(),
+        parallel: globals.parallel(super::DEFAULT_PARALLEL),
+    })
+}
+
+/// Runs `meshup init` with its options.
+pub fn init(options: &InitOptions) -> Result<ExitCode, miette::Report> {
     let hosts: Vec<InitHost> = scan(
         &options.hosts,
         options.ssh_config.as_deref(),

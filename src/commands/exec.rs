@@ -2,9 +2,11 @@
 //! same SSH transport as apply (host keys checked, sudo where configured). Output is
 //! printed per host, prefixed with its name; the exit status is 0 only when every host
 //! ran the command with status 0.
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::{DEFAULT_PARALLEL, Globals};
 use crate::fanout;
 use crate::host_error::HostError;
 use crate::session::{Session, SessionOptions};
@@ -20,8 +22,39 @@ pub struct ExecOptions {
     pub command: String,
 }
 
+/// Arguments of `meshup exec`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Inventory file.
+    pub inventory: PathBuf,
+    /// Only these hosts (comma-separated node names).
+    #[arg(long, value_name = "HOST[,HOST]", value_delimiter = ',')]
+    pub limit: Vec<String>,
+    /// Per-command timeout in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// The command, run with `sh -c` on each host.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
 /// Runs `meshup exec`.
-pub fn run(options: &ExecOptions) -> Result<ExitCode, miette::Report> {
+pub fn run(globals: &Globals, args: &Args) -> miette::Result<ExitCode> {
+    exec(&ExecOptions {
+        session: SessionOptions {
+            inventory: args.inventory.clone(),
+            playbooks: None,
+            limit: args.limit.clone(),
+            parallel: globals.parallel(DEFAULT_PARALLEL),
+            verbose: globals.verbose > 0,
+        },
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        command: args.command.join(" "),
+    })
+}
+
+/// Runs the command on every host of `options`.
+pub fn exec(options: &ExecOptions) -> Result<ExitCode, miette::Report> {
     let session = Session::open(&options.session)?;
     let nodes: Vec<_> = session
         .nodes()

@@ -1,0 +1,431 @@
+//! Sending a plan: the prepare phase (install, keys, preshared keys) on every changing
+//! host, then the converge phase in waves, then the first handshakes of the pairs the run
+//! changed ([`settle`](super::settle)).
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::{phase, punch, settle};
+use crate::fanout;
+use crate::host_error::HostError;
+use crate::interrupt::Interrupt;
+use crate::inventory::NodeName;
+use crate::keys::PublicKey;
+use crate::plan::{self, HostPlan, Phase, Plan, Planner};
+use crate::scripts::Values;
+use crate::secret::Secret;
+use crate::session::{Gathered, Session};
+use crate::ui::{self, HostOutcome, Progress, Recap, StatsReport};
+
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(900);
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A fresh random preshared key (what `wg genpsk` makes: 32 random bytes, base64).
+fn new_psk() -> Secret {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    bytes.fill(0);
+    Secret::new(text)
+}
+
+/// The preshared keys of this run, by host. Made in memory, sent only to the pair's two
+/// hosts, never written or printed here. Pairs are walked in plan order, so each host's
+/// list is in the order of its steps' `MU_PSK_<n>` (see `PskPlan::peers_of`).
+fn psk_values(plan: &Plan) -> BTreeMap<NodeName, Vec<Secret>> {
+    let mut out: BTreeMap<NodeName, Vec<Secret>> = BTreeMap::new();
+    for (a, b) in &plan.new_psk_pairs {
+        let psk = new_psk();
+        out.entry(b.clone())
+            .or_default()
+            .push(Secret::new(psk.expose().to_vec()));
+        out.entry(a.clone()).or_default().push(psk);
+    }
+    out
+}
+
+/// The values of a host's prepare script: the base values and its preshared keys.
+pub fn prepare_values(session: &Session, psks: &[Secret]) -> Values {
+    let mut values = phase::base_values(&session.mesh.settings, &session.run);
+    for (i, psk) in psks.iter().enumerate() {
+        values = values.set(
+            &format!("MU_PSK_{}", i + 1),
+            psk.expose_str().unwrap_or_default(),
+        );
+    }
+    values
+}
+
+/// The values of a converge script: the base values and the public keys generated
+/// during this run (`name=key …`), which the host fills into its config.
+pub fn converge_values(session: &Session, generated: &BTreeMap<NodeName, PublicKey>) -> Values {
+    let pubkeys: Vec<String> = generated.iter().map(|(n, k)| format!("{n}={k}")).collect();
+    phase::base_values(&session.mesh.settings, &session.run).set("MU_PUBKEYS", &pubkeys.join(" "))
+}
+
+/// Runs the plan's steps: prepare on every changing host, then converge on those
+/// whose prepare succeeded. Returns the public keys generated on hosts in this run.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn execute(
+    session: &Session,
+    mesh: &crate::topology::Mesh,
+    gathered: &Gathered,
+    plan: &Plan,
+    planner: &Planner<'_>,
+    interrupt: &Interrupt,
+    recap: &mut Recap,
+    report: &mut StatsReport,
+) -> BTreeMap<NodeName, PublicKey> {
+    let keys = &planner.keys;
+    // The steps as shown, made again host by host just before they are sent.
+    let steps_of = |host: &HostPlan| {
+        let full = planner.host(&host.node, false);
+        if full.fingerprint == host.fingerprint {
+            Ok(full)
+        } else {
+            Err(HostError::blocked(
+                "its steps came out different from the plan shown (a bug in meshup): nothing was sent",
+            ))
+        }
+    };
+    let steps_of = &steps_of;
+    let changing: Vec<&HostPlan> = plan.hosts.iter().filter(|h| h.has_changes()).collect();
+    let progress = Progress::new(changing.iter().map(|h| h.node.as_str()), session.verbose);
+    let connection = |node: &NodeName| {
+        gathered
+            .sessions
+            .get(node)
+            .cloned()
+            .ok_or(HostError::NotConnected)
+    };
+
+    // Phase 1: install, keys, preshared keys.
+    let mut psks = psk_values(plan);
+    let prepare: Vec<(&HostPlan, Values)> = changing
+        .iter()
+        .filter(|h| h.phase(Phase::Prepare).next().is_some())
+        .map(|h| {
+            (
+                *h,
+                prepare_values(session, &psks.remove(&h.node).unwrap_or_default()),
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let results =
+        session.block_on(fanout::run(prepare, session.parallel, |(host, values)| {
+            let session_for_host = connection(&host.node);
+            let progress = &progress;
+            async move {
+                if interrupt.stopped() {
+                    return Err(HostError::Interrupted);
+                }
+                let ssh = session_for_host?;
+                let installing = host
+                    .phase(Phase::Prepare)
+                    .any(|s| s.kind == plan::StepKind::Install);
+                progress.set(
+                    host.node.as_str(),
+                    if installing {
+                        "installing WireGuard"
+                    } else {
+                        "preparing keys"
+                    },
+                );
+                let full = steps_of(host)?;
+                let text = phase::script(&values, Phase::Prepare, full.phase(Phase::Prepare));
+                drop(full);
+                let markers = phase::run(&ssh, Phase::Prepare, &text, PREPARE_TIMEOUT).await?;
+                // A rotated node reports its next key; the current one stays until the flip.
+                let kind = if keys.rotating.contains(&host.node) {
+                    "nextkey"
+                } else {
+                    "pubkey"
+                };
+                let key = markers.iter().find(|m| m.kind == kind).ok_or_else(|| {
+                    HostError::BadAnswer {
+                        message: "no public key after key generation".into(),
+                    }
+                })?;
+                key.value
+                    .parse::<PublicKey>()
+                    .map_err(|_| HostError::BadAnswer {
+                        message: "the host returned an invalid public key".into(),
+                    })
+            }
+        }));
+    report.phase("prepare (install, keys)", t);
+    let mut generated: BTreeMap<NodeName, PublicKey> = BTreeMap::new();
+    for ((host, _), result) in results {
+        match result {
+            Ok(key) => {
+                if keys.generated_during_run(&host.node) {
+                    generated.insert(host.node.clone(), key);
+                }
+                if host.phase(Phase::Converge).next().is_none() {
+                    progress.finish(host.node.as_str(), "changed");
+                    recap
+                        .outcomes
+                        .insert(host.node.clone(), HostOutcome::Changed(host.steps.len()));
+                }
+            }
+            Err(HostError::Interrupted) => progress.finish(host.node.as_str(), "not run"),
+            Err(e) => {
+                progress.finish(host.node.as_str(), format!("failed: {e}"));
+                recap
+                    .outcomes
+                    .insert(host.node.clone(), HostOutcome::Failed(e));
+            }
+        }
+    }
+
+    // Phase 2: converge, in two waves: nodes that move what their peers use (a listen
+    // port, addresses) first; their peers only once those have succeeded.
+    // A key rotation flips on every host of a wave at one instant, a moment after the
+    // wave's converge scripts have been sent (they wait for it on the hosts). Each wave
+    // gets its own: one agreed before the first would have passed when the second starts.
+    // How long a new session's first handshake may take before it is tried again: the
+    // round trip between two hosts is at most the sum of theirs to this workstation.
+    let slowest = gathered
+        .sessions
+        .values()
+        .filter_map(|s| s.round_trip())
+        .max()
+        .unwrap_or_default();
+    let retry = (2.0 * slowest.as_secs_f64() + 0.05).max(0.1);
+    let base_values =
+        converge_values(session, &generated).set("MU_FLIP_WAIT", &format!("{retry:.3}"));
+    // Rotated nodes whose new key was not made: their peers must keep the old one.
+    let failed_rotations: Vec<&NodeName> = keys
+        .rotating
+        .iter()
+        .filter(|n| matches!(recap.outcomes.get(*n), Some(HostOutcome::Failed(_))))
+        .collect();
+    let t = Instant::now();
+    let mut punched = Vec::new();
+    let mut switched = Vec::new();
+    // Hosts whose converge script ran to its end, which lets go of the run's hold.
+    let mut released = BTreeSet::new();
+    // A NAT node sends its first keepalive (a handshake) the moment its interface comes
+    // up; a public peer not up yet loses it, and WireGuard tries again only 5 s later. So
+    // NAT nodes that start in this run start in the second wave when public nodes start.
+    let starting = |h: &HostPlan| {
+        !matches!(gathered.facts.get(&h.node), Some(Ok(f)) if f.interface_up())
+            && h.phase(Phase::Converge).next().is_some()
+    };
+    let public = |h: &HostPlan| mesh.node(&h.node).is_some_and(|n| n.is_public());
+    let public_starts = changing.iter().any(|h| public(h) && starting(h));
+    let late = |h: &HostPlan| {
+        !h.after.is_empty()
+            || (public_starts && !public(h) && mesh.node(&h.node).is_some() && starting(h))
+    };
+    for wave in [false, true] {
+        if interrupt.stopped() {
+            break;
+        }
+        let mut hosts: Vec<&HostPlan> = Vec::new();
+        for host in changing
+            .iter()
+            .copied()
+            .filter(|h| late(h) == wave && h.phase(Phase::Converge).next().is_some())
+        {
+            if matches!(recap.outcomes.get(&host.node), Some(HostOutcome::Failed(_))) {
+                continue;
+            }
+            let spec = session.mesh.node(&host.node);
+            let failed_rotation = failed_rotations.iter().find(|n| {
+                spec.zip(session.mesh.node(n))
+                    .is_some_and(|(me, other)| session.mesh.is_peer(me, other))
+            });
+            let failed_dependency = host
+                .after
+                .iter()
+                .find(|(node, _)| {
+                    !matches!(recap.outcomes.get(node), Some(HostOutcome::Changed(_)))
+                })
+                .cloned()
+                .or_else(|| failed_rotation.map(|n| ((*n).clone(), "new key".to_string())));
+            if let Some((node, what)) = failed_dependency {
+                let e = HostError::DependencyFailed {
+                    node: node.to_string(),
+                    what: what.clone(),
+                };
+                progress.finish(host.node.as_str(), format!("failed: {e}"));
+                recap
+                    .outcomes
+                    .insert(host.node.clone(), HostOutcome::Failed(e));
+                continue;
+            }
+            hosts.push(host);
+        }
+        // Hosts that switch at the agreed instant all run at once: one left waiting for
+        // a slot would switch after the others (--parallel bounds everything else).
+        let flips = hosts
+            .iter()
+            .filter(|h| h.steps.iter().any(|s| s.kind.at_agreed_instant()))
+            .count();
+        let parallel = if flips > 0 {
+            session.parallel.max(hosts.len())
+        } else {
+            session.parallel
+        };
+        let flip_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default()
+            + 3.0
+            + 0.1 * flips as f64;
+        let values = base_values
+            .clone()
+            .set("MU_FLIP_AT", &format!("{flip_at:.3}"));
+        let results = session.block_on(fanout::run(hosts, parallel, |host| {
+            let session_for_host = connection(&host.node);
+            let progress = &progress;
+            let values = &values;
+            async move {
+                if interrupt.stopped() {
+                    return Err(HostError::Interrupted);
+                }
+                let ssh = session_for_host?;
+                progress.set(host.node.as_str(), "converging");
+                let full = steps_of(host)?;
+                let text = phase::script(values, Phase::Converge, full.phase(Phase::Converge));
+                drop(full);
+                phase::run(&ssh, Phase::Converge, &text, CONVERGE_TIMEOUT).await
+            }
+        }));
+        for (host, result) in results {
+            let outcome = match result {
+                Ok(markers) => {
+                    if let Some(m) = markers.iter().find(|m| m.kind == "switched") {
+                        switched.push((host.node.clone(), m.value.clone()));
+                    }
+                    for m in markers.iter().filter(|m| m.kind == "punched") {
+                        punched.push(punch::confirmed(&host.node, &m.value));
+                    }
+                    for m in markers.iter().filter(|m| m.kind == "skipped") {
+                        progress.println(format!(
+                            "{}: warning: {} left out of the config: its key was not generated",
+                            host.node, m.value
+                        ));
+                    }
+                    progress.finish(host.node.as_str(), "changed");
+                    released.insert(host.node.clone());
+                    HostOutcome::Changed(host.steps.len())
+                }
+                Err(HostError::Interrupted) => {
+                    progress.finish(host.node.as_str(), "not run");
+                    HostOutcome::NotRun
+                }
+                Err(e) => {
+                    progress.finish(host.node.as_str(), format!("failed: {e}"));
+                    HostOutcome::Failed(e)
+                }
+            };
+            recap.outcomes.insert(host.node.clone(), outcome);
+        }
+    }
+    report.phase("converge", t);
+    // Every other host this run holds (nothing to converge, failed, not run) is let go
+    // of now: a run started right after this one must find it free.
+    session.release_holds(gathered, &released);
+    progress.clear();
+    punch::print_confirmed(punched);
+    print_switched(&switched);
+    if !interrupt.stopped() {
+        let t = Instant::now();
+        settle(session, mesh, gathered, recap);
+        report.phase("first handshakes", t);
+    }
+    generated
+}
+
+/// The first handshake of every pair this run brought up or changed, each started from
+/// one side (see [`settle`]); a pair that gets none within the deadline is named.
+fn settle(session: &Session, mesh: &crate::topology::Mesh, gathered: &Gathered, recap: &Recap) {
+    let changed: BTreeSet<NodeName> = recap
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, HostOutcome::Changed(_)))
+        .map(|(n, _)| n.clone())
+        .collect();
+    if changed.is_empty() {
+        return;
+    }
+    let up = |n: &NodeName| match recap.outcomes.get(n) {
+        Some(HostOutcome::Changed(_)) => true,
+        Some(HostOutcome::Ok) => {
+            matches!(gathered.facts.get(n), Some(Ok(f)) if f.interface_up())
+        }
+        _ => false,
+    };
+    let plan = settle::initiators(mesh, &changed, &up);
+    let hosts: Vec<(&NodeName, &Vec<(NodeName, std::net::IpAddr)>)> = plan
+        .iter()
+        .filter(|(n, _)| gathered.sessions.contains_key(*n))
+        .collect();
+    let deadline = settle::SETTLE_DEADLINE_SECS.to_string();
+    let results = session.block_on(fanout::run(
+        hosts,
+        session.parallel.max(plan.len()),
+        |(node, peers)| {
+            let ssh = gathered.sessions.get(node).cloned();
+            let deadline = &deadline;
+            async move {
+                let ssh = ssh.ok_or(HostError::NotConnected)?;
+                let addresses: Vec<String> = peers.iter().map(|(_, a)| a.to_string()).collect();
+                let script = Values::new()
+                    .set("MU_WARM", &addresses.join(" "))
+                    .set("MU_WARM_DEADLINE", deadline)
+                    .before(crate::scripts::SETTLE);
+                let out = ssh
+                    .exec(
+                        "sh -s",
+                        script.as_bytes(),
+                        Duration::from_secs(u64::from(settle::SETTLE_DEADLINE_SECS) + 30),
+                    )
+                    .await?;
+                Ok::<_, HostError>(crate::scripts::output::markers(&out.stdout_str()))
+            }
+        },
+    ));
+    if ui::console::quiet() {
+        return;
+    }
+    for ((node, peers), result) in results {
+        match result {
+            Ok(markers) => {
+                for m in markers.iter().filter(|m| m.kind == "unsettled") {
+                    let peer = peers
+                        .iter()
+                        .find(|(_, a)| a.to_string() == m.value)
+                        .map_or(m.value.as_str(), |(n, _)| n.as_str());
+                    println!(
+                        "warning: {node} → {peer}: no handshake within {} s of the end of apply; `meshup verify` says why",
+                        settle::SETTLE_DEADLINE_SECS
+                    );
+                }
+            }
+            Err(e) => println!("warning: {node}: the first handshakes were not started: {e}"),
+        }
+    }
+}
+
+/// How long after the agreed instant each host's flip took effect, by its own clock (a
+/// pair loses about the difference between its two hosts): the range and the latest.
+fn print_switched(switched: &[(NodeName, String)]) {
+    if crate::ui::console::quiet() {
+        return;
+    }
+    let mut ms: Vec<(i64, &NodeName)> = switched
+        .iter()
+        .filter_map(|(n, v)| v.trim().parse::<i64>().ok().map(|ms| (ms, n)))
+        .collect();
+    ms.sort();
+    if let (Some((first, _)), Some((last, node))) = (ms.first(), ms.last()) {
+        println!(
+            "flip: {} host(s) switched {first} to {last} ms after the agreed instant (by their own clocks; latest: {node})",
+            ms.len()
+        );
+    }
+}
