@@ -80,6 +80,10 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout (e.g. `meshup man | man -l -`).
     Man,
+    /// Print the inventory's JSON Schema, for editors (e.g. `meshup schema >
+    /// meshup.schema.json`, then `# yaml-language-server: $schema=meshup.schema.json` at
+    /// the top of the inventory).
+    Schema,
 }
 
 /// `--color`: when error reports and help are coloured.
@@ -496,6 +500,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Schema => crate::commands::schema::run(),
         Command::Man => {
             clap_mangen::Man::new(Cli::command())
                 .render(&mut std::io::stdout())

@@ -6,6 +6,8 @@ mod error;
 mod firewall;
 mod names;
 mod raw;
+mod schema;
+mod spanned;
 mod validate;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -23,6 +25,7 @@ pub use names::{
     Become, DomainName, Endpoint, EndpointHost, HostKeyChecking, InterfaceName, JumpHost, NodeName,
     NodeState, RemotePath, SshHost, UserName, endpoint_dns_name, endpoint_matches,
 };
+pub use schema::json_schema;
 pub(crate) use validate::push_yaml_error;
 
 /// Default WireGuard interface name.
