@@ -28,6 +28,7 @@ mod names_lab;
 mod nat_lab;
 mod playbook;
 mod reboot_lab;
+mod schema;
 mod scripts;
 mod support_core;
 mod support_lab;
