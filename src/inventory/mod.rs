@@ -25,7 +25,6 @@ pub use names::{
     Become, DomainName, Endpoint, EndpointHost, HostKeyChecking, InterfaceName, JumpHost, NodeName,
     NodeState, RemotePath, SshHost, UserName, endpoint_dns_name, endpoint_matches,
 };
-pub use schema::json_schema;
 pub(crate) use validate::push_yaml_error;
 
 /// Default WireGuard interface name.
@@ -271,4 +270,10 @@ impl Inventory {
     pub fn clients_dir(&self) -> PathBuf {
         self.path.with_file_name("clients")
     }
+}
+
+/// The inventory's JSON Schema (draft 7), from the same raw types the parser reads: what
+/// `meshup schema` prints for editors.
+pub fn json_schema() -> serde_json::Value {
+    schema::draft7::<raw::RawInventory>()
 }

@@ -1,5 +1,5 @@
 //! The inventory's JSON Schema (`meshup schema`), derived from the raw types the parser
-//! reads ([`super::raw`]): their fields, doc comments and defaults. A string the parser
+//! reads (`raw.rs`): their fields, doc comments and defaults. A string the parser
 //! turns into a validated type names that type (`#[schemars(with = "NodeName")]`); the
 //! schema of each such type is here and says its format as a pattern or a list of values.
 //! The parser stays the judge (a pattern cannot say "inside mesh.network"): the schema is
@@ -12,14 +12,14 @@ use super::names::{
     Become, DomainName, Endpoint, HostKeyChecking, InterfaceName, JumpHost, NodeName, NodeState,
     RemotePath, SshHost, UserName,
 };
-use super::raw::RawInventory;
 use super::{AclPort, Age, FirewallMode, GroupName};
 use crate::keys::PublicKey;
 
-/// The JSON Schema (draft 7, which every editor's YAML support reads) of an inventory file.
-pub fn json_schema() -> serde_json::Value {
+/// The JSON Schema (draft 7, which every editor's YAML support reads) of `T`, the raw
+/// inventory ([`super::json_schema`]).
+pub(super) fn draft7<T: JsonSchema>() -> serde_json::Value {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    let mut schema = generator.into_root_schema_for::<RawInventory>().to_value();
+    let mut schema = generator.into_root_schema_for::<T>().to_value();
     without_null(&mut schema);
     schema
 }

@@ -26,6 +26,7 @@ mod inventory;
 mod lab;
 mod names_lab;
 mod nat_lab;
+mod package_lab;
 mod playbook;
 mod reboot_lab;
 mod schema;
