@@ -285,3 +285,40 @@ pub(super) mod format {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::without_null;
+
+    #[test]
+    fn option_fields_lose_their_null_and_a_lone_reference_keeps_its_description() {
+        for (mut schema, want) in [
+            (
+                json!({"type": ["integer", "null"], "minimum": 1}),
+                json!({"type": "integer", "minimum": 1}),
+            ),
+            (
+                json!({"type": ["array", "null"], "items": {"type": "string"}}),
+                json!({"type": "array", "items": {"type": "string"}}),
+            ),
+            (
+                json!({"anyOf": [{"$ref": "#/definitions/Age"}, {"type": "null"}], "description": "d"}),
+                json!({"allOf": [{"$ref": "#/definitions/Age"}], "description": "d"}),
+            ),
+            (
+                json!({"properties": {"a": {"type": ["boolean", "null"]}}}),
+                json!({"properties": {"a": {"type": "boolean"}}}),
+            ),
+            // Not an Option: left as it is.
+            (
+                json!({"anyOf": [{"type": "boolean"}, {"$ref": "#/definitions/Map"}]}),
+                json!({"anyOf": [{"type": "boolean"}, {"$ref": "#/definitions/Map"}]}),
+            ),
+        ] {
+            without_null(&mut schema);
+            assert_eq!(schema, want);
+        }
+    }
+}
