@@ -340,3 +340,61 @@ fn the_references_complete_example_is_valid_and_uses_every_key() {
         "the complete example does not use {unused:?}"
     );
 }
+
+#[test]
+fn the_schemas_defaults_are_what_the_parser_applies_to_an_inventory_without_them() {
+    use meshup::inventory::{FirewallMode, HostKeyChecking, NodeState};
+    let schema = json_schema();
+    let default = |definition: &str, key: &str| -> Value {
+        let value = &schema["definitions"][definition]["properties"][key]["default"];
+        assert!(!value.is_null(), "{definition}.{key} has no default");
+        value.clone()
+    };
+    let text = |value: Value| value.as_str().expect("a string default").to_owned();
+    let inventory = crate::support_core::valid(
+        "mesh:\n  network: 10.10.0.0/24\nnodes:\n  - name: node-a\n    endpoint: 203.0.113.1\n",
+    );
+    let mesh = inventory.mesh();
+    let node = &inventory.nodes()[0];
+    assert_eq!(text(default("Mesh", "interface")), mesh.interface.as_str());
+    assert_eq!(text(default("Mesh", "domain")), mesh.domain.as_str());
+    assert_eq!(default("Mesh", "hosts_file"), mesh.hosts_file);
+    assert_eq!(default("Mesh", "listen_port"), mesh.listen_port);
+    assert_eq!(
+        default("Mesh", "persistent_keepalive"),
+        mesh.persistent_keepalive.expect("on by default")
+    );
+    assert_eq!(default("Mesh", "preshared_keys"), mesh.preshared_keys);
+    assert_eq!(default("Mesh", "nat_punching"), mesh.nat_punching);
+    assert_eq!(
+        text(default("Mesh", "config_dir")),
+        mesh.config_dir.as_str()
+    );
+    assert_eq!(
+        default("Mesh", "package_lock_timeout"),
+        mesh.package_lock_timeout
+    );
+    assert_eq!(
+        text(default("Mesh", "firewall")).parse::<FirewallMode>(),
+        Ok(mesh.firewall)
+    );
+    assert_eq!(default("Mesh", "watchdog"), mesh.watchdog.is_some());
+    assert_eq!(
+        text(default("WatchdogMap", "interval")),
+        mesh.watchdog.expect("on by default").to_string()
+    );
+    assert_eq!(text(default("Ssh", "user")), node.ssh.user.as_str());
+    assert_eq!(default("Ssh", "port"), node.ssh.port);
+    assert_eq!(
+        text(default("Ssh", "host_key_checking")).parse::<HostKeyChecking>(),
+        Ok(node.ssh.host_key_checking)
+    );
+    assert_eq!(
+        default("Ssh", "connect_timeout"),
+        node.ssh.connect_timeout.as_secs()
+    );
+    assert_eq!(
+        text(default("Node", "state")).parse::<NodeState>(),
+        Ok(node.state)
+    );
+}
