@@ -59,6 +59,10 @@ pub enum Command {
     Completions(commands::completions::Args),
     /// Print the man page (roff) to stdout (e.g. `meshup man | man -l -`).
     Man,
+    /// Print the inventory's JSON Schema, for editors (e.g. `meshup schema >
+    /// meshup.schema.json`, then `# yaml-language-server: $schema=meshup.schema.json` at
+    /// the top of the inventory).
+    Schema,
 }
 
 /// `--color`: when error reports and help are coloured.
@@ -165,6 +169,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, miette::Report> {
         Command::Import(args) => commands::import::run(g, args),
         Command::Init(args) => commands::init::run(g, args),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Schema => commands::schema::run(),
         Command::Man => commands::man::run(Cli::command()),
     }
 }

@@ -11,6 +11,7 @@ pub mod init;
 pub mod man;
 pub mod plan;
 pub mod rotate;
+pub mod schema;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -6,6 +6,8 @@ mod error;
 mod firewall;
 mod names;
 mod raw;
+mod schema;
+mod spanned;
 mod validate;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -268,4 +270,10 @@ impl Inventory {
     pub fn clients_dir(&self) -> PathBuf {
         self.path.with_file_name("clients")
     }
+}
+
+/// The inventory's JSON Schema (draft 7), from the same raw types the parser reads: what
+/// `meshup schema` prints for editors.
+pub fn json_schema() -> serde_json::Value {
+    schema::draft7::<raw::RawInventory>()
 }

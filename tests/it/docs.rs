@@ -11,11 +11,6 @@ use std::path::{Component, Path, PathBuf};
 /// The README's length bound (issue #31).
 const README_MAX_LINES: usize = 250;
 
-/// Link targets that may be missing on this branch because another branch adds them:
-/// `docs/inventory.md` (the inventory key reference) is written on its own branch. The
-/// lead empties this list when merging it.
-const LINK_TARGETS_ALLOWED_MISSING_UNTIL_MERGE: [&str; 1] = ["docs/inventory.md"];
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -158,11 +153,9 @@ fn broken_links(doc: &str) -> Vec<String> {
             };
             let path = root().join(&resolved);
             if !path.exists() {
-                if !LINK_TARGETS_ALLOWED_MISSING_UNTIL_MERGE.contains(&resolved.as_str()) {
-                    out.push(format!(
-                        "{doc}:{line_no}: {target}: {resolved} does not exist"
-                    ));
-                }
+                out.push(format!(
+                    "{doc}:{line_no}: {target}: {resolved} does not exist"
+                ));
                 continue;
             }
             if let Some(anchor) = anchor

@@ -3,7 +3,7 @@
 //! must be `any`, a node, a client (as a source only) or a group some node carries.
 use std::collections::{BTreeSet, HashMap};
 
-use serde_saphyr::Spanned;
+use crate::inventory::spanned::Spanned;
 
 use super::Validator;
 use super::mesh::PartialMesh;

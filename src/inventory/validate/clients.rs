@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use serde_saphyr::Spanned;
+use crate::inventory::spanned::Spanned;
 
 use super::Validator;
 use super::mesh::PartialMesh;

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::inventory::spanned::Spanned;
 use ipnet::IpNet;
-use serde_saphyr::Spanned;
 
 use super::Validator;
 use crate::inventory::Node;

@@ -1,7 +1,7 @@
 //! `mesh:`: the interface, the mesh networks and the mesh-wide defaults.
 
+use crate::inventory::spanned::Spanned;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use serde_saphyr::Spanned;
 
 use super::Validator;
 use crate::inventory::error::Span;

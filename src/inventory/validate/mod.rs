@@ -14,7 +14,9 @@ mod ssh;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Location;
+
+use crate::inventory::spanned::Spanned;
 
 use super::Inventory;
 use super::error::{InventoryError, Problems, Span};

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::inventory::spanned::Spanned;
 use ipnet::{IpNet, Ipv4Net};
-use serde_saphyr::Spanned;
 
 use super::Validator;
 use super::cross_node::{Seen, SeenValues, overlaps};

@@ -2,7 +2,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_saphyr::Spanned;
+use crate::inventory::spanned::Spanned;
 
 use super::Validator;
 use crate::inventory::names::{Become, HostKeyChecking, JumpHost, NodeName, SshHost, UserName};
