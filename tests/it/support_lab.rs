@@ -46,6 +46,9 @@ pub struct LabHost {
     /// What boots the host: `systemd`, `sysvinit`, `openrc` (`--init`), `none` (light).
     #[serde(default)]
     pub init: Option<String>,
+    /// A QEMU VM with its own kernel (`--vm`), not a namespace host.
+    #[serde(default)]
+    pub vm: bool,
 }
 
 /// A running lab; torn down (namespaces, processes, cgroups, state) on drop.
