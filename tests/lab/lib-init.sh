@@ -117,6 +117,13 @@ EOF
     if grep '^[WE]:' "$tmp/$kind.log" | grep -v 'Can not write log'; then die "apt reported errors (log: $tmp/$kind.log)"; fi
     rm -f "$u/etc/resolv.conf" "$u/etc/apt/sources.list.d/lab-build.list" "$u/usr/sbin/policy-rc.d"
     rm -rf "$u/var/lib/apt/lists" "$u/var/cache/apt" "$u/var/log/apt" "$u/var/log/dpkg.log" "$u/var/cache/debconf"/*-old
+    # OpenRC's `cgroups` (sysinit) would mount cgroup hierarchies of its own, among them a
+    # v1 `name=openrc` hierarchy that is the machine's (one kernel): the lab owns the hosts'
+    # cgroups, so OpenRC does not touch them.
+    if [ "$kind" = openrc ]; then
+        rm -f "$u/etc/runlevels/sysinit/cgroups"
+        printf '\n# meshup lab: the lab owns the host cgroups.\nrc_controller_cgroups="NO"\n' >>"$u/etc/rc.conf"
+    fi
     # A host has no terminals: no gettys respawning on missing ttys.
     sed -i -E 's/^([0-9]+:[0-9]+:respawn:\/sbin\/getty)/#\1/' "$u/etc/inittab"
     rm -rf "$tmp/work"

@@ -198,7 +198,7 @@ vm_start() {
     setsid bash -c '
         for r in '"$(cgroup_roots | tr '\n' ' ')"'; do echo $$ > "$r/'"$cg"'/cgroup.procs"; done
         exec ip netns exec "$0" "$@"' "$(ns "h.$name")" \
-        qemu-system-x86_64 -name "$name" -machine pc,accel=tcg -m "$VM_MEMORY" -smp 1 \
+        qemu-system-x86_64 -name "$name" -machine pc -accel tcg,tb-size=64 -m "$VM_MEMORY" -smp 1 \
         -nodefaults -no-user-config -display none -vga none \
         -kernel "$VM/vmlinuz" -initrd "$VM/initrd.img" \
         -append "root=/dev/vda ro console=ttyS0 net.ifnames=0 lab.addr=$addr lab.gw=$GW_IP" \
