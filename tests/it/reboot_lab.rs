@@ -25,7 +25,9 @@ use crate::acl_lab::{ACL, MIXED_GROUPS, with_groups};
 use crate::firewall_lab::{
     FIREWALLD_DROP, IPTABLES_DROP, NFT_TWO_TABLES, UFW_DENY, inventory, line_diff, rules,
 };
-use crate::support_lab::{Lab, apply_ok, assert_no_changes, lab_command, meshup, path_str};
+use crate::support_lab::{
+    Lab, apply_ok, assert_no_changes, lab_command, meshup, path_str, wait_for,
+};
 
 /// What a lab test expects to come back, and on which hosts.
 struct Setup<'a> {
@@ -432,6 +434,17 @@ fn reboot_lab_openrc_and_sysvinit_come_back_by_themselves() {
         assert_eq!(marks.stdout, want, "{h}: {}", marks.stderr);
     }
     apply_then_reboot(&lab, &mixed(&lab));
+    // The watchdog's cron line (/etc/cron.d, run by Debian's cron that the init started):
+    // a tick after the last power cycle leaves its stamp in /run, which the cycle emptied.
+    for h in ["pub-2", "gw"] {
+        let cron = lab.host_exec(h, "ls /etc/cron.d/meshup-watchdog-wg0 && pgrep -x cron");
+        cron.expect_ok(&format!("{h}: the watchdog's cron line and cron"));
+        wait_for(
+            &format!("{h}: a watchdog tick after the reboot"),
+            Duration::from_secs(100),
+            || lab.host_exec(h, "test -s /run/meshup-watchdog-wg0.tick").ok(),
+        );
+    }
 }
 
 /// The emulated distro hosts (guide-distros scenario, systemd flavour) with their
