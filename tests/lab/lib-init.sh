@@ -28,44 +28,23 @@ init_hash() {
     {
         base_hash
         echo "$INIT_VERSION $INIT_KINDS"
-        declare -f init_build init_layer init_packages
+        declare -f init_layer init_packages apt_into_root
     } | sha256sum | cut -c1-16
 }
 
-# Make sure the init layers exist (under the cache lock); sets INITS.
+# Make sure the init layers exist; sets INITS.
 ensure_inits() {
-    local d
-    d=$LAB_CACHE/init-$(init_hash)
-    if ! [ -d "$d/openrc" ]; then
-        exec 8>"$LAB_CACHE/.lock"
-        flock 8
-        if ! [ -d "$d/openrc" ]; then
-            rm -rf "$LAB_CACHE"/init-*.tmp.*
-            init_build "$d"
-        fi
-        flock -u 8
-        exec 8>&-
-    fi
-    INITS=$d
+    INITS=$LAB_CACHE/init-$(init_hash)
+    cache_ensure "$INITS" init_build
 }
 
 init_build() {
-    local final=$1 tmp k t0
-    tmp="$final.tmp.$$"
+    local tmp=$1 k t0
     t0=$(now)
-    rm -rf "$tmp"
-    mkdir -p "$tmp"
     log "building the init layers ($INIT_KINDS; once per machine, ~1 min)"
     for k in $INIT_KINDS; do init_layer "$tmp" "$k"; done
     rm -rf "$tmp/work"
-    mv "$tmp" "$final"
-    local old
-    for old in "$LAB_CACHE"/init-*; do
-        [ "$old" = "$final" ] && continue
-        [ -n "$(find "$old" -maxdepth 0 -mmin +1440)" ] || continue
-        grep -qsx "INITS=$old" "$LAB_STATE"/*/lab.env || rm -rf "$old"
-    done
-    log "init layers ready in $(since "$t0")s: $final"
+    log "init layers built in $(since "$t0")s"
 }
 
 # One init's layer: its packages installed with apt from the machine's Debian mirror into an
@@ -73,8 +52,7 @@ init_build() {
 # lab's own boot pieces: no gettys (a host has no terminals), the first-boot script (host
 # keys) as an init script that runs before ssh.
 init_layer() {
-    local tmp=$1 kind=$2 m r u
-    m=$(debian_mirror)
+    local tmp=$1 kind=$2 r u
     r=$tmp/merged
     u=$tmp/$kind
     mkdir -p "$u" "$tmp/work" "$r"
@@ -97,24 +75,8 @@ stop | restart | force-reload | status) exit 0 ;;
 esac
 EOF
     chmod 755 "$u/etc/init.d/lab-firstboot"
-    unshare --mount --propagation private -- bash -ec '
-        mount -t overlay overlay -o "lowerdir=$1,upperdir=$2/$6,workdir=$2/work" "$3"
-        cp /etc/resolv.conf "$3/etc/resolv.conf"
-        echo "deb $4 bookworm main" > "$3/etc/apt/sources.list.d/lab-build.list"
-        printf "#!/bin/sh\nexit 101\n" > "$3/usr/sbin/policy-rc.d"
-        chmod 755 "$3/usr/sbin/policy-rc.d"
-        mount -t proc proc "$3/proc"
-        o="-o Dir::Etc::sourcelist=/etc/apt/sources.list.d/lab-build.list -o Dir::Etc::sourceparts=-"
-        chroot "$3" sh -ec "
-            export DEBIAN_FRONTEND=noninteractive
-            apt-get -q $o update
-            apt-get -q -y $o --no-install-recommends --allow-remove-essential install $5
-            apt-get -q clean
-            update-rc.d lab-firstboot defaults"
-        umount "$3/proc"
-        umount "$3"' _ "$BASE/rootfs" "$tmp" "$r" "$m" "$(init_packages "$kind")" "$kind" >"$tmp/$kind.log" 2>&1 \
-        || { tail -n 30 "$tmp/$kind.log" >&2; die "installing $kind failed (log: $tmp/$kind.log)"; }
-    if grep '^[WE]:' "$tmp/$kind.log" | grep -v 'Can not write log'; then die "apt reported errors (log: $tmp/$kind.log)"; fi
+    apt_into_root "$r" "$tmp/$kind.log" "$(init_packages "$kind")" \
+        "lowerdir=$BASE/rootfs,upperdir=$u,workdir=$tmp/work" "update-rc.d lab-firstboot defaults"
     rm -f "$u/etc/resolv.conf" "$u/etc/apt/sources.list.d/lab-build.list" "$u/usr/sbin/policy-rc.d"
     rm -rf "$u/var/lib/apt/lists" "$u/var/cache/apt" "$u/var/log/apt" "$u/var/log/dpkg.log" "$u/var/cache/debconf"/*-old
     # OpenRC's `cgroups` (sysinit) would mount cgroup hierarchies of its own, among them a

@@ -23,7 +23,7 @@ vm_hash() {
     {
         base_hash
         echo "$VM_VERSION $VM_PACKAGES $VM_DISK_SIZE"
-        declare -f vm_build vm_files
+        declare -f vm_build vm_files apt_into_root
     } | sha256sum | cut -c1-16
 }
 
@@ -34,50 +34,21 @@ vm_qemu_missing() {
     return 1
 }
 
-# Make sure the VM image exists (under the cache lock); sets VM.
+# Make sure the VM image exists; sets VM.
 ensure_vm() {
-    local d why
+    local why
     if why=$(vm_qemu_missing); then die "--vm: $why"; fi
-    d=$LAB_CACHE/vm-$(vm_hash)
-    if ! [ -f "$d/rootfs.img" ]; then
-        exec 8>"$LAB_CACHE/.lock"
-        flock 8
-        if ! [ -f "$d/rootfs.img" ]; then
-            rm -rf "$LAB_CACHE"/vm-*.tmp.*
-            vm_build "$d"
-        fi
-        flock -u 8
-        exec 8>&-
-    fi
-    VM=$d
+    VM=$LAB_CACHE/vm-$(vm_hash)
+    cache_ensure "$VM" vm_build
 }
 
 vm_build() {
-    local final=$1 tmp m r t0
-    tmp="$final.tmp.$$"
+    local tmp=$1 r t0
     t0=$(now)
-    m=$(debian_mirror)
-    rm -rf "$tmp"
-    mkdir -p "$tmp"
-    log "building the VM image (Debian kernel + base; once per machine, ~2 min)"
+    log "building the VM image (Debian kernel + base; once per machine, ~3 min)"
     r=$tmp/rootfs
     cp -a "$BASE/rootfs" "$r"
-    unshare --mount --propagation private -- bash -ec '
-        cp /etc/resolv.conf "$1/etc/resolv.conf"
-        echo "deb $2 bookworm main" > "$1/etc/apt/sources.list.d/lab-build.list"
-        printf "#!/bin/sh\nexit 101\n" > "$1/usr/sbin/policy-rc.d"
-        chmod 755 "$1/usr/sbin/policy-rc.d"
-        mount -t proc proc "$1/proc"
-        mount --bind /dev "$1/dev"
-        o="-o Dir::Etc::sourcelist=/etc/apt/sources.list.d/lab-build.list -o Dir::Etc::sourceparts=-"
-        chroot "$1" sh -ec "
-            export DEBIAN_FRONTEND=noninteractive
-            apt-get -q $o update
-            apt-get -q -y $o --no-install-recommends install $3
-            apt-get -q clean"
-        umount "$1/dev" "$1/proc"' _ "$r" "$m" "$VM_PACKAGES" >"$tmp/install.log" 2>&1 \
-        || { tail -n 30 "$tmp/install.log" >&2; die "installing the kernel failed (log: $tmp/install.log)"; }
-    if grep '^[WE]:' "$tmp/install.log" | grep -v 'Can not write log'; then die "apt reported errors (log: $tmp/install.log)"; fi
+    apt_into_root "$r" "$tmp/install.log" "$VM_PACKAGES"
     rm -f "$r/etc/resolv.conf" "$r/etc/apt/sources.list.d/lab-build.list" "$r/usr/sbin/policy-rc.d"
     : >"$r/etc/resolv.conf"
     rm -rf "$r"/var/lib/apt/lists/*
@@ -88,14 +59,7 @@ vm_build() {
     truncate -s "$VM_DISK_SIZE" "$tmp/rootfs.img"
     mkfs.ext4 -q -F -L labroot -d "$r" "$tmp/rootfs.img" || die "mkfs.ext4 -d failed"
     rm -rf "$r"
-    mv "$tmp" "$final"
-    local old
-    for old in "$LAB_CACHE"/vm-*; do
-        [ "$old" = "$final" ] && continue
-        [ -n "$(find "$old" -maxdepth 0 -mmin +1440)" ] || continue
-        grep -qsx "VM=$old" "$LAB_STATE"/*/lab.env || rm -rf "$old"
-    done
-    log "VM image ready in $(since "$t0")s: $final ($(du -sh "$final" | cut -f1))"
+    log "VM image built in $(since "$t0")s ($(du -sh "$tmp" | cut -f1))"
 }
 
 # What a VM has that a namespace host does not: its root on /dev/vda, the seed unpacked at
