@@ -442,7 +442,10 @@ fn reboot_lab_openrc_and_sysvinit_come_back_by_themselves() {
         wait_for(
             &format!("{h}: a watchdog tick after the reboot"),
             Duration::from_secs(100),
-            || lab.host_exec(h, "test -s /run/meshup-watchdog-wg0.tick").ok(),
+            || {
+                lab.host_exec(h, "test -s /run/meshup-watchdog-wg0.tick")
+                    .ok()
+            },
         );
     }
 }
