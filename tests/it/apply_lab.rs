@@ -69,7 +69,7 @@ fn host_file(lab: &Lab, host: &str, path: &str) -> String {
         .to_string()
 }
 
-fn public_key(lab: &Lab, host: &str) -> String {
+pub(crate) fn public_key(lab: &Lab, host: &str) -> String {
     host_file(lab, host, "/etc/wireguard/wg0/public.key")
         .trim()
         .to_string()
@@ -98,7 +98,7 @@ fn ping_until(lab: &Lab, from: &str, ip: &str, deadline: Duration) -> Result<(),
 
 /// Every ordered pair of `hosts` pings across the mesh.
 #[track_caller]
-fn assert_ping_matrix(lab: &Lab, hosts: &[&str]) {
+pub(crate) fn assert_ping_matrix(lab: &Lab, hosts: &[&str]) {
     let mut failures = Vec::new();
     for from in hosts {
         for to in hosts {
@@ -1439,13 +1439,13 @@ fn apply_lab_older_key_layout_is_picked_up_without_rekeying() {
 
 /// Pings at 20/s on every ordered pair of `hosts` for `secs` seconds, started in the
 /// background on each host; `collect` returns the lost packets per pair.
-struct PingAll<'a> {
+pub(crate) struct PingAll<'a> {
     lab: &'a Lab,
     hosts: Vec<&'a str>,
 }
 
 impl<'a> PingAll<'a> {
-    fn start(lab: &'a Lab, hosts: &[&'a str], secs: u32) -> PingAll<'a> {
+    pub(crate) fn start(lab: &'a Lab, hosts: &[&'a str], secs: u32) -> PingAll<'a> {
         for from in hosts {
             let mut script = String::from("rm -f /run/pingall-*; ");
             for to in hosts.iter().filter(|t| *t != from) {
@@ -1463,7 +1463,7 @@ impl<'a> PingAll<'a> {
         }
     }
 
-    fn collect(&self) -> BTreeMap<(String, String), u64> {
+    pub(crate) fn collect(&self) -> BTreeMap<(String, String), u64> {
         let mut lost = BTreeMap::new();
         for from in &self.hosts {
             for to in self.hosts.iter().filter(|t| *t != from) {

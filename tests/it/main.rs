@@ -43,4 +43,5 @@ mod verify;
 mod verify_cli;
 mod verify_metrics;
 mod verify_secrets_lab;
+mod vm_lab;
 mod watchdog_lab;

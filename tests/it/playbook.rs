@@ -301,6 +301,25 @@ fn service_recipe_follows_the_hosts_init_not_the_playbook() {
     assert_eq!(r.init, InitKind::Sysvinit);
     assert!(r.commands.iter().all(|c| !c.contains("systemctl")), "{r:?}");
     assert_eq!(r.commands[2], "update-rc.d wg-quick.wg0 defaults");
+    // Debian booted by OpenRC: the same LSB script, in OpenRC's default runlevel.
+    let debian = p.detect(&os("debian-12")).expect("debian");
+    let openrc = facts::InitSystem {
+        openrc: true,
+        sysvinit: true,
+        pid1: Some("init".into()),
+        ..Default::default()
+    };
+    let o = debian.service_commands_for(&openrc, "wg0").expect("openrc");
+    let s = debian.service_commands_for(&sysv, "wg0").expect("sysvinit");
+    assert_eq!(o.init, InitKind::Openrc);
+    assert_eq!(o.commands[..2], s.commands[..2], "the same init script");
+    assert_eq!(
+        o.commands[2..],
+        [
+            "rc-update add wg-quick.wg0 default",
+            "rc-service wg-quick.wg0 start"
+        ]
+    );
     let alpine = p.detect(&os("alpine-3.20")).expect("alpine");
     let err = alpine
         .service_commands_for(&systemd, "wg0")

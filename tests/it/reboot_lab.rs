@@ -25,7 +25,9 @@ use crate::acl_lab::{ACL, MIXED_GROUPS, with_groups};
 use crate::firewall_lab::{
     FIREWALLD_DROP, IPTABLES_DROP, NFT_TWO_TABLES, UFW_DENY, inventory, line_diff, rules,
 };
-use crate::support_lab::{Lab, apply_ok, assert_no_changes, lab_command, meshup, path_str};
+use crate::support_lab::{
+    Lab, apply_ok, assert_no_changes, lab_command, meshup, path_str, wait_for,
+};
 
 /// What a lab test expects to come back, and on which hosts.
 struct Setup<'a> {
@@ -181,14 +183,12 @@ fn assert_back(
     if setup.wg1.contains(&host) {
         ifaces.push("wg1");
     }
+    let init = lab.host(host).init.as_deref().unwrap_or("systemd");
     for i in ifaces {
-        let unit = lab.host_exec(
-            host,
-            &format!("systemctl is-enabled wg-quick@{i}; systemctl is-active wg-quick@{i}"),
-        );
+        let unit = lab.host_exec(host, &service_state(init, i));
         if unit.stdout != "enabled\nactive\n" {
             wrong.push(format!(
-                "{host}: wg-quick@{i}: {}",
+                "{host}: the {init} service of {i}: {}",
                 unit.stdout.replace('\n', " ")
             ));
         }
@@ -257,6 +257,30 @@ fn assert_back(
         wrong.push(format!("{host}: not a power cycle: {}", marks.stdout));
     }
     wrong
+}
+
+/// A shell command printing whether the service of interface `i` starts at boot and runs
+/// (`enabled`, `active`), asked of the host's own init the way its admin would.
+fn service_state(init: &str, i: &str) -> String {
+    let (enabled, active) = match init {
+        // OpenRC: the default runlevel holds it, OpenRC started it.
+        "openrc" => (
+            format!("rc-update show default | grep -q ' wg-quick.{i} '"),
+            format!("rc-service wg-quick.{i} status >/dev/null 2>&1"),
+        ),
+        // sysv-rc: a start link in runlevel 2 (update-rc.d), the interface up.
+        "sysvinit" => (
+            format!("ls /etc/rc2.d/S??wg-quick.{i} >/dev/null 2>&1"),
+            format!("/etc/init.d/wg-quick.{i} status >/dev/null 2>&1"),
+        ),
+        _ => {
+            return format!("systemctl is-enabled wg-quick@{i}; systemctl is-active wg-quick@{i}");
+        }
+    };
+    format!(
+        "if {enabled}; then echo enabled; else echo disabled; fi; \
+         if {active}; then echo active; else echo inactive; fi"
+    )
 }
 
 /// Marks each host's /run (to be lost) and /var/tmp (to be kept).
@@ -338,12 +362,9 @@ fn apply_then_reboot(lab: &Lab, setup: &Setup) {
     no_changes();
 }
 
-/// Mixed lab, systemd flavour, one host per firewall backend (see the module doc), the
-/// ACL, names and a second mesh (wg1 on pub-1 and gw): [`apply_then_reboot`].
-#[test]
-fn reboot_lab_every_backend_comes_back_by_itself() {
-    require_lab!();
-    let lab = Lab::up("rb-mixed", "mixed", "systemd");
+/// The mixed lab's firewalls set up (see the module doc) and what must come back: wg0 with
+/// the ACL, names and the punched NAT pair (pub-3 their relay), wg1 on pub-1 and gw.
+fn mixed(lab: &Lab) -> Setup<'static> {
     for h in MIXED_HOSTS {
         if let Some(setup) = mixed_firewall(h) {
             lab.host_exec(h, &setup)
@@ -351,22 +372,82 @@ fn reboot_lab_every_backend_comes_back_by_itself() {
         }
     }
     let relays = [("nat-1", "pub-3"), ("nat-2", "pub-3")];
-    let wg1 = ["pub-1", "gw"];
-    let setup = Setup {
+    const WG1: [&str; 2] = ["pub-1", "gw"];
+    Setup {
         hosts: &MIXED_HOSTS,
-        wg1: &wg1,
+        wg1: &WG1,
         forwarders: &["pub-3", "gw"],
         iptables: &["gw"],
         inventories: vec![
             punching(&with_groups(
-                &inventory(&lab, "wg0.yaml", ACL, &relays),
+                &inventory(lab, "wg0.yaml", ACL, &relays),
                 &MIXED_GROUPS,
             )),
-            second_mesh(&lab, &wg1),
+            second_mesh(lab, &WG1),
         ],
         punched: Some("nat-1 ↔ nat-2: punched ("),
-    };
-    apply_then_reboot(&lab, &setup);
+    }
+}
+
+/// Mixed lab, systemd flavour, one host per firewall backend (see the module doc), the
+/// ACL, names and a second mesh (wg1 on pub-1 and gw): [`apply_then_reboot`].
+#[test]
+fn reboot_lab_every_backend_comes_back_by_itself() {
+    require_lab!();
+    let lab = Lab::up("rb-mixed", "mixed", "systemd");
+    apply_then_reboot(&lab, &mixed(&lab));
+}
+
+/// The mixed lab of [`reboot_lab_every_backend_comes_back_by_itself`] with two hosts booted
+/// by other inits (`lab up --init`, tests/lab/README.md "Other inits"): pub-2 (ufw, deny
+/// incoming and routed) by OpenRC, gw (the subnet router, iptables persisted by
+/// iptables-persistent, wg1) by sysvinit; meshup's service recipes for those inits
+/// (/etc/init.d/wg-quick.<if> in OpenRC's default runlevel / sysv-rc's runlevel 2), ufw's and
+/// netfilter-persistent's init scripts, procps' sysctl.d at boot and Debian's cron for the
+/// watchdog: [`apply_then_reboot`].
+#[test]
+fn reboot_lab_openrc_and_sysvinit_come_back_by_themselves() {
+    require_lab!();
+    let lab = Lab::up_with(
+        "in-rb-inits",
+        &[
+            "--scenario",
+            "mixed",
+            "--flavour",
+            "systemd",
+            "--init",
+            "pub-2=openrc,gw=sysvinit",
+        ],
+    );
+    for (h, init) in [("pub-2", "openrc"), ("gw", "sysvinit")] {
+        assert_eq!(lab.host(h).init.as_deref(), Some(init), "{h}");
+        // The init's own marks: OpenRC's /run/openrc, sysvinit's /run/initctl, no systemd.
+        let marks = lab.host_exec(
+            h,
+            "ls -d /run/openrc /run/initctl /run/systemd/system 2>/dev/null; cat /proc/1/comm",
+        );
+        let want = if init == "openrc" {
+            "/run/initctl\n/run/openrc\ninit\n"
+        } else {
+            "/run/initctl\ninit\n"
+        };
+        assert_eq!(marks.stdout, want, "{h}: {}", marks.stderr);
+    }
+    apply_then_reboot(&lab, &mixed(&lab));
+    // The watchdog's cron line (/etc/cron.d, run by Debian's cron that the init started):
+    // a tick after the last power cycle leaves its stamp in /run, which the cycle emptied.
+    for h in ["pub-2", "gw"] {
+        let cron = lab.host_exec(h, "ls /etc/cron.d/meshup-watchdog-wg0 && pgrep -x cron");
+        cron.expect_ok(&format!("{h}: the watchdog's cron line and cron"));
+        wait_for(
+            &format!("{h}: a watchdog tick after the reboot"),
+            Duration::from_secs(100),
+            || {
+                lab.host_exec(h, "test -s /run/meshup-watchdog-wg0.tick")
+                    .ok()
+            },
+        );
+    }
 }
 
 /// The emulated distro hosts (guide-distros scenario, systemd flavour) with their

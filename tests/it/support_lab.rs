@@ -43,6 +43,12 @@ pub struct LabHost {
     pub lan_subnet: Option<String>,
     /// Address of the machine on that subnet.
     pub probe: Option<String>,
+    /// What boots the host: `systemd`, `sysvinit`, `openrc` (`--init`), `none` (light).
+    #[serde(default)]
+    pub init: Option<String>,
+    /// A QEMU VM with its own kernel (`--vm`), not a namespace host.
+    #[serde(default)]
+    pub vm: bool,
 }
 
 /// A running lab; torn down (namespaces, processes, cgroups, state) on drop.

@@ -153,3 +153,58 @@ ensure_base() {
     exec 8>&-
     BASE=$d
 }
+
+# Builds the cache directory $1 once per machine with `$2 TMP` (TMP then renamed to $1), under
+# the cache lock: parallel labs share the cache, a crashed build's leftovers go. Older
+# directories of the same kind that no lab uses and that were not built in the last day go
+# too (worktrees of other revisions share the cache: they would build theirs again and again).
+cache_ensure() {
+    local d=$1 build=$2 tmp old
+    [ -d "$d" ] && return 0
+    mkdir -p "$LAB_CACHE"
+    exec 8>"$LAB_CACHE/.lock"
+    flock 8
+    if ! [ -d "$d" ]; then
+        rm -rf "${d%-*}"-*.tmp.*
+        tmp="$d.tmp.$$"
+        mkdir -p "$tmp"
+        "$build" "$tmp"
+        mv "$tmp" "$d"
+        for old in "${d%-*}"-*; do
+            [ "$old" = "$d" ] && continue
+            [ -n "$(find "$old" -maxdepth 0 -mmin +1440)" ] || continue
+            grep -qs "=$old\$" "$LAB_STATE"/*/lab.env || rm -rf "$old"
+        done
+    fi
+    flock -u 8
+    exec 8>&-
+}
+
+# Installs Debian packages $3 with apt from the machine's Debian mirror into the root tree $1
+# (an overlay of $4's options mounted on it first, when given), in a private mount namespace
+# with /proc and /dev, no service started; then runs `$5` in it. apt's output goes to $2.
+# What the install needed (resolver, source list, policy-rc.d) stays: the caller removes it
+# where it landed (the root, or the overlay's upper directory).
+# shellcheck disable=SC2016 # the script's $1... are its own, in the new mount namespace
+apt_into_root() {
+    unshare --mount --propagation private -- bash -ec '
+        [ -z "$4" ] || mount -t overlay overlay -o "$4" "$1"
+        cp /etc/resolv.conf "$1/etc/resolv.conf"
+        echo "deb $2 bookworm main" > "$1/etc/apt/sources.list.d/lab-build.list"
+        printf "#!/bin/sh\nexit 101\n" > "$1/usr/sbin/policy-rc.d"
+        chmod 755 "$1/usr/sbin/policy-rc.d"
+        mount -t proc proc "$1/proc"
+        mount --bind /dev "$1/dev"
+        o="-o Dir::Etc::sourcelist=/etc/apt/sources.list.d/lab-build.list -o Dir::Etc::sourceparts=-"
+        chroot "$1" sh -ec "
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get -q $o update
+            apt-get -q -y $o --no-install-recommends --allow-remove-essential install $3
+            apt-get -q clean
+            $5"
+        umount "$1/dev" "$1/proc"
+        [ -z "$4" ] || umount "$1"' _ "$1" "$(debian_mirror)" "$3" "${4:-}" "${5:-}" >"$2" 2>&1 \
+        || { tail -n 30 "$2" >&2; die "installing $3 failed (log: $2)"; }
+    # (apt's "Can not write log" only means no /dev/pts in the chroot.)
+    if grep '^[WE]:' "$2" | grep -v 'Can not write log'; then die "apt reported errors (log: $2)"; fi
+}
