@@ -35,6 +35,21 @@ pub(super) struct RawMesh {
     pub key_max_age: Option<Spanned<String>>,
     pub firewall: Option<Spanned<RawFirewall>>,
     pub watchdog: Option<Spanned<RawWatchdog>>,
+    /// Private networks in order of preference (`[dc1, vpc]`).
+    pub networks: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `full` (default) or `hub`.
+    pub topology: Option<Spanned<String>>,
+    /// The hubs of `topology: hub` without sites.
+    pub hubs: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The sites of `topology: hub`: name → its hubs.
+    pub sites: Option<Spanned<std::collections::BTreeMap<String, Spanned<RawSite>>>>,
+}
+
+/// One entry of `mesh.sites`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSite {
+    pub hubs: Spanned<Vec<Spanned<String>>>,
 }
 
 /// `mesh.watchdog`: on or off (`true`, `false`), or a mapping with the tick interval.
@@ -126,6 +141,10 @@ pub(super) struct RawNode {
     pub state: Option<Spanned<String>>,
     pub relay: Option<Spanned<String>>,
     pub groups: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Private networks the node sits on: name → its address there.
+    pub networks: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    /// The site of `topology: hub` with `sites`.
+    pub site: Option<Spanned<String>>,
     pub ssh: Option<RawSsh>,
 }
 

@@ -261,10 +261,15 @@ fn pair(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> PairEvidence
     } else {
         PairStatus::Healthy
     };
+    let network = match &path {
+        PairPath::Direct => from.peer(&to.name).and_then(|p| p.network.clone()),
+        PairPath::Relayed(_) => None,
+    };
     PairEvidence {
         from: from.name.to_string(),
         to: to.name.to_string(),
         path,
+        network,
         forward,
         reverse,
         ping,
