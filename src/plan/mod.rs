@@ -503,6 +503,7 @@ fn host_steps(
     hp.record(steps::psk_flip(&h, &psks.rotated_pairs));
     hp.record(steps::psks(&h));
     hp.record(steps::punch(&h));
+    hp.record(steps::path_move(&h));
     hp.record(steps::config(&h));
     hp.record(steps::hosts_file(&h));
     hp.record(steps::firewall(&h));
