@@ -281,6 +281,9 @@ impl Mesh {
                 },
                 endpoint: node.endpoint.as_ref().map(ToString::to_string),
                 subnets: node.subnets.clone(),
+                // A hub forwards like a relay: IP forwarding and firewall trust follow
+                // `is_transit`. TODO(#27 merge): MSS clamping on transit nodes (branch
+                // `exit`) must cover hubs too; keyed on `is_transit`, it does.
                 is_transit: !node.subnets.is_empty()
                     || !relay_for.is_empty()
                     || !node_clients.is_empty()

@@ -29,7 +29,9 @@ pub fn path_move(h: &HostInput<'_>) -> Vec<Decision> {
             continue;
         }
         let onto = h.mesh.shared_network(h.spec, peer);
-        if onto.is_none() && !on_a_network(peer, old) {
+        // Off a network, only towards a public peer: a NAT peer's direct paths are the
+        // punch's to move.
+        if onto.is_none() && !(peer.is_public() && on_a_network(peer, old)) {
             continue;
         }
         let Some(key) = h.keys.get(&p.name) else {
