@@ -133,6 +133,9 @@ pub struct Mesh {
     /// (holder, peer) → the endpoint the holder uses for the peer. Empty unless the
     /// caller passes what it learned from the hosts ([`Mesh::with_direct_nat`]).
     direct_nat: BTreeMap<(NodeName, NodeName), String>,
+    /// In a hub topology: per site, its members (indexes into `nodes`); and every hub.
+    site_members: Vec<Vec<usize>>,
+    hubs: Vec<usize>,
 }
 
 impl Mesh {
@@ -242,6 +245,14 @@ impl Mesh {
             }
         }
 
+        // Who each relay (or hub) carries, in name order: grouped once, not per node.
+        let mut relayed_by: HashMap<NodeName, Vec<NodeName>> = HashMap::new();
+        for (nat_node, relay) in &relay_of {
+            relayed_by
+                .entry(relay.clone())
+                .or_default()
+                .push(nat_node.clone());
+        }
         let mut nodes = Vec::new();
         for (node, addrs) in &present {
             let node_clients: Vec<NodeName> = clients
@@ -249,11 +260,7 @@ impl Mesh {
                 .filter(|c| c.via.contains(&node.name))
                 .map(|c| c.name.clone())
                 .collect();
-            let relay_for: Vec<NodeName> = relay_of
-                .iter()
-                .filter(|(_, relay)| **relay == node.name)
-                .map(|(nat_node, _)| nat_node.clone())
-                .collect();
+            let relay_for = relayed_by.remove(&node.name).unwrap_or_default();
             let mut interface_addresses = vec![IpNet::V4(
                 Ipv4Net::new(addrs.v4, settings.network.prefix_len())
                     .unwrap_or_else(|_| Ipv4Net::from(addrs.v4)),
@@ -311,6 +318,16 @@ impl Mesh {
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
+        let mut site_members: Vec<Vec<usize>> = match &settings.topology {
+            Topology::Hub(sites) => vec![Vec::new(); sites.len()],
+            Topology::Full => Vec::new(),
+        };
+        for (i, spec) in nodes.iter().enumerate() {
+            if let Some(members) = spec.site.and_then(|s| site_members.get_mut(s)) {
+                members.push(i);
+            }
+        }
+        let hubs = (0..nodes.len()).filter(|&i| nodes[i].hub).collect();
         let nat_ips = nodes
             .iter()
             .filter(|n| !n.is_public())
@@ -325,6 +342,8 @@ impl Mesh {
             clients,
             routed_clients,
             direct_nat: BTreeMap::new(),
+            site_members,
+            hubs,
         }
     }
 
@@ -626,9 +645,24 @@ impl Mesh {
         public * public.saturating_sub(1) / 2 + public * nat + self.direct_nat.len() / 2 + lan
     }
 
-    /// How many nodes `node` lists as peers (clients not counted).
+    /// How many nodes `node` lists as peers (clients not counted). With hubs, only its
+    /// site and the hubs are candidates: O(site), not O(N).
     pub fn peer_count(&self, node: &NodeSpec) -> usize {
-        self.nodes.iter().filter(|p| self.is_peer(node, p)).count()
+        let Topology::Hub(_) = self.settings.topology else {
+            return self.nodes.iter().filter(|p| self.is_peer(node, p)).count();
+        };
+        let site = node.site.and_then(|s| self.site_members.get(s));
+        let other_hubs = self
+            .hubs
+            .iter()
+            .filter(|_| node.hub)
+            .filter(|&&i| self.nodes.get(i).is_some_and(|h| h.site != node.site));
+        site.into_iter()
+            .flatten()
+            .chain(other_hubs)
+            .filter_map(|&i| self.nodes.get(i))
+            .filter(|p| self.is_peer(node, p))
+            .count()
     }
 
     /// The spec of a present node.

@@ -53,6 +53,8 @@ pub struct Inventory {
     mesh: MeshSettings,
     nodes: Vec<Node>,
     clients: Vec<Client>,
+    /// Node name → index in `nodes` (a lookup per node must not scan them all).
+    index: std::collections::HashMap<NodeName, usize>,
 }
 
 /// Mesh-wide settings (`mesh:`).
@@ -262,7 +264,7 @@ impl Inventory {
 
     /// The node with this name, present or absent.
     pub fn node(&self, name: &NodeName) -> Option<&Node> {
-        self.nodes.iter().find(|n| &n.name == name)
+        self.index.get(name).and_then(|&i| self.nodes.get(i))
     }
 
     /// Unmanaged clients, in file order.

@@ -902,6 +902,12 @@ fn bad_hub_topologies_are_located() {
             "site `us` is not one of `mesh.sites`",
         ),
         ("", "    site: eu\n", 7, "node `n1` has a `site:`"),
+        (
+            "  topology: hub\n  sites:\n    eu: { hubs: [h1] }\n    us: { hubs: [h1] }\n",
+            "    site: eu\n",
+            6,
+            "hub `h1` is a hub of two sites",
+        ),
     ] {
         let text = format!("mesh:\n  network: 10.10.0.0/24\n{mesh}{nodes}{extra}");
         let got = problems(&text);

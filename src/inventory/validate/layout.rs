@@ -192,6 +192,17 @@ impl Validator<'_> {
                         continue;
                     };
                     if let Some(hubs) = self.hub_list(&site.value.hubs, Some(&label), nodes) {
+                        if let Some(twice) = hubs
+                            .iter()
+                            .find(|h| out.iter().any(|s: &Site| s.hubs.contains(h)))
+                        {
+                            self.error(
+                                span,
+                                format!("hub `{twice}` is a hub of two sites; a hub has one site"),
+                                "hub of two sites",
+                            );
+                            continue;
+                        }
                         out.push(Site {
                             name: Some(label),
                             hubs,
@@ -292,12 +303,13 @@ impl Validator<'_> {
     /// With `mesh.sites`, every present node is in exactly one site: its `site:`, or the
     /// site listing it as a hub.
     fn nodes_in_sites(&mut self, sites: &[Site], nodes: &[Node], raw_nodes: &[RawNode]) {
+        let raw_of: HashMap<&str, &RawNode> = raw_nodes
+            .iter()
+            .map(|r| (r.name.value.as_str(), r))
+            .collect();
         for node in nodes.iter().filter(|n| n.is_present()) {
             let hub_of = sites.iter().find(|s| s.hubs.contains(&node.name));
-            let Some(raw) = raw_nodes
-                .iter()
-                .find(|r| r.name.value == node.name.as_str())
-            else {
+            let Some(raw) = raw_of.get(node.name.as_str()) else {
                 continue;
             };
             match (&node.site, hub_of) {

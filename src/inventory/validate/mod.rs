@@ -81,6 +81,11 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError
         (Some(mesh), true) => Ok(Inventory {
             path: path.to_owned(),
             mesh,
+            index: nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name.clone(), i))
+                .collect(),
             nodes,
             clients,
         }),
