@@ -46,7 +46,7 @@ fn guide_inventory_parses_with_defaults() {
 
 #[test]
 fn every_example_inventory_is_valid() {
-    for file in ["guide.yaml", "lab-example.yaml", "large.yaml"] {
+    for file in ["guide.yaml", "lab-example.yaml", "large.yaml", "sites.yaml"] {
         if let Err(err) = Inventory::load(root().join("inventory").join(file)) {
             panic!("{file}:\n{}", render_error(&err));
         }
