@@ -254,12 +254,18 @@ pub fn allocate(
             reserved6.extend(entry.address6.filter(|a| !taken6.contains(a)));
         }
     }
+    // Each node takes the lowest free address, so the next search starts there.
+    let mut cursor = 0;
     for node in &present {
         if v4.contains_key(node.name) {
             continue;
         }
-        let address = lowest_free4(mesh.network, &taken4, &reserved4)
-            .or_else(|| lowest_free4(mesh.network, &taken4, &HashSet::new()))
+        let first = lowest_free4(mesh.network, &taken4, &reserved4, cursor);
+        if let Some(a) = first {
+            cursor = u32::from(a);
+        }
+        let address = first
+            .or_else(|| lowest_free4(mesh.network, &taken4, &HashSet::new(), 0))
             .ok_or_else(|| AllocationError::Exhausted {
                 node: node.name.clone(),
                 network: mesh.network.to_string(),
@@ -330,13 +336,17 @@ fn is_host6(network: Ipv6Net, address: Ipv6Addr) -> bool {
     network.contains(&address) && address != network.network()
 }
 
+/// The lowest host address of `network` from `from` on that is neither taken nor avoided.
 fn lowest_free4(
     network: Ipv4Net,
     taken: &HashSet<Ipv4Addr>,
     avoid: &HashSet<Ipv4Addr>,
+    from: u32,
 ) -> Option<Ipv4Addr> {
-    network
-        .hosts()
+    let mut hosts = network.hosts();
+    let (first, last) = (hosts.next()?, hosts.next_back());
+    let start = Ipv4Addr::from(u32::from(first).max(from));
+    ipnet::Ipv4AddrRange::new(start, last.unwrap_or(first))
         .find(|a| is_host4(network, *a) && !taken.contains(a) && !avoid.contains(a))
 }
 

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use crate::address::{self, AddressLock, Allocation};
 use crate::inventory::Inventory;
-use crate::topology::{Mesh, Role};
+use crate::inventory::Topology;
+use crate::topology::{Mesh, NodeSpec, Role};
 
 /// Loads, validates and allocates, then describes the mesh (the output of `meshup check`).
 /// Reads the address lock but never writes it.
@@ -62,6 +63,7 @@ pub fn describe(
         settings.config_dir,
     );
 
+    describe_topology(&mut out, mesh);
     let _ = writeln!(out, "\nnodes ({}):", mesh.nodes.len());
     let mut rows = vec![vec![
         "NAME".to_owned(),
@@ -89,6 +91,9 @@ pub fn describe(
         };
         address.push_str(source);
         let mut transit = Vec::new();
+        if spec.hub {
+            transit.push(hub_text(mesh, spec));
+        }
         if !spec.subnets.is_empty() {
             let subnets: Vec<String> = spec.subnets.iter().map(ToString::to_string).collect();
             transit.push(format!("routes {}", subnets.join(",")));
@@ -141,13 +146,18 @@ pub fn describe(
     if !full_peer_lists {
         let _ = writeln!(
             out,
-            "  (every node peers with every public node, NAT nodes through their relay; peer lists are printed up to {FULL_PEER_LISTS_UP_TO} nodes, --peers prints them all)"
+            "  ({}; peer lists are printed up to {FULL_PEER_LISTS_UP_TO} nodes, --peers prints them all)",
+            match settings.topology {
+                Topology::Full =>
+                    "every node peers with every public node, NAT nodes through their relay",
+                Topology::Hub(_) =>
+                    "spokes peer with their site's hubs and members, the rest through their first hub; hubs peer with each other",
+            }
         );
     }
     for spec in &mesh.nodes {
         if !full_peer_lists {
-            let peers =
-                mesh.nodes.iter().filter(|p| mesh.is_peer(spec, p)).count() + spec.clients.len();
+            let peers = mesh.peer_count(spec) + spec.clients.len();
             let _ = writeln!(out, "  {} ({peers} peers)", spec.name);
             continue;
         }
@@ -168,7 +178,13 @@ pub fn describe(
                                 "no endpoint (peer behind NAT)".to_owned()
                             }
                         },
-                        |e| endpoint_text(e, spec.name.as_str()),
+                        |e| match mesh
+                            .node(&peer.name)
+                            .and_then(|p| mesh.shared_network(spec, p))
+                        {
+                            Some(on) => format!("endpoint {e} (network {})", on.network),
+                            None => endpoint_text(e, spec.name.as_str()),
+                        },
                     ),
                     format!("allowed {}", allowed.join(", ")),
                     peer.persistent_keepalive
@@ -181,20 +197,29 @@ pub fn describe(
         out.clear();
     }
 
-    let relayed: Vec<String> = mesh
-        .nodes
-        .iter()
-        .filter_map(|n| n.relay.as_ref().map(|r| format!("{} via {r}", n.name)))
-        .collect();
-    let _ = writeln!(
-        out,
-        "\nrelays: {}",
-        if relayed.is_empty() {
-            "none needed".to_owned()
-        } else {
-            relayed.join(", ")
+    let network_paths = crate::network_path::network_paths(mesh);
+    if !network_paths.is_empty() {
+        let _ = writeln!(out, "\nprivate networks:");
+        for pair in &network_paths {
+            let _ = writeln!(out, "  {}", pair.line());
         }
-    );
+    }
+    if let Topology::Full = settings.topology {
+        let relayed: Vec<String> = mesh
+            .nodes
+            .iter()
+            .filter_map(|n| n.relay.as_ref().map(|r| format!("{} via {r}", n.name)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nrelays: {}",
+            if relayed.is_empty() {
+                "none needed".to_owned()
+            } else {
+                relayed.join(", ")
+            }
+        );
+    }
     if !mesh.absent.is_empty() {
         let names: Vec<&str> = mesh.absent.iter().map(|n| n.as_str()).collect();
         let _ = writeln!(out, "absent (to be removed): {}", names.join(", "));
@@ -221,6 +246,52 @@ pub fn describe(
         );
     }
     emit(&out);
+}
+
+/// The `topology:` line of a hub topology: each site with its hubs and size.
+fn describe_topology(out: &mut String, mesh: &Mesh) {
+    let Topology::Hub(sites) = &mesh.settings.topology else {
+        return;
+    };
+    let mut members = vec![0usize; sites.len()];
+    for spec in &mesh.nodes {
+        if let Some(count) = spec.site.and_then(|i| members.get_mut(i)) {
+            *count += 1;
+        }
+    }
+    let parts: Vec<String> = sites
+        .iter()
+        .zip(&members)
+        .map(|(site, count)| {
+            let hubs: Vec<&str> = site.hubs.iter().map(|h| h.as_str()).collect();
+            let name = site
+                .name
+                .as_ref()
+                .map_or_else(String::new, |n| format!("site {n}: "));
+            format!("{name}{count} nodes, hubs {}", hubs.join(", "))
+        })
+        .collect();
+    let _ = writeln!(out, "topology: hub; {}", parts.join("; "));
+}
+
+/// A hub's part of the TRANSIT column: "hub of eu" (the first hub of a site carries its
+/// spokes' traffic: "first hub of eu").
+fn hub_text(mesh: &Mesh, spec: &NodeSpec) -> String {
+    let Topology::Hub(sites) = &mesh.settings.topology else {
+        return String::new();
+    };
+    let Some(site) = spec.site.and_then(|i| sites.get(i)) else {
+        return "hub".to_owned();
+    };
+    let first = if site.hubs.first() == Some(&spec.name) {
+        "first "
+    } else {
+        ""
+    };
+    match &site.name {
+        Some(name) => format!("{first}hub of {name}"),
+        None => format!("{first}hub"),
+    }
 }
 
 /// The `clients (N):` table: address (and where it comes from), key, `via` nodes.

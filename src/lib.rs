@@ -17,6 +17,7 @@ pub mod interrupt;
 pub mod inventory;
 pub mod keys;
 pub mod nat_path;
+pub mod network_path;
 pub mod plan;
 pub mod playbook;
 pub mod render;

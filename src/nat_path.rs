@@ -157,6 +157,11 @@ impl PathBook {
         }
         for (i, a) in nat.iter().enumerate() {
             for b in &nat[i + 1..] {
+                // A pair on a private network both sit on, or that the topology does not
+                // join (spokes of different sites), is no NAT pair to decide.
+                if !mesh.topology_pair(a, b) || mesh.shared_network(a, b).is_some() {
+                    continue;
+                }
                 let pair = decide(a, b, &book.mappings, key, views, now, frozen);
                 book.pairs.push(pair);
             }

@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::address::Allocation;
-use crate::inventory::{ClientKey, Inventory, MeshSettings, Node, NodeName};
+use crate::inventory::{
+    ClientKey, Inventory, LabelName, MeshSettings, NetworkAddress, Node, NodeName, Topology,
+};
 use crate::keys::PublicKey;
 
 /// Whether a node can be reached from outside.
@@ -72,6 +74,12 @@ pub struct NodeSpec {
     /// With a mesh ACL: the nft script the interface's `PostUp` loads (so the ACL is up
     /// whenever the interface is, from boot on).
     pub acl_file: Option<String>,
+    /// Private networks the node sits on, with its address there, in name order.
+    pub networks: Vec<NetworkAddress>,
+    /// In a hub topology: the index of its site in the topology's sites.
+    pub site: Option<usize>,
+    /// In a hub topology: one of the hubs (peers with every hub, forwards for spokes).
+    pub hub: bool,
 }
 
 impl NodeSpec {
@@ -125,6 +133,9 @@ pub struct Mesh {
     /// (holder, peer) → the endpoint the holder uses for the peer. Empty unless the
     /// caller passes what it learned from the hosts ([`Mesh::with_direct_nat`]).
     direct_nat: BTreeMap<(NodeName, NodeName), String>,
+    /// In a hub topology: per site, its members (indexes into `nodes`); and every hub.
+    site_members: Vec<Vec<usize>>,
+    hubs: Vec<usize>,
 }
 
 impl Mesh {
@@ -149,7 +160,8 @@ impl Mesh {
             ips
         };
 
-        // Relay choice: only NAT nodes that have another NAT node to reach need one.
+        // Relay choice: only NAT nodes that have another NAT node to reach need one. In a
+        // hub topology every spoke's relay is its site's first hub.
         let nat: Vec<&Node> = present
             .iter()
             .map(|p| p.0)
@@ -157,7 +169,19 @@ impl Mesh {
             .collect();
         let first_public = present.iter().map(|p| p.0).find(|n| n.is_public());
         let mut relay_of: BTreeMap<NodeName, NodeName> = BTreeMap::new();
-        if nat.len() >= 2 {
+        let site_of = |node: &Node| site_index(&settings.topology, node);
+        if let Topology::Hub(sites) = &settings.topology {
+            for (node, _) in &present {
+                let Some(site) = site_of(node).and_then(|i| sites.get(i)) else {
+                    continue;
+                };
+                if let Some(primary) = site.hubs.first()
+                    && !site.hubs.contains(&node.name)
+                {
+                    relay_of.insert(node.name.clone(), primary.clone());
+                }
+            }
+        } else if nat.len() >= 2 {
             for node in &nat {
                 let chosen = node
                     .relay
@@ -221,6 +245,14 @@ impl Mesh {
             }
         }
 
+        // Who each relay (or hub) carries, in name order: grouped once, not per node.
+        let mut relayed_by: HashMap<NodeName, Vec<NodeName>> = HashMap::new();
+        for (nat_node, relay) in &relay_of {
+            relayed_by
+                .entry(relay.clone())
+                .or_default()
+                .push(nat_node.clone());
+        }
         let mut nodes = Vec::new();
         for (node, addrs) in &present {
             let node_clients: Vec<NodeName> = clients
@@ -228,11 +260,7 @@ impl Mesh {
                 .filter(|c| c.via.contains(&node.name))
                 .map(|c| c.name.clone())
                 .collect();
-            let relay_for: Vec<NodeName> = relay_of
-                .iter()
-                .filter(|(_, relay)| **relay == node.name)
-                .map(|(nat_node, _)| nat_node.clone())
-                .collect();
+            let relay_for = relayed_by.remove(&node.name).unwrap_or_default();
             let mut interface_addresses = vec![IpNet::V4(
                 Ipv4Net::new(addrs.v4, settings.network.prefix_len())
                     .unwrap_or_else(|_| Ipv4Net::from(addrs.v4)),
@@ -242,6 +270,10 @@ impl Mesh {
                     Ipv6Net::new(v6, network6.prefix_len()).unwrap_or_else(|_| Ipv6Net::from(v6)),
                 ));
             }
+            let hub = match &settings.topology {
+                Topology::Hub(sites) => sites.iter().any(|s| s.hubs.contains(&node.name)),
+                Topology::Full => false,
+            };
             nodes.push(NodeSpec {
                 name: node.name.clone(),
                 address: addrs.v4,
@@ -256,9 +288,13 @@ impl Mesh {
                 },
                 endpoint: node.endpoint.as_ref().map(ToString::to_string),
                 subnets: node.subnets.clone(),
+                // A hub forwards like a relay: IP forwarding and firewall trust follow
+                // `is_transit`. TODO(#27 merge): MSS clamping on transit nodes (branch
+                // `exit`) must cover hubs too; keyed on `is_transit`, it does.
                 is_transit: !node.subnets.is_empty()
                     || !relay_for.is_empty()
-                    || !node_clients.is_empty(),
+                    || !node_clients.is_empty()
+                    || hub,
                 relay: relay_of.get(&node.name).cloned(),
                 relay_for,
                 own_ips: own_ips(node, addrs),
@@ -270,6 +306,9 @@ impl Mesh {
                         settings.interface.as_str(),
                     )
                 }),
+                networks: node.networks.clone(),
+                site: site_of(node),
+                hub,
             });
         }
         let mut absent: Vec<NodeName> = inventory.absent_nodes().map(|n| n.name.clone()).collect();
@@ -279,6 +318,16 @@ impl Mesh {
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
+        let mut site_members: Vec<Vec<usize>> = match &settings.topology {
+            Topology::Hub(sites) => vec![Vec::new(); sites.len()],
+            Topology::Full => Vec::new(),
+        };
+        for (i, spec) in nodes.iter().enumerate() {
+            if let Some(members) = spec.site.and_then(|s| site_members.get_mut(s)) {
+                members.push(i);
+            }
+        }
+        let hubs = (0..nodes.len()).filter(|&i| nodes[i].hub).collect();
         let nat_ips = nodes
             .iter()
             .filter(|n| !n.is_public())
@@ -293,6 +342,8 @@ impl Mesh {
             clients,
             routed_clients,
             direct_nat: BTreeMap::new(),
+            site_members,
+            hubs,
         }
     }
 
@@ -327,13 +378,143 @@ impl Mesh {
         self
     }
 
-    /// Whether `a` lists `b` as a peer: every pair but two NAT nodes (they go through a
-    /// relay), unless that pair peers directly (punched, or over a shared LAN).
+    /// Whether `a` lists `b` as a peer: a pair the topology joins ([`Mesh::topology_pair`])
+    /// that can reach each other: every such pair but two NAT nodes (they go through a
+    /// relay), unless that pair peers directly (punched, over a shared LAN, or over a
+    /// private network both sit on).
     pub fn is_peer(&self, a: &NodeSpec, b: &NodeSpec) -> bool {
-        a.name != b.name
+        self.topology_pair(a, b)
             && (a.is_public()
                 || b.is_public()
+                || self.shared_network(a, b).is_some()
                 || self.direct_nat_endpoint(&a.name, &b.name).is_some())
+    }
+
+    /// Whether the topology joins `a` and `b` directly, whatever their reachability: in a
+    /// full mesh every pair; with hubs, two hubs, a hub and a node of its site, and two
+    /// spokes of one named site.
+    pub fn topology_pair(&self, a: &NodeSpec, b: &NodeSpec) -> bool {
+        if a.name == b.name {
+            return false;
+        }
+        match &self.settings.topology {
+            Topology::Full => true,
+            Topology::Hub(sites) => match (a.hub, b.hub) {
+                (true, true) => true,
+                (true, false) | (false, true) => a.site == b.site,
+                (false, false) => {
+                    a.site == b.site
+                        && a.site
+                            .and_then(|i| sites.get(i))
+                            .is_some_and(|s| s.name.is_some())
+                }
+            },
+        }
+    }
+
+    /// The private network `a` and `b` both sit on that their pair uses, with `b`'s
+    /// address there: the first of `mesh.networks` they share, else the first shared in
+    /// name order. Only addresses of one family pair up.
+    pub fn shared_network<'m>(
+        &'m self,
+        a: &NodeSpec,
+        b: &'m NodeSpec,
+    ) -> Option<&'m NetworkAddress> {
+        if a.networks.is_empty() {
+            return None;
+        }
+        let rank = |name: &LabelName| {
+            self.settings
+                .networks
+                .iter()
+                .position(|n| n == name)
+                .unwrap_or(usize::MAX)
+        };
+        b.networks
+            .iter()
+            .filter(|theirs| {
+                a.networks.iter().any(|mine| {
+                    mine.network == theirs.network
+                        && mine.address.is_ipv4() == theirs.address.is_ipv4()
+                })
+            })
+            .min_by_key(|theirs| rank(&theirs.network))
+    }
+
+    /// The endpoint `node` uses for `peer`: its address on a private network both sit
+    /// on, else a direct NAT path's, else the peer's public endpoint.
+    pub fn endpoint(&self, node: &NodeSpec, peer: &NodeSpec) -> Option<String> {
+        if let Some(on) = self.shared_network(node, peer) {
+            return Some(std::net::SocketAddr::new(on.address, peer.listen_port).to_string());
+        }
+        self.direct_nat_endpoint(&node.name, &peer.name)
+            .map(str::to_string)
+            .or_else(|| peer.endpoint.clone())
+    }
+
+    /// The peer of `node` that carries its traffic to `other` when the two do not peer:
+    /// a NAT node's relay, a spoke's first hub, or (on a hub) the first hub of `other`'s
+    /// site. `None` when nothing does.
+    pub fn carrier<'m>(&'m self, node: &'m NodeSpec, other: &'m NodeSpec) -> Option<&'m NodeName> {
+        match &self.settings.topology {
+            Topology::Full => node.relay.as_ref().filter(|_| !other.is_public()),
+            Topology::Hub(sites) => {
+                if node.hub {
+                    other
+                        .site
+                        .and_then(|i| sites.get(i))
+                        .and_then(|s| s.hubs.first())
+                        .filter(|h| **h != node.name)
+                } else {
+                    node.relay.as_ref()
+                }
+            }
+        }
+    }
+
+    /// What each peer of `node` carries beyond its own addresses: the addresses of the
+    /// nodes `node` reaches through it ([`Mesh::carrier`]), and of the clients behind them.
+    fn carried<'m>(&'m self, node: &'m NodeSpec) -> HashMap<&'m NodeName, Vec<IpNet>> {
+        let mut out: HashMap<&NodeName, Vec<IpNet>> = HashMap::new();
+        let through = |other: &'m NodeSpec| {
+            if other.name == node.name || self.is_peer(node, other) {
+                None
+            } else {
+                self.carrier(node, other)
+            }
+        };
+        match &self.settings.topology {
+            // Only NAT nodes go through a relay: walk the few, not every node.
+            Topology::Full => {
+                if node.relay.is_some() {
+                    for (other, _) in &self.nat_ips {
+                        if let Some(other) = self.node(other)
+                            && let Some(via) = through(other)
+                        {
+                            out.entry(via)
+                                .or_default()
+                                .extend(other.own_ips.iter().copied());
+                        }
+                    }
+                }
+            }
+            Topology::Hub(_) => {
+                for other in &self.nodes {
+                    if let Some(via) = through(other) {
+                        let ips = out.entry(via).or_default();
+                        ips.extend(other.own_ips.iter().copied());
+                        for &i in self.routed_clients.get(&other.name).into_iter().flatten() {
+                            if let Some(client) = self.clients.get(i)
+                                && !client.via.contains(&node.name)
+                            {
+                                ips.extend(client.own_ips.iter().copied());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The `[Peer]` entries of `node` for the other nodes, in name order. A peer that
@@ -341,20 +522,13 @@ impl Mesh {
     /// is itself one of the client's `via` nodes (it lists the client directly).
     pub fn peers(&self, node: &NodeSpec) -> Vec<PeerSpec> {
         let keepalive = self.settings.persistent_keepalive;
+        let mut carried = self.carried(node);
         self.nodes
             .iter()
             .filter(|peer| self.is_peer(node, peer))
             .map(|peer| {
                 let mut allowed_ips = peer.own_ips.clone();
-                if node.relay.as_ref() == Some(&peer.name) {
-                    for (other, ips) in &self.nat_ips {
-                        if *other != node.name
-                            && self.direct_nat_endpoint(&node.name, other).is_none()
-                        {
-                            allowed_ips.extend(ips.iter().copied());
-                        }
-                    }
-                }
+                allowed_ips.extend(carried.remove(&peer.name).into_iter().flatten());
                 let direct = self.direct_nat_endpoint(&node.name, &peer.name);
                 for &i in self.routed_clients.get(&peer.name).into_iter().flatten() {
                     if let Some(client) = self.clients.get(i)
@@ -365,11 +539,14 @@ impl Mesh {
                 }
                 PeerSpec {
                     name: peer.name.clone(),
-                    endpoint: direct.map_or_else(|| peer.endpoint.clone(), |e| Some(e.to_string())),
+                    endpoint: self.endpoint(node, peer),
                     allowed_ips,
                     // A direct NAT pair keeps both NATs' mappings open from both sides.
+                    // Over a private network there is no NAT mapping to keep open.
                     persistent_keepalive: if peer.is_public() {
                         keepalive
+                    } else if self.shared_network(node, peer).is_some() {
+                        None
                     } else {
                         direct.and(keepalive.or(Some(25)))
                     },
@@ -444,9 +621,48 @@ impl Mesh {
 
     /// How many tunnels the mesh has (pairs that peer directly).
     pub fn tunnel_count(&self) -> usize {
+        if let Topology::Hub(_) = self.settings.topology {
+            return self.nodes.iter().map(|n| self.peer_count(n)).sum::<usize>() / 2;
+        }
         let public = self.nodes.iter().filter(|n| n.is_public()).count();
         let nat = self.nodes.len() - public;
-        public * public.saturating_sub(1) / 2 + public * nat + self.direct_nat.len() / 2
+        // NAT pairs on a private network they share, unless already counted as direct.
+        let on_networks: Vec<&NodeSpec> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.is_public() && !n.networks.is_empty())
+            .collect();
+        let mut lan = 0;
+        for (i, a) in on_networks.iter().enumerate() {
+            for b in &on_networks[i + 1..] {
+                if self.shared_network(a, b).is_some()
+                    && self.direct_nat_endpoint(&a.name, &b.name).is_none()
+                {
+                    lan += 1;
+                }
+            }
+        }
+        public * public.saturating_sub(1) / 2 + public * nat + self.direct_nat.len() / 2 + lan
+    }
+
+    /// How many nodes `node` lists as peers (clients not counted). With hubs, only its
+    /// site and the hubs are candidates: O(site), not O(N).
+    pub fn peer_count(&self, node: &NodeSpec) -> usize {
+        let Topology::Hub(_) = self.settings.topology else {
+            return self.nodes.iter().filter(|p| self.is_peer(node, p)).count();
+        };
+        let site = node.site.and_then(|s| self.site_members.get(s));
+        let other_hubs = self
+            .hubs
+            .iter()
+            .filter(|_| node.hub)
+            .filter(|&&i| self.nodes.get(i).is_some_and(|h| h.site != node.site));
+        site.into_iter()
+            .flatten()
+            .chain(other_hubs)
+            .filter_map(|&i| self.nodes.get(i))
+            .filter(|p| self.is_peer(node, p))
+            .count()
     }
 
     /// The spec of a present node.
@@ -458,4 +674,17 @@ impl Mesh {
     pub fn address_of(&self, name: &NodeName) -> Option<IpAddr> {
         self.node(name).map(|n| IpAddr::V4(n.address))
     }
+}
+
+/// The index of `node`'s site in a hub topology's sites: its `site:`, else the site
+/// listing it as a hub; the one unnamed site of `mesh.hubs` holds every node.
+fn site_index(topology: &Topology, node: &Node) -> Option<usize> {
+    let Topology::Hub(sites) = topology else {
+        return None;
+    };
+    sites.iter().position(|s| match (&s.name, &node.site) {
+        (None, _) => true,
+        (Some(name), Some(own)) => name == own,
+        (Some(_), None) => s.hubs.contains(&node.name),
+    })
 }

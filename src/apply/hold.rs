@@ -91,6 +91,7 @@ pub fn held_plan(
         new_psk_pairs: Vec::new(),
         nat_paths: Vec::new(),
         nat_mappings: Vec::new(),
+        network_paths: Vec::new(),
     }
 }
 

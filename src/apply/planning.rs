@@ -130,6 +130,7 @@ fn json_tail(plan: &Plan) -> std::io::Result<String> {
         new_psk_pairs: plan.new_psk_pairs.clone(),
         nat_paths: plan.nat_paths.clone(),
         nat_mappings: plan.nat_mappings.clone(),
+        network_paths: plan.network_paths.clone(),
     };
     let serde_json::Value::Object(fields) = serde_json::to_value(&rest)? else {
         return Ok(String::new());

@@ -26,9 +26,7 @@ pub fn initiators(
     up: &dyn Fn(&NodeName) -> bool,
 ) -> BTreeMap<NodeName, Vec<(NodeName, IpAddr)>> {
     let mut out: BTreeMap<NodeName, Vec<(NodeName, IpAddr)>> = BTreeMap::new();
-    let reaches = |from: &NodeSpec, to: &NodeSpec| {
-        to.is_public() || mesh.direct_nat_endpoint(&from.name, &to.name).is_some()
-    };
+    let reaches = |from: &NodeSpec, to: &NodeSpec| mesh.endpoint(from, to).is_some();
     for (i, a) in mesh.nodes.iter().enumerate() {
         for b in &mesh.nodes[i + 1..] {
             if !(changed.contains(&a.name) || changed.contains(&b.name))

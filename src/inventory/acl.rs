@@ -32,16 +32,7 @@ impl FromStr for GroupName {
         if text == "any" {
             return Err("`any` is reserved: in a rule it means every source or node".into());
         }
-        let mut chars = text.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if !first_ok
-            || text.len() > 32
-            || !text
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        {
+        if !super::layout::is_label(text) {
             return Err(format!(
                 "group `{text}` is not a group name: [a-z0-9][a-z0-9_-]*, at most 32 characters"
             ));

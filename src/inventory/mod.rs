@@ -4,6 +4,7 @@ mod acl;
 mod age;
 mod error;
 mod firewall;
+mod layout;
 mod names;
 mod raw;
 mod schema;
@@ -21,6 +22,7 @@ pub use age::Age;
 pub(crate) use error::Problems;
 pub use error::{InventoryError, Problem, Span};
 pub use firewall::FirewallMode;
+pub use layout::{LabelName, NetworkAddress, Site, Topology};
 pub use names::{
     Become, DomainName, Endpoint, EndpointHost, HostKeyChecking, InterfaceName, JumpHost, NodeName,
     NodeState, RemotePath, SshHost, UserName, endpoint_dns_name, endpoint_matches,
@@ -53,6 +55,8 @@ pub struct Inventory {
     mesh: MeshSettings,
     nodes: Vec<Node>,
     clients: Vec<Client>,
+    /// Node name → index in `nodes` (a lookup per node must not scan them all).
+    index: std::collections::HashMap<NodeName, usize>,
 }
 
 /// Mesh-wide settings (`mesh:`).
@@ -96,6 +100,11 @@ pub struct MeshSettings {
     /// How often each host's watchdog ticks (`mesh.watchdog`, default on, every 30 s);
     /// `None`: no watchdog (`watchdog: false` removes an installed one).
     pub watchdog: Option<Age>,
+    /// Private networks in order of preference (`mesh.networks`): a pair sharing several
+    /// uses the first listed; networks not listed come after, in name order.
+    pub networks: Vec<LabelName>,
+    /// Who peers with whom (`mesh.topology`, default full).
+    pub topology: Topology,
 }
 
 /// One node of the inventory, with per-node overrides already applied.
@@ -125,6 +134,10 @@ pub struct Node {
     pub ssh: SshTarget,
     /// Groups the mesh ACL's rules name (`groups: [db, web]`).
     pub groups: Vec<GroupName>,
+    /// Private networks the node sits on, with its address on each, in name order.
+    pub networks: Vec<NetworkAddress>,
+    /// Its site (`topology: hub` with `sites`).
+    pub site: Option<LabelName>,
     /// 1-based line of the node's `name:` in the inventory, for messages.
     pub line: usize,
 }
@@ -253,7 +266,7 @@ impl Inventory {
 
     /// The node with this name, present or absent.
     pub fn node(&self, name: &NodeName) -> Option<&Node> {
-        self.nodes.iter().find(|n| &n.name == name)
+        self.index.get(name).and_then(|&i| self.nodes.get(i))
     }
 
     /// Unmanaged clients, in file order.

@@ -15,7 +15,8 @@ use super::schema::format;
 use super::spanned::Spanned;
 use super::{
     AclPort, Age, Become, DomainName, Endpoint, FirewallMode, GroupName, HostKeyChecking,
-    InterfaceName, JumpHost, NodeName, NodeState, RemotePath, SshHost, UserName,
+    InterfaceName, JumpHost, LabelName, NodeName, NodeState, RemotePath, SshHost, Topology,
+    UserName,
 };
 use crate::keys::PublicKey;
 
@@ -88,6 +89,29 @@ pub(super) struct RawMesh {
     /// The host-side watchdog (a timer on each host that falls back from a dead direct path and follows DNS endpoints): on, off, or on with an interval.
     #[schemars(extend("default" = true))]
     pub watchdog: Option<Spanned<RawWatchdog>>,
+    /// Private networks in order of preference (`[dc1, vpc]`) for pairs that share several.
+    #[schemars(with = "Option<Vec<LabelName>>")]
+    pub networks: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Who peers with whom: `full` (every pair) or `hub` (spokes through hubs).
+    #[schemars(with = "Option<Topology>", extend("default" = "full"))]
+    pub topology: Option<Spanned<String>>,
+    /// The hubs of `topology: hub` without sites (public nodes; they forward for the spokes).
+    #[schemars(with = "Option<Vec<NodeName>>")]
+    pub hubs: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The sites of `topology: hub`: name → its hubs; spokes of a site peer among themselves.
+    #[schemars(with = "Option<std::collections::BTreeMap<LabelName, RawSite>>")]
+    pub sites: Option<Spanned<std::collections::BTreeMap<String, Spanned<RawSite>>>>,
+}
+
+/// One entry of `mesh.sites`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Site")]
+pub(super) struct RawSite {
+    /// The site's hubs (public nodes of the site); the first carries the site's traffic to
+    /// the other sites.
+    #[schemars(with = "Vec<NodeName>", length(min = 1))]
+    pub hubs: Spanned<Vec<Spanned<String>>>,
 }
 
 /// `mesh.watchdog`: on or off (`true`, `false`), or a mapping with the tick interval.
@@ -228,6 +252,13 @@ pub(super) struct RawNode {
     /// Groups the mesh ACL's rules name.
     #[schemars(with = "Option<Vec<GroupName>>")]
     pub groups: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Private networks the node sits on (`{ dc1: 10.0.1.5 }`): name → its address there; a
+    /// pair of nodes on a common network uses it as endpoint.
+    #[schemars(with = "Option<std::collections::BTreeMap<LabelName, format::IpAddress>>")]
+    pub networks: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    /// The site of `topology: hub` with `sites` this node belongs to.
+    #[schemars(with = "Option<LabelName>")]
+    pub site: Option<Spanned<String>>,
     /// SSH settings of this node over the `ssh:` defaults.
     pub ssh: Option<RawSsh>,
 }

@@ -12,7 +12,7 @@ use super::names::{
     Become, DomainName, Endpoint, HostKeyChecking, InterfaceName, JumpHost, NodeName, NodeState,
     RemotePath, SshHost, UserName,
 };
-use super::{AclPort, Age, FirewallMode, GroupName};
+use super::{AclPort, Age, FirewallMode, GroupName, LabelName, Topology};
 use crate::keys::PublicKey;
 
 /// The JSON Schema (draft 7, which every editor's YAML support reads) of `T`, the raw
@@ -186,6 +186,20 @@ string_format!(
     examples: ["xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="]
 );
 
+string_format!(
+    LabelName,
+    "LabelName",
+    "A private network's or a site's name: [a-z0-9][a-z0-9_-]*, at most 32 characters.",
+    pattern: "^[a-z0-9][a-z0-9_-]{0,31}$",
+    examples: ["dc1", "eu"]
+);
+
+string_enum!(
+    Topology,
+    "Topology",
+    "`full`: every node peers with every other; `hub`: spokes peer with their hubs (and their site's members), hubs forward.",
+    ["full", "hub"]
+);
 string_enum!(
     NodeState,
     "NodeState",

@@ -128,6 +128,9 @@ pub struct Plan {
     /// What the public nodes see of each NAT node's mapping.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nat_mappings: Vec<crate::nat_path::NatMapping>,
+    /// Pairs that peer over a private network both sit on, and why that network.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_paths: Vec<crate::network_path::NetworkPath>,
 }
 
 impl Plan {
@@ -336,6 +339,7 @@ impl<'a> Planner<'a> {
             new_psk_pairs: self.psks.new_pairs.clone(),
             nat_paths: self.input.paths.pairs.clone(),
             nat_mappings: self.input.paths.mappings.clone(),
+            network_paths: crate::network_path::network_paths(self.input.mesh),
         }
     }
 }
@@ -499,6 +503,7 @@ fn host_steps(
     hp.record(steps::psk_flip(&h, &psks.rotated_pairs));
     hp.record(steps::psks(&h));
     hp.record(steps::punch(&h));
+    hp.record(steps::path_move(&h));
     hp.record(steps::config(&h));
     hp.record(steps::hosts_file(&h));
     hp.record(steps::firewall(&h));

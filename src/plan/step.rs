@@ -47,6 +47,8 @@ pub enum StepKind {
     /// Set up a direct path to another NAT node at the agreed instant and confirm it by a
     /// handshake before the config moves its AllowedIPs off the relay.
     Punch,
+    /// Move pairs onto or off a private network, at the agreed instant, on both hosts.
+    PathMove,
     /// Write the interface config.
     Config,
     /// Write (or remove) the peer names block of `/etc/hosts`.
@@ -67,7 +69,7 @@ impl StepKind {
     /// Steps that wait for the run's agreed instant on every host (`MU_FLIP_AT`): the
     /// later it is, the more hosts must have received their script first.
     pub fn at_agreed_instant(self) -> bool {
-        matches!(self, StepKind::Flip | StepKind::Punch)
+        matches!(self, StepKind::Flip | StepKind::Punch | StepKind::PathMove)
     }
 }
 

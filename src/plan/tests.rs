@@ -830,3 +830,82 @@ fn a_dns_endpoint_is_written_as_the_name_and_its_live_address_is_no_change() {
         c.steps
     );
 }
+
+/// A pair moving onto a private network, and off it again: both hosts (only they) switch
+/// at the agreed instant, each towards the other's new endpoint.
+#[test]
+fn a_pair_moving_onto_or_off_a_private_network_switches_on_both_hosts_at_the_instant() {
+    let public = "mesh:\n  network: 10.10.0.0/24\nnodes:
+  - name: a
+    endpoint: 203.0.113.1
+  - name: b
+    endpoint: 203.0.113.2
+  - name: c
+    endpoint: 203.0.113.3
+";
+    let on_lan = public
+        .replace(
+            "  - name: a\n",
+            "  - name: a\n    networks: { dc1: 10.0.1.1 }\n",
+        )
+        .replace(
+            "  - name: b\n",
+            "  - name: b\n    networks: { dc1: 10.0.1.2 }\n",
+        );
+    for (from, to, want) in [
+        (
+            public.to_owned(),
+            on_lan.clone(),
+            [
+                (
+                    "a",
+                    Some("b onto network dc1 (203.0.113.2:51820 -> 10.0.1.2:51820)"),
+                ),
+                (
+                    "b",
+                    Some("a onto network dc1 (203.0.113.1:51820 -> 10.0.1.1:51820)"),
+                ),
+                ("c", None),
+            ],
+        ),
+        (
+            on_lan.clone(),
+            on_lan.replace("    networks: { dc1: 10.0.1.2 }\n", ""),
+            [
+                (
+                    "a",
+                    Some("b off its private network (10.0.1.2:51820 -> 203.0.113.2:51820)"),
+                ),
+                (
+                    "b",
+                    Some("a off its private network (10.0.1.1:51820 -> 203.0.113.1:51820)"),
+                ),
+                ("c", None),
+            ],
+        ),
+    ] {
+        let before = fixture(&from);
+        let facts = all_converged(&before);
+        let after = fixture(&to);
+        let (plan, _) = plan_of(&after, &facts, None);
+        for (node, line) in want {
+            let host = plan.host(&n(node)).expect("host");
+            let moves: Vec<&Step> = host
+                .steps
+                .iter()
+                .filter(|s| s.kind == StepKind::PathMove)
+                .collect();
+            match line {
+                Some(line) => {
+                    assert_eq!(moves.len(), 1, "{node}: {:?}", host.steps);
+                    assert_eq!(
+                        moves[0].summary,
+                        format!("at the agreed instant, move the path to {line}"),
+                    );
+                    assert!(moves[0].shell.starts_with("mu_move_paths \"$MU_FLIP_AT\" "));
+                }
+                None => assert!(moves.is_empty(), "{node}: {moves:?}"),
+            }
+        }
+    }
+}

@@ -356,6 +356,41 @@ mu_nat_ttl() {
 	echo "$mu_hop"
 }
 
+# mu_move_paths EPOCH PEERKEY ENDPOINT [PEERKEY ENDPOINT...]: pairs moving onto or off a
+# private network switch their endpoints on both hosts at the agreed instant EPOCH: one
+# side alone is pulled back, as WireGuard sends to where the peer's packets last came from
+# and the other side still sends over the old path. A packet in flight at the instant can
+# still pull an entry back: each host looks again 4 times, 1.5 s apart, and sets again an
+# entry that is not on its endpoint.
+mu_move_paths() {
+	mu_mark step move-paths
+	mu_at=$1
+	shift
+	mu_round=0
+	while [ "$mu_round" -le 4 ]; do
+		mu_sleep_until "$(awk -v t="$mu_at" -v r="$mu_round" 'BEGIN { printf "%.3f", t + 1.5 * r }')"
+		mu_live=$(wg show "$IF" endpoints) || mu_fail "cannot read the endpoints of $IF"
+		mu_args=
+		mu_k=
+		for mu_x in "$@"; do
+			if [ -z "$mu_k" ]; then
+				mu_k=$mu_x
+				continue
+			fi
+			printf '%s\n' "$mu_live" | grep -qxF "$mu_k	$mu_x" || mu_args="$mu_args peer $mu_k endpoint $mu_x"
+			mu_k=
+		done
+		if [ -n "$mu_args" ]; then
+			# Keys and endpoints hold no space (validated); an IPv6 one must not glob.
+			set -f
+			# shellcheck disable=SC2086
+			wg set "$IF" $mu_args || mu_fail 'wg set failed at the path move'
+			set +f
+		fi
+		mu_round=$((mu_round + 1))
+	done
+}
+
 # Waits for the punches of this run; any that failed stops the run before the config.
 mu_punch_wait() {
 	[ -n "${mu_punch_pids-}" ] || return 0

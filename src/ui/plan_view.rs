@@ -95,6 +95,13 @@ pub fn render_summary(plan: &Plan, inventory: &Path) -> String {
         }
         out.push('\n');
     }
+    if !plan.network_paths.is_empty() {
+        let _ = writeln!(out, "Private networks:");
+        for pair in &plan.network_paths {
+            let _ = writeln!(out, "  {}", pair.line());
+        }
+        out.push('\n');
+    }
     let total = plan
         .hosts
         .iter()

@@ -193,6 +193,14 @@ pub enum Diagnosis {
         /// Handshake age, `None` = never.
         age: Option<u64>,
     },
+    /// A hub of a hub topology gave no output: the spokes that reach other sites (or
+    /// NAT site members) through it are cut off from them.
+    HubDown {
+        /// The hub.
+        hub: String,
+        /// How many spokes list it as their hub.
+        spokes: usize,
+    },
     /// A transit node (relay/subnet router) has IPv4 forwarding off.
     ForwardingOff {
         /// The node.
@@ -507,6 +515,10 @@ impl fmt::Display for Diagnosis {
                     "relay leg {node} ↔ {relay}: latest handshake {age} s ago (> 180 s)"
                 ),
             },
+            Self::HubDown { hub, spokes } => write!(
+                f,
+                "hub {hub} is down (no probe output): its {spokes} spokes reach the other sites through it; start it, or list another hub first"
+            ),
             Self::ForwardingOff { node } => {
                 write!(f, "{node} is a transit node but net.ipv4.ip_forward is 0")
             }

@@ -112,6 +112,17 @@ fn node_findings(live: &Live<'_>, n: &ExpectedNode) -> Vec<Diagnosis> {
                 node: n.name.to_string(),
                 error: e.clone(),
             });
+            if n.hub {
+                out.push(Diagnosis::HubDown {
+                    hub: n.name.to_string(),
+                    spokes: live
+                        .exp
+                        .nodes
+                        .iter()
+                        .filter(|s| !s.hub && s.peer(&n.name).is_some())
+                        .count(),
+                });
+            }
             return out;
         }
         None => return out,
@@ -144,12 +155,15 @@ fn node_findings(live: &Live<'_>, n: &ExpectedNode) -> Vec<Diagnosis> {
 fn pair(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> PairEvidence {
     let exp = live.exp;
     let path = exp.path(from, to);
-    let (f_peer, t_peer) = match &path {
-        PairPath::Direct => (to, from),
-        PairPath::Relayed(r) => match exp.node(r) {
-            Some(relay) => (relay, relay),
-            None => (to, from),
-        },
+    // Each side's own entry for the other: the other, or what carries it there (a NAT
+    // node's relay; between sites, each spoke's hub).
+    let f_peer = match &path {
+        PairPath::Relayed(r) => exp.node(r).unwrap_or(to),
+        PairPath::Direct => to,
+    };
+    let t_peer = match exp.path(to, from) {
+        PairPath::Relayed(r) => exp.node(&r).unwrap_or(from),
+        PairPath::Direct => from,
     };
     let forward = live.view(from, f_peer);
     let reverse = live.view(to, t_peer);
@@ -261,10 +275,15 @@ fn pair(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> PairEvidence
     } else {
         PairStatus::Healthy
     };
+    let network = match &path {
+        PairPath::Direct => from.peer(&to.name).and_then(|p| p.network.clone()),
+        PairPath::Relayed(_) => None,
+    };
     PairEvidence {
         from: from.name.to_string(),
         to: to.name.to_string(),
         path,
+        network,
         forward,
         reverse,
         ping,
@@ -334,7 +353,7 @@ fn diagnose_failure(
         for v in views.iter().filter(|v| v.present && !v.fresh()) {
             d.push(Diagnosis::RelayLegDown {
                 node: v.on.clone(),
-                relay: relay.to_string(),
+                relay: v.peer.clone(),
                 age: v.handshake_age,
             });
         }

@@ -125,6 +125,9 @@ pub struct PairEvidence {
     pub to: String,
     /// Direct or relayed.
     pub path: PairPath,
+    /// The private network a direct pair talks over (`networks:`), by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// The sender's entry for the receiver (or the relay).
     pub forward: Option<PeerView>,
     /// The receiver's entry for the sender (or the relay).

@@ -23,6 +23,9 @@ pub struct ExpectedPeer {
     pub endpoint: Option<String>,
     /// PersistentKeepalive in seconds, `None` when off.
     pub keepalive: Option<u16>,
+    /// The private network the pair talks over (`endpoint` is the peer's address there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// One node of the mesh as `verify` expects it.
@@ -38,6 +41,8 @@ pub struct ExpectedNode {
     pub nat: bool,
     /// Relays traffic between NAT nodes.
     pub relay_role: bool,
+    /// A hub of a hub topology: peers with every hub and forwards for its spokes.
+    pub hub: bool,
     /// Routes subnets behind it.
     pub subnet_router: bool,
     /// Address inside its subnets that every other node pings.

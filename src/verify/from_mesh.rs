@@ -32,6 +32,10 @@ pub(super) fn expected_peers(mesh: &Mesh, spec: &crate::topology::NodeSpec) -> V
             allowed_ips: p.allowed_ips.clone(),
             endpoint: p.endpoint.clone(),
             keepalive: p.persistent_keepalive,
+            network: mesh
+                .node(&p.name)
+                .and_then(|peer| mesh.shared_network(spec, peer))
+                .map(|on| on.network.to_string()),
         })
         .collect()
 }
@@ -48,6 +52,7 @@ pub fn expectation(inventory: &Inventory, mesh: &Mesh) -> Result<Expectation, Ve
             address6: spec.address6.map(IpAddr::V6),
             nat: spec.role == Role::Nat,
             relay_role: !spec.relay_for.is_empty(),
+            hub: spec.hub,
             subnet_router: !spec.subnets.is_empty(),
             probe,
             mtu: spec.mtu.unwrap_or(DEFAULT_MTU),

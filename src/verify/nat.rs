@@ -131,6 +131,9 @@ pub fn paths(
     let mut out = Vec::new();
     for (i, a) in nat.iter().enumerate() {
         for b in &nat[i + 1..] {
+            if !mesh.topology_pair(a, b) || mesh.shared_network(a, b).is_some() {
+                continue;
+            }
             let ab = entries.get(&(a.name.clone(), b.name.clone()));
             let ba = entries.get(&(b.name.clone(), a.name.clone()));
             let relay = a.relay.as_ref().map(ToString::to_string);

@@ -43,7 +43,9 @@ impl NodeSummary {
             .filter_map(|p| p.forward.as_ref())
             .collect();
         let ages: Vec<u64> = direct.iter().filter_map(|v| v.handshake_age).collect();
-        let role = if node.relay_role {
+        let role = if node.hub {
+            "hub"
+        } else if node.relay_role {
             "relay"
         } else if node.subnet_router {
             "subnet-router"
@@ -165,6 +167,7 @@ impl Report {
             (PairStatus::Healthy, PairPath::Direct) if nat == Some(PathKind::Lan) => {
                 format!("≡ {rtt}")
             }
+            (PairStatus::Healthy, PairPath::Direct) if p.network.is_some() => format!("≡ {rtt}"),
             (PairStatus::Healthy, PairPath::Direct) => format!("✓ {rtt}"),
             (PairStatus::Healthy, PairPath::Relayed(_)) => format!("↻ {rtt}"),
             (PairStatus::Degraded, _) => format!("! {rtt}"),
@@ -210,7 +213,19 @@ impl Report {
             .filter(|p| p.status == PairStatus::Healthy)
         {
             if let PairPath::Relayed(r) = &p.path {
-                let _ = writeln!(out, "{} → {}: relayed via {r}", p.from, p.to);
+                let hub = if self
+                    .nodes
+                    .iter()
+                    .any(|n| n.name == r.as_str() && n.role == "hub")
+                {
+                    "hub "
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "{} → {}: relayed via {hub}{r}", p.from, p.to);
+            }
+            if let Some(network) = &p.network {
+                let _ = writeln!(out, "{} → {}: network {network}", p.from, p.to);
             }
         }
         out.push_str(&self.render_dns_endpoints());

@@ -285,6 +285,7 @@ mod tests {
             address6: Some(format!("fd00::{i}").parse().expect("ip")),
             nat: false,
             relay_role: false,
+            hub: false,
             subnet_router: false,
             probe: Some(format!("192.168.{i}.1").parse().expect("ip")),
             mtu: 1420,

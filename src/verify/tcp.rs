@@ -186,6 +186,7 @@ mod tests {
                 address6: None,
                 nat: nat(i),
                 relay_role: i == 1,
+                hub: false,
                 subnet_router: false,
                 probe: None,
                 mtu: 1420,
@@ -210,6 +211,7 @@ mod tests {
                             allowed_ips: allowed,
                             endpoint: None,
                             keepalive: None,
+                            network: None,
                         }
                     })
                     .collect(),

@@ -184,3 +184,10 @@ fn check_of_a_big_mesh_summarises_peers_unless_asked() {
     assert!(full.contains("-> n1 "));
     assert!(full.lines().count() > 200 * 150);
 }
+
+#[test]
+fn check_prints_sites_hubs_and_private_network_pairs() {
+    let (code, stdout, stderr) = run(&["check", "inventory/sites.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    insta::assert_snapshot!("check_sites", stdout);
+}

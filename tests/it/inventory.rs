@@ -46,7 +46,7 @@ fn guide_inventory_parses_with_defaults() {
 
 #[test]
 fn every_example_inventory_is_valid() {
-    for file in ["guide.yaml", "lab-example.yaml", "large.yaml"] {
+    for file in ["guide.yaml", "lab-example.yaml", "large.yaml", "sites.yaml"] {
         if let Err(err) = Inventory::load(root().join("inventory").join(file)) {
             panic!("{file}:\n{}", render_error(&err));
         }
@@ -765,4 +765,154 @@ fn client_addresses_are_allocated_after_the_nodes_and_pinned() {
         allocation.get(&name("new")).map(|a| a.v4),
         Some(Ipv4Addr::new(10, 10, 0, 3))
     );
+}
+
+#[test]
+fn private_networks_and_their_preference_parse() {
+    let inventory = valid(
+        "mesh:\n  network: 10.10.0.0/24\n  networks: [vpc, dc1]\nnodes:
+  - name: a
+    endpoint: 203.0.113.1
+    networks: { dc1: 10.0.1.5, vpc: 'fd00:1::5' }
+  - name: b
+    endpoint: 203.0.113.2
+",
+    );
+    let names: Vec<&str> = inventory
+        .mesh()
+        .networks
+        .iter()
+        .map(|n| n.as_str())
+        .collect();
+    assert_eq!(names, ["vpc", "dc1"]);
+    let a: Vec<String> = inventory.nodes()[0]
+        .networks
+        .iter()
+        .map(|n| format!("{}={}", n.network, n.address))
+        .collect();
+    assert_eq!(a, ["dc1=10.0.1.5", "vpc=fd00:1::5"]);
+    assert!(inventory.nodes()[1].networks.is_empty());
+}
+
+#[test]
+fn bad_private_networks_are_located() {
+    let node = |networks: &str| {
+        format!(
+            "mesh:\n  network: 10.10.0.0/24\nnodes:\n  - name: a\n    endpoint: 203.0.113.1\n    networks: {networks}\n  - name: b\n    endpoint: 203.0.113.2\n    networks: {{ dc1: 10.0.1.5 }}\n"
+        )
+    };
+    for (text, line, start) in [
+        (node("{ dc1: 10.0.1.300 }"), 6, "`10.0.1.300` is not an IP address"),
+        (node("{ DC1: 10.0.1.4 }"), 6, "`DC1` is not a name"),
+        (node("{ dc1: 10.10.0.9 }"), 6, "address 10.10.0.9 on network `dc1` lies inside the mesh network"),
+        (node("{ dc1: 10.0.1.5 }"), 9, "address 10.0.1.5 on network `dc1` is also node `a`'s"),
+        (
+            "mesh:\n  network: 10.10.0.0/24\n  networks: [dc1, dc1]\nnodes:\n  - name: a\n    endpoint: 203.0.113.1\n".to_owned(),
+            3,
+            "network `dc1` is listed twice",
+        ),
+    ] {
+        let got = problems(&text);
+        assert_eq!(got.len(), 1, "{text}: {got:?}");
+        assert_eq!(got[0].0, line, "{text}: {got:?}");
+        assert!(got[0].1.starts_with(start), "{text}: {got:?}");
+    }
+}
+
+#[test]
+fn hub_topology_with_sites_parses() {
+    use meshup::inventory::Topology;
+    let inventory = valid(
+        "mesh:\n  network: 10.10.0.0/24\n  topology: hub\n  sites:\n    eu: { hubs: [h1] }\n    us: { hubs: [h2] }\nnodes:
+  - name: h1
+    endpoint: 203.0.113.1
+  - name: h2
+    endpoint: 203.0.113.2
+    site: us
+  - name: s1
+    site: eu
+",
+    );
+    let Topology::Hub(sites) = &inventory.mesh().topology else {
+        panic!("hub topology expected");
+    };
+    let shown: Vec<String> = sites
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s.name.as_ref().map_or("-", |n| n.as_str()),
+                s.hubs
+                    .iter()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
+        .collect();
+    assert_eq!(shown, ["eu:h1", "us:h2"]);
+    assert_eq!(
+        valid("mesh:\n  network: 10.10.0.0/24\nnodes:\n  - name: a\n    endpoint: 203.0.113.1\n")
+            .mesh()
+            .topology,
+        Topology::Full
+    );
+}
+
+#[test]
+fn bad_hub_topologies_are_located() {
+    let nodes = "nodes:\n  - name: h1\n    endpoint: 203.0.113.1\n  - name: n1\n";
+    for (mesh, extra, line, start) in [
+        ("  topology: star\n", "", 3, "topology `star` is not one of"),
+        (
+            "  hubs: [h1]\n",
+            "",
+            3,
+            "`mesh.hubs` is only for `topology: hub`",
+        ),
+        ("  topology: hub\n", "", 3, "`topology: hub` needs its hubs"),
+        (
+            "  topology: hub\n  hubs: [n1]\n",
+            "",
+            4,
+            "hub `n1` has no public endpoint",
+        ),
+        (
+            "  topology: hub\n  hubs: [h9]\n",
+            "",
+            4,
+            "hub `h9` is not a node",
+        ),
+        (
+            "  topology: hub\n  hubs: [h1, h1]\n",
+            "",
+            4,
+            "hub `h1` is listed twice",
+        ),
+        (
+            "  topology: hub\n  sites:\n    eu: { hubs: [h1] }\n",
+            "",
+            9,
+            "node `n1` has no `site:`",
+        ),
+        (
+            "  topology: hub\n  sites:\n    eu: { hubs: [h1] }\n",
+            "    site: us\n",
+            10,
+            "site `us` is not one of `mesh.sites`",
+        ),
+        ("", "    site: eu\n", 7, "node `n1` has a `site:`"),
+        (
+            "  topology: hub\n  sites:\n    eu: { hubs: [h1] }\n    us: { hubs: [h1] }\n",
+            "    site: eu\n",
+            6,
+            "hub `h1` is a hub of two sites",
+        ),
+    ] {
+        let text = format!("mesh:\n  network: 10.10.0.0/24\n{mesh}{nodes}{extra}");
+        let got = problems(&text);
+        assert_eq!(got.len(), 1, "{text}: {got:?}");
+        assert_eq!(got[0].0, line, "{text}: {got:?}");
+        assert!(got[0].1.starts_with(start), "{text}: {got:?}");
+    }
 }

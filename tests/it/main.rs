@@ -36,6 +36,7 @@ mod support_core;
 mod support_lab;
 mod support_sshd;
 mod topology;
+mod topology_lab;
 mod transport;
 mod transport_lab;
 mod vagrant;

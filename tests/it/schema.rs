@@ -144,9 +144,14 @@ fn reference() -> String {
 
 /// The complete example of the reference: the YAML block under "A complete example".
 fn reference_example(doc: &str) -> &str {
+    reference_block(doc, "## A complete example")
+}
+
+/// The YAML block under `heading` in docs/inventory.md.
+fn reference_block<'a>(doc: &'a str, heading: &str) -> &'a str {
     let section = doc
-        .find("## A complete example")
-        .expect("docs/inventory.md has a complete example");
+        .find(heading)
+        .unwrap_or_else(|| panic!("docs/inventory.md has a section {heading}"));
     let start =
         section + doc[section..].find("```yaml\n").expect("a YAML block") + "```yaml\n".len();
     let len = doc[start..].find("```").expect("the example block ends");
@@ -321,16 +326,24 @@ fn every_key_the_schema_accepts_is_in_the_inventory_reference() {
     );
 }
 
+/// The complete example and the hub-and-spoke and star ones (whose keys exclude some of a
+/// full mesh's and each other's) are valid and use every key between them.
 #[test]
 fn the_references_complete_example_is_valid_and_uses_every_key() {
     let doc = reference();
-    let example = reference_example(&doc);
-    if let Err(e) = Inventory::from_str(example, "docs/inventory.md") {
-        panic!("the complete example is invalid:\n{}", render_error(&e));
-    }
-    assert_eq!(schema_errors(&validator(), example), Vec::<String>::new());
     let mut used = BTreeSet::new();
-    value_keys(&to_json(example), "", &mut used);
+    for heading in [
+        "## A complete example",
+        "## A hub-and-spoke example",
+        "## A star example",
+    ] {
+        let example = reference_block(&doc, heading);
+        if let Err(e) = Inventory::from_str(example, "docs/inventory.md") {
+            panic!("{heading}: the example is invalid:\n{}", render_error(&e));
+        }
+        assert_eq!(schema_errors(&validator(), example), Vec::<String>::new());
+        value_keys(&to_json(example), "", &mut used);
+    }
     let unused: Vec<String> = schema_keys(&json_schema())
         .into_iter()
         .filter(|k| !used.contains(k))

@@ -32,6 +32,7 @@ fn loopback_mesh() -> Expectation {
         address6: v6.then(|| "::1".parse().expect("ip")),
         nat: false,
         relay_role: false,
+        hub: false,
         subnet_router: probe.is_some(),
         probe: probe.map(|p| p.parse().expect("ip")),
         mtu: 1420,

@@ -199,6 +199,17 @@ impl Lab {
         Run::from(out)
     }
 
+    /// Switches `host` off (`lab stop`): every process of it killed, the namespace kept.
+    #[track_caller]
+    pub fn stop(&self, host: &str) {
+        let out = Command::new(lab_command())
+            .args(["stop", &self.name, host])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tests/lab/lab stop");
+        Run::from(out).expect_ok(&format!("lab stop {host}"));
+    }
+
     /// Tears the lab down now (also done on drop).
     pub fn down(&self) -> Run {
         let out = Command::new(lab_command())

@@ -403,3 +403,124 @@ PersistentKeepalive = 25
         None
     );
 }
+
+/// Two sites of four nodes (eu: hub h-eu, spokes e1 e2, NAT spoke e3; us: hub h-us,
+/// spokes u1 u2 u3) and a table of who lists whom, with what.
+#[test]
+fn hub_sites_spokes_peer_with_their_site_and_reach_the_rest_through_their_hub() {
+    let mut text = String::from(
+        "mesh:\n  network: 10.10.0.0/24\n  topology: hub\n  sites:\n    eu: { hubs: [h-eu] }\n    us: { hubs: [h-us] }\nnodes:\n",
+    );
+    for (i, (n, site, public)) in [
+        ("h-eu", "eu", true),
+        ("e1", "eu", true),
+        ("e2", "eu", true),
+        ("e3", "eu", false),
+        ("h-us", "us", true),
+        ("u1", "us", true),
+        ("u2", "us", true),
+        ("u3", "us", true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        text.push_str(&format!(
+            "  - name: {n}\n    address: 10.10.0.{}\n    site: {site}\n",
+            i + 1
+        ));
+        if *public {
+            text.push_str(&format!("    endpoint: 203.0.113.{}\n", i + 1));
+        }
+    }
+    let m = mesh(&text);
+    let table = |n: &str| -> Vec<String> {
+        m.peers(node(&m, n))
+            .iter()
+            .map(|p| format!("{} {}", p.name, allowed(p).join(",")))
+            .collect()
+    };
+    for (n, want) in [
+        (
+            "e1",
+            vec![
+                "e2 10.10.0.3/32",
+                "e3 10.10.0.4/32",
+                // the hub: itself and the other site
+                "h-eu 10.10.0.1/32,10.10.0.5/32,10.10.0.6/32,10.10.0.7/32,10.10.0.8/32",
+            ],
+        ),
+        (
+            // A NAT spoke peers with its site's public members (it has their endpoints).
+            "e3",
+            vec![
+                "e1 10.10.0.2/32",
+                "e2 10.10.0.3/32",
+                "h-eu 10.10.0.1/32,10.10.0.5/32,10.10.0.6/32,10.10.0.7/32,10.10.0.8/32",
+            ],
+        ),
+        (
+            "h-eu",
+            vec![
+                "e1 10.10.0.2/32",
+                "e2 10.10.0.3/32",
+                "e3 10.10.0.4/32",
+                "h-us 10.10.0.5/32,10.10.0.6/32,10.10.0.7/32,10.10.0.8/32",
+            ],
+        ),
+        (
+            "u1",
+            vec![
+                "h-us 10.10.0.5/32,10.10.0.2/32,10.10.0.3/32,10.10.0.4/32,10.10.0.1/32",
+                "u2 10.10.0.7/32",
+                "u3 10.10.0.8/32",
+            ],
+        ),
+    ] {
+        assert_eq!(table(n), want, "{n}");
+    }
+    let h_eu = node(&m, "h-eu");
+    assert!(h_eu.hub && h_eu.is_transit);
+    assert_eq!(h_eu.relay_for.len(), 3);
+    assert_eq!(node(&m, "e1").relay, Some(name("h-eu")));
+    // 2 sites of 4 (6 pairs each) and the hubs' pair.
+    assert_eq!(m.tunnel_count(), 13);
+}
+
+/// `mesh.hubs` alone: spokes peer with the hubs only; the first hub carries the others.
+#[test]
+fn hubs_without_sites_make_a_star_around_the_first_hub() {
+    let m = mesh(
+        "mesh:\n  network: 10.10.0.0/24\n  topology: hub\n  hubs: [h1, h2]\nnodes:
+  - name: h1
+    address: 10.10.0.1
+    endpoint: 203.0.113.1
+  - name: h2
+    address: 10.10.0.2
+    endpoint: 203.0.113.2
+  - name: s1
+    address: 10.10.0.3
+    endpoint: 203.0.113.3
+  - name: s2
+    address: 10.10.0.4
+",
+    );
+    let table = |n: &str| -> Vec<String> {
+        m.peers(node(&m, n))
+            .iter()
+            .map(|p| format!("{} {}", p.name, allowed(p).join(",")))
+            .collect()
+    };
+    assert_eq!(
+        table("s1"),
+        ["h1 10.10.0.1/32,10.10.0.4/32", "h2 10.10.0.2/32"]
+    );
+    assert_eq!(
+        table("s2"),
+        ["h1 10.10.0.1/32,10.10.0.3/32", "h2 10.10.0.2/32"]
+    );
+    assert_eq!(
+        table("h2"),
+        ["h1 10.10.0.1/32", "s1 10.10.0.3/32", "s2 10.10.0.4/32"]
+    );
+    assert_eq!(m.tunnel_count(), 5);
+}

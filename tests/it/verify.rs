@@ -48,6 +48,7 @@ pub(crate) fn lab_expectation(scenario: &str) -> Expectation {
             address6: Some(format!("fd10:10::{i}").parse().expect("ip")),
             nat: false,
             relay_role: false,
+            hub: false,
             subnet_router: false,
             probe: None,
             mtu: 1420,
@@ -62,6 +63,7 @@ pub(crate) fn lab_expectation(scenario: &str) -> Expectation {
                 ],
                 endpoint: Some(format!("10.200.0.{j}:51820")),
                 keepalive: Some(25),
+                network: None,
             }],
             acl: None,
         }
@@ -542,6 +544,7 @@ pub(crate) fn synthetic_mesh(public: usize, nat: usize) -> Expectation {
                 allowed_ips: allowed,
                 endpoint: (!peer_nat).then(|| format!("192.0.2.{}:51820", j + 1)),
                 keepalive: Some(25),
+                network: None,
             });
         }
         nodes.push(ExpectedNode {
@@ -550,6 +553,7 @@ pub(crate) fn synthetic_mesh(public: usize, nat: usize) -> Expectation {
             address6: None,
             nat: is_nat,
             relay_role: i == 0 && nat > 0,
+            hub: false,
             subnet_router: false,
             probe: None,
             mtu: 1420,

@@ -33,6 +33,9 @@ pub(super) struct PartialMesh {
     /// Set once nodes and clients are known (`Validator::acl`).
     pub(super) acl: Option<Option<MeshAcl>>,
     pub(super) watchdog: Option<Option<Age>>,
+    pub(super) networks: Option<Vec<crate::inventory::LabelName>>,
+    /// Set once nodes are known (`Validator::topology`).
+    pub(super) topology: Option<crate::inventory::Topology>,
 }
 
 impl PartialMesh {
@@ -54,6 +57,8 @@ impl PartialMesh {
             firewall: self.firewall?,
             acl: self.acl?,
             watchdog: self.watchdog?,
+            networks: self.networks?,
+            topology: self.topology?,
         })
     }
 }
@@ -104,8 +109,11 @@ impl Validator<'_> {
         };
         let firewall = self.firewall_mode(raw.firewall.as_ref());
         let watchdog = self.watchdog(raw.watchdog.as_ref());
+        let networks = self.network_preference(raw.networks.as_ref());
         PartialMesh {
             watchdog,
+            networks,
+            topology: Some(crate::inventory::Topology::Full),
             key_max_age,
             firewall,
             acl: Some(None),

@@ -7,6 +7,7 @@
 mod acl;
 mod clients;
 mod cross_node;
+mod layout;
 mod mesh;
 mod node;
 mod ssh;
@@ -65,8 +66,9 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError
         );
     }
     let nodes = validator.nodes(&raw.nodes, &mesh, &defaults);
-    let clients = validator.clients(raw.clients.as_ref(), &mesh, &nodes, &raw.nodes.value);
     let mut mesh = mesh;
+    mesh.topology = validator.topology(&raw.mesh.value, &nodes, &raw.nodes.value);
+    let clients = validator.clients(raw.clients.as_ref(), &mesh, &nodes, &raw.nodes.value);
     mesh.acl = validator.acl(
         raw.mesh.value.firewall.as_ref(),
         mesh.firewall,
@@ -81,6 +83,11 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError
         (Some(mesh), true) => Ok(Inventory {
             path: path.to_owned(),
             mesh,
+            index: nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name.clone(), i))
+                .collect(),
             nodes,
             clients,
         }),

@@ -185,6 +185,13 @@ impl Validator<'_> {
             None => Some(None),
         };
         let groups = self.groups(raw.groups.as_ref());
+        let networks = self.node_networks(raw.networks.as_ref(), mesh);
+        let site = match &raw.site {
+            Some(value) => self
+                .parse::<crate::inventory::LabelName>(value, "invalid site name")
+                .map(Some),
+            None => Some(None),
+        };
         let ssh = self.ssh(raw.ssh.as_ref(), defaults, name.as_ref());
         let line = self.problems.line_of(self.span(&raw.name).offset);
         Some(Node {
@@ -200,6 +207,8 @@ impl Validator<'_> {
             relay: relay?,
             ssh: ssh?,
             groups,
+            networks: networks?,
+            site: site?,
             line,
         })
     }

@@ -6,6 +6,7 @@ mod hosts_file;
 mod keys;
 mod network;
 mod package;
+mod path_move;
 mod punch;
 mod service;
 mod watchdog;
@@ -16,6 +17,7 @@ pub use hosts_file::{HOSTS_PATH, desired_block, hosts_file, hosts_file_removal};
 pub use keys::{keygen, migrate, psk_flip, psks, rotation};
 pub use network::{firewall, forwarding, untrust};
 pub use package::install;
+pub use path_move::path_move;
 pub use punch::punch;
 pub use service::{activation, removal};
 pub use watchdog::{

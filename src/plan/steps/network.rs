@@ -169,6 +169,9 @@ pub fn forwarding(h: &HostInput<'_>) -> Vec<Decision> {
             .join(", ")
     };
     let mut roles = Vec::new();
+    if spec.hub {
+        roles.push("hub".to_string());
+    }
     if !spec.subnets.is_empty() {
         roles.push("subnet router".to_string());
     }
