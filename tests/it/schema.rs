@@ -143,10 +143,6 @@ fn reference() -> String {
 }
 
 /// The complete example of the reference: the YAML block under "A complete example".
-fn reference_example(doc: &str) -> &str {
-    reference_block(doc, "## A complete example")
-}
-
 /// The YAML block under `heading` in docs/inventory.md.
 fn reference_block<'a>(doc: &'a str, heading: &str) -> &'a str {
     let section = doc
