@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use miette::IntoDiagnostic as _;
 
-use super::{PlanFormat, Rotate, punch};
+use super::{PlanFormat, Rotate};
 use crate::inventory::NodeName;
 use crate::plan::{HostPlan, Plan, PlanInput, Planner};
 use crate::session::{Gathered, Session};
@@ -30,7 +30,7 @@ impl Gather {
         };
         let rotate = rotate.select(session, &gathered.facts);
         let (mesh, paths) =
-            punch::learn_paths(&session.mesh, &gathered.facts, session.limit.as_ref());
+            crate::plan::nat_paths::learn_paths(&session.mesh, &gathered.facts, session.limit.as_ref());
         Gather {
             gathered,
             rotate,

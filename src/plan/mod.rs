@@ -3,6 +3,7 @@
 //! carries its line, its reason, its diff and the exact shell apply sends. `plan`
 //! shows it; `apply` runs those steps and decides nothing again.
 pub mod keys;
+pub mod nat_paths;
 pub mod order;
 pub mod step;
 pub mod steps;

@@ -847,3 +847,96 @@ fn names_imported_through_a_parent_lead_to_the_module_that_defines_them() {
         None
     );
 }
+
+/// The bound on a source file's own code: the lines before its unit tests (a trailing
+/// `#[cfg(test)]` module, or none). Test files (`tests.rs`, `*_tests.rs`) are not bound.
+const MAX_SOURCE_LINES: usize = 500;
+
+/// The lines of a file's own code: up to its first `#[cfg(test)]` line.
+fn code_lines(text: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim_start().starts_with("#[cfg(test)]"))
+        .unwrap_or_else(|| text.lines().count())
+}
+
+#[test]
+fn no_source_file_holds_more_than_500_lines_of_code() {
+    let over: Vec<String> = source_files()
+        .into_iter()
+        .filter(|f| !f.display.ends_with("/tests.rs") && !f.display.ends_with("_tests.rs"))
+        .filter_map(|f| {
+            let n = code_lines(&f.text);
+            (n > MAX_SOURCE_LINES).then(|| format!("{}: {n} lines", f.display))
+        })
+        .collect();
+    assert!(
+        over.is_empty(),
+        "source files over {MAX_SOURCE_LINES} lines of code (split them):\n{}",
+        over.join("\n")
+    );
+}
+
+#[test]
+fn code_lines_stop_at_the_unit_tests() {
+    assert_eq!(code_lines("a\nb\n"), 2);
+    assert_eq!(code_lines("a\nb\n#[cfg(test)]\nmod tests {\n}\n"), 2);
+}
+
+/// One module layout: a module with a test file of its own is a directory (`x/mod.rs`
+/// beside `x/tests.rs`), never `x.rs` next to a directory `x/` that holds only `tests.rs`.
+#[test]
+fn no_module_folder_holds_only_a_tests_file_beside_a_same_named_file() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut bad = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src dir").flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            dirs.push(path.clone());
+            let names: Vec<String> = std::fs::read_dir(&path)
+                .expect("read dir")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            if names == ["tests.rs"] && path.with_extension("rs").exists() {
+                bad.push(path.strip_prefix(&root).unwrap_or(&path).display().to_string());
+            }
+        }
+    }
+    assert!(bad.is_empty(), "use x/mod.rs + x/tests.rs for: {bad:?}");
+}
+
+/// Every subcommand starts in its own file under `src/commands/` (`Command::Plan` in
+/// `src/commands/plan.rs`), and `cli` dispatches each one there.
+#[test]
+fn every_command_lives_under_src_commands() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cli = std::fs::read_to_string(root.join("src/cli.rs")).expect("read cli.rs");
+    let start = cli.find("pub enum Command {").expect("the Command enum");
+    let body = &cli[start..start + cli[start..].find("\n}").expect("enum end")];
+    let variants: Vec<String> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .filter_map(|l| {
+            l.split(|c: char| !c.is_ascii_alphanumeric())
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(variants.len() >= 10, "{variants:?}");
+    for variant in &variants {
+        let module = variant.to_lowercase();
+        assert!(
+            root.join(format!("src/commands/{module}.rs")).exists(),
+            "Command::{variant} has no src/commands/{module}.rs"
+        );
+        assert!(
+            cli.contains(&format!("commands::{module}::run(")),
+            "cli.rs does not dispatch Command::{variant} to commands::{module}::run"
+        );
+    }
+}

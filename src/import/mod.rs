@@ -13,7 +13,7 @@ use crate::keys::PublicKey;
 use crate::scripts::output::{self, Line};
 
 /// The import script: the gather as one function, run once per interface.
-pub const IMPORT_SH: &str = include_str!("scripts/import.sh");
+pub const IMPORT_SH: &str = include_str!("../scripts/import.sh");
 
 /// One interface of a host as the import script reported it.
 #[derive(Debug, Clone, Default)]
@@ -807,5 +807,4 @@ pub fn quote(s: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "import_tests.rs"]
 mod tests;
