@@ -1,4 +1,5 @@
 use super::*;
+use std::str::FromStr as _;
 use crate::facts::{CurrentConfig, WgDump, WgInterfaceDump};
 
 fn key(c: char) -> PublicKey {
