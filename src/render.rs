@@ -105,6 +105,11 @@ pub fn render_node(
     if let Some(file) = &spec.acl_file {
         let _ = writeln!(out, "PostUp = nft -f {file}");
     }
+    if let Some(file) = &spec.route_file {
+        // A missing script (removed by hand) must not stop the interface coming up.
+        let _ = writeln!(out, "PostUp = [ ! -f {file} ] || sh {file} up");
+        let _ = writeln!(out, "PreDown = [ ! -f {file} ] || sh {file} down");
+    }
     for peer in peers {
         let _ = writeln!(out);
         let _ = writeln!(out, "# Peer: {}", peer.name);

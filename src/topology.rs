@@ -9,6 +9,12 @@ use crate::address::Allocation;
 use crate::inventory::{ClientKey, Inventory, MeshSettings, Node, NodeName};
 use crate::keys::PublicKey;
 
+/// Path of meshup's routing script on a host (`crate::routing`):
+/// `<config dir>/meshup-route-<interface>.sh`.
+pub fn route_script_path(config_dir: &str, interface: &str) -> String {
+    format!("{config_dir}/meshup-route-{interface}.sh")
+}
+
 /// Whether a node can be reached from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -69,6 +75,14 @@ pub struct NodeSpec {
     pub clients: Vec<NodeName>,
     /// Groups of the mesh ACL (`groups:`).
     pub groups: Vec<crate::inventory::GroupName>,
+    /// Carries other nodes' internet traffic (`exit_node: true`): forwards and masquerades
+    /// mesh sources out of its uplink.
+    pub exit_node: bool,
+    /// The exit node this node's default route goes through (policy routing, see
+    /// `plan::steps::route`); its peer entry carries `0.0.0.0/0` (and `::/0`).
+    pub exit_via: Option<NodeName>,
+    /// meshup's routing script (`crate::routing`), which the interface's `PostUp` runs.
+    pub route_file: Option<String>,
     /// With a mesh ACL: the nft script the interface's `PostUp` loads (so the ACL is up
     /// whenever the interface is, from boot on).
     pub acl_file: Option<String>,
@@ -257,6 +271,7 @@ impl Mesh {
                 endpoint: node.endpoint.as_ref().map(ToString::to_string),
                 subnets: node.subnets.clone(),
                 is_transit: !node.subnets.is_empty()
+                    || node.exit_node
                     || !relay_for.is_empty()
                     || !node_clients.is_empty(),
                 relay: relay_of.get(&node.name).cloned(),
@@ -264,6 +279,9 @@ impl Mesh {
                 own_ips: own_ips(node, addrs),
                 clients: node_clients,
                 groups: node.groups.clone(),
+                exit_node: node.exit_node,
+                exit_via: node.exit_via.clone(),
+                route_file: None,
                 acl_file: settings.acl.as_ref().map(|_| {
                     crate::inventory::acl_file(
                         settings.config_dir.as_str(),
@@ -271,6 +289,15 @@ impl Mesh {
                     )
                 }),
             });
+        }
+        for spec in &mut nodes {
+            // Transit nodes (relays, subnet routers, exits) and nodes using an exit.
+            if spec.is_transit || spec.exit_via.is_some() {
+                spec.route_file = Some(route_script_path(
+                    settings.config_dir.as_str(),
+                    settings.interface.as_str(),
+                ));
+            }
         }
         let mut absent: Vec<NodeName> = inventory.absent_nodes().map(|n| n.name.clone()).collect();
         absent.sort();
@@ -355,6 +382,9 @@ impl Mesh {
                         }
                     }
                 }
+                if node.exit_via.as_ref() == Some(&peer.name) {
+                    allowed_ips.extend(self.default_routes());
+                }
                 let direct = self.direct_nat_endpoint(&node.name, &peer.name);
                 for &i in self.routed_clients.get(&peer.name).into_iter().flatten() {
                     if let Some(client) = self.clients.get(i)
@@ -433,6 +463,16 @@ impl Mesh {
                 persistent_keepalive: keepalive,
                 psk: false,
             });
+        }
+        out
+    }
+
+    /// What an exit peer's AllowedIPs add on a node that goes through it: `0.0.0.0/0`,
+    /// and `::/0` in a dual-stack mesh.
+    pub fn default_routes(&self) -> Vec<IpNet> {
+        let mut out = vec![IpNet::V4(Ipv4Net::default())];
+        if self.settings.network6.is_some() {
+            out.push(IpNet::V6(Ipv6Net::default()));
         }
         out
     }

@@ -94,6 +94,12 @@ pub struct MeshSettings {
     /// How often each host's watchdog ticks (`mesh.watchdog`, default on, every 30 s);
     /// `None`: no watchdog (`watchdog: false` removes an installed one).
     pub watchdog: Option<Age>,
+    /// The exit node every node sends its internet traffic through (`mesh.exit_via`),
+    /// unless it names its own; `None`: no mesh-wide exit.
+    pub exit_via: Option<NodeName>,
+    /// Whether transit nodes (relays, subnet routers, exits) clamp the TCP MSS of what
+    /// they forward to the route's MTU (`mesh.mss_clamp`, default true).
+    pub mss_clamp: bool,
 }
 
 /// One node of the inventory, with per-node overrides already applied.
@@ -123,6 +129,11 @@ pub struct Node {
     pub ssh: SshTarget,
     /// Groups the mesh ACL's rules name (`groups: [db, web]`).
     pub groups: Vec<GroupName>,
+    /// May carry other nodes' internet traffic (`exit_node: true`).
+    pub exit_node: bool,
+    /// The exit node this node sends its internet traffic through: its own `exit_via`,
+    /// else `mesh.exit_via` (never itself).
+    pub exit_via: Option<NodeName>,
     /// 1-based line of the node's `name:` in the inventory, for messages.
     pub line: usize,
 }

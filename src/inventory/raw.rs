@@ -35,6 +35,8 @@ pub(super) struct RawMesh {
     pub key_max_age: Option<Spanned<String>>,
     pub firewall: Option<Spanned<RawFirewall>>,
     pub watchdog: Option<Spanned<RawWatchdog>>,
+    pub exit_via: Option<Spanned<String>>,
+    pub mss_clamp: Option<bool>,
 }
 
 /// `mesh.watchdog`: on or off (`true`, `false`), or a mapping with the tick interval.
@@ -127,6 +129,8 @@ pub(super) struct RawNode {
     pub relay: Option<Spanned<String>>,
     pub groups: Option<Spanned<Vec<Spanned<String>>>>,
     pub ssh: Option<RawSsh>,
+    pub exit_node: Option<bool>,
+    pub exit_via: Option<Spanned<String>>,
 }
 
 /// One entry of `clients:`: an unmanaged peer (a laptop, a phone, a CI runner).

@@ -301,6 +301,15 @@ impl<'a> Planner<'a> {
                 hp.host = Some(f.to_string());
                 hp.record(steps::removal(&mesh.settings, f));
                 hp.record(steps::hosts_file_removal(&mesh.settings, f));
+                hp.record(
+                    steps::route_removal(
+                        &mesh.settings,
+                        f,
+                        "node is marked `state: absent` in the inventory",
+                    )
+                    .into_iter()
+                    .collect(),
+                );
                 hp.record(steps::watchdog_removal(
                     &mesh.settings,
                     f,
@@ -509,6 +518,7 @@ fn host_steps(
         .iter()
         .any(|s| matches!(s.kind, StepKind::Config | StepKind::KeyGen));
     hp.record(steps::activation(&h, config_changed));
+    hp.record(steps::route(&h));
     hp.record(steps::watchdog(&h));
     hp.steps.sort_by_key(|s| s.kind);
     Ok(())

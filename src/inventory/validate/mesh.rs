@@ -5,7 +5,7 @@ use serde_saphyr::Spanned;
 
 use super::Validator;
 use crate::inventory::error::Span;
-use crate::inventory::names::{DomainName, InterfaceName, RemotePath};
+use crate::inventory::names::{DomainName, InterfaceName, NodeName, RemotePath};
 use crate::inventory::raw::{RawMesh, RawWatchdog};
 use crate::inventory::{
     Age, DEFAULT_CONFIG_DIR, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE,
@@ -33,6 +33,9 @@ pub(super) struct PartialMesh {
     /// Set once nodes and clients are known (`Validator::acl`).
     pub(super) acl: Option<Option<MeshAcl>>,
     pub(super) watchdog: Option<Option<Age>>,
+    pub(super) exit_via: Option<Option<NodeName>>,
+    pub(super) exit_via_span: Option<Span>,
+    pub(super) mss_clamp: bool,
 }
 
 impl PartialMesh {
@@ -54,6 +57,8 @@ impl PartialMesh {
             firewall: self.firewall?,
             acl: self.acl?,
             watchdog: self.watchdog?,
+            exit_via: self.exit_via?,
+            mss_clamp: self.mss_clamp,
         })
     }
 }
@@ -104,7 +109,14 @@ impl Validator<'_> {
         };
         let firewall = self.firewall_mode(raw.firewall.as_ref());
         let watchdog = self.watchdog(raw.watchdog.as_ref());
+        let exit_via = match &raw.exit_via {
+            Some(value) => self.parse::<NodeName>(value, "invalid node name").map(Some),
+            None => Some(None),
+        };
         PartialMesh {
+            exit_via,
+            exit_via_span: raw.exit_via.as_ref().map(|v| self.span(v)),
+            mss_clamp: raw.mss_clamp.unwrap_or(true),
             watchdog,
             key_max_age,
             firewall,

@@ -7,6 +7,7 @@
 mod acl;
 mod clients;
 mod cross_node;
+mod exit;
 mod mesh;
 mod node;
 mod ssh;

@@ -7,6 +7,7 @@ mod keys;
 mod network;
 mod package;
 mod punch;
+mod route;
 mod service;
 mod watchdog;
 
@@ -17,6 +18,7 @@ pub use keys::{keygen, migrate, psk_flip, psks, rotation};
 pub use network::{firewall, forwarding, untrust};
 pub use package::install;
 pub use punch::punch;
+pub use route::{route, route_removal};
 pub use service::{activation, removal};
 pub use watchdog::{
     SCRIPT_PATH as WATCHDOG_SCRIPT, watch_file, watch_path, watchdog, watchdog_removal,
