@@ -47,6 +47,7 @@ pub fn script(mesh: &Mesh, node: &NodeSpec) -> Option<String> {
         ("IF", iface.to_string()),
         ("TABLE", EXIT_TABLE.to_string()),
         ("CLAMP", flag(node.is_transit && settings.mss_clamp).into()),
+        ("MTU", node.mtu.map(|m| m.to_string()).unwrap_or_default()),
         ("MASQ4", masq4),
         ("MASQ6", masq6),
         ("EXIT4", exit4),

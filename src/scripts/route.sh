@@ -6,7 +6,7 @@
 #
 # Values (the header): IF the interface; TABLE the routing table and fwmark of the exit
 # route (51820, as wg-quick picks for a 0.0.0.0/0 peer); CLAMP 1 to clamp the MSS of
-# forwarded TCP to the route's MTU; MASQ4, MASQ6 the mesh networks an exit node
+# forwarded TCP (MTU: the interface's, empty: read from it); MASQ4, MASQ6 the mesh networks an exit node
 # masquerades out of its uplink (empty: none); EXIT4 the exit's mesh address when the
 # default route goes through it (empty: it does not), EXIT6 1 for IPv6 too; MARKER the
 # comment on iptables rules.
@@ -25,6 +25,12 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
 NFT_TABLE="meshup-$IF-transit"
+# What is forwarded out of the interface is clamped to its route's MTU; what comes in
+# from it to the interface's own MTU (the replies go back through it), less the IPv4
+# (40) or IPv6 (60) headers. MTU empty: the interface's current one.
+[ -n "${MTU-}" ] || MTU=$(cat "/sys/class/net/$IF/mtu" 2>/dev/null || echo 1420)
+MSS4=$((MTU - 40))
+MSS6=$((MTU - 60))
 GUARD_PROTO=77
 
 use_nft() { command -v nft >/dev/null 2>&1 && nft list tables >/dev/null 2>&1; }
@@ -35,7 +41,8 @@ nft_body() {
 	if [ "$CLAMP" = 1 ]; then
 		printf '\tchain forward {\n\t\ttype filter hook forward priority mangle; policy accept;\n'
 		printf '\t\toifname "%s" tcp flags syn / syn,rst tcp option maxseg size set rt mtu\n' "$IF"
-		printf '\t\tiifname "%s" tcp flags syn / syn,rst tcp option maxseg size set rt mtu\n' "$IF"
+		printf '\t\tiifname "%s" meta nfproto ipv4 tcp flags syn / syn,rst tcp option maxseg size > %s tcp option maxseg size set %s\n' "$IF" "$MSS4" "$MSS4"
+		printf '\t\tiifname "%s" meta nfproto ipv6 tcp flags syn / syn,rst tcp option maxseg size > %s tcp option maxseg size set %s\n' "$IF" "$MSS6" "$MSS6"
 		printf '\t}\n'
 	fi
 	if [ -n "$MASQ4$MASQ6" ]; then
@@ -51,12 +58,13 @@ nft_body() {
 ipt() {
 	command -v "$1" >/dev/null 2>&1 || return 0
 	mu_net=$MASQ4
-	[ "$1" = iptables ] || mu_net=$MASQ6
+	mu_mss=$MSS4
+	[ "$1" = iptables ] || { mu_net=$MASQ6; mu_mss=$MSS6; }
 	mu_rc=0
 	{
 		if [ "$CLAMP" = 1 ] || [ "$2" = -D ]; then
 			printf 'mangle FORWARD -o %s -p tcp --tcp-flags SYN,RST SYN -m comment --comment %s -j TCPMSS --clamp-mss-to-pmtu\n' "$IF" "$MARKER"
-			printf 'mangle FORWARD -i %s -p tcp --tcp-flags SYN,RST SYN -m comment --comment %s -j TCPMSS --clamp-mss-to-pmtu\n' "$IF" "$MARKER"
+			printf 'mangle FORWARD -i %s -p tcp --tcp-flags SYN,RST SYN -m tcpmss --mss %s:65535 -m comment --comment %s -j TCPMSS --set-mss %s\n' "$IF" "$((mu_mss + 1))" "$MARKER" "$mu_mss"
 		fi
 		if [ -n "$mu_net" ]; then
 			printf 'nat POSTROUTING -s %s ! -o %s -m comment --comment %s -j MASQUERADE\n' "$mu_net" "$IF" "$MARKER"
