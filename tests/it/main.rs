@@ -18,6 +18,7 @@ mod cli;
 mod clients_lab;
 mod distro_lab;
 mod dns_lab;
+mod exit_lab;
 mod facts;
 mod fault_lab;
 mod firewall_lab;

@@ -1,0 +1,461 @@
+//! Routes people ask for (issue 27), on the local lab: an exit node (a node's internet
+//! traffic leaves through pub-1, with pub-1's public address, while its SSH session stays
+//! up and the mesh stays healthy; removing the exit restores `ip rule`/`ip route` byte for
+//! byte), MSS clamping on a relay and a subnet router whose mesh interface has MTU 1280
+//! (a 20 MB transfer completes, and stalls with `mss_clamp: false`), and a relay and
+//! subnet router carrying Docker's chains. The lab's "internet" is its inet router
+//! namespace: the test gives it 192.0.2.1 with a what-is-my-ip service.
+//! Needs root; `MESHUP_SKIP_LAB=1` skips them.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support_lab::{Lab, apply_ok, assert_no_changes, meshup, path_str, wait_for};
+
+/// The TCP helpers run on the hosts and in the lab's inet namespace.
+const PY: &str = include_str!("../fixtures/exit_tcp.py");
+/// An address beyond every host's uplink: on the lab's internet router.
+const INTERNET: &str = "192.0.2.1";
+/// Port of the what-is-my-ip service there.
+const WHOAMI_PORT: &str = "7";
+
+/// Writes an inventory beside the lab's (its relative key paths stay valid).
+fn write_inventory(lab: &Lab, name: &str, text: &str) -> PathBuf {
+    let path = lab.out_dir().join(name);
+    std::fs::write(&path, text).expect("write inventory");
+    path
+}
+
+/// `text` with `extra` lines added under node `node` (after its `address:` line).
+fn with_node_lines(text: &str, node: &str, extra: &str) -> String {
+    let marker = format!("  - name: {node}\n");
+    let at = text.find(&marker).expect("node in inventory") + marker.len();
+    let line_end = at + text[at..].find('\n').expect("address line") + 1;
+    format!("{}{extra}{}", &text[..line_end], &text[line_end..])
+}
+
+/// Puts the helper on `host`.
+fn put_helper(lab: &Lab, host: &str) {
+    lab.host_exec(
+        host,
+        &format!("cat > /tmp/exit_tcp.py <<'PYEOF'\n{PY}PYEOF\n"),
+    )
+    .expect_ok("write the TCP helper");
+}
+
+/// The internet's what-is-my-ip service: 192.0.2.1 on the inet router, answering each
+/// connection with the address it came from. Killed on drop.
+struct Whoami {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Whoami {
+    fn start(lab: &Lab) -> Whoami {
+        let ns = format!("ml.{}.inet", lab.name());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("exit_tcp.py");
+        std::fs::write(&script, PY).expect("write helper");
+        let status = Command::new("ip")
+            .args(["netns", "exec", &ns, "sh", "-c"])
+            .arg(format!(
+                "ip link set lo up && ip addr replace {INTERNET}/32 dev lo"
+            ))
+            .status()
+            .expect("ip");
+        assert!(status.success(), "address on the inet router");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns, "python3"])
+            .arg(&script)
+            .args(["whoami", INTERNET, WHOAMI_PORT])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start whoami");
+        Whoami { child, _dir: dir }
+    }
+}
+
+impl Drop for Whoami {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address the internet sees `host` come from (empty when it cannot connect).
+fn seen_as(lab: &Lab, host: &str) -> String {
+    lab.host_exec(
+        host,
+        &format!("python3 /tmp/exit_tcp.py ask {INTERNET} {WHOAMI_PORT}"),
+    )
+    .stdout
+    .trim()
+    .to_string()
+}
+
+/// Routing state of `host`: what removing the exit must restore exactly.
+fn routing(lab: &Lab, host: &str) -> String {
+    lab.host_exec(host, "ip -4 rule; ip -4 route; ip -6 rule; ip -6 route")
+        .expect_ok("ip rule/route")
+        .to_string()
+}
+
+/// An SSH session from the workstation to `host` that prints a tick every 100 ms until
+/// /tmp/stop-ticks exists there; its output goes to a file on the machine.
+struct Ticker {
+    child: Child,
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Ticker {
+    fn start(lab: &Lab, host: &str) -> Ticker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("ticks");
+        let file = std::fs::File::create(&out).expect("ticks file");
+        let cfg = lab.out_dir().join("ssh_config");
+        let child = lab
+            .ws_command(&[
+                "ssh".as_ref(),
+                "-F".as_ref(),
+                cfg.as_os_str(),
+                "-o".as_ref(),
+                "BatchMode=yes".as_ref(),
+                host.as_ref(),
+                "rm -f /tmp/stop-ticks; while [ ! -e /tmp/stop-ticks ]; do echo tick; sleep 0.1; done; echo end"
+                    .as_ref(),
+            ])
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh ticker");
+        let ticker = Ticker {
+            child,
+            out,
+            _dir: dir,
+        };
+        wait_for("the SSH session ticks", Duration::from_secs(20), || {
+            ticker.ticks() > 3
+        });
+        ticker
+    }
+
+    fn ticks(&self) -> usize {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == "tick")
+            .count()
+    }
+
+    /// The session still carries data now, then ends cleanly when asked.
+    #[track_caller]
+    fn assert_alive_then_stop(mut self, lab: &Lab, host: &str) {
+        let before = self.ticks();
+        wait_for(
+            "the SSH session keeps ticking",
+            Duration::from_secs(20),
+            || self.ticks() > before + 5,
+        );
+        lab.host_exec(host, "touch /tmp/stop-ticks")
+            .expect_ok("stop ticks");
+        let mut status = None;
+        wait_for("the SSH session ends", Duration::from_secs(20), || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        assert!(
+            status.is_some_and(|s| s.success()) && text.ends_with("end\n"),
+            "the SSH session did not survive: {status:?}, last output {:?}",
+            text.lines().last()
+        );
+    }
+}
+
+/// A node behind the exit reaches the internet with the exit's public address; the
+/// routing comes and goes exactly; the SSH session it runs over survives the switch.
+fn exit_round_trip(lab: &Lab, user: &str) {
+    let base = std::fs::read_to_string(lab.inventory()).expect("inventory");
+    let exit_ip = lab.host("pub-1").public_ip.clone().expect("pub-1 public");
+    let user_ip = lab.host(user).public_ip.clone().expect("public user");
+    put_helper(lab, user);
+    let _whoami = Whoami::start(lab);
+    let bare = routing(lab, user);
+
+    let inv = lab.inventory();
+    apply_ok(lab, &inv, &[]);
+    assert_eq!(
+        seen_as(lab, user),
+        user_ip,
+        "before the exit, its own address"
+    );
+    let meshed = routing(lab, user);
+
+    let exit_text = with_node_lines(
+        &with_node_lines(&base, "pub-1", "    exit_node: true\n"),
+        user,
+        "    exit_via: pub-1\n",
+    );
+    let exit_inv = write_inventory(lab, "exit.yaml", &exit_text);
+    let ticker = Ticker::start(lab, user);
+    let run = apply_ok(lab, &exit_inv, &[]);
+    assert!(
+        run.stdout.contains("default route through exit pub-1"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        seen_as(lab, user),
+        exit_ip,
+        "through the exit, pub-1's public address"
+    );
+    ticker.assert_alive_then_stop(lab, user);
+    let rules = lab.host_exec(user, "ip -4 rule").stdout;
+    assert!(
+        rules.contains(&format!("from {user_ip} lookup main proto 77"))
+            && rules.contains("not from all fwmark 0xca6c lookup 51820")
+            && rules.contains("suppress_prefixlength 0"),
+        "{rules}"
+    );
+    assert_no_changes(lab, &exit_inv);
+    let verify = meshup(lab, &["verify", path_str(&exit_inv)]);
+    assert!(
+        verify.ok() && verify.stdout.contains("All pairs healthy"),
+        "{}\n{}",
+        verify.stdout,
+        verify.stderr
+    );
+    // Another node is untouched: it still leaves with its own address.
+    put_helper(lab, "pub-3");
+    assert_eq!(
+        seen_as(lab, "pub-3"),
+        lab.host("pub-3").public_ip.clone().expect("pub-3"),
+    );
+
+    // Removing exit_via restores the host's routing byte for byte.
+    apply_ok(lab, &inv, &[]);
+    assert_eq!(
+        routing(lab, user),
+        meshed,
+        "routing after the exit is removed"
+    );
+    assert_eq!(seen_as(lab, user), user_ip);
+    assert_no_changes(lab, &inv);
+    let leftover = lab.host_exec("pub-1", "nft list table inet meshup-wg0-transit");
+    assert!(
+        !leftover.ok(),
+        "pub-1 keeps no transit table: {}",
+        leftover.stdout
+    );
+
+    // A node using the exit that leaves the mesh (`state: absent`) takes every rule and
+    // route it added with it.
+    apply_ok(lab, &exit_inv, &[]);
+    let gone = with_node_lines(&exit_text, user, "    state: absent\n");
+    let gone_inv = write_inventory(lab, "exit-absent.yaml", &gone);
+    apply_ok(lab, &gone_inv, &[]);
+    assert_eq!(routing(lab, user), bare, "routing after the node left");
+    assert_no_changes(lab, &gone_inv);
+}
+
+#[test]
+fn exit_lab_light_host_leaves_through_pub1() {
+    require_lab!();
+    let lab = Lab::up_with(
+        "ex-light",
+        &["--public", "3", "--nat", "1", "--flavour", "light"],
+    );
+    exit_round_trip(&lab, "pub-2");
+}
+
+/// Docker's filter chains as dockerd creates them (FORWARD policy DROP, DOCKER-USER,
+/// DOCKER-ISOLATION-STAGE-1/2, docker0's rules), IPv4 and IPv6.
+const DOCKER_CHAINS: &str = "for t in iptables ip6tables; do
+  $t -N DOCKER && $t -N DOCKER-ISOLATION-STAGE-1 && $t -N DOCKER-ISOLATION-STAGE-2 && $t -N DOCKER-USER || exit 1
+  $t -P FORWARD DROP
+  $t -A FORWARD -j DOCKER-USER
+  $t -A FORWARD -j DOCKER-ISOLATION-STAGE-1
+  $t -A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+  $t -A FORWARD -o docker0 -j DOCKER
+  $t -A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+  $t -A FORWARD -i docker0 -o docker0 -j ACCEPT
+  $t -A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+  $t -A DOCKER-ISOLATION-STAGE-1 -j RETURN
+  $t -A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+  $t -A DOCKER-ISOLATION-STAGE-2 -j RETURN
+  $t -A DOCKER-USER -j RETURN
+done";
+
+/// What a Docker restart leaves of FORWARD: its own rules again, anything else gone.
+const DOCKER_RESTART: &str = "for t in iptables ip6tables; do
+  $t -F FORWARD
+  $t -A FORWARD -j DOCKER-USER
+  $t -A FORWARD -j DOCKER-ISOLATION-STAGE-1
+  $t -A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+  $t -A FORWARD -o docker0 -j DOCKER
+  $t -A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+  $t -A FORWARD -i docker0 -o docker0 -j ACCEPT
+done";
+
+/// A path that drops ICMP "fragmentation needed" (a provider's filter): path MTU
+/// discovery cannot help, only the MSS can.
+const FRAG_NEEDED_FILTERED: &str = "nft -f - <<'EOF'
+table inet lab_blackhole {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    icmp type destination-unreachable icmp code frag-needed drop
+    icmpv6 type packet-too-big drop
+  }
+}
+EOF";
+
+/// 20 MB from `from` to `to_addr` (a sink on `to`, or the LAN machine when `to` is
+/// None): "sent SECONDS" or "stalled LEFT".
+fn transfer(lab: &Lab, from: &str, to: Option<&str>, to_addr: &str, port: u16) -> String {
+    // Forget path MTUs learned by earlier transfers.
+    for h in ["gw", "nat-1", "nat-2", "pub-1"] {
+        lab.host_exec(h, "ip route flush cache");
+    }
+    let sink_cmd = format!("python3 /tmp/exit_tcp.py sink {to_addr} {port} 20");
+    let mut sink = match to {
+        Some(host) => Command::new(crate::support_lab::lab_command())
+            .args(["exec", lab.name(), host, "--", "sh", "-c", &sink_cmd])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sink"),
+        None => {
+            let dir = lab.out_dir().join("exit_tcp.py");
+            std::fs::write(&dir, PY).expect("helper");
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &format!("ml.{}.lan.gw", lab.name()),
+                    "python3",
+                ])
+                .arg(&dir)
+                .args(["sink", to_addr, &port.to_string(), "20"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("sink")
+        }
+    };
+    // The sink listens once its port shows up.
+    let listening = |text: &str| text.contains(&format!("{to_addr}:{port}"));
+    wait_for("the sink listens", Duration::from_secs(20), || match to {
+        Some(host) => listening(&lab.host_exec(host, "ss -ltn").stdout),
+        None => Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &format!("ml.{}.lan.gw", lab.name()),
+                "ss",
+                "-ltn",
+            ])
+            .output()
+            .is_ok_and(|o| listening(&String::from_utf8_lossy(&o.stdout))),
+    });
+    let sent = lab
+        .host_exec(
+            from,
+            &format!("python3 /tmp/exit_tcp.py send {to_addr} {port} 20000000 15"),
+        )
+        .stdout
+        .trim()
+        .to_string();
+    let _ = sink.kill();
+    let _ = sink.wait();
+    sent
+}
+
+fn seconds(result: &str) -> f64 {
+    result
+        .strip_prefix("sent ")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("the transfer did not complete: {result}"))
+}
+
+/// gw relays nat-1 ↔ nat-2 and routes its LAN; its mesh interface has MTU 1280 and the
+/// path filters "fragmentation needed". With the MSS clamp (default) 20 MB pass relayed
+/// and to the LAN machine; without it (`mesh.mss_clamp: false`) both stall. gw also runs
+/// Docker's chains (FORWARD policy DROP): mesh traffic is relayed and routed, also after
+/// a Docker restart rewrote FORWARD, because DOCKER-USER accepts it.
+#[test]
+fn exit_lab_mss_clamp_and_docker_chains_on_relay_and_subnet_router() {
+    require_lab!();
+    let lab = Lab::up("ex-mss", "mixed", "light");
+    let base = std::fs::read_to_string(lab.inventory()).expect("inventory");
+    lab.host_exec("gw", DOCKER_CHAINS)
+        .expect_ok("Docker's chains");
+    lab.host_exec("gw", FRAG_NEEDED_FILTERED)
+        .expect_ok("frag-needed filtered");
+    for h in ["nat-1", "nat-2", "pub-1"] {
+        put_helper(&lab, h);
+    }
+    let clamped = with_node_lines(&base, "gw", "    mtu: 1280\n");
+    let inv = write_inventory(&lab, "mtu.yaml", &clamped);
+    apply_ok(&lab, &inv, &[]);
+    assert_no_changes(&lab, &inv);
+    let docker_user = lab.host_exec("gw", "iptables -S DOCKER-USER; ip6tables -S DOCKER-USER");
+    for rule in [
+        "-A DOCKER-USER -i wg0 -m comment --comment meshup:wg0 -j ACCEPT",
+        "-A DOCKER-USER -o wg0 -m comment --comment meshup:wg0 -j ACCEPT",
+    ] {
+        assert_eq!(
+            docker_user.stdout.matches(rule).count(),
+            2,
+            "{rule} in v4 and v6:\n{}",
+            docker_user.stdout
+        );
+    }
+    let relay = |lab: &Lab| transfer(lab, "nat-2", Some("nat-1"), "10.10.0.5", 5101);
+    let routed = |lab: &Lab| {
+        let lan = lab.host("gw").probe.clone().expect("gw probe");
+        transfer(lab, "pub-1", None, &lan, 5102)
+    };
+    let relayed_s = seconds(&relay(&lab));
+    let routed_s = seconds(&routed(&lab));
+    eprintln!("with the clamp: relayed 20 MB in {relayed_s} s, to the LAN in {routed_s} s");
+
+    // Docker restarts: FORWARD holds only Docker's rules again; DOCKER-USER carries on.
+    lab.host_exec("gw", DOCKER_RESTART)
+        .expect_ok("Docker restart");
+    seconds(&relay(&lab));
+    seconds(&routed(&lab));
+
+    // Without the clamp, the 1280 hop and the filtered ICMP stall both.
+    let unclamped = clamped.replace("mesh:\n", "mesh:\n  mss_clamp: false\n");
+    let off = write_inventory(&lab, "mtu-off.yaml", &unclamped);
+    apply_ok(&lab, &off, &[]);
+    assert_no_changes(&lab, &off);
+    let ruleset = lab.host_exec("gw", "nft list ruleset").stdout;
+    assert!(!ruleset.contains("maxseg"), "no clamp left: {ruleset}");
+    let stalled_relay = relay(&lab);
+    let stalled_route = routed(&lab);
+    assert!(
+        stalled_relay.starts_with("stalled") && stalled_route.starts_with("stalled"),
+        "without the clamp: relayed {stalled_relay}, routed {stalled_route}"
+    );
+    eprintln!("without the clamp: relayed {stalled_relay}, routed {stalled_route}");
+
+    // gw leaving the mesh (`state: absent`) takes every rule it added.
+    let gone = with_node_lines(&clamped, "gw", "    state: absent\n");
+    let gone_inv = write_inventory(&lab, "gw-absent.yaml", &gone);
+    apply_ok(&lab, &gone_inv, &[]);
+    let after = lab.host_exec(
+        "gw",
+        "nft list ruleset; iptables-save; ip6tables-save; ip rule; ip route",
+    );
+    assert!(
+        !after.stdout.contains("meshup") && !after.stdout.contains("maxseg"),
+        "{}",
+        after.stdout
+    );
+    assert_no_changes(&lab, &gone_inv);
+}
