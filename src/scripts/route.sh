@@ -113,7 +113,7 @@ transit_up() {
 		if [ "$CLAMP" = 1 ] || [ -n "$MASQ4$MASQ6" ]; then
 			{ printf 'table inet %s {}\ndelete table inet %s\n' "$NFT_TABLE" "$NFT_TABLE"; nft_body; } | nft -f - || return 1
 		else
-			transit_down
+			rules_down
 		fi
 	else
 		ipt iptables -A && ipt ip6tables -A || return 1
@@ -122,6 +122,11 @@ transit_up() {
 
 transit_down() {
 	docker -D
+	rules_down
+}
+
+# The clamp and masquerade rules, in nftables and iptables (what an older run left).
+rules_down() {
 	if command -v nft >/dev/null 2>&1 && nft list table inet "$NFT_TABLE" >/dev/null 2>&1; then
 		nft delete table inet "$NFT_TABLE"
 	fi

@@ -313,65 +313,63 @@ table inet lab_blackhole {
 }
 EOF";
 
-/// 20 MB from `from` to `to_addr` (a sink on `to`, or the LAN machine when `to` is
-/// None): "sent SECONDS" or "stalled LEFT".
-fn transfer(lab: &Lab, from: &str, to: Option<&str>, to_addr: &str, port: u16) -> String {
+/// Runs `cmd` on lab host `host`, or on the LAN machine behind gw when `host` is None.
+fn on(lab: &Lab, host: Option<&str>, cmd: &str) -> Command {
+    let mut c = match host {
+        Some(h) => {
+            let mut c = Command::new(crate::support_lab::lab_command());
+            c.args(["exec", lab.name(), h, "--"]);
+            c
+        }
+        None => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &format!("ml.{}.lan.gw", lab.name())]);
+            c
+        }
+    };
+    c.args(["sh", "-c", cmd]).stdin(Stdio::null());
+    c
+}
+
+/// 20 MB from `from` to `to_addr` on `to` (None: the LAN machine behind gw): "sent
+/// SECONDS" or "stalled LEFT".
+fn transfer(lab: &Lab, from: Option<&str>, to: Option<&str>, to_addr: &str, port: u16) -> String {
     // Forget path MTUs learned by earlier transfers.
     for h in ["gw", "nat-1", "nat-2", "pub-1"] {
         lab.host_exec(h, "ip route flush cache");
     }
-    let sink_cmd = format!("python3 /tmp/exit_tcp.py sink {to_addr} {port} 20");
-    let mut sink = match to {
-        Some(host) => Command::new(crate::support_lab::lab_command())
-            .args(["exec", lab.name(), host, "--", "sh", "-c", &sink_cmd])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("sink"),
-        None => {
-            let dir = lab.out_dir().join("exit_tcp.py");
-            std::fs::write(&dir, PY).expect("helper");
-            Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &format!("ml.{}.lan.gw", lab.name()),
-                    "python3",
-                ])
-                .arg(&dir)
-                .args(["sink", to_addr, &port.to_string(), "20"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("sink")
+    let helper = lab.out_dir().join("exit_tcp.py");
+    std::fs::write(&helper, PY).expect("helper");
+    let script = |host: Option<&str>| {
+        if host.is_some() {
+            "/tmp/exit_tcp.py".to_string()
+        } else {
+            helper.display().to_string()
         }
     };
-    // The sink listens once its port shows up.
-    let listening = |text: &str| text.contains(&format!("{to_addr}:{port}"));
-    wait_for("the sink listens", Duration::from_secs(20), || match to {
-        Some(host) => listening(&lab.host_exec(host, "ss -ltn").stdout),
-        None => Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &format!("ml.{}.lan.gw", lab.name()),
-                "ss",
-                "-ltn",
-            ])
-            .output()
-            .is_ok_and(|o| listening(&String::from_utf8_lossy(&o.stdout))),
+    let mut sink = on(
+        lab,
+        to,
+        &format!("python3 {} sink {to_addr} {port} 20", script(to)),
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .expect("sink");
+    wait_for("the sink listens", Duration::from_secs(20), || {
+        on(lab, to, "ss -ltn").output().is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout).contains(&format!("{to_addr}:{port}"))
+        })
     });
-    let sent = lab
-        .host_exec(
-            from,
-            &format!("python3 /tmp/exit_tcp.py send {to_addr} {port} 20000000 15"),
-        )
-        .stdout
-        .trim()
-        .to_string();
+    let sent = on(
+        lab,
+        from,
+        &format!("python3 {} send {to_addr} {port} 20000000 15", script(from)),
+    )
+    .output()
+    .expect("send");
     let _ = sink.kill();
     let _ = sink.wait();
-    sent
+    String::from_utf8_lossy(&sent.stdout).trim().to_string()
 }
 
 fn seconds(result: &str) -> f64 {
@@ -383,7 +381,7 @@ fn seconds(result: &str) -> f64 {
 
 /// gw relays nat-1 ↔ nat-2 and routes its LAN; its mesh interface has MTU 1280 and the
 /// path filters "fragmentation needed". With the MSS clamp (default) 20 MB pass relayed
-/// and to the LAN machine; without it (`mesh.mss_clamp: false`) both stall. gw also runs
+/// and from the LAN machine to a mesh node; without it (`mesh.mss_clamp: false`) both stall. gw also runs
 /// Docker's chains (FORWARD policy DROP): mesh traffic is relayed and routed, also after
 /// a Docker restart rewrote FORWARD, because DOCKER-USER accepts it.
 #[test]
@@ -404,8 +402,8 @@ fn exit_lab_mss_clamp_and_docker_chains_on_relay_and_subnet_router() {
     assert_no_changes(&lab, &inv);
     let docker_user = lab.host_exec("gw", "iptables -S DOCKER-USER; ip6tables -S DOCKER-USER");
     for rule in [
-        "-A DOCKER-USER -i wg0 -m comment --comment meshup:wg0 -j ACCEPT",
-        "-A DOCKER-USER -o wg0 -m comment --comment meshup:wg0 -j ACCEPT",
+        "-A DOCKER-USER -i wg0 -m comment --comment \"meshup:wg0\" -j ACCEPT",
+        "-A DOCKER-USER -o wg0 -m comment --comment \"meshup:wg0\" -j ACCEPT",
     ] {
         assert_eq!(
             docker_user.stdout.matches(rule).count(),
@@ -414,14 +412,13 @@ fn exit_lab_mss_clamp_and_docker_chains_on_relay_and_subnet_router() {
             docker_user.stdout
         );
     }
-    let relay = |lab: &Lab| transfer(lab, "nat-2", Some("nat-1"), "10.10.0.5", 5101);
-    let routed = |lab: &Lab| {
-        let lan = lab.host("gw").probe.clone().expect("gw probe");
-        transfer(lab, "pub-1", None, &lan, 5102)
-    };
+    // nat-2 → nat-1 through the relay, and the LAN machine → pub-1 through the router:
+    // the senders learn a 1380 MSS from peers whose mesh MTU is 1420.
+    let relay = |lab: &Lab| transfer(lab, Some("nat-2"), Some("nat-1"), "10.10.0.5", 5101);
+    let routed = |lab: &Lab| transfer(lab, None, Some("pub-1"), "10.10.0.1", 5102);
     let relayed_s = seconds(&relay(&lab));
     let routed_s = seconds(&routed(&lab));
-    eprintln!("with the clamp: relayed 20 MB in {relayed_s} s, to the LAN in {routed_s} s");
+    eprintln!("with the clamp: relayed 20 MB in {relayed_s} s, LAN to mesh in {routed_s} s");
 
     // Docker restarts: FORWARD holds only Docker's rules again; DOCKER-USER carries on.
     lab.host_exec("gw", DOCKER_RESTART)
