@@ -519,6 +519,7 @@ fn host_steps(
         .any(|s| matches!(s.kind, StepKind::Config | StepKind::KeyGen));
     hp.record(steps::activation(&h, config_changed));
     hp.record(steps::route(&h));
+    hp.record(steps::neighbours(&h));
     hp.record(steps::watchdog(&h));
     hp.steps.sort_by_key(|s| s.kind);
     Ok(())
@@ -529,3 +530,6 @@ pub(crate) mod tests;
 
 #[cfg(test)]
 mod acl_tests;
+
+#[cfg(test)]
+mod route_tests;

@@ -743,6 +743,15 @@ mu_route_remove() {
 	rm -f "$1"
 }
 
+# mu_nm_reload: NetworkManager, where it runs, reads its configuration again (a new
+# drop-in takes effect without a restart).
+mu_nm_reload() {
+	mu_mark step nm-reload
+	if pidof NetworkManager >/dev/null 2>&1 && command -v nmcli >/dev/null 2>&1; then
+		mu_run nm 'nmcli general reload conf' || { cat "$D/.meshup-nm.log" >&2; mu_fail 'NetworkManager did not reload its configuration'; }
+	fi
+}
+
 # mu_start COMMAND: brings the interface up (service enable --now, or wg-quick up).
 mu_start() {
 	mu_mark step start

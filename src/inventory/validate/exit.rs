@@ -68,6 +68,32 @@ impl Validator<'_> {
                     ),
                     None,
                 ),
+                Some(t) if !t.is_public() => {
+                    let nat_users: Vec<&str> = nodes
+                        .iter()
+                        .flatten()
+                        .filter(|n| {
+                            n.is_present()
+                                && !n.is_public()
+                                && n.name != t.name
+                                && n.exit_via.as_ref() == Some(&t.name)
+                                && from.as_ref().is_none_or(|f| *f == n.name)
+                        })
+                        .map(|n| n.name.as_str())
+                        .collect();
+                    if !nat_users.is_empty() {
+                        self.problems.push_full(
+                            span,
+                            format!(
+                                "exit `{exit}` is behind NAT, like {}: two NAT nodes are not peers",
+                                nat_users.join(", ")
+                            ),
+                            "not a public node",
+                            Some("an exit for nodes behind NAT needs an `endpoint`".to_string()),
+                            None,
+                        );
+                    }
+                }
                 Some(_) => {}
             }
         }

@@ -18,7 +18,7 @@ pub use keys::{keygen, migrate, psk_flip, psks, rotation};
 pub use network::{firewall, forwarding, untrust};
 pub use package::install;
 pub use punch::punch;
-pub use route::{route, route_removal};
+pub use route::{neighbours, nm_conf, nm_conf_path, route, route_removal};
 pub use service::{activation, removal};
 pub use watchdog::{
     SCRIPT_PATH as WATCHDOG_SCRIPT, watch_file, watch_path, watchdog, watchdog_removal,

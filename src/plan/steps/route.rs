@@ -121,3 +121,67 @@ pub fn route_removal(settings: &MeshSettings, facts: &HostFacts, why: &str) -> O
         .with_diff(diff),
     ))
 }
+
+/// meshup's NetworkManager drop-in for interface `iface`.
+pub fn nm_conf_path(iface: &str) -> String {
+    format!("/etc/NetworkManager/conf.d/meshup-{iface}.conf")
+}
+
+/// The drop-in's text: NetworkManager leaves the interface alone (never takes it over,
+/// never changes its addresses or port).
+pub fn nm_conf(iface: &str) -> String {
+    format!(
+        "# Written by meshup: NetworkManager leaves the mesh interface alone.\n[keyfile]\nunmanaged-devices=interface-name:{iface}\n"
+    )
+}
+
+/// Where NetworkManager is installed, its drop-in marks the interface unmanaged (read
+/// again at once where it runs); a systemd-networkd `.netdev` that creates an interface
+/// of the same name is reported, not fought.
+pub fn neighbours(h: &HostInput<'_>) -> Vec<Decision> {
+    let iface = h.iface();
+    let facts = &h.facts.route;
+    let mut out: Vec<Decision> = facts
+        .netdevs
+        .iter()
+        .map(|path| {
+            Decision::warning(format!(
+                "systemd-networkd creates {iface} from {path}: meshup does not manage it through networkd and leaves that file alone, but two owners of one interface fight; remove the file or choose another mesh.interface"
+            ))
+        })
+        .collect();
+    if !facts.nm_installed {
+        return out;
+    }
+    let path = nm_conf_path(iface);
+    let want = nm_conf(iface);
+    if facts.nm_conf.as_deref() == Some(want.as_str()) {
+        out.push(Decision::unchanged(format!(
+            "NetworkManager leaves {iface} unmanaged ({path})"
+        )));
+        return out;
+    }
+    let mut shell = scripts::call_with_stdin(&scripts::call("mu_put_file", &[&path, "644"]), &want);
+    shell.push('\n');
+    shell.push_str(&scripts::call("mu_nm_reload", &[]));
+    out.push(Decision::Change(Step::new(
+        if facts.nm_conf.is_some() {
+            Action::Update
+        } else {
+            Action::Create
+        },
+        StepKind::Route,
+        format!("write {path}: NetworkManager leaves {iface} unmanaged"),
+        format!(
+            "NetworkManager is installed{} and {}",
+            if facts.nm_running { " and runs" } else { "" },
+            if facts.nm_conf.is_some() {
+                format!("{path} differs")
+            } else {
+                format!("nothing marks {iface} unmanaged")
+            }
+        ),
+        shell,
+    )));
+    out
+}
