@@ -100,6 +100,10 @@ pub struct MeshSettings {
     /// Whether transit nodes (relays, subnet routers, exits) clamp the TCP MSS of what
     /// they forward to the route's MTU (`mesh.mss_clamp`, default true).
     pub mss_clamp: bool,
+    /// A TCP service beyond the exits that answers each connection with one line, the
+    /// address it came from (`mesh.exit_probe: 192.0.2.1:7`): `verify` checks that a
+    /// node using an exit leaves with the exit's public address.
+    pub exit_probe: Option<std::net::SocketAddr>,
 }
 
 /// One node of the inventory, with per-node overrides already applied.

@@ -37,6 +37,7 @@ pub(super) struct RawMesh {
     pub watchdog: Option<Spanned<RawWatchdog>>,
     pub exit_via: Option<Spanned<String>>,
     pub mss_clamp: Option<bool>,
+    pub exit_probe: Option<Spanned<String>>,
 }
 
 /// `mesh.watchdog`: on or off (`true`, `false`), or a mapping with the tick interval.

@@ -199,6 +199,10 @@ fn exit_round_trip(lab: &Lab, user: &str) {
         &with_node_lines(&base, "pub-1", "    exit_node: true\n"),
         user,
         "    exit_via: pub-1\n",
+    )
+    .replace(
+        "mesh:\n",
+        &format!("mesh:\n  exit_probe: {INTERNET}:{WHOAMI_PORT}\n"),
     );
     let exit_inv = write_inventory(lab, "exit.yaml", &exit_text);
     let ticker = Ticker::start(lab, user);
@@ -224,7 +228,11 @@ fn exit_round_trip(lab: &Lab, user: &str) {
     assert_no_changes(lab, &exit_inv);
     let verify = meshup(lab, &["verify", path_str(&exit_inv)]);
     assert!(
-        verify.ok() && verify.stdout.contains("All pairs healthy"),
+        verify.ok()
+            && verify.stdout.contains("All pairs healthy")
+            && verify.stdout.contains(&format!(
+                "{user} → exit pub-1: internet route through wg0, leaves as {exit_ip} ✓"
+            )),
         "{}\n{}",
         verify.stdout,
         verify.stderr

@@ -36,6 +36,7 @@ pub(super) struct PartialMesh {
     pub(super) exit_via: Option<Option<NodeName>>,
     pub(super) exit_via_span: Option<Span>,
     pub(super) mss_clamp: bool,
+    pub(super) exit_probe: Option<Option<std::net::SocketAddr>>,
 }
 
 impl PartialMesh {
@@ -59,6 +60,7 @@ impl PartialMesh {
             watchdog: self.watchdog?,
             exit_via: self.exit_via?,
             mss_clamp: self.mss_clamp,
+            exit_probe: self.exit_probe?,
         })
     }
 }
@@ -113,7 +115,25 @@ impl Validator<'_> {
             Some(value) => self.parse::<NodeName>(value, "invalid node name").map(Some),
             None => Some(None),
         };
+        let exit_probe = match &raw.exit_probe {
+            Some(value) => match value.value.parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(Some(addr)),
+                Err(_) => {
+                    let span = self.span(value);
+                    self.problems.push_full(
+                        span,
+                        format!("exit_probe `{}` is not an address and port", value.value),
+                        "invalid exit_probe",
+                        Some("write it as `192.0.2.1:7` or `[2001:db8::1]:7`".to_string()),
+                        None,
+                    );
+                    None
+                }
+            },
+            None => Some(None),
+        };
         PartialMesh {
+            exit_probe,
             exit_via,
             exit_via_span: raw.exit_via.as_ref().map(|v| self.span(v)),
             mss_clamp: raw.mss_clamp.unwrap_or(true),
