@@ -160,7 +160,13 @@ mod tests {
     use super::*;
 
     /// Body, device, seen, probe failed, ok.
-    type Case = (&'static str, Option<&'static str>, Option<&'static str>, bool, bool);
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        bool,
+        bool,
+    );
 
     #[test]
     fn parses_what_the_node_saw() {

@@ -280,6 +280,24 @@ fn exit_lab_light_host_leaves_through_pub1() {
     exit_round_trip(&lab, "pub-2");
 }
 
+/// The same on a host running firewalld (systemd flavour, default zone public, its
+/// IPv6 reverse-path filter on) with strict reverse-path filtering for IPv4: what comes
+/// back through the exit and what arrives on the uplink (SSH) both pass.
+#[test]
+fn exit_lab_firewalld_host_leaves_through_pub1() {
+    require_lab!();
+    let lab = Lab::up_with(
+        "ex-fwd",
+        &["--public", "3", "--nat", "1", "--flavour", "systemd"],
+    );
+    let on = lab.host_exec(
+        "pub-2",
+        "systemctl enable --now firewalld >/dev/null 2>&1; sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1; firewall-cmd --state; grep -i '^IPv6_rpfilter' /etc/firewalld/firewalld.conf",
+    );
+    assert!(on.stdout.contains("running"), "firewalld: {}", on.stdout);
+    exit_round_trip(&lab, "pub-2");
+}
+
 /// Docker's filter chains as dockerd creates them (FORWARD policy DROP, DOCKER-USER,
 /// DOCKER-ISOLATION-STAGE-1/2, docker0's rules), IPv4 and IPv6.
 const DOCKER_CHAINS: &str = "for t in iptables ip6tables; do
