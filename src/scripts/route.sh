@@ -116,6 +116,8 @@ transit_up() {
 			rules_down
 		fi
 	else
+		# Rules of an earlier script (another MTU, no clamp now) go first.
+		rules_down
 		ipt iptables -A && ipt ip6tables -A || return 1
 	fi
 }

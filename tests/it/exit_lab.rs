@@ -407,25 +407,47 @@ fn seconds(result: &str) -> f64 {
 
 /// gw relays nat-1 ↔ nat-2 and routes its LAN; its mesh interface has MTU 1280 and the
 /// path filters "fragmentation needed". With the MSS clamp (default) 20 MB pass relayed
-/// and from the LAN machine to a mesh node; without it (`mesh.mss_clamp: false`) both stall. gw also runs
-/// Docker's chains (FORWARD policy DROP): mesh traffic is relayed and routed, also after
-/// a Docker restart rewrote FORWARD, because DOCKER-USER accepts it.
+/// and from the LAN machine to a mesh node; without it (`mesh.mss_clamp: false`) both
+/// stall. gw also runs Docker's chains (FORWARD policy DROP): mesh traffic is relayed
+/// and routed, also after a Docker restart rewrote FORWARD, because DOCKER-USER accepts
+/// it. The clamp is nftables' (`maxseg size set rt mtu`).
 #[test]
 fn exit_lab_mss_clamp_and_docker_chains_on_relay_and_subnet_router() {
     require_lab!();
     let lab = Lab::up("ex-mss", "mixed", "light");
+    mss_and_docker(&lab, false);
+}
+
+/// The same where gw has no nft command (an iptables-only host): the clamp is
+/// iptables' (`TCPMSS --clamp-mss-to-pmtu`, `--set-mss`).
+#[test]
+fn exit_lab_mss_clamp_with_iptables_only() {
+    require_lab!();
+    let lab = Lab::up("ex-mss-ipt", "mixed", "light");
+    mss_and_docker(&lab, true);
+}
+
+fn mss_and_docker(lab: &Lab, iptables_only: bool) {
     let base = std::fs::read_to_string(lab.inventory()).expect("inventory");
     lab.host_exec("gw", DOCKER_CHAINS)
         .expect_ok("Docker's chains");
     lab.host_exec("gw", FRAG_NEEDED_FILTERED)
         .expect_ok("frag-needed filtered");
+    if iptables_only {
+        // Only this host's mount namespace sees it.
+        lab.host_exec(
+            "gw",
+            "mount --bind /bin/false /usr/sbin/nft && ! nft list tables",
+        )
+        .expect_ok("nft hidden");
+    }
     for h in ["nat-1", "nat-2", "pub-1"] {
-        put_helper(&lab, h);
+        put_helper(lab, h);
     }
     let clamped = with_node_lines(&base, "gw", "    mtu: 1280\n");
-    let inv = write_inventory(&lab, "mtu.yaml", &clamped);
-    apply_ok(&lab, &inv, &[]);
-    assert_no_changes(&lab, &inv);
+    let inv = write_inventory(lab, "mtu.yaml", &clamped);
+    apply_ok(lab, &inv, &[]);
+    assert_no_changes(lab, &inv);
     let docker_user = lab.host_exec("gw", "iptables -S DOCKER-USER; ip6tables -S DOCKER-USER");
     for rule in [
         "-A DOCKER-USER -i wg0 -m comment --comment \"meshup:wg0\" -j ACCEPT",
@@ -442,25 +464,53 @@ fn exit_lab_mss_clamp_and_docker_chains_on_relay_and_subnet_router() {
     // the senders learn a 1380 MSS from peers whose mesh MTU is 1420.
     let relay = |lab: &Lab| transfer(lab, Some("nat-2"), Some("nat-1"), "10.10.0.5", 5101);
     let routed = |lab: &Lab| transfer(lab, None, Some("pub-1"), "10.10.0.1", 5102);
-    let relayed_s = seconds(&relay(&lab));
-    let routed_s = seconds(&routed(&lab));
+    let clamp = lab
+        .host_exec(
+            "gw",
+            "nft list ruleset; iptables-save -t mangle; ip6tables-save -t mangle",
+        )
+        .stdout;
+    let (nft, ipt) = (
+        clamp.contains("maxseg size set rt mtu"),
+        clamp.contains("-j TCPMSS --clamp-mss-to-pmtu") && clamp.contains("--set-mss 1240"),
+    );
+    assert!(
+        if iptables_only {
+            ipt && !nft
+        } else {
+            nft && !ipt
+        },
+        "the clamp in {}: {clamp}",
+        if iptables_only {
+            "iptables"
+        } else {
+            "nftables"
+        }
+    );
+    let relayed_s = seconds(&relay(lab));
+    let routed_s = seconds(&routed(lab));
     eprintln!("with the clamp: relayed 20 MB in {relayed_s} s, LAN to mesh in {routed_s} s");
 
     // Docker restarts: FORWARD holds only Docker's rules again; DOCKER-USER carries on.
     lab.host_exec("gw", DOCKER_RESTART)
         .expect_ok("Docker restart");
-    seconds(&relay(&lab));
-    seconds(&routed(&lab));
+    seconds(&relay(lab));
+    seconds(&routed(lab));
 
     // Without the clamp, the 1280 hop and the filtered ICMP stall both.
     let unclamped = clamped.replace("mesh:\n", "mesh:\n  mss_clamp: false\n");
-    let off = write_inventory(&lab, "mtu-off.yaml", &unclamped);
-    apply_ok(&lab, &off, &[]);
-    assert_no_changes(&lab, &off);
-    let ruleset = lab.host_exec("gw", "nft list ruleset").stdout;
-    assert!(!ruleset.contains("maxseg"), "no clamp left: {ruleset}");
-    let stalled_relay = relay(&lab);
-    let stalled_route = routed(&lab);
+    let off = write_inventory(lab, "mtu-off.yaml", &unclamped);
+    apply_ok(lab, &off, &[]);
+    assert_no_changes(lab, &off);
+    let ruleset = lab
+        .host_exec("gw", "nft list ruleset; iptables-save; ip6tables-save")
+        .stdout;
+    assert!(
+        !ruleset.contains("maxseg") && !ruleset.contains("TCPMSS"),
+        "no clamp left: {ruleset}"
+    );
+    let stalled_relay = relay(lab);
+    let stalled_route = routed(lab);
     assert!(
         stalled_relay.starts_with("stalled") && stalled_route.starts_with("stalled"),
         "without the clamp: relayed {stalled_relay}, routed {stalled_route}"
@@ -469,8 +519,8 @@ fn exit_lab_mss_clamp_and_docker_chains_on_relay_and_subnet_router() {
 
     // gw leaving the mesh (`state: absent`) takes every rule it added.
     let gone = with_node_lines(&clamped, "gw", "    state: absent\n");
-    let gone_inv = write_inventory(&lab, "gw-absent.yaml", &gone);
-    apply_ok(&lab, &gone_inv, &[]);
+    let gone_inv = write_inventory(lab, "gw-absent.yaml", &gone);
+    apply_ok(lab, &gone_inv, &[]);
     let after = lab.host_exec(
         "gw",
         "nft list ruleset; iptables-save; ip6tables-save; ip rule; ip route",
@@ -480,5 +530,5 @@ fn exit_lab_mss_clamp_and_docker_chains_on_relay_and_subnet_router() {
         "{}",
         after.stdout
     );
-    assert_no_changes(&lab, &gone_inv);
+    assert_no_changes(lab, &gone_inv);
 }
