@@ -178,7 +178,10 @@ impl Ticker {
 
 /// A node behind the exit reaches the internet with the exit's public address; the
 /// routing comes and goes exactly; the SSH session it runs over survives the switch.
-fn exit_round_trip(lab: &Lab, user: &str) {
+/// With `reboot` (systemd flavour), the exit and the node using it are power-cycled once
+/// the exit is in place: wg-quick brings the route back at boot (its own policy routing
+/// for a 0.0.0.0/0 peer, then meshup's script from `PostUp`), and the next plan is empty.
+fn exit_round_trip(lab: &Lab, user: &str, reboot: bool) {
     let base = std::fs::read_to_string(lab.inventory()).expect("inventory");
     let exit_ip = lab.host("pub-1").public_ip.clone().expect("pub-1 public");
     let user_ip = lab.host(user).public_ip.clone().expect("public user");
@@ -237,6 +240,26 @@ fn exit_round_trip(lab: &Lab, user: &str) {
         verify.stdout,
         verify.stderr
     );
+    if reboot {
+        let out = Command::new(crate::support_lab::lab_command())
+            .args(["reboot", lab.name(), "pub-1", user])
+            .stdin(Stdio::null())
+            .output()
+            .expect("lab reboot");
+        crate::support_lab::Run::from(out).expect_ok("lab reboot");
+        put_helper(lab, user);
+        wait_for(
+            "after the reboot, the internet sees pub-1's address",
+            Duration::from_secs(90),
+            || seen_as(lab, user) == exit_ip,
+        );
+        assert_no_changes(lab, &exit_inv);
+        let rules = lab.host_exec(user, "ip -4 rule").stdout;
+        assert!(
+            rules.contains(&format!("from {user_ip} lookup main proto 77")),
+            "after the reboot: {rules}"
+        );
+    }
     // Another node is untouched: it still leaves with its own address.
     put_helper(lab, "pub-3");
     assert_eq!(
@@ -277,12 +300,13 @@ fn exit_lab_light_host_leaves_through_pub1() {
         "ex-light",
         &["--public", "3", "--nat", "1", "--flavour", "light"],
     );
-    exit_round_trip(&lab, "pub-2");
+    exit_round_trip(&lab, "pub-2", false);
 }
 
 /// The same on a host running firewalld (systemd flavour, default zone public, its
 /// IPv6 reverse-path filter on) with strict reverse-path filtering for IPv4: what comes
-/// back through the exit and what arrives on the uplink (SSH) both pass.
+/// back through the exit and what arrives on the uplink (SSH) both pass; and both
+/// hosts power-cycled come back with the exit route by themselves.
 #[test]
 fn exit_lab_firewalld_host_leaves_through_pub1() {
     require_lab!();
@@ -295,7 +319,7 @@ fn exit_lab_firewalld_host_leaves_through_pub1() {
         "systemctl enable --now firewalld >/dev/null 2>&1; sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1; firewall-cmd --state; grep -i '^IPv6_rpfilter' /etc/firewalld/firewalld.conf",
     );
     assert!(on.stdout.contains("running"), "firewalld: {}", on.stdout);
-    exit_round_trip(&lab, "pub-2");
+    exit_round_trip(&lab, "pub-2", true);
 }
 
 /// Docker's filter chains as dockerd creates them (FORWARD policy DROP, DOCKER-USER,
