@@ -25,6 +25,17 @@ fn exit_address(mesh: &Mesh, node: &NodeSpec) -> Option<String> {
     mesh.node(exit).map(|e| e.address.to_string())
 }
 
+/// `mesh.firewall: trust`: meshup may add netfilter rules (the clamp, Docker's chain);
+/// with `none` it leaves them to the user, and only an exit's masquerade stays.
+fn rules_allowed(mesh: &Mesh) -> bool {
+    mesh.settings.firewall == crate::inventory::FirewallMode::Trust
+}
+
+/// The node clamps the MSS of what it forwards.
+fn clamps(mesh: &Mesh, node: &NodeSpec) -> bool {
+    node.is_transit && mesh.settings.mss_clamp && rules_allowed(mesh)
+}
+
 /// The script's text for `node` (`None`: it has none).
 pub fn script(mesh: &Mesh, node: &NodeSpec) -> Option<String> {
     if !has_script(node) {
@@ -46,7 +57,7 @@ pub fn script(mesh: &Mesh, node: &NodeSpec) -> Option<String> {
     let values = [
         ("IF", iface.to_string()),
         ("TABLE", EXIT_TABLE.to_string()),
-        ("CLAMP", flag(node.is_transit && settings.mss_clamp).into()),
+        ("CLAMP", flag(clamps(mesh, node)).into()),
         ("MTU", node.mtu.map(|m| m.to_string()).unwrap_or_default()),
         ("MASQ4", masq4),
         ("MASQ6", masq6),
@@ -55,7 +66,10 @@ pub fn script(mesh: &Mesh, node: &NodeSpec) -> Option<String> {
             "EXIT6",
             flag(node.exit_via.is_some() && settings.network6.is_some()).into(),
         ),
-        ("FORWARD", flag(node.is_transit).into()),
+        (
+            "FORWARD",
+            flag(node.is_transit && rules_allowed(mesh)).into(),
+        ),
         ("MARKER", format!("meshup:{iface}")),
     ];
     let mut out = String::from("#!/bin/sh\n# Written by meshup: replaced on the next apply.\n");
@@ -72,7 +86,7 @@ pub fn script(mesh: &Mesh, node: &NodeSpec) -> Option<String> {
 /// The parts the script's `status` reports when everything is in place.
 pub fn wanted_status(mesh: &Mesh, node: &NodeSpec) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    if node.is_transit && mesh.settings.mss_clamp {
+    if clamps(mesh, node) {
         out.insert("clamp".to_string());
     }
     if node.exit_node {

@@ -116,6 +116,23 @@ fn only_the_node_using_the_exit_routes_everything_to_it() {
 }
 
 #[test]
+fn firewall_none_adds_no_rule_but_the_exits_masquerade() {
+    let f = with_exit("  firewall: none\n");
+    let a = f.mesh.node(&n("node-a")).expect("node");
+    assert_eq!(
+        routing::wanted_status(&f.mesh, a)
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["masq"]
+    );
+    let script = routing::script(&f.mesh, a).expect("script");
+    assert!(
+        script.contains("CLAMP=0\n") && script.contains("FORWARD=0\n"),
+        "{script}"
+    );
+}
+
+#[test]
 fn mss_clamp_false_keeps_forwarding_without_the_clamp() {
     let f = with_exit("  mss_clamp: false\n");
     let a = f.mesh.node(&n("node-a")).expect("node");

@@ -6,10 +6,12 @@
 #
 # Values (the header): IF the interface; TABLE the routing table and fwmark of the exit
 # route (51820, as wg-quick picks for a 0.0.0.0/0 peer); CLAMP 1 to clamp the MSS of
-# forwarded TCP (MTU: the interface's, empty: read from it); MASQ4, MASQ6 the mesh networks an exit node
-# masquerades out of its uplink (empty: none); EXIT4 the exit's mesh address when the
-# default route goes through it (empty: it does not), EXIT6 1 for IPv6 too; MARKER the
-# comment on iptables rules.
+# forwarded TCP, MTU the interface's (empty: read from it); MASQ4, MASQ6 the mesh
+# networks an exit node masquerades out of its uplink (empty: none); EXIT4 the exit's
+# mesh address when the default route goes through it (empty: it does not), EXIT6 1 for
+# IPv6 too; FORWARD 1 on a transit node (Docker's DOCKER-USER chain, where it exists,
+# accepts what is forwarded to and from the interface: Docker rewrites FORWARD when it
+# restarts, never that chain); MARKER the comment on iptables rules.
 #
 # The exit route is wg-quick's (an fwmark on WireGuard's own packets, `not fwmark`
 # into TABLE, main with suppress_prefixlength 0 first, so the mesh's own routes win), so

@@ -67,7 +67,7 @@ pub fn route(h: &HostInput<'_>) -> Vec<Decision> {
     if wanted.contains("clamp") {
         summary.push("clamp the TCP MSS of forwarded traffic".to_string());
     }
-    if h.spec.is_transit {
+    if h.spec.is_transit && h.settings().firewall == crate::inventory::FirewallMode::Trust {
         summary
             .push("accept forwarded mesh traffic in Docker's DOCKER-USER where it exists".into());
     }
