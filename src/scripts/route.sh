@@ -42,15 +42,15 @@ nft_body() {
 	printf 'table inet %s {\n' "$NFT_TABLE"
 	if [ "$CLAMP" = 1 ]; then
 		printf '\tchain forward {\n\t\ttype filter hook forward priority mangle; policy accept;\n'
-		printf '\t\toifname "%s" tcp flags syn / syn,rst tcp option maxseg size set rt mtu\n' "$IF"
-		printf '\t\tiifname "%s" meta nfproto ipv4 tcp flags syn / syn,rst tcp option maxseg size > %s tcp option maxseg size set %s\n' "$IF" "$MSS4" "$MSS4"
-		printf '\t\tiifname "%s" meta nfproto ipv6 tcp flags syn / syn,rst tcp option maxseg size > %s tcp option maxseg size set %s\n' "$IF" "$MSS6" "$MSS6"
+		printf '\t\toifname "%s" tcp flags syn / syn,rst tcp option maxseg size set rt mtu comment "%s"\n' "$IF" "$MARKER"
+		printf '\t\tiifname "%s" meta nfproto ipv4 tcp flags syn / syn,rst tcp option maxseg size > %s tcp option maxseg size set %s comment "%s"\n' "$IF" "$MSS4" "$MSS4" "$MARKER"
+		printf '\t\tiifname "%s" meta nfproto ipv6 tcp flags syn / syn,rst tcp option maxseg size > %s tcp option maxseg size set %s comment "%s"\n' "$IF" "$MSS6" "$MSS6" "$MARKER"
 		printf '\t}\n'
 	fi
 	if [ -n "$MASQ4$MASQ6" ]; then
 		printf '\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n'
-		[ -z "$MASQ4" ] || printf '\t\tip saddr %s oifname != "%s" masquerade\n' "$MASQ4" "$IF"
-		[ -z "$MASQ6" ] || printf '\t\tip6 saddr %s oifname != "%s" masquerade\n' "$MASQ6" "$IF"
+		[ -z "$MASQ4" ] || printf '\t\tip saddr %s oifname != "%s" masquerade comment "%s"\n' "$MASQ4" "$IF" "$MARKER"
+		[ -z "$MASQ6" ] || printf '\t\tip6 saddr %s oifname != "%s" masquerade comment "%s"\n' "$MASQ6" "$IF" "$MARKER"
 		printf '\t}\n'
 	fi
 	printf '}\n'
