@@ -208,6 +208,56 @@ fn exit_round_trip(lab: &Lab, user: &str, reboot: bool) {
         &format!("mesh:\n  exit_probe: {INTERNET}:{WHOAMI_PORT}\n"),
     );
     let exit_inv = write_inventory(lab, "exit.yaml", &exit_text);
+
+    // An exit that does not answer over the mesh: the route does not move, the host's
+    // config and routing are rolled back.
+    let user_mesh = lab.host(user).mesh_address.clone();
+    lab.host_exec(
+        "pub-1",
+        &format!(
+            "nft add table inet lab_mute && nft add chain inet lab_mute in '{{ type filter hook input priority -10; }}' && nft add rule inet lab_mute in ip saddr {user_mesh} icmp type echo-request drop"
+        ),
+    )
+    .expect_ok("mute pub-1 towards the user");
+    let prev_conf = lab.host_exec(user, "cat /etc/wireguard/wg0.conf").stdout;
+    let failed = meshup(lab, &["apply", "--yes", path_str(&exit_inv)]);
+    let recap = failed
+        .stdout
+        .split("RECAP")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let user_line = recap
+        .lines()
+        .find(|l| l.trim_start().starts_with(user))
+        .unwrap_or_default();
+    assert!(
+        failed.code == Some(1) && user_line.contains("FAILED") && user_line.contains("rolled back"),
+        "{}\n{}",
+        failed.stdout,
+        failed.stderr
+    );
+    assert!(
+        failed.stdout.contains("does not answer over wg0")
+            || failed.stderr.contains("does not answer over wg0"),
+        "{}\n{}",
+        failed.stdout,
+        failed.stderr
+    );
+    assert_eq!(
+        routing(lab, user),
+        meshed,
+        "routing after the failed switch"
+    );
+    assert_eq!(
+        lab.host_exec(user, "cat /etc/wireguard/wg0.conf").stdout,
+        prev_conf,
+        "config after the failed switch"
+    );
+    assert_eq!(seen_as(lab, user), user_ip);
+    lab.host_exec("pub-1", "nft delete table inet lab_mute")
+        .expect_ok("unmute");
+
     let ticker = Ticker::start(lab, user);
     let run = apply_ok(lab, &exit_inv, &[]);
     assert!(
