@@ -106,8 +106,10 @@ pub fn render_node(
         let _ = writeln!(out, "PostUp = nft -f {file}");
     }
     if let Some(file) = &spec.route_file {
-        // A missing script (removed by hand) must not stop the interface coming up.
-        let _ = writeln!(out, "PostUp = [ ! -f {file} ] || sh {file} up");
+        // Neither a missing script (removed by hand) nor a failing one stops the
+        // interface coming up (wg-quick tears it down when a hook fails): the mesh comes
+        // back, and the next plan shows what is not in place.
+        let _ = writeln!(out, "PostUp = [ ! -f {file} ] || sh {file} up || true");
         let _ = writeln!(out, "PreDown = [ ! -f {file} ] || sh {file} down");
     }
     for peer in peers {

@@ -109,7 +109,7 @@ fn only_the_node_using_the_exit_routes_everything_to_it() {
     );
     assert!(
         config.contains(
-            "PostUp = [ ! -f /etc/wireguard/meshup-route-wg0.sh ] || sh /etc/wireguard/meshup-route-wg0.sh up\nPreDown = [ ! -f /etc/wireguard/meshup-route-wg0.sh ] || sh /etc/wireguard/meshup-route-wg0.sh down\n"
+            "PostUp = [ ! -f /etc/wireguard/meshup-route-wg0.sh ] || sh /etc/wireguard/meshup-route-wg0.sh up || true\nPreDown = [ ! -f /etc/wireguard/meshup-route-wg0.sh ] || sh /etc/wireguard/meshup-route-wg0.sh down\n"
         ),
         "{config}"
     );
