@@ -181,15 +181,23 @@ impl Ticker {
 /// With `reboot` (systemd flavour), the exit and the node using it are power-cycled once
 /// the exit is in place: wg-quick brings the route back at boot (its own policy routing
 /// for a 0.0.0.0/0 peer, then meshup's script from `PostUp`), and the next plan is empty.
-fn exit_round_trip(lab: &Lab, user: &str, reboot: bool) {
-    let base = std::fs::read_to_string(lab.inventory()).expect("inventory");
+/// With `dual_stack`, the mesh has `network6` too: the exit peer carries `::/0` and the
+/// IPv6 rules and table come and go the same way.
+fn exit_round_trip(lab: &Lab, user: &str, reboot: bool, dual_stack: bool) {
+    let mut base = std::fs::read_to_string(lab.inventory()).expect("inventory");
+    if dual_stack {
+        base = base.replace(
+            "  network: 10.10.0.0/24\n",
+            "  network: 10.10.0.0/24\n  network6: fd10:10::/64\n",
+        );
+    }
     let exit_ip = lab.host("pub-1").public_ip.clone().expect("pub-1 public");
     let user_ip = lab.host(user).public_ip.clone().expect("public user");
     put_helper(lab, user);
     let _whoami = Whoami::start(lab);
     let bare = routing(lab, user);
 
-    let inv = lab.inventory();
+    let inv = write_inventory(lab, "base.yaml", &base);
     apply_ok(lab, &inv, &[]);
     assert_eq!(
         seen_as(lab, user),
@@ -278,6 +286,24 @@ fn exit_round_trip(lab: &Lab, user: &str, reboot: bool) {
             && rules.contains("suppress_prefixlength 0"),
         "{rules}"
     );
+    if dual_stack {
+        let rules6 = lab
+            .host_exec(user, "ip -6 rule; ip -6 route show table 51820")
+            .stdout;
+        assert!(
+            rules6.contains("not from all fwmark 0xca6c lookup 51820")
+                && rules6.contains("default dev wg0"),
+            "{rules6}"
+        );
+        let allowed = lab.host_exec(user, "wg show wg0 allowed-ips").stdout;
+        assert!(
+            allowed
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .any(|w| w.contains(&"0.0.0.0/0") && w.contains(&"::/0")),
+            "{allowed}"
+        );
+    }
     assert_no_changes(lab, &exit_inv);
     let verify = meshup(lab, &["verify", path_str(&exit_inv)]);
     assert!(
@@ -343,6 +369,7 @@ fn exit_round_trip(lab: &Lab, user: &str, reboot: bool) {
     assert_no_changes(lab, &gone_inv);
 }
 
+/// Light host, dual-stack mesh (IPv4 underlay).
 #[test]
 fn exit_lab_light_host_leaves_through_pub1() {
     require_lab!();
@@ -350,7 +377,7 @@ fn exit_lab_light_host_leaves_through_pub1() {
         "ex-light",
         &["--public", "3", "--nat", "1", "--flavour", "light"],
     );
-    exit_round_trip(&lab, "pub-2", false);
+    exit_round_trip(&lab, "pub-2", false, true);
 }
 
 /// The same on a host running firewalld (systemd flavour, default zone public, its
@@ -369,7 +396,7 @@ fn exit_lab_firewalld_host_leaves_through_pub1() {
         "systemctl enable --now firewalld >/dev/null 2>&1; sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1; firewall-cmd --state; grep -i '^IPv6_rpfilter' /etc/firewalld/firewalld.conf",
     );
     assert!(on.stdout.contains("running"), "firewalld: {}", on.stdout);
-    exit_round_trip(&lab, "pub-2", true);
+    exit_round_trip(&lab, "pub-2", true, false);
 }
 
 /// Docker's filter chains as dockerd creates them (FORWARD policy DROP, DOCKER-USER,
