@@ -83,6 +83,24 @@ pub fn script(mesh: &Mesh, node: &NodeSpec) -> Option<String> {
     Some(out)
 }
 
+/// The exit `node` goes through, when that exit takes up its role in this run (its
+/// masquerade is not in place yet): `node` moves its default route only after the exit
+/// has converged, and not at all if the exit fails (rule 9).
+pub fn exit_dependency(
+    mesh: &Mesh,
+    node: &NodeSpec,
+    exit_facts: &dyn Fn(&crate::inventory::NodeName) -> Option<crate::facts::RouteFacts>,
+) -> Option<(crate::inventory::NodeName, String)> {
+    let exit = mesh.node(node.exit_via.as_ref()?)?;
+    let facts = exit_facts(&exit.name)?;
+    (!facts.status.contains("masq")).then(|| {
+        (
+            exit.name.clone(),
+            "exit role (forwarding, masquerade)".to_string(),
+        )
+    })
+}
+
 /// The parts the script's `status` reports when everything is in place.
 pub fn wanted_status(mesh: &Mesh, node: &NodeSpec) -> BTreeSet<String> {
     let mut out = BTreeSet::new();

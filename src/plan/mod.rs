@@ -289,6 +289,18 @@ impl<'a> Planner<'a> {
                 .map(|(m, what)| (m.clone(), what.clone()))
                 .collect();
         }
+        if hp.has_changes() {
+            let facts = self.input.facts;
+            let exit_facts = |n: &NodeName| match facts.get(n) {
+                Some(Ok(f)) if self.in_limit(n) => Some(f.route.clone()),
+                _ => None,
+            };
+            hp.after.extend(crate::routing::exit_dependency(
+                self.input.mesh,
+                spec,
+                &exit_facts,
+            ));
+        }
         hp
     }
 

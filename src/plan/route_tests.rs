@@ -116,6 +116,28 @@ fn only_the_node_using_the_exit_routes_everything_to_it() {
 }
 
 #[test]
+fn a_node_moves_its_route_after_its_exit_took_up_the_role() {
+    let f = with_exit("");
+    let mut facts = all_converged(&f);
+    let after = |facts: &FactsMap| {
+        plan_of(&f, facts)
+            .host(&n("node-c"))
+            .expect("node-c")
+            .after
+            .clone()
+    };
+    assert_eq!(
+        after(&facts),
+        [(
+            n("node-a"),
+            "exit role (forwarding, masquerade)".to_string()
+        )]
+    );
+    in_place(&f, &mut facts, "node-a");
+    assert!(after(&facts).is_empty());
+}
+
+#[test]
 fn firewall_none_adds_no_rule_but_the_exits_masquerade() {
     let f = with_exit("  firewall: none\n");
     let a = f.mesh.node(&n("node-a")).expect("node");
