@@ -227,6 +227,14 @@ fn exit_round_trip(lab: &Lab, user: &str, reboot: bool, dual_stack: bool) {
         ),
     )
     .expect_ok("mute pub-1 towards the user");
+    let plan = meshup(lab, &["plan", path_str(&exit_inv)]);
+    assert!(
+        plan.stdout.contains(
+            "  > after pub-1 has applied its exit role (forwarding, masquerade) (left as is if pub-1 fails)"
+        ),
+        "{}",
+        plan.stdout
+    );
     let prev_conf = lab.host_exec(user, "cat /etc/wireguard/wg0.conf").stdout;
     let failed = meshup(lab, &["apply", "--yes", path_str(&exit_inv)]);
     let recap = failed
