@@ -1,9 +1,11 @@
 //! Routes people ask for (issue 27), on the local lab: an exit node (a node's internet
 //! traffic leaves through pub-1, with pub-1's public address, while its SSH session stays
-//! up and the mesh stays healthy; removing the exit restores `ip rule`/`ip route` byte for
-//! byte), MSS clamping on a relay and a subnet router whose mesh interface has MTU 1280
-//! (a 20 MB transfer completes, and stalls with `mss_clamp: false`), and a relay and
-//! subnet router carrying Docker's chains. The lab's "internet" is its inet router
+//! up and the mesh stays healthy; an exit that does not answer leaves the host rolled
+//! back; removing the exit restores `ip rule`/`ip route` byte for byte, IPv4 and IPv6;
+//! a power cycle brings it back; on a light host and on a firewalld host), MSS clamping
+//! on a relay and a subnet router whose mesh interface has MTU 1280 (a 20 MB transfer
+//! completes, and stalls with `mss_clamp: false`; nftables and iptables), and a relay
+//! and subnet router carrying Docker's chains. The lab's "internet" is its inet router
 //! namespace: the test gives it 192.0.2.1 with a what-is-my-ip service.
 //! Needs root; `MESHUP_SKIP_LAB=1` skips them.
 
