@@ -21,6 +21,7 @@ pub mod network_path;
 pub mod plan;
 pub mod playbook;
 pub mod render;
+pub mod routing;
 pub mod run_lock;
 pub mod scripts;
 pub mod secret;

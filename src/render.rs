@@ -105,6 +105,13 @@ pub fn render_node(
     if let Some(file) = &spec.acl_file {
         let _ = writeln!(out, "PostUp = nft -f {file}");
     }
+    if let Some(file) = &spec.route_file {
+        // Neither a missing script (removed by hand) nor a failing one stops the
+        // interface coming up (wg-quick tears it down when a hook fails): the mesh comes
+        // back, and the next plan shows what is not in place.
+        let _ = writeln!(out, "PostUp = [ ! -f {file} ] || sh {file} up || true");
+        let _ = writeln!(out, "PreDown = [ ! -f {file} ] || sh {file} down");
+    }
     for peer in peers {
         let _ = writeln!(out);
         let _ = writeln!(out, "# Peer: {}", peer.name);

@@ -11,6 +11,12 @@ use crate::inventory::{
 };
 use crate::keys::PublicKey;
 
+/// Path of meshup's routing script on a host (`crate::routing`):
+/// `<config dir>/meshup-route-<interface>.sh`.
+pub fn route_script_path(config_dir: &str, interface: &str) -> String {
+    format!("{config_dir}/meshup-route-{interface}.sh")
+}
+
 /// Whether a node can be reached from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -71,6 +77,14 @@ pub struct NodeSpec {
     pub clients: Vec<NodeName>,
     /// Groups of the mesh ACL (`groups:`).
     pub groups: Vec<crate::inventory::GroupName>,
+    /// Carries other nodes' internet traffic (`exit_node: true`): forwards and masquerades
+    /// mesh sources out of its uplink.
+    pub exit_node: bool,
+    /// The exit node this node's default route goes through (policy routing, see
+    /// `plan::steps::route`); its peer entry carries `0.0.0.0/0` (and `::/0`).
+    pub exit_via: Option<NodeName>,
+    /// meshup's routing script (`crate::routing`), which the interface's `PostUp` runs.
+    pub route_file: Option<String>,
     /// With a mesh ACL: the nft script the interface's `PostUp` loads (so the ACL is up
     /// whenever the interface is, from boot on).
     pub acl_file: Option<String>,
@@ -288,10 +302,10 @@ impl Mesh {
                 },
                 endpoint: node.endpoint.as_ref().map(ToString::to_string),
                 subnets: node.subnets.clone(),
-                // A hub forwards like a relay: IP forwarding and firewall trust follow
-                // `is_transit`. TODO(#27 merge): MSS clamping on transit nodes (branch
-                // `exit`) must cover hubs too; keyed on `is_transit`, it does.
+                // Relays, subnet routers, exits and hubs forward: IP forwarding, firewall
+                // trust and MSS clamping (plan::steps::route) follow `is_transit`.
                 is_transit: !node.subnets.is_empty()
+                    || node.exit_node
                     || !relay_for.is_empty()
                     || !node_clients.is_empty()
                     || hub,
@@ -300,6 +314,9 @@ impl Mesh {
                 own_ips: own_ips(node, addrs),
                 clients: node_clients,
                 groups: node.groups.clone(),
+                exit_node: node.exit_node,
+                exit_via: node.exit_via.clone(),
+                route_file: None,
                 acl_file: settings.acl.as_ref().map(|_| {
                     crate::inventory::acl_file(
                         settings.config_dir.as_str(),
@@ -310,6 +327,15 @@ impl Mesh {
                 site: site_of(node),
                 hub,
             });
+        }
+        for spec in &mut nodes {
+            // Transit nodes (relays, subnet routers, exits) and nodes using an exit.
+            if spec.is_transit || spec.exit_via.is_some() {
+                spec.route_file = Some(route_script_path(
+                    settings.config_dir.as_str(),
+                    settings.interface.as_str(),
+                ));
+            }
         }
         let mut absent: Vec<NodeName> = inventory.absent_nodes().map(|n| n.name.clone()).collect();
         absent.sort();
@@ -529,6 +555,9 @@ impl Mesh {
             .map(|peer| {
                 let mut allowed_ips = peer.own_ips.clone();
                 allowed_ips.extend(carried.remove(&peer.name).into_iter().flatten());
+                if node.exit_via.as_ref() == Some(&peer.name) {
+                    allowed_ips.extend(self.default_routes());
+                }
                 let direct = self.direct_nat_endpoint(&node.name, &peer.name);
                 for &i in self.routed_clients.get(&peer.name).into_iter().flatten() {
                     if let Some(client) = self.clients.get(i)
@@ -610,6 +639,16 @@ impl Mesh {
                 persistent_keepalive: keepalive,
                 psk: false,
             });
+        }
+        out
+    }
+
+    /// What an exit peer's AllowedIPs add on a node that goes through it: `0.0.0.0/0`,
+    /// and `::/0` in a dual-stack mesh.
+    pub fn default_routes(&self) -> Vec<IpNet> {
+        let mut out = vec![IpNet::V4(Ipv4Net::default())];
+        if self.settings.network6.is_some() {
+            out.push(IpNet::V6(Ipv6Net::default()));
         }
         out
     }

@@ -198,7 +198,7 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         kinds,
         [
             Migrate, Install, KeyGen, Rotate, Psk, Remove, Flip, Config, HostsFile, Firewall,
-            Forwarding, Service, Reload
+            Forwarding, Service, Reload, Route
         ]
         .into(),
         "every step kind is covered"
@@ -221,6 +221,8 @@ fn every_step_kind_runs_exactly_the_shell_plan_shows() {
         "mu_enable",
         "mu_live_reload",
         "mu_hosts_block",
+        "mu_route_stage",
+        "mu_route",
     ] {
         assert!(functions.contains(f), "{f} is exercised: {functions:?}");
     }

@@ -27,6 +27,7 @@ mod keys;
 mod nftables;
 mod os_release;
 mod port_spec;
+mod route;
 mod sections;
 mod service;
 mod system;
@@ -50,6 +51,7 @@ pub use keys::{KeyFacts, KeyFileState, PublicKeyFile};
 pub use nftables::{NftChain, NftChainRef, NftTable, NftablesFacts};
 pub use os_release::OsRelease;
 pub use port_spec::port_in_spec;
+pub use route::RouteFacts;
 pub use sections::{DONE, HEADER, Section, Sections};
 pub use service::{ForwardFacts, ServiceFacts, ServiceManager};
 pub use system::{InitSystem, WireguardSupport};
@@ -61,7 +63,7 @@ pub use wg_dump::{WgDump, WgInterfaceDump, WgPeerDump};
 const GATHER_SH: &str = crate::scripts::GATHER;
 
 /// Names of every section the script prints, in order.
-pub const SECTION_NAMES: [&str; 25] = [
+pub const SECTION_NAMES: [&str; 26] = [
     "os-release",
     "commands",
     "init",
@@ -77,6 +79,7 @@ pub const SECTION_NAMES: [&str; 25] = [
     "forward",
     "hosts-file",
     "watchdog",
+    "route",
     "ufw",
     "firewalld-state",
     "firewalld-zone",
@@ -91,7 +94,7 @@ pub const SECTION_NAMES: [&str; 25] = [
 
 /// Sections a host may lack without being odd: added after the captured fixtures, and
 /// only used when present (a host without `underlay` is not peered over its LAN).
-pub const OPTIONAL_SECTIONS: [&str; 2] = ["underlay", "watchdog"];
+pub const OPTIONAL_SECTIONS: [&str; 3] = ["underlay", "watchdog", "route"];
 
 /// Exit status the script uses for "command not installed".
 const NOT_INSTALLED: i32 = 127;
@@ -277,6 +280,9 @@ pub struct HostFacts {
     pub hosts_file: HostsFileFacts,
     /// The host-side watchdog: timers, its files, its last tick and fallbacks.
     pub watchdog: WatchdogFacts,
+    /// meshup's routing script and what it lives beside (NetworkManager, networkd).
+    #[serde(skip_serializing_if = "RouteFacts::is_empty")]
+    pub route: RouteFacts,
     /// The run printed its final marker (was not cut off).
     pub complete: bool,
     /// Known sections that were missing from the output (old or odd hosts).
@@ -402,6 +408,10 @@ pub fn parse(output: &str) -> Result<HostFacts, FactsError> {
         watchdog: sections
             .ok_body("watchdog")
             .map(WatchdogFacts::parse)
+            .unwrap_or_default(),
+        route: sections
+            .ok_body("route")
+            .map(RouteFacts::parse)
             .unwrap_or_default(),
         complete: sections.complete,
         missing_sections: SECTION_NAMES

@@ -105,6 +105,16 @@ pub struct MeshSettings {
     pub networks: Vec<LabelName>,
     /// Who peers with whom (`mesh.topology`, default full).
     pub topology: Topology,
+    /// The exit node every node sends its internet traffic through (`mesh.exit_via`),
+    /// unless it names its own; `None`: no mesh-wide exit.
+    pub exit_via: Option<NodeName>,
+    /// Whether transit nodes (relays, subnet routers, exits) clamp the TCP MSS of what
+    /// they forward to the route's MTU (`mesh.mss_clamp`, default true).
+    pub mss_clamp: bool,
+    /// A TCP service beyond the exits that answers each connection with one line, the
+    /// address it came from (`mesh.exit_probe: 192.0.2.1:7`): `verify` checks that a
+    /// node using an exit leaves with the exit's public address.
+    pub exit_probe: Option<std::net::SocketAddr>,
 }
 
 /// One node of the inventory, with per-node overrides already applied.
@@ -138,6 +148,11 @@ pub struct Node {
     pub networks: Vec<NetworkAddress>,
     /// Its site (`topology: hub` with `sites`).
     pub site: Option<LabelName>,
+    /// May carry other nodes' internet traffic (`exit_node: true`).
+    pub exit_node: bool,
+    /// The exit node this node sends its internet traffic through: its own `exit_via`,
+    /// else `mesh.exit_via` (never itself).
+    pub exit_via: Option<NodeName>,
     /// 1-based line of the node's `name:` in the inventory, for messages.
     pub line: usize,
 }

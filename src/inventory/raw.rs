@@ -101,6 +101,18 @@ pub(super) struct RawMesh {
     /// The sites of `topology: hub`: name → its hubs; spokes of a site peer among themselves.
     #[schemars(with = "Option<std::collections::BTreeMap<LabelName, RawSite>>")]
     pub sites: Option<Spanned<std::collections::BTreeMap<String, Spanned<RawSite>>>>,
+    /// The exit node every node sends its internet traffic through (unless it names its
+    /// own `exit_via`); unset: no mesh-wide exit.
+    #[schemars(with = "Option<NodeName>")]
+    pub exit_via: Option<Spanned<String>>,
+    /// Whether transit nodes (relays, subnet routers, hubs, exits) clamp the TCP MSS of what
+    /// they forward to the route's MTU.
+    #[schemars(extend("default" = true))]
+    pub mss_clamp: Option<bool>,
+    /// A TCP service beyond the exits (`ADDR:PORT`) that answers each connection with the
+    /// address it came from: verify checks that traffic leaves with the exit's address.
+    #[schemars(with = "Option<format::SocketAddress>")]
+    pub exit_probe: Option<Spanned<String>>,
 }
 
 /// One entry of `mesh.sites`.
@@ -261,6 +273,13 @@ pub(super) struct RawNode {
     pub site: Option<Spanned<String>>,
     /// SSH settings of this node over the `ssh:` defaults.
     pub ssh: Option<RawSsh>,
+    /// This node may carry other nodes' internet traffic (forwarding and masquerade out of
+    /// its uplink).
+    #[schemars(extend("default" = false))]
+    pub exit_node: Option<bool>,
+    /// The exit node this node sends its internet traffic through (default: `mesh.exit_via`).
+    #[schemars(with = "Option<NodeName>")]
+    pub exit_via: Option<Spanned<String>>,
 }
 
 /// One entry of `clients:`: an unmanaged peer (a laptop, a phone, a CI runner).

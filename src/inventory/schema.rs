@@ -238,6 +238,23 @@ pub(super) mod format {
     pub struct IpNetwork;
     /// An IPv4 or IPv6 address (a node's `probe`).
     pub struct IpAddress;
+    /// An address and a port (`192.0.2.1:7`, `[2001:db8::1]:7`: `mesh.exit_probe`).
+    pub struct SocketAddress;
+
+    impl JsonSchema for SocketAddress {
+        fn schema_name() -> Cow<'static, str> {
+            "SocketAddress".into()
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "description": "An IP address and a port: `192.0.2.1:7`, `[2001:db8::1]:7`.",
+                "pattern": "^([0-9.]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}$",
+                "examples": ["192.0.2.1:7"],
+            })
+        }
+    }
 
     impl JsonSchema for Ipv4Network {
         fn schema_name() -> Cow<'static, str> {

@@ -293,6 +293,18 @@ impl<'a> Planner<'a> {
                 .map(|(m, what)| (m.clone(), what.clone()))
                 .collect();
         }
+        if hp.has_changes() {
+            let facts = self.input.facts;
+            let exit_facts = |n: &NodeName| match facts.get(n) {
+                Some(Ok(f)) if self.in_limit(n) => Some(f.route.clone()),
+                _ => None,
+            };
+            hp.after.extend(crate::routing::exit_dependency(
+                self.input.mesh,
+                spec,
+                &exit_facts,
+            ));
+        }
         hp
     }
 
@@ -305,6 +317,15 @@ impl<'a> Planner<'a> {
                 hp.host = Some(f.to_string());
                 hp.record(steps::removal(&mesh.settings, f));
                 hp.record(steps::hosts_file_removal(&mesh.settings, f));
+                hp.record(
+                    steps::route_removal(
+                        &mesh.settings,
+                        f,
+                        "node is marked `state: absent` in the inventory",
+                    )
+                    .into_iter()
+                    .collect(),
+                );
                 hp.record(steps::watchdog_removal(
                     &mesh.settings,
                     f,
@@ -515,6 +536,8 @@ fn host_steps(
         .iter()
         .any(|s| matches!(s.kind, StepKind::Config | StepKind::KeyGen));
     hp.record(steps::activation(&h, config_changed));
+    hp.record(steps::route(&h));
+    hp.record(steps::neighbours(&h));
     hp.record(steps::watchdog(&h));
     hp.steps.sort_by_key(|s| s.kind);
     Ok(())
@@ -525,3 +548,6 @@ pub(crate) mod tests;
 
 #[cfg(test)]
 mod acl_tests;
+
+#[cfg(test)]
+mod route_tests;

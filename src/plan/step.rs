@@ -61,6 +61,9 @@ pub enum StepKind {
     Service,
     /// Apply the new config to the running interface.
     Reload,
+    /// meshup's routing script of the interface (exit route, MSS clamping, masquerade,
+    /// Docker's chain): written and run once the running interface has its peers.
+    Route,
     /// Install, update or remove the host-side watchdog (script, watch file, timer).
     Watchdog,
 }

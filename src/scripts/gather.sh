@@ -396,6 +396,28 @@ mu_hosts_file() {
 # host runs (systemd, Debian's cron reading /etc/cron.d, busybox crond and its crontabs
 # dir), meshup's files for this interface (content: no secret in them), the shared script,
 # other interfaces' watchdogs, the last tick and the fallbacks the watchdog recorded.
+# meshup's routing script of the interface (its text and what it finds in place) and
+# what it lives beside: NetworkManager, systemd-networkd's .netdev files, Docker's chain.
+mu_route() {
+	mu_f="$MU_DIR/meshup-route-$MU_IF.sh"
+	if [ -f "$mu_f" ]; then
+		sed 's/^/file=/' "$mu_f"
+		sh "$mu_f" status 2>/dev/null | sed 's/^/status=/'
+	fi
+	if [ -d /etc/NetworkManager ] || mu_has NetworkManager; then
+		echo 'nm=installed'
+		if pidof NetworkManager >/dev/null 2>&1; then echo 'nm=running'; fi
+		if [ -f "/etc/NetworkManager/conf.d/meshup-$MU_IF.conf" ]; then
+			sed 's/^/nmconf=/' "/etc/NetworkManager/conf.d/meshup-$MU_IF.conf"
+		fi
+	fi
+	for mu_f in /etc/systemd/network/*.netdev /run/systemd/network/*.netdev /usr/lib/systemd/network/*.netdev; do
+		[ -f "$mu_f" ] || continue
+		awk -v i="$MU_IF" '/^[ \t]*Name[ \t]*=/ { v = $0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t]*$/, "", v); if (v == i) { print FILENAME; exit } }' "$mu_f" | sed 's/^/netdev=/'
+	done
+	return 0
+}
+
 mu_watchdog() {
 	if [ -d /run/systemd/system ] && mu_has systemctl; then echo 'timer=systemd'; fi
 	cat /proc/[0-9]*/comm 2>/dev/null | grep -x -e cron -e crond | sort -u | sed 's/^/cron=/'
@@ -510,6 +532,7 @@ mu_gather() {
 	mu_section forward mu_forward
 	mu_section hosts-file mu_hosts_file
 	mu_section watchdog mu_watchdog
+	mu_section route mu_route
 	mu_section ufw mu_ufw
 	mu_section firewalld-state mu_firewalld_state
 	mu_section firewalld-zone mu_firewalld_zone

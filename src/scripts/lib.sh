@@ -732,7 +732,7 @@ mu_live_reload() {
 	if [ -n "$2" ]; then ip link set dev "$IF" mtu "$2" || mu_rollback 'cannot set MTU'; fi
 	mu_allowed=$(wg show "$IF" allowed-ips | awk '{for (i = 2; i <= NF; i++) print $i}' | grep -v '^(none)$')
 	for net in $mu_allowed; do
-		case "$net" in *:*) fam=-6 ;; *) fam=-4 ;; esac
+		case "$net" in */0) continue ;; *:*) fam=-6 ;; *) fam=-4 ;; esac
 		[ -n "$(ip "$fam" route show dev "$IF" match "$net" 2>/dev/null)" ] || ip "$fam" route add "$net" dev "$IF" || mu_rollback "cannot add route $net"
 	done
 	for fam in -4 -6; do
@@ -745,6 +745,45 @@ mu_live_reload() {
 	if [ -n "${mu_settle_pid-}" ]; then
 		wait "$mu_settle_pid"
 		rm -f "$D/.$IF.stripped"
+	fi
+}
+
+# mu_route_stage < SCRIPT: the new routing script beside the current one (mu_route
+# installs it once it has run).
+mu_route_stage() {
+	mu_mark step route-stage
+	mu_route_new="$D/.meshup-route-$IF.sh.meshup-new"
+	cat >"$mu_route_new" || { rm -f "$mu_route_new"; mu_fail 'cannot write the routing script'; }
+	chmod 700 "$mu_route_new" || mu_fail 'cannot chmod the routing script'
+}
+
+# mu_route PATH [check]: runs the staged routing script (`up`, with `check`: the exit must
+# answer over the mesh before and after the default route moves) and installs it as PATH.
+# On failure the previous script's state comes back and the config is rolled back.
+mu_route() {
+	mu_mark step route
+	if ! sh "$mu_route_new" up "$2" 2>"$D/.meshup-route.log"; then
+		cat "$D/.meshup-route.log" >&2
+		if [ -f "$1" ]; then sh "$1" up >/dev/null 2>&1; else sh "$mu_route_new" down >/dev/null 2>&1; fi
+		rm -f "$mu_route_new"
+		mu_rollback "routing failed: $(tail -n 1 "$D/.meshup-route.log")"
+	fi
+	mv -f "$mu_route_new" "$1" || mu_fail "cannot install $1"
+}
+
+# mu_route_remove PATH: takes the routing script's rules and routes down and removes it.
+mu_route_remove() {
+	mu_mark step route-remove
+	if [ -f "$1" ]; then sh "$1" down || mu_fail "taking $1 down failed"; fi
+	rm -f "$1"
+}
+
+# mu_nm_reload: NetworkManager, where it runs, reads its configuration again (a new
+# drop-in takes effect without a restart).
+mu_nm_reload() {
+	mu_mark step nm-reload
+	if pidof NetworkManager >/dev/null 2>&1 && command -v nmcli >/dev/null 2>&1; then
+		mu_run nm 'nmcli general reload conf' || { cat "$D/.meshup-nm.log" >&2; mu_fail 'NetworkManager did not reload its configuration'; }
 	fi
 }
 

@@ -40,6 +40,10 @@ pub const WAIT_LOCK: &str = include_str!("wait_lock.sh");
 /// (installed by the plan's watchdog steps; see the file's header for what it does).
 pub const WATCHDOG: &str = include_str!("watchdog.sh");
 
+/// meshup's routing script of an interface (exit route, MSS clamping, masquerade),
+/// written on the host after its values by the plan's route step (`crate::routing`).
+pub const ROUTE: &str = include_str!("route.sh");
+
 /// The verify probe's functions (see `crate::verify::script` for how it is assembled).
 pub const PROBE: &str = include_str!("probe.sh");
 

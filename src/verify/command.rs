@@ -83,8 +83,11 @@ impl VerifyPlan {
             .into_diagnostic()?
             .with_live_psks();
             let gather = facts::gather_script(&params);
-            let script = host_probe_script(&expectation, &node, settings.config_dir.as_str())
+            let mut script = host_probe_script(&expectation, &node, settings.config_dir.as_str())
                 .into_diagnostic()?;
+            if let Some(exit) = super::exit::script(mesh, spec) {
+                script.push_str(&exit);
+            }
             jobs.push(HostJob {
                 node,
                 script,
@@ -326,6 +329,16 @@ pub fn assemble_with_facts(
     report
         .node_diagnoses
         .extend(from_mesh::mtu_findings(mesh, &probes));
+    report.exits = plan
+        .jobs
+        .iter()
+        .filter_map(|job| match outputs.get(&job.node) {
+            Some(HostOutput::Output(text)) => {
+                super::exit::parse(job.node.as_str(), mesh.settings.interface.as_str(), text)
+            }
+            _ => None,
+        })
+        .collect();
     Ok(Verdict {
         report,
         expectation,

@@ -100,6 +100,7 @@ pub fn evaluate_with_psks(
         probes: probe_checks,
         nat_paths: Vec::new(),
         acl: super::acl_matrix::checks(&live),
+        exits: Vec::new(),
     }
 }
 

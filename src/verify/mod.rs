@@ -11,6 +11,7 @@ pub mod diagnosis;
 pub mod error;
 pub mod evaluate;
 pub mod evidence;
+pub mod exit;
 pub mod expectation;
 pub mod from_mesh;
 mod live;

@@ -115,6 +115,9 @@ pub struct Report {
     /// as the rules say, and whether the result matched.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub acl: Vec<super::acl_matrix::AclCheck>,
+    /// Nodes using an exit node: their internet route and the address they leave with.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exits: Vec<super::exit::ExitCheck>,
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -134,6 +137,7 @@ impl Report {
         self.pairs.retain(|p| probed(&p.from));
         self.probes.retain(|p| probed(&p.from));
         self.acl.retain(|c| probed(&c.from));
+        self.exits.retain(|c| probed(&c.node));
         self.node_diagnoses.retain(|d| match d {
             Diagnosis::HostUnreachable { node, .. } => probed(node),
             _ => true,
@@ -155,6 +159,7 @@ impl Report {
             && self.pairs.iter().all(|p| p.status == PairStatus::Healthy)
             && self.probes.iter().all(|p| p.ok)
             && self.acl.iter().all(|c| c.ok)
+            && self.exits.iter().all(super::exit::ExitCheck::ok)
     }
 
     fn cell(&self, p: &PairEvidence) -> String {
@@ -378,7 +383,17 @@ impl Report {
 
     fn push_verdict(&self, out: &mut String) {
         let diagnoses = self.render_diagnoses();
-        if diagnoses.is_empty() {
+        if !self.exits.is_empty() {
+            out.push('\n');
+            for check in &self.exits {
+                out.push_str(&check.line());
+                out.push('\n');
+            }
+        }
+        if self.exits.iter().any(|c| !c.ok()) {
+            out.push_str("\nA node using an exit does not leave through it.\n");
+        }
+        if diagnoses.is_empty() && self.exits.iter().all(super::exit::ExitCheck::ok) {
             out.push_str("\nAll pairs healthy.\n");
         } else {
             out.push('\n');

@@ -17,6 +17,35 @@ fn with_nodes(nodes_yaml: &str) -> String {
 }
 
 #[test]
+fn exit_via_of_the_mesh_applies_to_every_node_but_the_exit() {
+    let inventory = valid(
+        "mesh:\n  network: 10.10.0.0/24\n  exit_via: gw\nnodes:\n  - name: gw\n    endpoint: 203.0.113.1\n    exit_node: true\n  - name: b\n  - name: c\n    endpoint: 203.0.113.3\n    exit_node: true\n  - name: d\n    exit_via: c\n",
+    );
+    let exits: Vec<(&str, bool, Option<&str>)> = inventory
+        .nodes()
+        .iter()
+        .map(|n| {
+            (
+                n.name.as_str(),
+                n.exit_node,
+                n.exit_via.as_ref().map(|e| e.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        exits,
+        [
+            ("gw", true, None),
+            ("b", false, Some("gw")),
+            ("c", true, Some("gw")),
+            ("d", false, Some("c")),
+        ]
+    );
+    assert!(inventory.mesh().mss_clamp, "MSS clamping is on by default");
+    assert!(!valid("mesh:\n  network: 10.10.0.0/24\n  mss_clamp: false\nnodes:\n  - name: a\n    endpoint: 203.0.113.1\n").mesh().mss_clamp);
+}
+
+#[test]
 fn guide_inventory_parses_with_defaults() {
     let inventory = Inventory::load(root().join("inventory/guide.yaml")).expect("valid");
     let mesh = inventory.mesh();
@@ -301,6 +330,28 @@ fn every_validation_rule_reports_its_message_and_line() {
                 (12, "node `p2` has a public endpoint; `relay` is only for nodes behind NAT"),
                 (14, "relay `gone` is marked absent"),
             ],
+        ),
+        (
+            "bad exits",
+            with_nodes(
+                "  - name: n1\n    exit_via: nobody\n  - name: n2\n    exit_node: true\n    exit_via: n2\n  - name: n3\n    exit_via: hub\n  - name: gone\n    endpoint: 203.0.113.3\n    exit_node: true\n    state: absent\n  - name: n4\n    exit_via: gone\n",
+            ),
+            vec![
+                (7, "exit `nobody` is not a node of this inventory"),
+                (10, "node `n2` cannot be its own exit"),
+                (12, "node `hub` is not an exit node"),
+                (18, "exit `gone` is marked absent"),
+            ],
+        ),
+        (
+            "an exit behind NAT for a node behind NAT",
+            with_nodes("  - name: n1\n    exit_node: true\n  - name: n2\n    exit_via: n1\n  - name: p\n    endpoint: 203.0.113.4\n    exit_via: n1\n"),
+            vec![(9, "exit `n1` is behind NAT, like n2: two NAT nodes are not peers")],
+        ),
+        (
+            "mesh exit_via not an exit node",
+            "mesh:\n  network: 10.10.0.0/24\n  exit_via: hub\nnodes:\n  - name: hub\n    endpoint: 203.0.113.1\n".into(),
+            vec![(3, "node `hub` is not an exit node")],
         ),
         (
             "address6 without network6, state",

@@ -19,6 +19,7 @@ mod clients_lab;
 mod distro_lab;
 mod dns_lab;
 mod docs;
+mod exit_lab;
 mod facts;
 mod fault_lab;
 mod firewall_lab;

@@ -5,7 +5,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::Validator;
 use crate::inventory::error::Span;
-use crate::inventory::names::{DomainName, InterfaceName, RemotePath};
+use crate::inventory::names::{DomainName, InterfaceName, NodeName, RemotePath};
 use crate::inventory::raw::{RawMesh, RawWatchdog};
 use crate::inventory::{
     Age, DEFAULT_CONFIG_DIR, DEFAULT_DOMAIN, DEFAULT_INTERFACE, DEFAULT_KEEPALIVE,
@@ -36,6 +36,10 @@ pub(super) struct PartialMesh {
     pub(super) networks: Option<Vec<crate::inventory::LabelName>>,
     /// Set once nodes are known (`Validator::topology`).
     pub(super) topology: Option<crate::inventory::Topology>,
+    pub(super) exit_via: Option<Option<NodeName>>,
+    pub(super) exit_via_span: Option<Span>,
+    pub(super) mss_clamp: bool,
+    pub(super) exit_probe: Option<Option<std::net::SocketAddr>>,
 }
 
 impl PartialMesh {
@@ -59,6 +63,9 @@ impl PartialMesh {
             watchdog: self.watchdog?,
             networks: self.networks?,
             topology: self.topology?,
+            exit_via: self.exit_via?,
+            mss_clamp: self.mss_clamp,
+            exit_probe: self.exit_probe?,
         })
     }
 }
@@ -110,7 +117,32 @@ impl Validator<'_> {
         let firewall = self.firewall_mode(raw.firewall.as_ref());
         let watchdog = self.watchdog(raw.watchdog.as_ref());
         let networks = self.network_preference(raw.networks.as_ref());
+        let exit_via = match &raw.exit_via {
+            Some(value) => self.parse::<NodeName>(value, "invalid node name").map(Some),
+            None => Some(None),
+        };
+        let exit_probe = match &raw.exit_probe {
+            Some(value) => match value.value.parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(Some(addr)),
+                Err(_) => {
+                    let span = self.span(value);
+                    self.problems.push_full(
+                        span,
+                        format!("exit_probe `{}` is not an address and port", value.value),
+                        "invalid exit_probe",
+                        Some("write it as `192.0.2.1:7` or `[2001:db8::1]:7`".to_string()),
+                        None,
+                    );
+                    None
+                }
+            },
+            None => Some(None),
+        };
         PartialMesh {
+            exit_probe,
+            exit_via,
+            exit_via_span: raw.exit_via.as_ref().map(|v| self.span(v)),
+            mss_clamp: raw.mss_clamp.unwrap_or(true),
             watchdog,
             networks,
             topology: Some(crate::inventory::Topology::Full),

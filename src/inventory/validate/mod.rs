@@ -8,6 +8,7 @@ mod acl;
 mod clients;
 mod cross_node;
 mod layout;
+mod exit;
 mod mesh;
 mod node;
 mod ssh;

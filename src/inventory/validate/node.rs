@@ -79,6 +79,7 @@ impl Validator<'_> {
             .map(|n| n.endpoint.is_some() && n.state.as_ref().is_none_or(|s| s.value != "absent"))
             .collect();
         self.relays_and_nat(&nodes, &relays, &node_spans, &public);
+        self.exits(&nodes, &raw.value, mesh);
         if let Some(network) = mesh.network {
             let present = nodes.iter().flatten().filter(|n| n.is_present()).count();
             let capacity = (1u64 << (32 - network.prefix_len())).saturating_sub(2);
@@ -192,6 +193,7 @@ impl Validator<'_> {
                 .map(Some),
             None => Some(None),
         };
+        let exit_via = self.own_exit_via(raw, mesh, name.as_ref());
         let ssh = self.ssh(raw.ssh.as_ref(), defaults, name.as_ref());
         let line = self.problems.line_of(self.span(&raw.name).offset);
         Some(Node {
@@ -209,6 +211,8 @@ impl Validator<'_> {
             groups,
             networks: networks?,
             site: site?,
+            exit_node: raw.exit_node.unwrap_or(false),
+            exit_via: exit_via?,
             line,
         })
     }
