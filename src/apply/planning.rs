@@ -29,8 +29,11 @@ impl Gather {
             session.gather_and_close(progress)
         };
         let rotate = rotate.select(session, &gathered.facts);
-        let (mesh, paths) =
-            crate::plan::nat_paths::learn_paths(&session.mesh, &gathered.facts, session.limit.as_ref());
+        let (mesh, paths) = crate::plan::nat_paths::learn_paths(
+            &session.mesh,
+            &gathered.facts,
+            session.limit.as_ref(),
+        );
         Gather {
             gathered,
             rotate,

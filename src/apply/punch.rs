@@ -22,4 +22,3 @@ pub fn confirmed(node: &NodeName, marker: &str) -> String {
     }
     line
 }
-

@@ -13,8 +13,8 @@ use crate::keys::PublicKey;
 mod naming;
 mod scan;
 
-pub use naming::{node_name, node_ssh, pick_interface, quote, ssh_config_yaml, unique_names};
 use naming::{most_common, network_of};
+pub use naming::{node_name, node_ssh, pick_interface, quote, ssh_config_yaml, unique_names};
 pub use scan::{ConfPeer, ScannedHost, ScannedInterface, WgConf};
 
 /// The import script: the gather as one function, run once per interface.

@@ -1,6 +1,6 @@
 use super::*;
-use std::str::FromStr as _;
 use crate::facts::{CurrentConfig, WgDump, WgInterfaceDump};
+use std::str::FromStr as _;
 
 fn key(c: char) -> PublicKey {
     PublicKey::from_str(&format!("{}A=", c.to_string().repeat(42))).expect("key")

@@ -902,7 +902,12 @@ fn no_module_folder_holds_only_a_tests_file_beside_a_same_named_file() {
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect();
             if names == ["tests.rs"] && path.with_extension("rs").exists() {
-                bad.push(path.strip_prefix(&root).unwrap_or(&path).display().to_string());
+                bad.push(
+                    path.strip_prefix(&root)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                );
             }
         }
     }

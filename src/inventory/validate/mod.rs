@@ -7,8 +7,8 @@
 mod acl;
 mod clients;
 mod cross_node;
-mod layout;
 mod exit;
+mod layout;
 mod mesh;
 mod node;
 mod ssh;
