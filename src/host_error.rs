@@ -83,6 +83,14 @@ pub enum HostError {
         /// What was wrong.
         message: String,
     },
+    /// verify's probe did not run on the host (no shell, a missing tool, killed).
+    #[error("probe did not run (exit {}): {reason}", status.map_or_else(|| "none".to_owned(), |s| s.to_string()))]
+    ProbeNotRun {
+        /// The script's exit status, when it had one.
+        status: Option<u32>,
+        /// The first line the host wrote on stderr, else "no output".
+        reason: String,
+    },
 }
 
 fn tail_suffix(tail: &str) -> String {

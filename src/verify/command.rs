@@ -187,8 +187,8 @@ async fn run_all(
 ) -> BTreeMap<NodeName, HostOutput> {
     let results = fanout::run(jobs.iter().collect(), parallel, |job| async move {
         let out = match sessions.get(&job.node) {
-            None => HostOutput::Failed(HostError::NotConnected.to_string()),
-            Some(Err(e)) => HostOutput::Failed(e.to_string()),
+            None => HostOutput::Failed(HostError::NotConnected),
+            Some(Err(e)) => HostOutput::Failed(e.clone()),
             Some(Ok(session)) => run_one(session.as_ref(), job, timeout, which).await,
         };
         on_done();
@@ -218,7 +218,7 @@ async fn run_one(
         Script::Gather => (&job.gather, "@@meshup:gather:".to_owned()),
     };
     match session.exec("sh -s", script.as_bytes(), timeout).await {
-        Err(e) => HostOutput::Failed(e.to_string()),
+        Err(e) => HostOutput::Failed(e.into()),
         Ok(out) => {
             let stdout = out.stdout_str();
             if stdout.contains(&begin) {
@@ -230,11 +230,10 @@ async fn run_one(
                     .map(str::trim)
                     .find(|l| !l.is_empty())
                     .unwrap_or("no output");
-                HostOutput::Failed(format!(
-                    "probe did not run (exit {}): {reason}",
-                    out.status
-                        .map_or_else(|| "none".to_owned(), |s| s.to_string())
-                ))
+                HostOutput::Failed(HostError::ProbeNotRun {
+                    status: out.status,
+                    reason: reason.to_owned(),
+                })
             }
         }
     }
@@ -390,8 +389,8 @@ pub fn run(options: &VerifyOptions) -> Result<ExitCode, miette::Report> {
                         progress.set(node.name.as_str(), "probing");
                         run_one(c.as_ref(), job, PROBE_TIMEOUT, Script::Probe).await
                     }
-                    (Err(e), _) => HostOutput::Failed(e.to_string()),
-                    (Ok(_), None) => HostOutput::Failed(HostError::NotConnected.to_string()),
+                    (Err(e), _) => HostOutput::Failed(e.clone()),
+                    (Ok(_), None) => HostOutput::Failed(HostError::NotConnected),
                 };
                 Ok::<_, std::convert::Infallible>((conn, out))
             }

@@ -13,7 +13,7 @@ use crate::keys::PublicKey;
 /// Parsed probes plus per-node lookups.
 pub(super) struct Live<'a> {
     pub(super) exp: &'a Expectation,
-    pub(super) probes: HashMap<&'a NodeName, Result<NodeProbe, String>>,
+    pub(super) probes: HashMap<&'a NodeName, Result<NodeProbe, crate::host_error::HostError>>,
     pub(super) firewall: &'a BTreeMap<NodeName, FirewallEvidence>,
     pub(super) psks: &'a BTreeMap<NodeName, PskEvidence>,
 }

@@ -373,7 +373,9 @@ fn unreachable_host_makes_pairs_unknown() {
     let mut outs = outputs("healthy");
     outs.insert(
         name("node-b"),
-        HostOutput::Failed("ssh: connection refused".into()),
+        HostOutput::Failed(meshup::host_error::HostError::Transport {
+            message: "ssh: connection refused".into(),
+        }),
     );
     let report = evaluate(&lab_expectation("healthy"), &outs, &BTreeMap::new());
     assert!(report.pairs.iter().all(|p| p.status == PairStatus::Unknown));

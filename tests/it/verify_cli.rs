@@ -415,7 +415,7 @@ async fn one_exec_per_host_and_an_unreachable_host_never_stops_the_others() {
         assert!(job.gather.contains("@@meshup:gather:v1"));
     }
     assert!(
-        matches!(outputs.get(&name("node-c")), Some(HostOutput::Failed(e)) if e.contains("refused"))
+        matches!(outputs.get(&name("node-c")), Some(HostOutput::Failed(e)) if e.to_string().contains("refused"))
     );
 
     let playbooks = Playbooks::embedded().expect("playbooks");

@@ -9,6 +9,7 @@ use super::live::Live;
 use super::probe::{self, PingKind};
 use super::report::{NodeSummary, ProbeCheck, Report};
 use super::secrets::{PskEvidence, psk_mismatch};
+use crate::host_error::HostError;
 
 mod failure;
 
@@ -20,7 +21,7 @@ pub enum HostOutput {
     /// The probe's standard output.
     Output(String),
     /// The host could not be reached or the script failed to run.
-    Failed(String),
+    Failed(HostError),
 }
 
 /// Evaluates the mesh: `outputs` holds each host's probe output (a node absent from the
@@ -47,7 +48,9 @@ pub fn evaluate_with_psks(
         // A node with no entry was not asked (`--limit`): no probe, and no finding.
         .filter_map(|n| {
             let parsed = match outputs.get(&n.name)? {
-                HostOutput::Output(text) => probe::parse(text).map_err(|e| e.to_string()),
+                HostOutput::Output(text) => probe::parse(text).map_err(|e| HostError::BadAnswer {
+                    message: e.to_string(),
+                }),
                 HostOutput::Failed(err) => Err(err.clone()),
             };
             Some((&n.name, parsed))
@@ -115,7 +118,7 @@ fn node_findings(live: &Live<'_>, n: &ExpectedNode) -> Vec<Diagnosis> {
         Some(Err(e)) => {
             out.push(Diagnosis::HostUnreachable {
                 node: n.name.to_string(),
-                error: e.clone(),
+                error: e.to_string(),
             });
             if n.hub {
                 out.push(Diagnosis::HubDown {
@@ -183,7 +186,7 @@ fn pair(live: &Live<'_>, from: &ExpectedNode, to: &ExpectedNode) -> PairEvidence
         if let Some(Err(e)) = live.probes.get(&n.name) {
             d.push(Diagnosis::HostUnreachable {
                 node: n.name.to_string(),
-                error: e.clone(),
+                error: e.to_string(),
             });
         }
     }
