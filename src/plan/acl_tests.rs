@@ -1,9 +1,8 @@
 //! The mesh ACL in the plan: loaded where missing (with the rules as the diff), nothing
 //! when in place, repaired when a rule went, removed when the rules are gone.
-use std::collections::BTreeSet;
 
-use super::tests::{Fixture, GUIDE, all_converged, fixture, n};
-use super::{FactsMap, Plan, PlanInput, StepKind, compute};
+use super::tests::{Fixture, GUIDE, all_converged, fixture, input, n};
+use super::{FactsMap, Plan, StepKind, compute};
 use crate::facts::NftablesFacts;
 use crate::playbook::{MeshMarks, acl_script};
 
@@ -19,17 +18,7 @@ fn with_acl() -> Fixture {
 }
 
 fn plan_of(f: &Fixture, facts: &FactsMap) -> Plan {
-    compute(&PlanInput {
-        inventory: &f.inventory,
-        mesh: &f.mesh,
-        playbooks: &f.playbooks,
-        facts,
-        limit: None,
-        rotate: &BTreeSet::new(),
-        rotate_psk: false,
-        paths: &crate::nat_path::PathBook::default(),
-    })
-    .0
+    compute(&input(f, facts)).0
 }
 
 /// `facts` with node-a's nftables listing holding `listing`.

@@ -1,10 +1,9 @@
 //! The exit route, the transit rules and NetworkManager in the plan: which node gets
 //! the routing script and what it holds, the exit peer's AllowedIPs, and the step's
 //! decisions from the facts (missing, in place, drifted, no longer needed).
-use std::collections::BTreeSet;
 
-use super::tests::{Fixture, GUIDE, all_converged, fixture, n};
-use super::{Action, FactsMap, Plan, PlanInput, StepKind, compute};
+use super::tests::{Fixture, GUIDE, all_converged, fixture, input, n};
+use super::{Action, FactsMap, Plan, StepKind, compute};
 use crate::facts::RouteFacts;
 use crate::routing;
 
@@ -28,17 +27,7 @@ fn with_exit(extra_mesh: &str) -> Fixture {
 }
 
 fn plan_of(f: &Fixture, facts: &FactsMap) -> Plan {
-    compute(&PlanInput {
-        inventory: &f.inventory,
-        mesh: &f.mesh,
-        playbooks: &f.playbooks,
-        facts,
-        limit: None,
-        rotate: &BTreeSet::new(),
-        rotate_psk: false,
-        paths: &crate::nat_path::PathBook::default(),
-    })
-    .0
+    compute(&input(f, facts)).0
 }
 
 /// The routing script of `node` in place as the inventory wants it.
