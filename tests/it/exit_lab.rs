@@ -118,18 +118,13 @@ impl Ticker {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("ticks");
         let file = std::fs::File::create(&out).expect("ticks file");
-        let cfg = lab.out_dir().join("ssh_config");
+        // The exit labs are root labs (`lab up` without `--user`).
         let child = lab
-            .ws_command(&[
-                "ssh".as_ref(),
-                "-F".as_ref(),
-                cfg.as_os_str(),
-                "-o".as_ref(),
-                "BatchMode=yes".as_ref(),
-                host.as_ref(),
-                "rm -f /tmp/stop-ticks; while [ ! -e /tmp/stop-ticks ]; do echo tick; sleep 0.1; done; echo end"
-                    .as_ref(),
-            ])
+            .ssh_command(
+                "root",
+                host,
+                "rm -f /tmp/stop-ticks; while [ ! -e /tmp/stop-ticks ]; do echo tick; sleep 0.1; done; echo end",
+            )
             .stdout(Stdio::from(file))
             .stderr(Stdio::null())
             .spawn()

@@ -181,22 +181,27 @@ impl Lab {
     /// Runs `cmd` on `host` over SSH from the workstation namespace as `user`, with the
     /// lab's key and strict host key checking against the lab's known_hosts.
     pub fn ssh(&self, user: &str, host: &str, cmd: &str) -> Run {
-        let cfg = self.out.join("ssh_config");
         let out = self
-            .ws_command(&[
-                "ssh".as_ref(),
-                "-F".as_ref(),
-                cfg.as_os_str(),
-                "-o".as_ref(),
-                "BatchMode=yes".as_ref(),
-                "-l".as_ref(),
-                user.as_ref(),
-                host.as_ref(),
-                cmd.as_ref(),
-            ])
+            .ssh_command(user, host, cmd)
             .output()
             .expect("run ssh in the workstation namespace");
         Run::from(out)
+    }
+
+    /// The command of [`Lab::ssh`], to spawn (a session that lives beside the test).
+    pub fn ssh_command(&self, user: &str, host: &str, cmd: &str) -> Command {
+        let cfg = self.out.join("ssh_config");
+        self.ws_command(&[
+            "ssh".as_ref(),
+            "-F".as_ref(),
+            cfg.as_os_str(),
+            "-o".as_ref(),
+            "BatchMode=yes".as_ref(),
+            "-l".as_ref(),
+            user.as_ref(),
+            host.as_ref(),
+            cmd.as_ref(),
+        ])
     }
 
     /// Switches `host` off (`lab stop`): every process of it killed, the namespace kept.
