@@ -256,7 +256,7 @@ mu_arm_flip() {
 # PEER at ENDPOINT, at the agreed instant (MU_FLIP_AT) on both hosts of the pair, and
 # confirms it with a handshake within 20 s before anything else changes. Only then are
 # PEER's AllowedIPs (ALLOWED, comma separated) moved off the relay onto the direct entry,
-# by both hosts at a second agreed instant 2 s later (a host accepts a peer's packets only
+# by both hosts at a second agreed instant 3 s later (a host accepts a peer's packets only
 # from the entry that holds the source address, so the two sides must switch together);
 # the config the next steps write (after mu_punch_wait) says the same. Without a handshake
 # the run stops there and the relay keeps carrying the pair. Each punch runs in the
@@ -264,8 +264,10 @@ mu_arm_flip() {
 # ROLE: a stateful NAT (Linux conntrack) that receives a packet before its own host has
 # sent to that address pins the 4-tuple and maps its host's later packets to another
 # port. So the "opener" sends first with a TTL that opens its own NAT(s) and dies before
-# the other NAT (mu_nat_ttl; needs nft, else plain packets); the "joiner" starts 0.8 s later
-# and its handshake passes the opened hole. "lan-first" and "lan-second": no NAT between
+# the other NAT (mu_nat_ttl; needs nft, else plain packets); the "joiner" starts 1.5 s later
+# and its handshake passes the opened hole (1.5 s: the opener's nft and `wg set` can take
+# several hundred ms on a loaded host, and the joiner must still come before the opener's
+# first handshake retry, 5 s after its first). "lan-first" and "lan-second": no NAT between
 # them, only the order (two first packets that cross can stall both handshakes for 5 s).
 mu_punch() {
 	mu_mark step "punch $1"
@@ -282,8 +284,11 @@ mu_punch() {
 mu_punch_one() {
 	# Found before the instant: a hop that does not answer costs a second.
 	[ "$5" = opener ] && mu_hops=$(mu_nat_ttl "${3%:*}")
+	# How late this host reached the instant (a loaded host's script can arrive after
+	# it): a failed punch says so.
+	mu_late=$(awk -v t="${MU_FLIP_AT:-0}" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = n - t; if (d < 0) d = 0; printf "%.1f", d }')
 	mu_sleep_until "${MU_FLIP_AT:-0}"
-	case "$5" in joiner | lan-second) sleep 0.8 ;; esac
+	case "$5" in joiner | lan-second) sleep 1.5 ;; esac
 	mu_t0=$(date +%s)
 	mu_ttl=
 	if [ "$5" = opener ] && command -v nft >/dev/null 2>&1; then
@@ -319,7 +324,7 @@ MU_NFT
 			mu_took=$(($(date +%s) - mu_t0))
 			# Both sides switch at one instant: a real-time wake-up (chrt, where allowed)
 			# keeps a loaded host from waking late; the skew is the window of loss.
-			mu_delay=$(awk -v t="${MU_FLIP_AT:-0}" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = t + 2 - n; if (d < 0) d = 0; printf "%.3f", d }')
+			mu_delay=$(awk -v t="${MU_FLIP_AT:-0}" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = t + 3 - n; if (d < 0) d = 0; printf "%.3f", d }')
 			# shellcheck disable=SC2016 # expanded by the inner sh
 			mu_switch='sleep "$1" 2>/dev/null || sleep "${1%.*}"; wg set "$2" peer "$3" allowed-ips "$4" && date +%s.%N'
 			mu_at=$(chrt -f 20 sh -c "$mu_switch" sh "$mu_delay" "$IF" "$2" "$6" 2>/dev/null) ||
@@ -335,7 +340,9 @@ MU_NFT
 	[ "$mu_had" = 0 ] && wg set "$IF" peer "$2" remove
 	# Remembered (gather reads it): the next plan keeps the relay until a mapping changes.
 	printf '%s\n' "$3" >"$S/punch-failed-$1"
-	mu_fail "no handshake with $1 at $3 within 20 s: the direct path is not set up, the relay keeps carrying the pair"
+	mu_late_note=
+	[ "$mu_late" = 0.0 ] || mu_late_note=" (this host reached the agreed instant $mu_late s late)"
+	mu_fail "no handshake with $1 at $3 within 20 s$mu_late_note: the direct path is not set up, the relay keeps carrying the pair"
 }
 # mu_nat_ttl IP: the TTL that takes a packet out of this host's own NAT layers and no
 # further: one more than the routers on the way to IP that answer from private addresses
