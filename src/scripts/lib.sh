@@ -284,9 +284,6 @@ mu_punch() {
 mu_punch_one() {
 	# Found before the instant: a hop that does not answer costs a second.
 	[ "$5" = opener ] && mu_hops=$(mu_nat_ttl "${3%:*}")
-	# How late this host reached the instant (a loaded host's script can arrive after
-	# it): a failed punch says so.
-	mu_late=$(awk -v t="${MU_FLIP_AT:-0}" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { d = n - t; if (d < 0) d = 0; printf "%.1f", d }')
 	mu_sleep_until "${MU_FLIP_AT:-0}"
 	case "$5" in joiner | lan-second) sleep 1.5 ;; esac
 	mu_t0=$(date +%s)
@@ -312,6 +309,9 @@ MU_NFT
 		wg set "$IF" peer "$2" endpoint "$3" persistent-keepalive "$4"
 	fi
 	mu_set=$?
+	# When this host's first packet left, after the instant (a failed punch says so: an
+	# opener later than the joiner's start is one cause).
+	mu_sent=$(awk -v t="${MU_FLIP_AT:-0}" -v n="$(date +%s.%N 2>/dev/null)" 'BEGIN { printf "%.2f", n - t }')
 	if [ -n "$mu_ttl" ]; then
 		[ "$mu_set" = 0 ] && sleep 0.4
 		nft delete table ip "meshup_punch_$mu_punch_n"
@@ -340,9 +340,7 @@ MU_NFT
 	[ "$mu_had" = 0 ] && wg set "$IF" peer "$2" remove
 	# Remembered (gather reads it): the next plan keeps the relay until a mapping changes.
 	printf '%s\n' "$3" >"$S/punch-failed-$1"
-	mu_late_note=
-	[ "$mu_late" = 0.0 ] || mu_late_note=" (this host reached the agreed instant $mu_late s late)"
-	mu_fail "no handshake with $1 at $3 within 20 s$mu_late_note: the direct path is not set up, the relay keeps carrying the pair"
+	mu_fail "no handshake with $1 at $3 within 20 s (this host, the $5, sent $mu_sent s after the agreed instant): the direct path is not set up, the relay keeps carrying the pair"
 }
 # mu_nat_ttl IP: the TTL that takes a packet out of this host's own NAT layers and no
 # further: one more than the routers on the way to IP that answer from private addresses
