@@ -115,6 +115,57 @@ mu_wireguard() {
 	mu_flag tun -c /dev/net/tun
 }
 
+# The preshared key file of each peer (MU_PEERS) that has one: "psk=PEER valid DIGEST" or
+# "psk=PEER invalid" (no line is an absent file). A digest lets the workstation see that
+# both sides of a pair hold the same key without the key crossing SSH (a 256-bit random
+# key: the digest tells nothing): the first 16 hex digits of sha256 over the key and a
+# newline, which is what a key file written by meshup or `wg genpsk` holds, so all files
+# take one sha256sum, one wc and one awk (not five processes per peer); a file holding
+# more is hashed alone, over its key line.
+mu_psk_files() {
+	set --
+	for mu_p in $MU_PEERS; do
+		[ -e "$MU_KEYDIR/psk-$mu_p.key" ] && set -- "$@" "$MU_KEYDIR/psk-$mu_p.key"
+	done
+	[ $# -gt 0 ] || return 0
+	mu_sums=
+	if mu_has sha256sum; then mu_sums=$(sha256sum -- "$@" 2>/dev/null); fi
+	MU_SUMS=$mu_sums MU_SIZES=$(wc -c -- "$@" 2>/dev/null) awk -v pre="$MU_KEYDIR/psk-" '
+	BEGIN {
+		n = split(ENVIRON["MU_SIZES"], l, "\n")
+		for (i = 1; i <= n; i++) {
+			s = l[i]; sub(/^[ \t]+/, "", s)
+			z = s; sub(/[ \t].*$/, "", z)
+			f = s; sub(/^[0-9]+[ \t]/, "", f)
+			size[f] = z
+		}
+		n = split(ENVIRON["MU_SUMS"], l, "\n")
+		for (i = 1; i <= n; i++)
+			if (substr(l[i], 65, 2) == "  ") sum[substr(l[i], 67)] = substr(l[i], 1, 16)
+		for (i = 1; i < ARGC; i++) {
+			f = ARGV[i]
+			peer = substr(f, length(pre) + 1); sub(/\.key$/, "", peer)
+			lines = 0; valid = 0
+			while ((r = (getline line < f)) > 0) {
+				lines++
+				if (length(line) == 44 && line ~ /^[A-Za-z0-9+\/]*[AEIMQUYcgkosw048]=$/) valid = 1
+			}
+			close(f)
+			if (r < 0 || !valid) print peer " invalid"
+			else if (lines == 1 && size[f] == 45 && (f in sum)) print peer " valid " sum[f]
+			else if (ENVIRON["MU_SUMS"] != "") print peer " valid -"
+			else print peer " valid"
+		}
+		exit
+	}' "$@" | while read -r mu_p mu_s mu_d; do
+		if [ "$mu_d" = - ]; then
+			mu_d=$(grep -Exm1 '[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=' "$MU_KEYDIR/psk-$mu_p.key" | sha256sum)
+			mu_d=${mu_d%"${mu_d#????????????????}"}
+		fi
+		printf 'psk=%s %s%s\n' "$mu_p" "$mu_s" "${mu_d:+ $mu_d}"
+	done
+}
+
 mu_keys() {
 	if [ "$MU_LAYOUT" = inline ]; then
 		echo 'private_key=valid'
@@ -140,15 +191,7 @@ mu_keys() {
 	else
 		echo 'public_key=invalid'
 	fi
-	for p in $MU_PEERS; do
-		f="$MU_KEYDIR/psk-$p.key"
-		if [ ! -e "$f" ]; then s=absent; elif mu_key_valid "$f"; then s=valid; else s=invalid; fi
-		# A digest lets the workstation see that both sides of a pair hold the same
-		# key without the key crossing SSH (a 256-bit random key: the digest tells nothing).
-		d=
-		if [ "$s" = valid ] && mu_has sha256sum; then d=" $(tr -d ' \n' <"$f" | sha256sum | cut -c1-16)"; fi
-		printf 'psk=%s %s%s\n' "$p" "$s" "$d"
-	done
+	mu_psk_files
 	# verify's gather (MU_PSK_LIVE): the preshared key the interface runs with each peer,
 	# hashed here the same way, so the two sides' live keys compare too. `wg show` writes
 	# the keys into the pipe and printf is a builtin: no key is ever in an argv.
@@ -156,7 +199,7 @@ mu_keys() {
 		wg show "$MU_IF" preshared-keys 2>/dev/null | while IFS='	' read -r mu_pk mu_psk; do
 			mu_d=none
 			if [ "$mu_psk" != '(none)' ]; then
-				mu_d=$(printf '%s' "$mu_psk" | sha256sum)
+				mu_d=$(printf '%s\n' "$mu_psk" | sha256sum)
 				mu_d=${mu_d%"${mu_d#????????????????}"}
 			fi
 			printf 'psk_live=%s %s\n' "$mu_pk" "$mu_d"

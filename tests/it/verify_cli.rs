@@ -184,14 +184,17 @@ fn gather_hashes_live_preshared_keys_like_the_files_and_prints_no_key() {
     std::fs::create_dir(&keydir).expect("key dir");
     std::fs::write(keydir.join("psk-node-b.key"), format!("{psk}\n")).expect("psk file");
     std::fs::write(keydir.join("psk-node-c.key"), format!("{psk}\n")).expect("psk file");
-    let params = facts::GatherParams::new(
-        "wg0",
-        dir.path().to_str().expect("utf-8"),
-        51820,
-        &["node-b".to_owned(), "node-c".to_owned()],
-    )
-    .expect("params")
-    .with_live_psks();
+    // Files made by hand: the key without its newline, after a comment line, and none.
+    std::fs::write(keydir.join("psk-node-e.key"), psk).expect("psk file");
+    std::fs::write(keydir.join("psk-node-f.key"), format!("# ab\n{psk}\n")).expect("psk file");
+    std::fs::write(keydir.join("psk-node-g.key"), "not a key\n").expect("psk file");
+    let peers: Vec<String> = ["node-b", "node-c", "node-d", "node-e", "node-f", "node-g"]
+        .map(str::to_owned)
+        .to_vec();
+    let params =
+        facts::GatherParams::new("wg0", dir.path().to_str().expect("utf-8"), 51820, &peers)
+            .expect("params")
+            .with_live_psks();
     // node-b runs the file's key, node-c another one, node-d none.
     let fake_wg = format!(
         "wg() {{ if [ \"$*\" = 'show wg0 preshared-keys' ]; then printf '%s\\t%s\\n' {peer_b} {psk} {peer_c} {other} {peer_d} '(none)'; else return 1; fi; }}\n"
@@ -210,6 +213,26 @@ fn gather_hashes_live_preshared_keys_like_the_files_and_prints_no_key() {
         );
         let keys = facts::parse(&output).expect("facts").keys;
         let file = keys.psk_digests.get("node-b").expect("file digest");
+        // One digest for one key, however its file holds it; none for a bad or no file.
+        for (peer, want) in [
+            ("node-c", Some(file)),
+            ("node-e", Some(file)),
+            ("node-f", Some(file)),
+            ("node-d", None),
+            ("node-g", None),
+        ] {
+            assert_eq!(
+                keys.psk_digests.get(peer),
+                want,
+                "{shell:?} {peer}: {output}"
+            );
+        }
+        assert_eq!(
+            keys.psks.get("node-g"),
+            Some(&facts::KeyFileState::Invalid),
+            "{shell:?}: {output}"
+        );
+        assert_eq!(keys.psks.get("node-d"), None, "{shell:?}: {output}");
         let live = |k: &str| keys.live_psk_digests.get(&k.parse().expect("key")).cloned();
         assert_eq!(
             live(peer_b),
