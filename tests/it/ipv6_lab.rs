@@ -6,6 +6,7 @@
 //! the internet (one router hop, both families).
 use crate::apply_lab::assert_ping_matrix;
 use crate::support_lab::{Lab, apply_ok, assert_no_changes, meshup, path_str};
+use crate::topology_lab::verify_healthy;
 
 #[test]
 fn ipv6_lab_v6_only_nodes_and_an_ipv4_nat_node_mesh_through_the_dual_stack_one() {
@@ -40,7 +41,7 @@ fn ipv6_lab_v6_only_nodes_and_an_ipv4_nat_node_mesh_through_the_dual_stack_one()
     }
 
     // From bare: installs WireGuard (over IPv6 on pub-2 and pub-3), keys, configs.
-    let first = apply_ok(&lab, &inv, &[]);
+    apply_ok(&lab, &inv, &[]);
     let relayed = |host: &str| {
         meshup(&lab, &["check", path_str(&inv)])
             .expect_ok("check")
@@ -62,16 +63,7 @@ fn ipv6_lab_v6_only_nodes_and_an_ipv4_nat_node_mesh_through_the_dual_stack_one()
     }
 
     // verify: healthy, the family-mismatched pairs relayed through pub-1, the rest direct.
-    let run = meshup(&lab, &["verify", "--format", "json", path_str(&inv)]);
-    let json: serde_json::Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("verify json: {e}\n{}\n{}", run.stdout, run.stderr));
-    assert_eq!(
-        run.code,
-        Some(0),
-        "verify not healthy:\n{}\n{}",
-        run.stdout,
-        first.stdout
-    );
+    let json = verify_healthy(&lab, path_str(&inv));
     let path = |from: &str, to: &str| {
         json["pairs"]
             .as_array()
