@@ -2,9 +2,11 @@
 //! (the lab's `--v6-only`: 2001:db8::/32 routed by the lab's internet router, no IPv4
 //! address at all), a dual-stack one (`--dual`) and a node behind an IPv4 NAT. meshup
 //! connects over IPv6 SSH, the IPv6-only hosts install WireGuard from the mirror over IPv6,
-//! and the pairs without a common family go through the dual-stack node. What is emulated:
+//! and the pairs without a common family go through the dual-stack node, whose nftables
+//! (like pub-2's) drops what it does not allow in both families. What is emulated:
 //! the internet (one router hop, both families).
 use crate::apply_lab::assert_ping_matrix;
+use crate::firewall_lab::NFT_ROUTER;
 use crate::support_lab::{Lab, apply_ok, assert_no_changes, meshup, path_str};
 use crate::topology_lab::verify_healthy;
 
@@ -38,6 +40,13 @@ fn ipv6_lab_v6_only_nodes_and_an_ipv4_nat_node_mesh_through_the_dual_stack_one()
         // Really IPv6 only: the host has no global IPv4 address.
         let v4 = lab.host_exec(v6, "ip -4 -o addr show scope global");
         assert_eq!(v4.expect_ok("ip -4 addr").trim(), "", "{v6} has IPv4");
+    }
+
+    // The relay and an IPv6-only host drop what they do not allow, in both families
+    // (nftables, inet family): apply must open the port and, on the relay, forwarding.
+    for host in ["pub-1", "pub-2"] {
+        lab.host_exec(host, NFT_ROUTER)
+            .expect_ok("load a dropping nftables ruleset");
     }
 
     // From bare: installs WireGuard (over IPv6 on pub-2 and pub-3), keys, configs.
