@@ -119,7 +119,12 @@ pub fn describe(
             transit.push(format!("clients {}", names.join(",")));
         }
         let ssh = &node.ssh;
-        let mut ssh_text = format!("{}@{}:{}", ssh.user, ssh.host, ssh.port);
+        let host = ssh.host.to_string();
+        let mut ssh_text = if host.contains(':') {
+            format!("{}@[{host}]:{}", ssh.user, ssh.port)
+        } else {
+            format!("{}@{host}:{}", ssh.user, ssh.port)
+        };
         if let Some(jump) = &ssh.jump {
             let _ = write!(ssh_text, " via {jump}");
         }
@@ -130,7 +135,11 @@ pub fn describe(
                 Role::Public => "public".to_owned(),
                 Role::Nat => "nat".to_owned(),
             },
-            spec.endpoint.clone().unwrap_or_else(|| "-".to_owned()),
+            match (&spec.endpoint, &spec.endpoint6) {
+                (Some(e), Some(e6)) => format!("{e} {e6}"),
+                (Some(e), None) => e.clone(),
+                (None, _) => "-".to_owned(),
+            },
             if spec.is_transit {
                 transit.join("; ")
             } else {

@@ -186,4 +186,26 @@ mod tests {
         assert_eq!(inv.nodes().len(), 3);
         assert_eq!(inv.nodes().iter().filter(|n| n.is_public()).count(), 2);
     }
+
+    #[test]
+    fn a_host_reached_over_ipv6_on_its_own_interface_is_public_with_a_bracketed_endpoint() {
+        let hosts = [
+            host("d", "node-d", "2001:db8::5", &[("eth0", "2001:db8::5/64")]),
+            host("e", "node-e", "2001:db8::7", &[("eth0", "2001:db8::6/64")]),
+        ];
+        for (h, public) in hosts.iter().zip([true, false]) {
+            assert_eq!(h.is_public(), public, "{}", h.host.target);
+        }
+        let text = build(&hosts, None);
+        let want =
+            "  - name: node-d\n    address: 10.10.0.1\n    endpoint: \"[2001:db8::5]:51820\"\n";
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+        // node-e, reached at an address not its own, is behind NAT: IPv4, which node-d
+        // (IPv6 only) cannot reach without a dual-stack node: refused, naming the pair.
+        let err = crate::inventory::Inventory::from_str(&text, "init.yaml").expect_err("refused");
+        assert!(
+            format!("{err:?}").contains("share no underlay address family"),
+            "{err:?}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ mod names;
 mod raw;
 mod schema;
 mod spanned;
+mod underlay;
 mod validate;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -27,6 +28,7 @@ pub use names::{
     Become, DomainName, Endpoint, EndpointHost, HostKeyChecking, InterfaceName, JumpHost, NodeName,
     NodeState, RemotePath, SshHost, UserName, endpoint_dns_name, endpoint_matches,
 };
+pub use underlay::Underlay;
 pub(crate) use validate::push_yaml_error;
 
 /// Default WireGuard interface name.
@@ -128,6 +130,8 @@ pub struct Node {
     pub address6: Option<Ipv6Addr>,
     /// Public endpoint; `None` means the node is behind NAT.
     pub endpoint: Option<Endpoint>,
+    /// The IPv6 endpoint of a dual-stack public node (`endpoint6:`), beside `endpoint`.
+    pub endpoint6: Option<Endpoint>,
     /// Networks routed behind this node.
     pub subnets: Vec<IpNet>,
     /// An address inside `subnets` that `verify` pings.
@@ -161,6 +165,11 @@ impl Node {
     /// True when the node has a public endpoint.
     pub fn is_public(&self) -> bool {
         self.endpoint.is_some()
+    }
+
+    /// The underlay families the node is reached on (see [`Underlay::of`]).
+    pub fn underlay(&self) -> Underlay {
+        Underlay::of(self.endpoint.as_ref(), self.endpoint6.as_ref())
     }
 
     /// True unless the node is marked `state: absent`.

@@ -242,6 +242,9 @@ pub(super) struct RawNode {
     /// Public endpoint the other nodes reach this one at; unset: the node is behind NAT.
     #[schemars(with = "Option<Endpoint>")]
     pub endpoint: Option<Spanned<String>>,
+    /// A second, IPv6 endpoint of a dual-stack public node (`endpoint` holds its IPv4 one): IPv6-only nodes reach it there.
+    #[schemars(with = "Option<Endpoint>")]
+    pub endpoint6: Option<Spanned<String>>,
     /// Networks routed behind this node (the others reach them through it).
     #[serde(default)]
     #[schemars(with = "Vec<format::IpNetwork>")]

@@ -130,7 +130,10 @@ printf '%s\n' "$wd_todo" | while read -r wd_what wd_name wd_key wd_a wd_b wd_c w
 		wd_live=${wd_live#[}
 		wd_live=${wd_live%]}
 		printf '%s\n' "$wd_addrs" | grep -qxF -- "$wd_live" && continue
-		wd_ip=$(printf '%s\n' "$wd_addrs" | head -n 1)
+		# The new address in the family the live endpoint uses (the host may have one only).
+		case $wd_live in *:*) wd_fam=6 ;; *) wd_fam=4 ;; esac
+		wd_ip=$(printf '%s\n' "$wd_addrs" | awk -v f="$wd_fam" '(index($0, ":") ? 6 : 4) == f { print; exit }')
+		[ -n "$wd_ip" ] || wd_ip=$(printf '%s\n' "$wd_addrs" | head -n 1)
 		case $wd_ip in *:*) wd_ep="[$wd_ip]:$wd_b" ;; *) wd_ep="$wd_ip:$wd_b" ;; esac
 		if wg set "$IF" peer "$wd_key" endpoint "$wd_ep"; then
 			wd_log "$wd_name: $wd_a now resolves to $wd_ip: endpoint $wd_c -> $wd_ep"

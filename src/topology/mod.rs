@@ -8,6 +8,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use crate::address::Allocation;
 use crate::inventory::{
     ClientKey, Inventory, LabelName, MeshSettings, NetworkAddress, Node, NodeName, Topology,
+    Underlay,
 };
 use crate::keys::PublicKey;
 
@@ -63,6 +64,10 @@ pub struct NodeSpec {
     pub role: Role,
     /// The public endpoint, `host:port`, for public nodes.
     pub endpoint: Option<String>,
+    /// The IPv6 endpoint of a dual-stack public node (`endpoint6:`).
+    pub endpoint6: Option<String>,
+    /// The underlay families it is reached on and sends from (a NAT node: IPv4).
+    pub underlay: Underlay,
     /// Networks routed behind the node.
     pub subnets: Vec<IpNet>,
     /// Forwards traffic for others (subnet router or relay): needs IP forwarding.
@@ -103,6 +108,21 @@ impl NodeSpec {
     pub fn is_public(&self) -> bool {
         self.role == Role::Public
     }
+
+    /// The endpoint a node with underlay `from` uses for this one: the IPv4 one when
+    /// both have IPv4, else the IPv6 one (`endpoint6`, or `endpoint` when that is the
+    /// IPv6 address or a name); `None` when they share no family or this node is not
+    /// public.
+    pub fn endpoint_from(&self, from: Underlay) -> Option<&String> {
+        let common = self.underlay.common(from);
+        if common.v4 {
+            self.endpoint.as_ref()
+        } else if common.v6 {
+            self.endpoint6.as_ref().or(self.endpoint.as_ref())
+        } else {
+            None
+        }
+    }
 }
 
 /// One unmanaged client (`clients:`): its addresses, the nodes it goes through, its key.
@@ -141,6 +161,8 @@ pub struct Mesh {
     index: HashMap<NodeName, usize>,
     /// NAT nodes' mesh addresses and subnets, in name order (what a relay carries).
     nat_ips: Vec<(NodeName, Vec<IpNet>)>,
+    /// Some node has no IPv4 underlay: pairs other than two NAT nodes may be relayed.
+    v6_only: bool,
     /// Unmanaged clients, in name order.
     pub clients: Vec<ClientSpec>,
     /// Per node, the clients whose first `via` it is (indexes into `clients`).
@@ -183,7 +205,6 @@ impl Mesh {
             .map(|p| p.0)
             .filter(|n| !n.is_public())
             .collect();
-        let first_public = present.iter().map(|p| p.0).find(|n| n.is_public());
         let mut relay_of: BTreeMap<NodeName, NodeName> = BTreeMap::new();
         let site_of = |node: &Node| site_index(&settings.topology, node);
         if let Topology::Hub(sites) = &settings.topology {
@@ -197,12 +218,36 @@ impl Mesh {
                     relay_of.insert(node.name.clone(), primary.clone());
                 }
             }
-        } else if nat.len() >= 2 {
-            for node in &nat {
-                let chosen = node
-                    .relay
-                    .clone()
-                    .or_else(|| first_public.map(|p| p.name.clone()));
+        } else {
+            // A node needs a relay for the nodes it cannot reach directly: two NAT nodes,
+            // and nodes whose underlays share no family. The relay is its own `relay`, else
+            // the first public node with every family involved.
+            let public = |n: &&Node| n.is_public();
+            let v6_only = present.iter().map(|p| p.0).any(|n| !n.underlay().v4);
+            let v4_only = !nat.is_empty()
+                || present
+                    .iter()
+                    .map(|p| p.0)
+                    .filter(public)
+                    .any(|n| !n.underlay().v6);
+            for (node, _) in &present {
+                let own = node.underlay();
+                let unreachable = Underlay {
+                    v4: (!node.is_public() && nat.len() >= 2) || (!own.v4 && v4_only),
+                    v6: !own.v6 && v6_only,
+                };
+                if unreachable.is_empty() {
+                    continue;
+                }
+                let needed = own.union(unreachable);
+                let chosen = node.relay.clone().or_else(|| {
+                    present
+                        .iter()
+                        .map(|p| p.0)
+                        .filter(public)
+                        .find(|p| p.name != node.name && p.underlay().covers(needed))
+                        .map(|p| p.name.clone())
+                });
                 if let Some(relay) = chosen {
                     relay_of.insert(node.name.clone(), relay);
                 }
@@ -303,6 +348,8 @@ impl Mesh {
                     Role::Nat
                 },
                 endpoint: node.endpoint.as_ref().map(ToString::to_string),
+                endpoint6: node.endpoint6.as_ref().map(ToString::to_string),
+                underlay: node.underlay(),
                 subnets: node.subnets.clone(),
                 // Relays, subnet routers, exits and hubs forward: IP forwarding, firewall
                 // trust and MSS clamping (plan::steps::route) follow `is_transit`.
@@ -361,12 +408,14 @@ impl Mesh {
             .filter(|n| !n.is_public())
             .map(|n| (n.name.clone(), n.own_ips.clone()))
             .collect();
+        let v6_only = nodes.iter().any(|n| !n.underlay.v4);
         Mesh {
             settings,
             nodes,
             absent,
             index,
             nat_ips,
+            v6_only,
             clients,
             routed_clients,
             direct_nat: BTreeMap::new(),

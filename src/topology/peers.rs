@@ -35,13 +35,12 @@ impl Mesh {
     }
 
     /// Whether `a` lists `b` as a peer: a pair the topology joins ([`Mesh::topology_pair`])
-    /// that can reach each other: every such pair but two NAT nodes (they go through a
-    /// relay), unless that pair peers directly (punched, over a shared LAN, or over a
-    /// private network both sit on).
+    /// that can reach each other: every such pair but two NAT nodes and two nodes whose
+    /// underlays share no family (they go through a relay), unless that pair peers
+    /// directly (punched, over a shared LAN, or over a private network both sit on).
     pub fn is_peer(&self, a: &NodeSpec, b: &NodeSpec) -> bool {
         self.topology_pair(a, b)
-            && (a.is_public()
-                || b.is_public()
+            && (((a.is_public() || b.is_public()) && a.underlay.meets(b.underlay))
                 || self.shared_network(a, b).is_some()
                 || self.direct_nat_endpoint(&a.name, &b.name).is_some())
     }
@@ -98,14 +97,15 @@ impl Mesh {
     }
 
     /// The endpoint `node` uses for `peer`: its address on a private network both sit
-    /// on, else a direct NAT path's, else the peer's public endpoint.
+    /// on, else a direct NAT path's, else the peer's public endpoint in a family both
+    /// have ([`NodeSpec::endpoint_from`]).
     pub fn endpoint(&self, node: &NodeSpec, peer: &NodeSpec) -> Option<String> {
         if let Some(on) = self.shared_network(node, peer) {
             return Some(std::net::SocketAddr::new(on.address, peer.listen_port).to_string());
         }
         self.direct_nat_endpoint(&node.name, &peer.name)
             .map(str::to_string)
-            .or_else(|| peer.endpoint.clone())
+            .or_else(|| peer.endpoint_from(node.underlay).cloned())
     }
 
     /// The peer of `node` that carries its traffic to `other` when the two do not peer:
@@ -113,7 +113,7 @@ impl Mesh {
     /// site. `None` when nothing does.
     pub fn carrier<'m>(&'m self, node: &'m NodeSpec, other: &'m NodeSpec) -> Option<&'m NodeName> {
         match &self.settings.topology {
-            Topology::Full => node.relay.as_ref().filter(|_| !other.is_public()),
+            Topology::Full => node.relay.as_ref().filter(|r| **r != other.name),
             Topology::Hub(sites) => {
                 if node.hub {
                     other
@@ -140,13 +140,20 @@ impl Mesh {
             }
         };
         match &self.settings.topology {
-            // Only NAT nodes go through a relay: walk the few, not every node.
+            // Only NAT nodes go through a relay (walk the few, not every node), unless a
+            // node without IPv4 makes families decide too.
             Topology::Full => {
                 if node.relay.is_some() {
-                    for (other, _) in &self.nat_ips {
-                        if let Some(other) = self.node(other)
-                            && let Some(via) = through(other)
-                        {
+                    let others: Vec<&NodeSpec> = if self.v6_only {
+                        self.nodes.iter().collect()
+                    } else {
+                        self.nat_ips
+                            .iter()
+                            .filter_map(|(n, _)| self.node(n))
+                            .collect()
+                    };
+                    for other in others {
+                        if let Some(via) = through(other) {
                             out.entry(via)
                                 .or_default()
                                 .extend(other.own_ips.iter().copied());
@@ -290,7 +297,7 @@ impl Mesh {
 
     /// How many tunnels the mesh has (pairs that peer directly).
     pub fn tunnel_count(&self) -> usize {
-        if let Topology::Hub(_) = self.settings.topology {
+        if self.v6_only || matches!(self.settings.topology, Topology::Hub(_)) {
             return self.nodes.iter().map(|n| self.peer_count(n)).sum::<usize>() / 2;
         }
         let public = self.nodes.iter().filter(|n| n.is_public()).count();

@@ -135,7 +135,12 @@ impl SshTarget {
 
     /// `user@host:port`, for messages.
     pub fn display(&self) -> String {
-        format!("{}@{}:{}", self.user, self.host, self.port)
+        if self.host.contains(':') {
+            // An IPv6 address: `[v6]:port`, as OpenSSH writes it.
+            format!("{}@[{}]:{}", self.user, self.host, self.port)
+        } else {
+            format!("{}@{}:{}", self.user, self.host, self.port)
+        }
     }
 }
 

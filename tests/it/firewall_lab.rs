@@ -47,7 +47,7 @@ table ip guard {
 EOF";
 
 /// The same input policy plus a forward chain that drops everything (subnet router).
-const NFT_ROUTER: &str = "nft -f - <<'EOF'
+pub(crate) const NFT_ROUTER: &str = "nft -f - <<'EOF'
 table inet filter {
   chain input {
     type filter hook input priority 0; policy drop;

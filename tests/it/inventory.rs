@@ -332,6 +332,35 @@ fn every_validation_rule_reports_its_message_and_line() {
             ],
         ),
         (
+            "bad endpoint6",
+            with_nodes(
+                "  - name: a\n    endpoint: 203.0.113.2\n    endpoint6: 203.0.113.3\n  - name: b\n    endpoint6: \"[2001:db8::2]:51820\"\n  - name: c\n    endpoint: \"[2001:db8::3]:51820\"\n    endpoint6: \"[2001:db8::4]:51820\"\n  - name: d\n    endpoint: 203.0.113.5\n    endpoint6: \"[2001:db8::zz]:1\"\n",
+            ),
+            vec![
+                (8, "endpoint6 203.0.113.3 is an IPv4 address"),
+                (10, "endpoint6 is set but the node has no endpoint"),
+                (13, "endpoint6 is set but endpoint is already an IPv6 address"),
+                (16, "endpoint6 `[2001:db8::zz]:1`"),
+            ],
+        ),
+        (
+            "ipv4-only and ipv6-only nodes without a dual-stack relay",
+            with_nodes(
+                "  - name: v6a\n    endpoint: \"[2001:db8::1]:51820\"\n  - name: nat\n",
+            ),
+            vec![
+                (6, "nodes `hub` (IPv4 only) and `v6a` (IPv6 only) share no underlay address family"),
+                (8, "nodes `v6a` (IPv6 only) and `nat` (IPv4 only) share no underlay address family"),
+            ],
+        ),
+        (
+            "relay without ipv6 for a node reached only over it",
+            with_nodes(
+                "  - name: dual\n    endpoint: 203.0.113.2\n    endpoint6: \"[2001:db8::2]:51820\"\n  - name: v6a\n    endpoint: \"[2001:db8::1]:51820\"\n  - name: nat\n    relay: hub\n",
+            ),
+            vec![(12, "relay `hub` has no IPv6 endpoint, but node `v6a` is reached only over IPv6")],
+        ),
+        (
             "bad exits",
             with_nodes(
                 "  - name: n1\n    exit_via: nobody\n  - name: n2\n    exit_node: true\n    exit_via: n2\n  - name: n3\n    exit_via: hub\n  - name: gone\n    endpoint: 203.0.113.3\n    exit_node: true\n    state: absent\n  - name: n4\n    exit_via: gone\n",

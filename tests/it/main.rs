@@ -25,6 +25,7 @@ mod fault_lab;
 mod firewall_lab;
 mod import_lab;
 mod inventory;
+mod ipv6_lab;
 mod lab;
 mod names_lab;
 mod nat_lab;

@@ -29,6 +29,9 @@ pub struct LabHost {
     pub role: String,
     /// Public address (none for hosts behind NAT).
     pub public_ip: Option<String>,
+    /// Public IPv6 address (`--dual` and `--v6-only` hosts; the latter have no `public_ip`).
+    #[serde(default)]
+    pub public_ip6: Option<String>,
     /// Public address of the NAT router in front of the host (NAT hosts only).
     pub router_ip: Option<String>,
     /// Address the workstation uses for SSH.

@@ -218,6 +218,52 @@ fn two_nat_nodes_talk_through_a_relay() {
     assert!(!config.contains("# Peer: n1"));
 }
 
+/// IPv6 underlay: a pair uses a family both have (IPv4 first); a pair with none goes
+/// through the first public node with both families, which forwards for them.
+#[test]
+fn underlay_families_choose_endpoints_and_relay_pairs_without_a_common_one() {
+    let text = "mesh:\n  network: 10.1.0.0/24\nnodes:\n  - name: a4\n    endpoint: 192.0.2.4\n  - name: dual\n    endpoint: 192.0.2.1\n    endpoint6: \"[2001:db8::1]:51820\"\n  - name: named\n    endpoint: vpn.example.com\n  - name: nat\n  - name: v6a\n    endpoint: \"[2001:db8::6]:51820\"\n  - name: v6b\n    endpoint: \"[2001:db8::7]:51820\"\n";
+    let mesh = mesh(text);
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        ("a4", "dual", Some("192.0.2.1:51820")),
+        ("nat", "dual", Some("192.0.2.1:51820")),
+        ("v6a", "dual", Some("[2001:db8::1]:51820")),
+        ("dual", "v6a", Some("[2001:db8::6]:51820")),
+        ("v6a", "v6b", Some("[2001:db8::7]:51820")),
+        ("v6a", "named", Some("vpn.example.com:51820")),
+        ("dual", "a4", Some("192.0.2.4:51820")),
+        ("a4", "v6a", None),
+        ("nat", "v6b", None),
+        ("v6a", "a4", None),
+        ("v6a", "nat", None),
+    ];
+    for (from, to, want) in cases {
+        let (a, b) = (node(&mesh, from), node(&mesh, to));
+        assert_eq!(mesh.endpoint(a, b).as_deref(), *want, "{from} -> {to}");
+        assert_eq!(mesh.is_peer(a, b), want.is_some(), "{from} peers {to}");
+    }
+    // The relay is the first public node with both families (not a4, the first public),
+    // and it carries the unreachable nodes on each side's entry for it.
+    for relayed in ["a4", "nat", "v6a", "v6b"] {
+        assert_eq!(node(&mesh, relayed).relay, Some(name("dual")), "{relayed}");
+    }
+    assert_eq!(node(&mesh, "dual").relay, None);
+    assert_eq!(node(&mesh, "named").relay, None);
+    let relay = node(&mesh, "dual");
+    assert!(relay.is_transit);
+    assert_eq!(
+        relay.relay_for,
+        [name("a4"), name("nat"), name("v6a"), name("v6b")]
+    );
+    let address = |n: &str| format!("{}/32", node(&mesh, n).address);
+    let mut want = vec![address("dual"), address("v6a"), address("v6b")];
+    assert_eq!(allowed(&peer(&mesh, node(&mesh, "a4"), "dual")), want);
+    want = vec![address("dual"), address("a4"), address("nat")];
+    assert_eq!(allowed(&peer(&mesh, node(&mesh, "v6a"), "dual")), want);
+    // 6 nodes: 15 pairs, 4 of them relayed (a4 and nat to v6a and v6b).
+    assert_eq!(mesh.tunnel_count(), 11);
+}
+
 #[test]
 fn subnet_router_is_transit_and_its_subnets_are_allowed_on_its_peer_entry() {
     let mesh = mesh(
@@ -236,7 +282,7 @@ fn subnet_router_is_transit_and_its_subnets_are_allowed_on_its_peer_entry() {
 #[test]
 fn dual_stack_adds_128_and_interface_addresses() {
     let mesh = mesh(
-        "mesh:\n  network: 10.1.0.0/24\n  network6: fd01::/64\n  mtu: 1380\nnodes:\n  - name: a\n    endpoint: '[2001:db8::1]:51820'\n  - name: b\n    endpoint: 192.0.2.2\n    address6: 'fd01::b'\n    mtu: 1300\n    listen_port: 4000\n",
+        "mesh:\n  network: 10.1.0.0/24\n  network6: fd01::/64\n  mtu: 1380\nnodes:\n  - name: a\n    endpoint: '[2001:db8::1]:51820'\n  - name: b\n    endpoint: 192.0.2.2\n    endpoint6: '[2001:db8::2]:4000'\n    address6: 'fd01::b'\n    mtu: 1300\n    listen_port: 4000\n",
     );
     let a = node(&mesh, "a");
     assert_eq!(a.address6, Some("fd01::1".parse().expect("ip")));
@@ -250,7 +296,8 @@ fn dual_stack_adds_128_and_interface_addresses() {
     );
     assert_eq!(
         peer(&mesh, a, "b").endpoint.as_deref(),
-        Some("192.0.2.2:4000")
+        Some("[2001:db8::2]:4000"),
+        "an IPv6-only node uses its peer's endpoint6"
     );
     let config = render_config(&mesh, &name("b"), &|_| None);
     insta::assert_snapshot!("dual_stack_node_b", config);

@@ -16,7 +16,7 @@ fn add_to_node(inventory: &str, node: &str, extra: &str) -> String {
 
 /// `verify --format json`, which must be healthy (exit 0).
 #[track_caller]
-fn verify_healthy(lab: &Lab, inv: &str) -> serde_json::Value {
+pub(crate) fn verify_healthy(lab: &Lab, inv: &str) -> serde_json::Value {
     let run = meshup(lab, &["verify", "--format", "json", inv]);
     let json: serde_json::Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("verify json: {e}\n{}\n{}", run.stdout, run.stderr));

@@ -679,3 +679,62 @@ fn encrypted_key_asks_passphrase_once_on_a_tty() {
         "passphrase was echoed:\n{text}"
     );
 }
+
+/// SSH over IPv6 (issue #28): an ssh_config `HostName` that is an IPv6 address connects,
+/// the key is learned under `[addr]:port` as OpenSSH records it (its own `ssh-keygen -F`
+/// finds it), and a strict second connection by the bare address matches it.
+#[tokio::test]
+async fn ipv6_hostname_from_ssh_config_connects_and_known_hosts_uses_openssh_form() {
+    require_sshd!();
+    let sshd = Sshd::start("::1", "");
+    let kh = sshd.dir.path().join("known_hosts");
+    let config = sshd.dir.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host v6box\n    HostName ::1\n    Port {}\n    User root\n    IdentityFile {}\n    IdentitiesOnly yes\n",
+            sshd.port,
+            sshd.client_key.display()
+        ),
+    )
+    .expect("write ssh_config");
+    let spec = meshup::transport::TargetSpec {
+        known_hosts: Some(kh.clone()),
+        host_key_policy: HostKeyPolicy::AcceptNew,
+        ssh_config: Some(config),
+        connect_timeout: Some(Duration::from_secs(5)),
+        ..meshup::transport::TargetSpec::new("v6box")
+    };
+    let mut target = spec.resolve().expect("resolve the alias");
+    assert_eq!(target.host, "::1");
+    assert_eq!(target.display(), format!("root@[::1]:{}", sshd.port));
+    target.agent = None;
+    let stats = Arc::new(Stats::new());
+    let s = SshSession::connect(&target, &stats)
+        .await
+        .expect("connect over IPv6");
+    let out = s.exec("echo over-v6", b"", T).await.expect("exec");
+    assert_eq!(out.stdout, b"over-v6\n");
+
+    let name = format!("[::1]:{}", sshd.port);
+    let recorded = std::fs::read_to_string(&kh).expect("known_hosts written");
+    assert!(
+        recorded.starts_with(&format!("{name} ssh-ed25519 ")),
+        "{recorded}"
+    );
+    let found = std::process::Command::new("ssh-keygen")
+        .args(["-F", &name, "-f"])
+        .arg(&kh)
+        .output()
+        .expect("run ssh-keygen -F");
+    assert!(
+        found.status.success(),
+        "OpenSSH does not find {name} in\n{recorded}"
+    );
+
+    let mut strict = sshd.target("root", &kh);
+    strict.host_key_policy = HostKeyPolicy::Strict;
+    SshSession::connect(&strict, &stats)
+        .await
+        .expect("strict connect by the bare address");
+}

@@ -8,10 +8,10 @@ use crate::inventory::spanned::Spanned;
 use ipnet::IpNet;
 
 use super::Validator;
-use crate::inventory::Node;
 use crate::inventory::error::Span;
 use crate::inventory::names::EndpointHost;
 use crate::inventory::raw::RawNode;
+use crate::inventory::{Node, Underlay};
 
 /// A value seen in one node, kept for duplicate and overlap checks.
 pub(super) struct Seen<T> {
@@ -191,6 +191,82 @@ impl Validator<'_> {
                         None,
                     );
                 }
+            }
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// Pairs whose underlays share no family (an IPv4-only and an IPv6-only node) peer
+    /// through a relay with both; without such a node, or with an explicit `relay` that
+    /// lacks a family the node's unreachable peers need, the mesh cannot be built.
+    pub(super) fn underlay_families(
+        &mut self,
+        nodes: &[Option<Node>],
+        relays: &[(usize, Spanned<String>)],
+        spans: &[Span],
+    ) {
+        let present: Vec<(usize, &Node)> = nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().filter(|n| n.is_present()).map(|n| (i, n)))
+            .collect();
+        let relay_exists = present
+            .iter()
+            .any(|(_, n)| n.is_public() && n.underlay() == Underlay::DUAL);
+        if !relay_exists {
+            for (i, b) in &present {
+                let Some((_, a)) = present
+                    .iter()
+                    .take_while(|(j, _)| j < i)
+                    .find(|(_, a)| !a.underlay().meets(b.underlay()))
+                else {
+                    continue;
+                };
+                let Some(span) = spans.get(*i) else { continue };
+                self.problems.push_full(
+                    *span,
+                    format!(
+                        "nodes `{}` ({}) and `{}` ({}) share no underlay address family and no node has both to relay between them",
+                        a.name,
+                        a.underlay(),
+                        b.name,
+                        b.underlay()
+                    ),
+                    "no common address family",
+                    Some("give one public node an IPv4 `endpoint` and an IPv6 `endpoint6` (or a DNS name with A and AAAA records)".into()),
+                    None,
+                );
+            }
+        }
+        let v6_only = present
+            .iter()
+            .find(|(_, n)| !n.underlay().v4)
+            .map(|(_, n)| &n.name);
+        for (index, value) in relays {
+            let (Some(node), Some(v6_only)) = (nodes.get(*index).and_then(Option::as_ref), v6_only)
+            else {
+                continue;
+            };
+            let Some(relay) = node
+                .relay
+                .as_ref()
+                .and_then(|r| nodes.iter().flatten().find(|n| &n.name == r))
+            else {
+                continue;
+            };
+            if relay.is_public() && !relay.underlay().v6 {
+                let span = self.span(value);
+                self.problems.push_full(
+                    span,
+                    format!(
+                        "relay `{}` has no IPv6 endpoint, but node `{v6_only}` is reached only over IPv6",
+                        relay.name
+                    ),
+                    "relay without IPv6",
+                    Some("pick a relay with both an IPv4 `endpoint` and an IPv6 `endpoint6`".into()),
+                    None,
+                );
             }
         }
     }

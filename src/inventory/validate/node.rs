@@ -11,7 +11,7 @@ use super::cross_node::{Seen, SeenValues, overlaps};
 use super::mesh::PartialMesh;
 use crate::inventory::Node;
 use crate::inventory::error::Span;
-use crate::inventory::names::{Endpoint, NodeName, NodeState};
+use crate::inventory::names::{Endpoint, EndpointHost, NodeName, NodeState};
 use crate::inventory::raw::{RawNode, RawSsh};
 
 impl Validator<'_> {
@@ -79,6 +79,7 @@ impl Validator<'_> {
             .map(|n| n.endpoint.is_some() && n.state.as_ref().is_none_or(|s| s.value != "absent"))
             .collect();
         self.relays_and_nat(&nodes, &relays, &node_spans, &public);
+        self.underlay_families(&nodes, &relays, &node_spans);
         self.exits(&nodes, &raw.value, mesh);
         if let Some(network) = mesh.network {
             let present = nodes.iter().flatten().filter(|n| n.is_present()).count();
@@ -129,6 +130,7 @@ impl Validator<'_> {
             (Some(_), None) => None,
             (None, _) => Some(None),
         };
+        let endpoint6 = self.endpoint6(raw, listen_port);
         let address = match &raw.address {
             Some(value) => {
                 let address = self.address4(value, mesh.network);
@@ -201,6 +203,7 @@ impl Validator<'_> {
             address: address?,
             address6: address6?,
             endpoint: endpoint?,
+            endpoint6: endpoint6?,
             subnets: subnets_ok.then_some(subnets)?,
             probe: probe?,
             listen_port: listen_port?,
@@ -215,6 +218,38 @@ impl Validator<'_> {
             exit_via: exit_via?,
             line,
         })
+    }
+
+    /// `endpoint6`: an IPv6 address or a DNS name, beside an `endpoint` that is not itself
+    /// an IPv6 address. `Some(None)` when unset, `None` when invalid.
+    fn endpoint6(&mut self, raw: &RawNode, listen_port: Option<u16>) -> Option<Option<Endpoint>> {
+        let Some(value) = &raw.endpoint6 else {
+            return Some(None);
+        };
+        let span = self.span(value);
+        let endpoint = match Endpoint::parse(&value.value, listen_port?) {
+            Ok(endpoint) => endpoint,
+            Err(message) => {
+                self.error(
+                    span,
+                    message.replacen("endpoint", "endpoint6", 1),
+                    "invalid endpoint6",
+                );
+                return None;
+            }
+        };
+        let why = match (&endpoint.host, &raw.endpoint) {
+            (EndpointHost::Ip(IpAddr::V4(ip)), _) => {
+                format!("endpoint6 {ip} is an IPv4 address; endpoint6 is the node's IPv6 endpoint")
+            }
+            (_, None) => "endpoint6 is set but the node has no endpoint; write its IPv6 endpoint as `endpoint`".to_owned(),
+            (_, Some(primary)) if primary.value.starts_with('[') => {
+                "endpoint6 is set but endpoint is already an IPv6 address; give endpoint the node's IPv4 endpoint".to_owned()
+            }
+            _ => return Some(Some(endpoint)),
+        };
+        self.error(span, why, "invalid endpoint6");
+        None
     }
 
     pub(super) fn address4(

@@ -134,8 +134,10 @@ pub fn watch_file(h: &HostInput<'_>, interval: u64) -> String {
         let Some(node) = h.mesh.node(&p.name) else {
             continue;
         };
-        if let Some(text) = &node.endpoint
-            && p.endpoint.as_deref() == Some(text.as_str())
+        if let Some(text) = [&node.endpoint, &node.endpoint6]
+            .into_iter()
+            .flatten()
+            .find(|text| p.endpoint.as_deref() == Some(text.as_str()))
             && let Ok(e) = Endpoint::parse(text, node.listen_port)
             && let EndpointHost::Dns(host) = &e.host
         {
