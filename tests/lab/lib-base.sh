@@ -10,7 +10,7 @@ systemd systemd-sysv dbus procps firewalld tini less ca-certificates"
 # (iptables-persistent: the Debian loader that restores iptables rules at boot, installed by
 # the tests that reboot a host with iptables rules; man-db: `man` for the test that installs
 # meshup's .deb).
-MIRROR_PACKAGES="wireguard-tools wireguard-go tree iptables-persistent man-db"
+MIRROR_PACKAGES="wireguard-tools wireguard-go tree iptables-persistent man-db network-manager"
 # Downloaded without dependency resolution (their kernel-module dependency is met by the
 # lab's shim package, see make_shim_deb).
 MIRROR_EXTRA="wireguard"
