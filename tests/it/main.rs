@@ -28,6 +28,7 @@ mod inventory;
 mod lab;
 mod names_lab;
 mod nat_lab;
+mod nm_lab;
 mod package_lab;
 mod playbook;
 mod reboot_lab;
