@@ -328,6 +328,15 @@ impl<'a> Planner<'a> {
                     .into_iter()
                     .collect(),
                 );
+                hp.record(
+                    steps::nm_removal(
+                        &mesh.settings,
+                        f,
+                        "node is marked `state: absent` in the inventory",
+                    )
+                    .into_iter()
+                    .collect(),
+                );
                 hp.record(steps::watchdog_removal(
                     &mesh.settings,
                     f,

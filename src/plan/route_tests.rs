@@ -302,3 +302,47 @@ fn network_manager_gets_a_drop_in_and_networkd_a_warning() {
         );
     }
 }
+
+#[test]
+fn a_node_leaving_the_mesh_removes_its_network_manager_drop_in() {
+    let f = fixture(&GUIDE.replace(
+        "    address: 10.10.0.3",
+        "    address: 10.10.0.3\n    state: absent",
+    ));
+    let want = super::steps::nm_conf("wg0");
+    // (the drop-in on node-c, whether node-c's plan removes it): meshup's file goes,
+    // whatever it holds now.
+    let cases = [
+        (None, false),
+        (Some(want.as_str()), true),
+        (Some("[keyfile]\n"), true),
+    ];
+    for (conf, removed) in cases {
+        let mut facts = all_converged(&f);
+        let mut c = super::tests::fresh();
+        c.route = RouteFacts {
+            nm_installed: true,
+            nm_running: true,
+            nm_conf: conf.map(str::to_string),
+            ..RouteFacts::default()
+        };
+        facts.insert(n("node-c"), Ok(c));
+        let plan = plan_of(&f, &facts);
+        let c = plan.host(&n("node-c")).expect("node-c");
+        let got: Vec<_> = c
+            .steps
+            .iter()
+            .filter(|s| s.shell.contains("NetworkManager"))
+            .map(|s| (s.action, s.shell.as_str()))
+            .collect();
+        let want_steps = if removed {
+            vec![(
+                Action::Delete,
+                "mu_nm_remove /etc/NetworkManager/conf.d/meshup-wg0.conf",
+            )]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(got, want_steps, "{conf:?}");
+    }
+}

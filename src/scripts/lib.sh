@@ -792,6 +792,14 @@ mu_nm_reload() {
 	fi
 }
 
+# mu_nm_remove PATH: meshup's NetworkManager drop-in goes (a node leaving the mesh),
+# read again at once where NetworkManager runs.
+mu_nm_remove() {
+	mu_mark step nm-remove
+	rm -f "$1"
+	mu_nm_reload
+}
+
 # mu_start COMMAND: brings the interface up (service enable --now, or wg-quick up).
 mu_start() {
 	mu_mark step start

@@ -29,6 +29,7 @@ mod ipv6_lab;
 mod lab;
 mod names_lab;
 mod nat_lab;
+mod nm_lab;
 mod package_lab;
 mod playbook;
 mod reboot_lab;

@@ -277,6 +277,14 @@ pub fn apply_ok(lab: &Lab, inv: &Path, extra: &[&str]) -> Run {
     run
 }
 
+/// The lab's inventory with `edit` applied to its text, written beside it as `file`.
+pub fn edited(lab: &Lab, file: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(lab.inventory()).expect("read inventory");
+    let path = lab.out_dir().join(file);
+    std::fs::write(&path, edit(&text)).expect("write inventory");
+    path
+}
+
 /// `plan --detailed-exitcode` finds nothing to change.
 #[track_caller]
 pub fn assert_no_changes(lab: &Lab, inv: &Path) {

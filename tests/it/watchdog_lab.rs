@@ -2,23 +2,15 @@
 //! crond on light hosts and by a systemd timer on systemd hosts, with no meshup run in
 //! between. A punched pair whose NAT router reboots falls back to its relay by itself;
 //! `mesh.watchdog: false` and `state: absent` remove every trace of it.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support_lab::{
-    Lab, apply_ok, assert_no_changes, lab_command, meshup, path_str, wait_for,
+    Lab, apply_ok, assert_no_changes, edited, lab_command, meshup, path_str, wait_for,
 };
 
 const WATCH: &str = "/etc/wireguard/wg0.meshup-watch";
 const SCRIPT: &str = "/usr/local/lib/meshup/watchdog.sh";
-
-/// The lab's inventory with `edit` applied to its text, written beside it as `file`.
-fn edited(lab: &Lab, file: &str, edit: impl Fn(&str) -> String) -> PathBuf {
-    let text = std::fs::read_to_string(lab.inventory()).expect("read inventory");
-    let path = lab.out_dir().join(file);
-    std::fs::write(&path, edit(&text)).expect("write inventory");
-    path
-}
 
 /// One ping from `from` to `ip` answers.
 fn pings(lab: &Lab, from: &str, ip: &str) -> bool {

@@ -9,8 +9,8 @@ systemd systemd-sysv dbus procps firewalld tini less ca-certificates"
 # Packages the lab mirror serves, with every dependency missing from the base
 # (iptables-persistent: the Debian loader that restores iptables rules at boot, installed by
 # the tests that reboot a host with iptables rules; man-db: `man` for the test that installs
-# meshup's .deb).
-MIRROR_PACKAGES="wireguard-tools wireguard-go tree iptables-persistent man-db"
+# meshup's .deb; network-manager: Debian's NetworkManager for tests/it/nm_lab.rs).
+MIRROR_PACKAGES="wireguard-tools wireguard-go tree iptables-persistent man-db network-manager"
 # Downloaded without dependency resolution (their kernel-module dependency is met by the
 # lab's shim package, see make_shim_deb).
 MIRROR_EXTRA="wireguard"

@@ -20,7 +20,7 @@ pub use network::{firewall, forwarding, untrust};
 pub use package::install;
 pub use path_move::path_move;
 pub use punch::punch;
-pub use route::{neighbours, nm_conf, nm_conf_path, route, route_removal};
+pub use route::{neighbours, nm_conf, nm_conf_path, nm_removal, route, route_removal};
 pub use service::{activation, removal};
 pub use watchdog::{
     SCRIPT_PATH as WATCHDOG_SCRIPT, watch_file, watch_path, watchdog, watchdog_removal,

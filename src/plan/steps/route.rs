@@ -4,6 +4,7 @@
 //! needs it. Also what meshup's interface needs from NetworkManager (a drop-in marking it
 //! unmanaged) and systemd-networkd (a `.netdev` of the same name is reported, not fought).
 use super::HostInput;
+use super::config::config_diff;
 use crate::facts::{HostFacts, RouteFacts};
 use crate::inventory::MeshSettings;
 use crate::plan::step::{Action, Decision, Step, StepKind};
@@ -133,6 +134,25 @@ pub fn nm_conf(iface: &str) -> String {
     format!(
         "# Written by meshup: NetworkManager leaves the mesh interface alone.\n[keyfile]\nunmanaged-devices=interface-name:{iface}\n"
     )
+}
+
+/// A node leaving the mesh: meshup's NetworkManager drop-in goes (after the interface
+/// is stopped, so NetworkManager never takes the running interface over), read again at
+/// once where NetworkManager runs.
+pub fn nm_removal(settings: &MeshSettings, facts: &HostFacts, why: &str) -> Option<Decision> {
+    let text = facts.route.nm_conf.as_deref()?;
+    let iface = settings.interface.as_str();
+    let path = nm_conf_path(iface);
+    Some(Decision::Change(
+        Step::new(
+            Action::Delete,
+            StepKind::Route,
+            format!("remove {path}: meshup's NetworkManager drop-in for {iface}"),
+            why,
+            scripts::call("mu_nm_remove", &[&path]),
+        )
+        .with_diff(config_diff(&path, Some(text), "")),
+    ))
 }
 
 /// Where NetworkManager is installed, its drop-in marks the interface unmanaged (read
