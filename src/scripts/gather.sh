@@ -11,7 +11,8 @@
 # a marker, with two processes for the whole gather instead of three per section.
 # No secret is ever printed: key files are only read by `wg pubkey`, `grep -q`, awk,
 # which prints tokens in their place, and `sha256sum` (a digest prefix); live preshared
-# keys go from `wg show` through shell variables and a pipe into sha256sum.
+# keys go from `wg show` into awk, which compares them with the files' keys, and only one
+# no file holds goes on through a shell variable and a pipe into sha256sum (mu_psks).
 LC_ALL=C
 export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -116,21 +117,43 @@ mu_wireguard() {
 }
 
 # The preshared key file of each peer (MU_PEERS) that has one: "psk=PEER valid DIGEST" or
-# "psk=PEER invalid" (no line is an absent file). A digest lets the workstation see that
-# both sides of a pair hold the same key without the key crossing SSH (a 256-bit random
-# key: the digest tells nothing): the first 16 hex digits of sha256 over the key and a
-# newline, which is what a key file written by meshup or `wg genpsk` holds, so all files
-# take one sha256sum, one wc and one awk (not five processes per peer); a file holding
-# more is hashed alone, over its key line.
-mu_psk_files() {
-	set --
+# "psk=PEER invalid" (no line is an absent file); with MU_PSK_LIVE (verify, and plan and
+# apply where the mesh uses preshared keys) also the key the interface runs with each
+# peer: "psk_live=PEERKEY DIGEST|none". A digest lets the workstation see that both sides
+# of a pair hold the same key without the key crossing SSH (a 256-bit random key: the
+# digest tells nothing): the first 16 hex digits of sha256 over the key and a newline,
+# which is what a key file written by meshup or `wg genpsk` holds. So all files take one
+# sha256sum, one wc and one awk, and a live key that such a file holds has that file's
+# digest (awk compares them in its memory, as mu_config does): only a file holding more
+# than its key line, or a live key no file holds, is hashed alone (not five processes per
+# peer and file, and two more per live key). `wg show` writes the live keys into awk's
+# pipe, and awk hands one on only to be hashed: no key is ever in an argv.
+mu_psks() {
+	mu_files=
 	for mu_p in $MU_PEERS; do
-		[ -e "$MU_KEYDIR/psk-$mu_p.key" ] && set -- "$@" "$MU_KEYDIR/psk-$mu_p.key"
+		[ -e "$MU_KEYDIR/psk-$mu_p.key" ] && mu_files="$mu_files$MU_KEYDIR/psk-$mu_p.key
+"
 	done
-	[ $# -gt 0 ] || return 0
+	mu_live=
+	if [ -n "${MU_PSK_LIVE-}" ] && mu_has wg && mu_has sha256sum; then mu_live=1; fi
+	[ -n "$mu_files" ] || [ -n "$mu_live" ] || return 0
 	mu_sums=
-	if mu_has sha256sum; then mu_sums=$(sha256sum -- "$@" 2>/dev/null); fi
-	MU_SUMS=$mu_sums MU_SIZES=$(wc -c -- "$@" 2>/dev/null) awk -v pre="$MU_KEYDIR/psk-" '
+	mu_sizes=
+	if [ -n "$mu_files" ]; then
+		# One path per line (a path holds no newline: validated), not globbed.
+		mu_ifs=$IFS
+		IFS='
+'
+		set -f
+		# shellcheck disable=SC2086 # one path per line
+		if mu_has sha256sum; then mu_sums=$(sha256sum -- $mu_files 2>/dev/null); fi
+		# shellcheck disable=SC2086
+		mu_sizes=$(wc -c -- $mu_files 2>/dev/null)
+		set +f
+		IFS=$mu_ifs
+	fi
+	{ if [ -n "$mu_live" ]; then wg show "$MU_IF" preshared-keys 2>/dev/null; fi; } |
+		MU_FILES=$mu_files MU_SUMS=$mu_sums MU_SIZES=$mu_sizes awk -v pre="$MU_KEYDIR/psk-" '
 	BEGIN {
 		n = split(ENVIRON["MU_SIZES"], l, "\n")
 		for (i = 1; i <= n; i++) {
@@ -142,27 +165,42 @@ mu_psk_files() {
 		n = split(ENVIRON["MU_SUMS"], l, "\n")
 		for (i = 1; i <= n; i++)
 			if (substr(l[i], 65, 2) == "  ") sum[substr(l[i], 67)] = substr(l[i], 1, 16)
-		for (i = 1; i < ARGC; i++) {
-			f = ARGV[i]
+		n = split(ENVIRON["MU_FILES"], files, "\n")
+		for (i = 1; i <= n; i++) {
+			f = files[i]
+			if (f == "") continue
 			peer = substr(f, length(pre) + 1); sub(/\.key$/, "", peer)
-			lines = 0; valid = 0
+			lines = 0; valid = 0; key = ""
 			while ((r = (getline line < f)) > 0) {
 				lines++
-				if (length(line) == 44 && line ~ /^[A-Za-z0-9+\/]*[AEIMQUYcgkosw048]=$/) valid = 1
+				if (length(line) == 44 && line ~ /^[A-Za-z0-9+\/]*[AEIMQUYcgkosw048]=$/) { valid = 1; key = line }
 			}
 			close(f)
-			if (r < 0 || !valid) print peer " invalid"
-			else if (lines == 1 && size[f] == 45 && (f in sum)) print peer " valid " sum[f]
-			else if (ENVIRON["MU_SUMS"] != "") print peer " valid -"
-			else print peer " valid"
+			if (r < 0 || !valid) print "psk " peer " invalid"
+			else if (lines == 1 && size[f] == 45 && (f in sum)) { print "psk " peer " valid " sum[f]; known[key] = sum[f] }
+			else if (ENVIRON["MU_SUMS"] != "") print "psk " peer " valid -"
+			else print "psk " peer " valid"
 		}
-		exit
-	}' "$@" | while read -r mu_p mu_s mu_d; do
-		if [ "$mu_d" = - ]; then
-			mu_d=$(grep -Exm1 '[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=' "$MU_KEYDIR/psk-$mu_p.key" | sha256sum)
-			mu_d=${mu_d%"${mu_d#????????????????}"}
+	}
+	{
+		split($0, w, "\t")
+		if (w[2] == "(none)") print "live " w[1] " none"
+		else if (w[2] in known) print "live " w[1] " " known[w[2]]
+		else print "live " w[1] " - " w[2]
+	}' | while read -r mu_what mu_a mu_b mu_c; do
+		if [ "$mu_what" = psk ]; then
+			if [ "$mu_c" = - ]; then
+				mu_c=$(grep -Exm1 '[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=' "$MU_KEYDIR/psk-$mu_a.key" | sha256sum)
+				mu_c=${mu_c%"${mu_c#????????????????}"}
+			fi
+			printf 'psk=%s %s%s\n' "$mu_a" "$mu_b" "${mu_c:+ $mu_c}"
+		else
+			if [ "$mu_b" = - ]; then
+				mu_b=$(printf '%s\n' "$mu_c" | sha256sum)
+				mu_b=${mu_b%"${mu_b#????????????????}"}
+			fi
+			printf 'psk_live=%s %s\n' "$mu_a" "$mu_b"
 		fi
-		printf 'psk=%s %s%s\n' "$mu_p" "$mu_s" "${mu_d:+ $mu_d}"
 	done
 }
 
@@ -191,20 +229,7 @@ mu_keys() {
 	else
 		echo 'public_key=invalid'
 	fi
-	mu_psk_files
-	# verify's gather (MU_PSK_LIVE): the preshared key the interface runs with each peer,
-	# hashed here the same way, so the two sides' live keys compare too. `wg show` writes
-	# the keys into the pipe and printf is a builtin: no key is ever in an argv.
-	if [ -n "${MU_PSK_LIVE-}" ] && mu_has wg && mu_has sha256sum; then
-		wg show "$MU_IF" preshared-keys 2>/dev/null | while IFS='	' read -r mu_pk mu_psk; do
-			mu_d=none
-			if [ "$mu_psk" != '(none)' ]; then
-				mu_d=$(printf '%s\n' "$mu_psk" | sha256sum)
-				mu_d=${mu_d%"${mu_d#????????????????}"}
-			fi
-			printf 'psk_live=%s %s\n' "$mu_pk" "$mu_d"
-		done
-	fi
+	mu_psks
 }
 
 mu_files() {
