@@ -10,22 +10,23 @@ use crate::firewall_lab::NFT_ROUTER;
 use crate::support_lab::{Lab, apply_ok, assert_no_changes, meshup, path_str};
 use crate::topology_lab::verify_healthy;
 
+/// The lab: pub-1 dual-stack, pub-2 and pub-3 IPv6 only, nat-1 behind an IPv4 NAT (the
+/// schema test validates the inventory such a lab generates).
+pub(crate) const LAB_ARGS: &[&str] = &[
+    "--public",
+    "3",
+    "--nat",
+    "1",
+    "--dual",
+    "pub-1",
+    "--v6-only",
+    "pub-2,pub-3",
+];
+
 #[test]
 fn ipv6_lab_v6_only_nodes_and_an_ipv4_nat_node_mesh_through_the_dual_stack_one() {
     require_lab!();
-    let lab = Lab::up_with(
-        "v6-mix",
-        &[
-            "--public",
-            "3",
-            "--nat",
-            "1",
-            "--dual",
-            "pub-1",
-            "--v6-only",
-            "pub-2,pub-3",
-        ],
-    );
+    let lab = Lab::up_with("v6-mix", LAB_ARGS);
     let inv = lab.inventory();
     let inventory = std::fs::read_to_string(&inv).expect("read the lab inventory");
     for v6 in ["pub-2", "pub-3"] {

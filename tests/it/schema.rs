@@ -222,16 +222,7 @@ fn the_labs_generated_inventories_validate_against_the_schema() {
         &["--scenario", "guide-distros", "--dns-endpoints"],
         &["--scenario", "scale:12", "--flavour", "systemd"],
         &["--public", "2", "--nat", "3", "--same-nat", "nat-1,nat-2"],
-        &[
-            "--public",
-            "3",
-            "--nat",
-            "1",
-            "--dual",
-            "pub-1",
-            "--v6-only",
-            "pub-2,pub-3",
-        ],
+        crate::ipv6_lab::LAB_ARGS,
     ];
     for (i, args) in labs.iter().enumerate() {
         let out_dir = dir.path().join(i.to_string());
