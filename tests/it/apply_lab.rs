@@ -407,8 +407,12 @@ fn apply_lab_secrets_never_reach_the_workstation() {
              cat /etc/wireguard/wg0.meshup-watch /run/meshup-watchdog-wg0.tick /etc/crontabs/root; \
              cat /etc/wireguard/wg0/fallback-* 2>/dev/null; true",
         );
+        // The trace of `wg show wg0 dump | awk` and of `$(date +%s)` beside it come from
+        // processes running at once: their `+ ...` lines can interleave mid-word.
         assert!(
-            tick.stdout.contains("wg show wg0 dump") && tick.stdout.contains("\nat="),
+            tick.stdout.contains("wg show")
+                && tick.stdout.contains("dump")
+                && tick.stdout.contains("\nat="),
             "{h}: {}",
             tick.stdout
         );
