@@ -1506,6 +1506,9 @@ fn apply_lab_key_rotation_loss_alone() {
     rotation_losses("rot-alone", (1, 0), 2);
 }
 
+/// Packets lost per directed pair (from, to).
+type Losses = BTreeMap<(String, String), u64>;
+
 /// Rotates pub-2, then every node, with pings on every pair; asserts the losses (rotated
 /// pairs, other pairs) for one node and the bound for all, and the outcome.
 fn rotation_losses(name: &str, one: (u64, u64), all_bound: u64) {
@@ -1525,9 +1528,8 @@ fn rotation_losses(name: &str, one: (u64, u64), all_bound: u64) {
         plan.stdout
     );
     // A host whose wireguard-go is slow to carry out its one `wg set` (a loaded machine,
-    // now and then) costs its pairs that long, as with `--all` below: a run over the
-    // bound is repeated once, and both are printed.
-    let over = |lost: &BTreeMap<(String, String), u64>| {
+    // now and then) costs its pairs that long, as with `--all` below.
+    let over = |lost: &Losses| {
         lost.iter().any(|((from, to), n)| {
             let limit = if from == "pub-2" || to == "pub-2" {
                 one.0
@@ -1537,24 +1539,30 @@ fn rotation_losses(name: &str, one: (u64, u64), all_bound: u64) {
             *n > limit
         })
     };
-    let rotate_one = || {
-        let pings = PingAll::start(&lab, &hosts, 10);
-        std::thread::sleep(Duration::from_secs(1));
-        let run = meshup(
-            &lab,
-            &["rotate", "--nodes", "pub-2", "--yes", path_str(&inv)],
-        );
-        run.expect_ok("rotate pub-2");
-        let lost = pings.collect();
-        eprintln!("rotate pub-2: lost per pair {lost:?}");
-        eprintln!("{}", flip_line(&run.stdout));
+    // A run over its bound is repeated once and both are printed (here and for `--all`).
+    let rotate = |what: &[&str], secs: u32, over: &dyn Fn(&Losses) -> bool| {
+        let label = what.join(" ");
+        let mut args = vec!["rotate"];
+        args.extend_from_slice(what);
+        args.extend(["--yes", path_str(&inv)]);
+        let once = || {
+            let pings = PingAll::start(&lab, &hosts, secs);
+            std::thread::sleep(Duration::from_secs(1));
+            let run = meshup(&lab, &args);
+            run.expect_ok(&format!("rotate {label}"));
+            let lost = pings.collect();
+            eprintln!("rotate {label}: lost per pair {lost:?}");
+            eprintln!("{}", flip_line(&run.stdout));
+            (run, lost)
+        };
+        let (mut run, mut lost) = once();
+        if over(&lost) {
+            eprintln!("rotate {label}: over its bound on a pair, once more");
+            (run, lost) = once();
+        }
         (run, lost)
     };
-    let (mut run, mut lost) = rotate_one();
-    if over(&lost) {
-        eprintln!("rotate pub-2: over {one:?} on a pair, once more");
-        (run, lost) = rotate_one();
-    }
+    let (run, lost) = rotate(&["--nodes", "pub-2"], 10, &over);
     assert!(
         flip_line(&run.stdout).starts_with("flip: 5 host(s) switched"),
         "{}",
@@ -1574,21 +1582,9 @@ fn rotation_losses(name: &str, one: (u64, u64), all_bound: u64) {
     // Rotating all: a host whose wireguard-go is slow to carry out the switch (once in
     // about twelve runs on a quiet machine, 94 ms where the others took 11 to 40) costs
     // its pairs that long; such a run is repeated once, both are printed.
-    let rotate_all = || {
-        let pings = PingAll::start(&lab, &hosts, 12);
-        std::thread::sleep(Duration::from_secs(1));
-        let run = meshup(&lab, &["rotate", "--all", "--yes", path_str(&inv)]);
-        run.expect_ok("rotate --all");
-        let lost = pings.collect();
-        eprintln!("rotate --all: lost per pair {lost:?}");
-        eprintln!("{}", flip_line(&run.stdout));
-        (run, lost)
-    };
-    let (mut run, mut lost) = rotate_all();
-    if lost.values().any(|n| *n > all_bound) {
-        eprintln!("rotate --all: over {all_bound} on a pair, once more");
-        (run, lost) = rotate_all();
-    }
+    let (run, lost) = rotate(&["--all"], 12, &|lost| {
+        lost.values().any(|n| *n > all_bound)
+    });
     assert_eq!(lost.len(), 20, "every directed pair was measured");
     for ((from, to), n) in &lost {
         assert!(
