@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::{phase, punch, settle};
+use super::{instant, phase, punch, settle};
 use crate::fanout;
 use crate::host_error::HostError;
 use crate::interrupt::Interrupt;
@@ -204,6 +204,9 @@ pub(super) fn execute(
     let t = Instant::now();
     let mut punched = Vec::new();
     let mut switched = Vec::new();
+    // Hosts whose converge switched a running interface at the agreed instant: their new
+    // sessions got their first handshakes there already (`mu_settle_flip`).
+    let mut flipped = BTreeSet::new();
     // Hosts whose converge script ran to its end, which lets go of the run's hold.
     let mut released = BTreeSet::new();
     // A NAT node sends its first keepalive (a handshake) the moment its interface comes
@@ -269,19 +272,33 @@ pub(super) fn execute(
         } else {
             session.parallel
         };
-        let flip_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or_default()
-            + 3.0
-            + 0.1 * flips as f64;
-        let values = base_values
-            .clone()
-            .set("MU_FLIP_AT", &format!("{flip_at:.3}"));
-        let results = session.block_on(fanout::run(hosts, parallel, |host| {
+        // A wave of flips alone agrees its instant once every flipping host is ready
+        // (see `instant`). Punches and path moves keep an instant fixed ahead: their
+        // background work on the hosts reads it before the switch.
+        let fixed = hosts.iter().any(|h| {
+            h.steps
+                .iter()
+                .any(|s| matches!(s.kind, plan::StepKind::Punch | plan::StepKind::PathMove))
+        });
+        let flipping = |h: &HostPlan| h.steps.iter().any(|s| s.kind.at_agreed_instant());
+        let gate = instant::Gate::new(if fixed { 0 } else { flips }, instant::margin(slowest));
+        let flip_at = if fixed {
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default()
+                + 3.0
+                + 0.1 * flips as f64;
+            format!("{at:.3}")
+        } else {
+            "go".to_string()
+        };
+        let values = base_values.clone().set("MU_FLIP_AT", &flip_at);
+        let converge = fanout::run(hosts, parallel, |host| {
             let session_for_host = connection(&host.node);
             let progress = &progress;
             let values = &values;
+            let gate = &gate;
             async move {
                 if interrupt.stopped() {
                     return Err(HostError::Interrupted);
@@ -291,14 +308,51 @@ pub(super) fn execute(
                 let full = steps_of(host)?;
                 let text = phase::script(values, Phase::Converge, full.phase(Phase::Converge));
                 drop(full);
-                phase::run(&ssh, Phase::Converge, &text, CONVERGE_TIMEOUT).await
+                if fixed || !flipping(host) {
+                    return phase::run(&ssh, Phase::Converge, &text, CONVERGE_TIMEOUT).await;
+                }
+                let arrival = gate.arrival();
+                let ready = || arrival.ready();
+                let result = phase::run_agreed(
+                    &ssh,
+                    &text,
+                    &ready,
+                    Box::pin(gate.instant()),
+                    CONVERGE_TIMEOUT,
+                )
+                .await;
+                arrival.gone();
+                result
             }
-        }));
+        });
+        let results = session.block_on(async {
+            // Until the instant is set: a run interrupted calls the wave off (nothing
+            // switches anywhere), a host not ready by the deadline holds no one.
+            let deadline = async {
+                let end = tokio::time::Instant::now() + instant::deadline(flips);
+                while tokio::time::Instant::now() < end {
+                    if interrupt.stopped() {
+                        gate.call_off();
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                gate.open();
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                results = converge => results,
+                () = deadline => unreachable!("the deadline never ends"),
+            }
+        });
         for (host, result) in results {
             let outcome = match result {
                 Ok(markers) => {
                     if let Some(m) = markers.iter().find(|m| m.kind == "switched") {
                         switched.push((host.node.clone(), m.value.clone()));
+                        if !host.steps.iter().any(|s| s.kind == plan::StepKind::Service) {
+                            flipped.insert(host.node.clone());
+                        }
                     }
                     for m in markers.iter().filter(|m| m.kind == "punched") {
                         punched.push(punch::confirmed(&host.node, &m.value));
@@ -334,19 +388,27 @@ pub(super) fn execute(
     print_switched(&switched);
     if !interrupt.stopped() {
         let t = Instant::now();
-        settle(session, mesh, gathered, recap);
+        settle(session, mesh, gathered, recap, &flipped);
         report.phase("first handshakes", t);
     }
     generated
 }
 
 /// The first handshake of every pair this run brought up or changed, each started from
-/// one side (see [`settle`]); a pair that gets none within the deadline is named.
-fn settle(session: &Session, mesh: &crate::topology::Mesh, gathered: &Gathered, recap: &Recap) {
+/// one side (see [`settle`]); a pair that gets none within the deadline is named. Hosts
+/// in `flipped` switched at the agreed instant and saw their new sessions' handshakes
+/// there: their pairs need no other.
+fn settle(
+    session: &Session,
+    mesh: &crate::topology::Mesh,
+    gathered: &Gathered,
+    recap: &Recap,
+    flipped: &BTreeSet<NodeName>,
+) {
     let changed: BTreeSet<NodeName> = recap
         .outcomes
         .iter()
-        .filter(|(_, o)| matches!(o, HostOutcome::Changed(_)))
+        .filter(|(n, o)| matches!(o, HostOutcome::Changed(_)) && !flipped.contains(*n))
         .map(|(n, _)| n.clone())
         .collect();
     if changed.is_empty() {

@@ -3,6 +3,7 @@
 //! prepare steps (install, keys, preshared keys), then one for the converge steps.
 mod execute;
 pub mod hold;
+mod instant;
 pub mod phase;
 pub mod planning;
 pub mod punch;

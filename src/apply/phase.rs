@@ -64,17 +64,60 @@ pub async fn run(
     let out = session
         .exec("sh -s", script.expose(), timeout)
         .await
-        .map_err(|e| HostError::Transport {
-            // Whatever the step in progress was, the script ends at its next step marker
-            // (its output has nowhere to go): the host is left between two steps.
-            message: format!(
-                "{e}, during {}: the host stops after the step in progress; run apply again to finish",
-                match phase {
-                    Phase::Prepare => "prepare",
-                    Phase::Converge => "converge",
-                }
-            ),
-        })?;
+        .map_err(|e| transport_failure(e, phase))?;
+    outcome(&out)
+}
+
+/// Runs a converge script whose hosts agree their instant when all are ready
+/// (`MU_FLIP_AT=go`, see `mu_instant`): `ready` is called when the host says it is, and
+/// what `instant` resolves to (the agreed instant, or nothing) is sent to it then. The
+/// script goes in one brace group: the shell reads all of it before it runs any, so the
+/// instant sent later reaches the script's `read`, not the shell's parser.
+pub async fn run_agreed<'a>(
+    session: &'a Connected,
+    script: &'a Secret,
+    ready: &'a (dyn Fn() + Send + Sync),
+    instant: crate::transport::BoxFuture<'a, String>,
+    timeout: Duration,
+) -> Result<Vec<Marker>, HostError> {
+    let mut whole = Vec::with_capacity(script.len() + 8);
+    whole.extend_from_slice(b"{\n");
+    whole.extend_from_slice(script.expose());
+    whole.extend_from_slice(b"\n}\n");
+    let whole = Secret::new(whole);
+    let ready_line = format!("{}ready:", output::PREFIX);
+    let line = move |l: &str| {
+        if l == ready_line {
+            ready();
+        }
+    };
+    let watch = crate::transport::Watch {
+        line: &line,
+        rest: Box::pin(async move { format!("{}\n", instant.await).into_bytes() }),
+    };
+    let out = session
+        .exec_watched("sh -s", whole.expose(), watch, timeout)
+        .await
+        .map_err(|e| transport_failure(e, Phase::Converge))?;
+    outcome(&out)
+}
+
+fn transport_failure(e: crate::transport::TransportError, phase: Phase) -> HostError {
+    HostError::Transport {
+        // Whatever the step in progress was, the script ends at its next step marker
+        // (its output has nowhere to go): the host is left between two steps.
+        message: format!(
+            "{e}, during {}: the host stops after the step in progress; run apply again to finish",
+            match phase {
+                Phase::Prepare => "prepare",
+                Phase::Converge => "converge",
+            }
+        ),
+    }
+}
+
+/// A phase script's markers when it reached `done`, else the host's failure.
+fn outcome(out: &crate::transport::ExecOutput) -> Result<Vec<Marker>, HostError> {
     let markers = output::markers(&out.stdout_str());
     if out.success() && markers.iter().any(|m| m.kind == "done") {
         return Ok(markers);

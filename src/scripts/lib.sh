@@ -234,7 +234,20 @@ mu_sleep_until() {
 	sleep "$mu_delay" 2>/dev/null || sleep "${mu_delay%.*}"
 }
 
-# mu_arm_flip EPOCH key|peers [PEER...]: this run switches at the agreed instant EPOCH
+# mu_instant: where the run agrees its instant once every host is ready (MU_FLIP_AT=go,
+# the script sent whole in one brace group so the shell has read all of it), says this
+# host is ready (everything up to the switch prepared) and reads the instant the
+# workstation sends when all are. Fails without one (the workstation went away).
+mu_instant() {
+	[ "$mu_flip_at" = go ] || return 0
+	mu_mark ready ''
+	IFS= read -r mu_flip_at || mu_flip_at=
+	case $mu_flip_at in
+	'' | *[!0-9.]*) mu_flip_at=go; return 1 ;;
+	esac
+}
+
+# mu_arm_flip EPOCH|go key|peers [PEER...]: this run switches at the agreed instant EPOCH
 # (every host of the rotation has its script seconds before it). Nothing changes here:
 # the config steps after it assemble the new config (with the staged key for "key")
 # without installing it, and mu_live_reload switches at the instant with one
@@ -482,6 +495,7 @@ mu_flip() {
 	fi
 	mu_rt=
 	chrt -f 20 true 2>/dev/null && mu_rt='chrt -f 20'
+	mu_instant || mu_flip_undo 'no agreed instant came from the workstation: the interface keeps its current config'
 	# shellcheck disable=SC2016 # expanded by the inner sh
 	mu_switch='[ -z "$4" ] || wg show "$2" latest-handshakes >"$4"; d=$(awk -v t="$1" -v n="$(date +%s.%N 2>/dev/null)" "BEGIN { d = t - n; if (d < 0) d = 0; printf \"%.3f\", d }"); sleep "$d" 2>/dev/null || sleep "${d%.*}"; . "$3" && date +%s.%N && { [ -z "$5" ] || { sleep 0.02 2>/dev/null; . "$5"; }; } && . "$6"'
 	# On a rotated node the entries stay: their handshakes just before the instant tell
@@ -489,16 +503,22 @@ mu_flip() {
 	# shellcheck disable=SC2086 # $mu_rt is a command prefix or nothing
 	if ! mu_switched=$($mu_rt sh -c "$mu_switch" sh "$mu_flip_at" "$IF" "$mu_sc.set" "${mu_flip_key:+$D/.$IF.flip-handshakes}" "$mu_late" "$mu_sc.rmset" 2>"$D/.meshup-wg.log"); then
 		cat "$D/.meshup-wg.log" >&2
-		rm -f "$mu_sc".*
-		wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && mu_wg_sync "$mu_sc" undo
-		rm -f "$mu_sc" "$D/.$IF.flip-peers" "$D/.$IF.flip-handshakes"
-		rm -rf "$mu_staged_dir"
-		mu_fail 'wg set failed at the flip: the interface keeps its current config'
+		mu_flip_undo 'wg set failed at the flip: the interface keeps its current config'
 	fi
 	rm -f "$mu_sc".*
 	# How long after the agreed instant (by this host's clock) the switch took effect.
 	[ -z "$mu_switched" ] || mu_mark switched "$(awk -v t="$mu_flip_at" -v d="$mu_switched" 'BEGIN { printf "%d", (d - t) * 1000 }')"
 	mu_flip_files
+}
+
+# mu_flip_undo MESSAGE: a flip that did not happen: the entries added ahead of it go, the
+# running interface keeps its current config, and the run stops.
+mu_flip_undo() {
+	rm -f "$mu_sc".*
+	wg-quick strip "$CONF" >"$mu_sc" 2>/dev/null && mu_wg_sync "$mu_sc" undo
+	rm -f "$mu_sc" "$D/.$IF.flip-peers" "$D/.$IF.flip-handshakes"
+	rm -rf "$mu_staged_dir"
+	mu_fail "$1"
 }
 
 # mu_flip_files: after the switch, the staged key becomes the host's key (the old one
@@ -805,6 +825,7 @@ mu_start() {
 	mu_mark step start
 	# An armed flip on a stopped interface: the files switch at the instant.
 	if [ -n "${mu_flip_at-}" ]; then
+		mu_instant || mu_fail 'no agreed instant came from the workstation: nothing switched'
 		mu_sleep_until "$mu_flip_at"
 		mu_flip_files
 	fi

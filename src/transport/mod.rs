@@ -81,11 +81,44 @@ pub trait Session: Send + Sync {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<ExecOutput, TransportError>>;
 
+    /// Runs one command like [`Session::exec`], but shows each line of its standard
+    /// output to `watch.line` as it arrives and sends the end of its standard input
+    /// (`watch.rest`, then EOF) only when that resolves: a script can say it is ready and
+    /// wait for the word to go. When the command ends first, the rest is not sent.
+    ///
+    /// This default (a transport that cannot stream) runs the command, then shows the
+    /// lines; the rest is awaited and dropped.
+    fn exec_watched<'a>(
+        &'a self,
+        command: &'a str,
+        stdin: &'a [u8],
+        watch: Watch<'a>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, TransportError>> {
+        Box::pin(async move {
+            let out = self.exec(command, stdin, timeout).await?;
+            for line in out.stdout_str().lines() {
+                (watch.line)(line);
+            }
+            drop(watch.rest.await);
+            Ok(out)
+        })
+    }
+
     /// The shortest round trip seen to the host (opening a channel: one request and its
     /// answer), `None` before any or where it is not measured.
     fn round_trip(&self) -> Option<Duration> {
         None
     }
+}
+
+/// What [`Session::exec_watched`] shows its caller while the command runs, and what it
+/// waits for before it ends the command's input.
+pub struct Watch<'a> {
+    /// Called with each complete line of standard output (without its newline).
+    pub line: &'a (dyn Fn(&str) + Send + Sync),
+    /// The end of standard input: sent when it resolves, then EOF.
+    pub rest: BoxFuture<'a, Vec<u8>>,
 }
 
 /// Checks a command before it is sent: a NUL byte would be cut by the remote shell.

@@ -277,3 +277,56 @@ fn a_live_reload_keeps_a_followed_dns_endpoint_and_sends_a_moved_one() {
         );
     }
 }
+
+#[test]
+fn a_flip_reads_the_instant_sent_after_it_said_ready_under_every_shell() {
+    use std::io::{BufRead, BufReader};
+    // What apply sends for a wave that agrees its instant (`phase::run_agreed`): the whole
+    // script in one brace group, the instant only once the host said it is ready. The
+    // steps after the wait are long, so a shell that ran the group before reading all of
+    // it would take the instant for script text (or the script for the instant).
+    let tail: String = (0..3000).map(|_| "mu_n=$((mu_n + 1))\n").collect();
+    for (send, want) in [
+        (
+            Some("1796564710.125\n"),
+            "instant 1796564710.125 after 3000",
+        ),
+        (None, "no instant, still go after 3000"),
+    ] {
+        for shell in shells() {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let t = tmp.path().display().to_string();
+            let script = format!(
+                "{{\nMU_DIR='{t}' MU_IF=wg0 MU_RUNDIR='{t}'\n{}\nmu_flip_at=go mu_n=0\n\
+                 if mu_instant; then r=\"instant $mu_flip_at\"; else r=\"no instant, still $mu_flip_at\"; fi\n\
+                 {tail}echo \"$r after $mu_n\"\n}}\n",
+                meshup::scripts::APPLY_LIB
+            );
+            let mut child = Command::new(shell[0])
+                .args(&shell[1..])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("shell starts");
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(script.as_bytes()).expect("write script");
+            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            while line.trim_end() != "@@meshup:ready:" {
+                line.clear();
+                assert!(
+                    stdout.read_line(&mut line).expect("read") > 0,
+                    "{shell:?}: ended before it said ready"
+                );
+            }
+            if let Some(instant) = send {
+                stdin.write_all(instant.as_bytes()).expect("write instant");
+            }
+            drop(stdin);
+            let mut rest = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut rest).expect("rest");
+            assert!(child.wait().expect("wait").success(), "{shell:?}");
+            assert_eq!(rest.trim_end(), want, "{shell:?}");
+        }
+    }
+}

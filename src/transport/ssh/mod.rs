@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::auth::{AuthRequest, authenticate};
 use super::known_hosts::{self, Verdict};
 use super::{
-    Become, BoxFuture, ExecOutput, HostKeyPolicy, Session, SshTarget, Stats, TransportError,
+    Become, BoxFuture, ExecOutput, HostKeyPolicy, Session, SshTarget, Stats, TransportError, Watch,
     validate_command,
 };
 use crate::shell;
@@ -163,6 +163,7 @@ impl SshSession {
         &self,
         command: &str,
         stdin: &[u8],
+        watch: Option<Watch<'_>>,
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
         validate_command(&self.name, command)?;
@@ -201,6 +202,10 @@ impl SshSession {
         self.stats.record_exec(&self.name);
         let (mut reader, writer) = channel.split();
 
+        let (line, rest) = match watch {
+            Some(w) => (Some(w.line), Some(w.rest)),
+            None => (None, None),
+        };
         let work = async {
             writer
                 .exec(true, command.as_bytes())
@@ -210,13 +215,31 @@ impl SshSession {
                 if !stdin.is_empty() {
                     writer.data(stdin).await?;
                 }
+                if let Some(rest) = rest {
+                    let rest = rest.await;
+                    if !rest.is_empty() {
+                        writer.data(&rest[..]).await?;
+                    }
+                }
                 writer.eof().await
             };
             let receive = async {
                 let mut out = ExecOutput::default();
+                // Where the next line not yet shown to the watcher starts.
+                let mut shown = 0;
                 while let Some(msg) = reader.wait().await {
                     match msg {
-                        ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                        ChannelMsg::Data { data } => {
+                            out.stdout.extend_from_slice(&data);
+                            if let Some(line) = line {
+                                while let Some(nl) =
+                                    out.stdout[shown..].iter().position(|&b| b == b'\n')
+                                {
+                                    line(&String::from_utf8_lossy(&out.stdout[shown..shown + nl]));
+                                    shown += nl + 1;
+                                }
+                            }
+                        }
                         ChannelMsg::ExtendedData { data, ext: 1 } => {
                             out.stderr.extend_from_slice(&data)
                         }
@@ -233,11 +256,20 @@ impl SshSession {
                 }
                 Ok(out)
             };
-            let (sent, received) = tokio::join!(send, receive);
+            // The input is sent while the output comes; a command that ends before its
+            // input does (or before a watcher's rest resolves) ends the sending.
+            tokio::pin!(send, receive);
+            let mut sent = None;
+            let received = loop {
+                tokio::select! {
+                    s = &mut send, if sent.is_none() => sent = Some(s),
+                    r = &mut receive => break r,
+                }
+            };
             let out = received?;
             // The command may exit without reading all of stdin; that is its business,
             // but a broken connection is ours.
-            if let Err(e) = sent
+            if let Some(Err(e)) = sent
                 && self.handle.is_closed()
             {
                 return Err(ssh_err("sending stdin", e));
@@ -290,7 +322,17 @@ impl Session for SshSession {
         stdin: &'a [u8],
         timeout: Duration,
     ) -> BoxFuture<'a, Result<ExecOutput, TransportError>> {
-        Box::pin(self.run(command, stdin, timeout))
+        Box::pin(self.run(command, stdin, None, timeout))
+    }
+
+    fn exec_watched<'a>(
+        &'a self,
+        command: &'a str,
+        stdin: &'a [u8],
+        watch: Watch<'a>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, TransportError>> {
+        Box::pin(self.run(command, stdin, Some(watch), timeout))
     }
 
     fn round_trip(&self) -> Option<Duration> {
