@@ -207,21 +207,28 @@ pub(super) fn execute(
     // Hosts whose converge switched a running interface at the agreed instant: their new
     // sessions got their first handshakes there already (`mu_settle_flip`).
     let mut flipped = BTreeSet::new();
+    // How long the hosts of an agreed flip took to be ready (the longest wave).
+    let mut ready_after = None;
     // Hosts whose converge script ran to its end, which lets go of the run's hold.
     let mut released = BTreeSet::new();
     // A NAT node sends its first keepalive (a handshake) the moment its interface comes
     // up; a public peer not up yet loses it, and WireGuard tries again only 5 s later. So
-    // NAT nodes that start in this run start in the second wave when public nodes start.
+    // when public nodes start in this run, NAT nodes that start wait until every other
+    // host of the first wave has its interface up (its script's post-check) or has ended.
     let starting = |h: &HostPlan| {
         !matches!(gathered.facts.get(&h.node), Some(Ok(f)) if f.interface_up())
             && h.phase(Phase::Converge).next().is_some()
     };
     let public = |h: &HostPlan| mesh.node(&h.node).is_some_and(|n| n.is_public());
     let public_starts = changing.iter().any(|h| public(h) && starting(h));
-    let late = |h: &HostPlan| {
-        !h.after.is_empty()
-            || (public_starts && !public(h) && mesh.node(&h.node).is_some() && starting(h))
+    let waits_for_up = |h: &HostPlan| {
+        h.after.is_empty()
+            && public_starts
+            && !public(h)
+            && mesh.node(&h.node).is_some()
+            && starting(h)
     };
+    let late = |h: &HostPlan| !h.after.is_empty();
     for wave in [false, true] {
         if interrupt.stopped() {
             break;
@@ -267,11 +274,15 @@ pub(super) fn execute(
             .iter()
             .filter(|h| h.steps.iter().any(|s| s.kind.at_agreed_instant()))
             .count();
-        let parallel = if flips > 0 {
+        // So do the NAT nodes that wait for the others' interfaces (they hold their slot
+        // while they wait).
+        let waiting = hosts.iter().filter(|h| waits_for_up(h)).count();
+        let parallel = if flips > 0 || waiting > 0 {
             session.parallel.max(hosts.len())
         } else {
             session.parallel
         };
+        let up = instant::Gate::new(hosts.len() - waiting, Duration::ZERO);
         // A wave of flips alone agrees its instant once every flipping host is ready
         // (see `instant`). Punches and path moves keep an instant fixed ahead: their
         // background work on the hosts reads it before the switch.
@@ -299,7 +310,13 @@ pub(super) fn execute(
             let progress = &progress;
             let values = &values;
             let gate = &gate;
+            let up = &up;
             async move {
+                let waits = waits_for_up(host);
+                if waits {
+                    progress.set(host.node.as_str(), "waiting for the public nodes");
+                    up.opened().await;
+                }
                 if interrupt.stopped() {
                     return Err(HostError::Interrupted);
                 }
@@ -308,24 +325,34 @@ pub(super) fn execute(
                 let full = steps_of(host)?;
                 let text = phase::script(values, Phase::Converge, full.phase(Phase::Converge));
                 drop(full);
-                if fixed || !flipping(host) {
+                let agreed = !fixed && flipping(host);
+                if !agreed && (waits || waiting == 0) {
                     return phase::run(&ssh, Phase::Converge, &text, CONVERGE_TIMEOUT).await;
                 }
-                let arrival = gate.arrival();
-                let ready = || arrival.ready();
-                let result = phase::run_agreed(
-                    &ssh,
-                    &text,
-                    &ready,
-                    Box::pin(gate.instant()),
-                    CONVERGE_TIMEOUT,
-                )
-                .await;
-                arrival.gone();
+                let ready = agreed.then(|| gate.arrival());
+                let is_up = (!waits).then(|| up.arrival());
+                let line = |l: &str| {
+                    if let Some(a) = ready.as_ref().filter(|_| phase::is_ready_line(l)) {
+                        a.ready();
+                    }
+                    if let Some(a) = is_up.as_ref().filter(|_| phase::is_up_line(l)) {
+                        a.ready();
+                    }
+                };
+                let instant: Option<crate::transport::BoxFuture<'_, String>> = if agreed {
+                    Some(Box::pin(gate.instant()))
+                } else {
+                    None
+                };
+                let result =
+                    phase::run_watched(&ssh, &text, &line, instant, CONVERGE_TIMEOUT).await;
+                for a in ready.iter().chain(is_up.iter()) {
+                    a.gone();
+                }
                 result
             }
         });
-        let results = session.block_on(async {
+        let wave_results = session.block_on(async {
             // Until the instant is set: a run interrupted calls the wave off (nothing
             // switches anywhere), a host not ready by the deadline holds no one.
             let deadline = async {
@@ -345,6 +372,10 @@ pub(super) fn execute(
                 () = deadline => unreachable!("the deadline never ends"),
             }
         });
+        if !fixed && flips > 0 {
+            ready_after = gate.waited().max(ready_after);
+        }
+        let results = wave_results;
         for (host, result) in results {
             let outcome = match result {
                 Ok(markers) => {
@@ -385,7 +416,7 @@ pub(super) fn execute(
     session.release_holds(gathered, &released);
     progress.clear();
     punch::print_confirmed(punched);
-    print_switched(&switched);
+    print_switched(&switched, ready_after);
     if !interrupt.stopped() {
         let t = Instant::now();
         settle(session, mesh, gathered, recap, &flipped);
@@ -475,7 +506,7 @@ fn settle(
 
 /// How long after the agreed instant each host's flip took effect, by its own clock (a
 /// pair loses about the difference between its two hosts): the range and the latest.
-fn print_switched(switched: &[(NodeName, String)]) {
+fn print_switched(switched: &[(NodeName, String)], ready_after: Option<Duration>) {
     if crate::ui::console::quiet() {
         return;
     }
@@ -485,8 +516,14 @@ fn print_switched(switched: &[(NodeName, String)]) {
         .collect();
     ms.sort();
     if let (Some((first, _)), Some((last, node))) = (ms.first(), ms.last()) {
+        let ready = ready_after.map_or(String::new(), |d| {
+            format!(
+                "; all ready {:.1} s after their scripts were sent",
+                d.as_secs_f64()
+            )
+        });
         println!(
-            "flip: {} host(s) switched {first} to {last} ms after the agreed instant (by their own clocks; latest: {node})",
+            "flip: {} host(s) switched {first} to {last} ms after the agreed instant (by their own clocks; latest: {node}){ready}",
             ms.len()
         );
     }

@@ -68,38 +68,41 @@ pub async fn run(
     outcome(&out)
 }
 
-/// Runs a converge script whose hosts agree their instant when all are ready
-/// (`MU_FLIP_AT=go`, see `mu_instant`): `ready` is called when the host says it is, and
-/// what `instant` resolves to (the agreed instant, or nothing) is sent to it then. The
-/// script goes in one brace group: the shell reads all of it before it runs any, so the
-/// instant sent later reaches the script's `read`, not the shell's parser.
-pub async fn run_agreed<'a>(
+/// Runs a converge script and shows each line of its output to `line` as it comes (a
+/// host says it is ready for the agreed instant, or that its interface is up). With
+/// `instant` (hosts that agree their instant when all are ready, `MU_FLIP_AT=go`, see
+/// `mu_instant`), what it resolves to (the instant, or nothing) is sent to the script
+/// when it does. The script is one brace group (`Values::before`): the shell has read all
+/// of it before it runs any, so the instant sent later reaches the script's `read`, not
+/// the shell's parser.
+pub async fn run_watched<'a>(
     session: &'a Connected,
     script: &'a Secret,
-    ready: &'a (dyn Fn() + Send + Sync),
-    instant: crate::transport::BoxFuture<'a, String>,
+    line: &'a (dyn Fn(&str) + Send + Sync),
+    instant: Option<crate::transport::BoxFuture<'a, String>>,
     timeout: Duration,
 ) -> Result<Vec<Marker>, HostError> {
-    let mut whole = Vec::with_capacity(script.len() + 8);
-    whole.extend_from_slice(b"{\n");
-    whole.extend_from_slice(script.expose());
-    whole.extend_from_slice(b"\n}\n");
-    let whole = Secret::new(whole);
-    let ready_line = format!("{}ready:", output::PREFIX);
-    let line = move |l: &str| {
-        if l == ready_line {
-            ready();
-        }
+    let rest: crate::transport::BoxFuture<'a, Vec<u8>> = match instant {
+        Some(instant) => Box::pin(async move { format!("{}\n", instant.await).into_bytes() }),
+        None => Box::pin(async { Vec::new() }),
     };
-    let watch = crate::transport::Watch {
-        line: &line,
-        rest: Box::pin(async move { format!("{}\n", instant.await).into_bytes() }),
-    };
+    let watch = crate::transport::Watch { line, rest };
     let out = session
-        .exec_watched("sh -s", whole.expose(), watch, timeout)
+        .exec_watched("sh -s", script.expose(), watch, timeout)
         .await
         .map_err(|e| transport_failure(e, Phase::Converge))?;
     outcome(&out)
+}
+
+/// The line of a converge script that says the host is ready for the agreed instant.
+pub fn is_ready_line(line: &str) -> bool {
+    line.strip_prefix(output::PREFIX) == Some("ready:")
+}
+
+/// The line of a converge script that says the host's interface is up with its config
+/// (the post-check step begins).
+pub fn is_up_line(line: &str) -> bool {
+    line.strip_prefix(output::PREFIX) == Some("step:post-check")
 }
 
 fn transport_failure(e: crate::transport::TransportError, phase: Phase) -> HostError {

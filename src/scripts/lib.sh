@@ -234,8 +234,8 @@ mu_sleep_until() {
 	sleep "$mu_delay" 2>/dev/null || sleep "${mu_delay%.*}"
 }
 
-# mu_instant: where the run agrees its instant once every host is ready (MU_FLIP_AT=go,
-# the script sent whole in one brace group so the shell has read all of it), says this
+# mu_instant: where the run agrees its instant once every host is ready (MU_FLIP_AT=go;
+# the script is one brace group, so the shell has read all of it before this), says this
 # host is ready (everything up to the switch prepared) and reads the instant the
 # workstation sends when all are. Fails without one (the workstation went away).
 mu_instant() {
@@ -755,22 +755,54 @@ mu_live_reload() {
 		case " $1 " in *" $a "*) ;; *) ip addr del "$a" dev "$IF" ;; esac
 	done
 	if [ -n "$2" ]; then ip link set dev "$IF" mtu "$2" || mu_rollback 'cannot set MTU'; fi
-	mu_allowed=$(wg show "$IF" allowed-ips | awk '{for (i = 2; i <= NF; i++) print $i}' | grep -v '^(none)$')
-	for net in $mu_allowed; do
-		case "$net" in */0) continue ;; *:*) fam=-6 ;; *) fam=-4 ;; esac
-		[ -n "$(ip "$fam" route show dev "$IF" match "$net" 2>/dev/null)" ] || ip "$fam" route add "$net" dev "$IF" || mu_rollback "cannot add route $net"
-	done
-	for fam in -4 -6; do
-		ip "$fam" route show dev "$IF" | grep -v 'proto kernel' | awk '{print $1}' | while read -r net; do
-			case "$net" in default | fe80::/64) continue ;; esac
-			printf '%s\n' "$mu_allowed" | grep -qx "$net" || ip "$fam" route del "$net" dev "$IF"
-		done
-	done
+	mu_sync_routes
 	mu_post_check
 	if [ -n "${mu_settle_pid-}" ]; then
 		wait "$mu_settle_pid"
 		rm -f "$D/.$IF.stripped"
 	fi
+}
+
+# mu_sync_routes: the routes of the interface follow its allowed nets, as wg-quick sets
+# them at start: a route for each allowed net no route of the interface covers, none
+# for a net no peer has.
+mu_sync_routes() {
+	mu_allowed=$(wg show "$IF" allowed-ips | awk '{for (i = 2; i <= NF; i++) if ($i != "(none)") print $i}')
+	# Each allowed net gets a route unless one of the interface's covers it (as
+	# `ip route show match` finds). The IPv4 ones are compared in one awk (a mesh's
+	# peers are all inside the interface's own subnet: no process per peer); the
+	# others are asked of ip.
+	mu_uncovered=$(ip -4 route show dev "$IF" 2>/dev/null | MU_A="$mu_allowed" awk '
+		function num(a,   p) { split(a, p, "[.]"); return ((p[1] * 256 + p[2]) * 256 + p[3]) * 256 + p[4] }
+		{ r = ($1 == "default") ? "0.0.0.0/0" : $1; if (r !~ /\//) r = r "/32"; split(r, f, "/"); ra[++nr] = num(f[1]); rl[nr] = f[2] + 0 }
+		END {
+			n = split(ENVIRON["MU_A"], a, "\n")
+			for (i = 1; i <= n; i++) {
+				if (a[i] == "" || a[i] ~ /\/0$/) continue
+				if (a[i] ~ /:/) { print a[i]; continue }
+				split(a[i], f, "/"); na = num(f[1]); nl = (f[2] == "") ? 32 : f[2] + 0; c = 0
+				for (j = 1; j <= nr && !c; j++) {
+					b = 1; for (k = rl[j]; k < 32; k++) b *= 2
+					if (rl[j] <= nl && int(na / b) == int(ra[j] / b)) c = 1
+				}
+				if (!c) print a[i]
+			}
+		}')
+	for net in $mu_uncovered; do
+		case "$net" in *:*) fam=-6 ;; *) fam=-4 ;; esac
+		[ -n "$(ip "$fam" route show dev "$IF" match "$net" 2>/dev/null)" ] || ip "$fam" route add "$net" dev "$IF" || mu_rollback "cannot add route $net"
+	done
+	# Routes of the interface no allowed net wants go (not the kernel's own; ip shows a
+	# host route without its /32 or /128).
+	for fam in -4 -6; do
+		case $fam in -4) mu_host=/32 ;; *) mu_host=/128 ;; esac
+		for net in $(ip "$fam" route show dev "$IF" 2>/dev/null | MU_A="$mu_allowed" awk -v host="$mu_host" '
+			BEGIN { n = split(ENVIRON["MU_A"], a, "\n"); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+			/proto kernel/ || $1 == "default" || $1 == "fe80::/64" { next }
+			{ net = ($1 ~ /\//) ? $1 : $1 host; if (!(net in want)) print $1 }'); do
+			ip "$fam" route del "$net" dev "$IF"
+		done
+	done
 }
 
 # mu_route_stage < SCRIPT: the new routing script beside the current one (mu_route

@@ -330,3 +330,56 @@ fn a_flip_reads_the_instant_sent_after_it_said_ready_under_every_shell() {
         }
     }
 }
+
+#[test]
+fn routes_follow_the_allowed_nets_with_no_process_per_covered_peer() {
+    // Allowed nets: two peers inside the interface's subnet (the kernel's route covers
+    // them: no `ip` call), a routed subnet that has its route, a peer outside the subnet
+    // with its host route (ip lists it without /32: kept), one without a route yet, an
+    // IPv6 peer (asked of ip), the exit's default (never routed here).
+    let allowed = "KA\t10.10.0.2/32\n\
+                   KB\t10.10.0.3/32 10.20.0.0/16\n\
+                   KC\t192.0.2.9/32\n\
+                   KD\t10.30.0.5/32 fd00::2/128\n\
+                   KE\t0.0.0.0/0\n\
+                   KF\t(none)\n";
+    let routes4 = "10.10.0.0/24 proto kernel scope link src 10.10.0.1\n\
+                   10.20.0.0/16 scope link\n\
+                   192.0.2.9 scope link\n\
+                   10.99.0.7 scope link\n";
+    let routes6 = "fe80::/64 proto kernel metric 256 pref medium\n\
+                   fd00::9 metric 1024 pref medium\n";
+    for shell in shells() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let t = tmp.path().display().to_string();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin");
+        std::fs::write(tmp.path().join("allowed"), allowed).expect("allowed");
+        std::fs::write(tmp.path().join("routes4"), routes4).expect("routes4");
+        std::fs::write(tmp.path().join("routes6"), routes6).expect("routes6");
+        let wg = bin.join("wg");
+        std::fs::write(&wg, format!("#!/bin/sh\ncat '{t}/allowed'\n")).expect("wg");
+        let _ = Command::new("chmod").arg("755").arg(&wg).status();
+        // `ip` as a function: busybox sh runs its own applet before any in PATH.
+        let script = format!(
+            "MU_DIR='{t}' MU_IF=wg0 MU_RUNDIR='{t}'\n{}\nPATH='{t}/bin':$PATH\n\
+             ip() {{\ncase \"$*\" in\n\
+             '-4 route show dev wg0') cat '{t}/routes4' ;;\n\
+             '-6 route show dev wg0') cat '{t}/routes6' ;;\n\
+             *) echo \"$*\" >>'{t}/log' ;;\nesac\n}}\nmu_sync_routes\n",
+            meshup::scripts::APPLY_LIB
+        );
+        run(shell, &script, tmp.path());
+        let log = std::fs::read_to_string(tmp.path().join("log")).unwrap_or_default();
+        assert_eq!(
+            log,
+            "-4 route show dev wg0 match 10.30.0.5/32\n\
+             -4 route add 10.30.0.5/32 dev wg0\n\
+             -6 route show dev wg0 match fd00::2/128\n\
+             -6 route add fd00::2/128 dev wg0\n\
+             -4 route del 10.99.0.7 dev wg0\n\
+             -6 route del fd00::9 dev wg0\n",
+            "{shell:?}"
+        );
+    }
+}
