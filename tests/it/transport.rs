@@ -510,6 +510,67 @@ async fn one_connection_serves_concurrent_commands() {
     assert_eq!(stats.host("127.0.0.1").execs, 8);
 }
 
+#[tokio::test]
+async fn a_watched_exec_streams_lines_and_sends_the_rest_of_stdin_when_asked() {
+    require_sshd!();
+    let sshd = Sshd::start("127.0.0.1", "");
+    let kh = sshd.dir.path().join("known_hosts");
+    let stats = Arc::new(Stats::new());
+    let s = SshSession::connect(&sshd.target("root", &kh), &stats)
+        .await
+        .expect("connect");
+    // The command says it is ready, then waits for a line on its input: the rest of
+    // stdin is sent only once the watcher saw "ready" (before the command ended).
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let line = |l: &str| {
+        seen.lock().unwrap().push(l.to_string());
+        if l == "ready" {
+            if let Some(tx) = tx.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+        }
+    };
+    let watch = meshup::transport::Watch {
+        line: &line,
+        rest: Box::pin(async move {
+            rx.await.expect("ready seen");
+            b"go 42\n".to_vec()
+        }),
+    };
+    let out = s
+        .exec_watched(
+            "read -r first; echo \"got $first\"; echo ready; read -r word n; echo \"$word $n\"; cat",
+            b"hello\n",
+            watch,
+            T,
+        )
+        .await
+        .expect("exec");
+    assert!(out.success(), "{out:?}");
+    assert_eq!(
+        out.stdout, b"got hello\nready\ngo 42\n",
+        "cat saw EOF after the rest"
+    );
+    assert_eq!(*seen.lock().unwrap(), ["got hello", "ready", "go 42"]);
+
+    // A command that ends without ever saying it is ready: the exec ends with it, the
+    // rest (never resolving) is not waited for.
+    let watch = meshup::transport::Watch {
+        line: &|_: &str| {},
+        rest: Box::pin(std::future::pending()),
+    };
+    let started = Instant::now();
+    let out = s
+        .exec_watched("echo failed >&2; exit 3", b"", watch, T)
+        .await
+        .expect("exec");
+    assert_eq!(out.status, Some(3));
+    assert_eq!(out.stderr, b"failed\n");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
 /// Collects everything logged, at every level, `log` records of russh included.
 #[derive(Clone, Default)]
 struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
