@@ -526,10 +526,10 @@ async fn a_watched_exec_streams_lines_and_sends_the_rest_of_stdin_when_asked() {
     let tx = std::sync::Mutex::new(Some(tx));
     let line = |l: &str| {
         seen.lock().unwrap().push(l.to_string());
-        if l == "ready" {
-            if let Some(tx) = tx.lock().unwrap().take() {
-                let _ = tx.send(());
-            }
+        if l == "ready"
+            && let Some(tx) = tx.lock().unwrap().take()
+        {
+            let _ = tx.send(());
         }
     };
     let watch = meshup::transport::Watch {
