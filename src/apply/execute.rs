@@ -14,7 +14,7 @@ use crate::plan::{self, HostPlan, Phase, Plan, Planner};
 use crate::scripts::Values;
 use crate::secret::Secret;
 use crate::session::{Gathered, Session};
-use crate::ui::{self, HostOutcome, Progress, Recap, StatsReport};
+use crate::ui::{HostOutcome, Progress, Recap, StatsReport};
 
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(900);
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -416,115 +416,11 @@ pub(super) fn execute(
     session.release_holds(gathered, &released);
     progress.clear();
     punch::print_confirmed(punched);
-    print_switched(&switched, ready_after);
+    instant::print_switched(&switched, ready_after);
     if !interrupt.stopped() {
         let t = Instant::now();
-        settle(session, mesh, gathered, recap, &flipped);
+        settle::first_handshakes(session, mesh, gathered, recap, &flipped);
         report.phase("first handshakes", t);
     }
     generated
-}
-
-/// The first handshake of every pair this run brought up or changed, each started from
-/// one side (see [`settle`]); a pair that gets none within the deadline is named. Hosts
-/// in `flipped` switched at the agreed instant and saw their new sessions' handshakes
-/// there: their pairs need no other.
-fn settle(
-    session: &Session,
-    mesh: &crate::topology::Mesh,
-    gathered: &Gathered,
-    recap: &Recap,
-    flipped: &BTreeSet<NodeName>,
-) {
-    let changed: BTreeSet<NodeName> = recap
-        .outcomes
-        .iter()
-        .filter(|(n, o)| matches!(o, HostOutcome::Changed(_)) && !flipped.contains(*n))
-        .map(|(n, _)| n.clone())
-        .collect();
-    if changed.is_empty() {
-        return;
-    }
-    let up = |n: &NodeName| match recap.outcomes.get(n) {
-        Some(HostOutcome::Changed(_)) => true,
-        Some(HostOutcome::Ok) => {
-            matches!(gathered.facts.get(n), Some(Ok(f)) if f.interface_up())
-        }
-        _ => false,
-    };
-    let plan = settle::initiators(mesh, &changed, &up);
-    let hosts: Vec<(&NodeName, &Vec<(NodeName, std::net::IpAddr)>)> = plan
-        .iter()
-        .filter(|(n, _)| gathered.sessions.contains_key(*n))
-        .collect();
-    let deadline = settle::SETTLE_DEADLINE_SECS.to_string();
-    let results = session.block_on(fanout::run(
-        hosts,
-        session.parallel.max(plan.len()),
-        |(node, peers)| {
-            let ssh = gathered.sessions.get(node).cloned();
-            let deadline = &deadline;
-            async move {
-                let ssh = ssh.ok_or(HostError::NotConnected)?;
-                let addresses: Vec<String> = peers.iter().map(|(_, a)| a.to_string()).collect();
-                let script = Values::new()
-                    .set("MU_WARM", &addresses.join(" "))
-                    .set("MU_WARM_DEADLINE", deadline)
-                    .before(crate::scripts::SETTLE);
-                let out = ssh
-                    .exec(
-                        "sh -s",
-                        script.as_bytes(),
-                        Duration::from_secs(u64::from(settle::SETTLE_DEADLINE_SECS) + 30),
-                    )
-                    .await?;
-                Ok::<_, HostError>(crate::scripts::output::markers(&out.stdout_str()))
-            }
-        },
-    ));
-    if ui::console::quiet() {
-        return;
-    }
-    for ((node, peers), result) in results {
-        match result {
-            Ok(markers) => {
-                for m in markers.iter().filter(|m| m.kind == "unsettled") {
-                    let peer = peers
-                        .iter()
-                        .find(|(_, a)| a.to_string() == m.value)
-                        .map_or(m.value.as_str(), |(n, _)| n.as_str());
-                    println!(
-                        "warning: {node} → {peer}: no handshake within {} s of the end of apply; `meshup verify` says why",
-                        settle::SETTLE_DEADLINE_SECS
-                    );
-                }
-            }
-            Err(e) => println!("warning: {node}: the first handshakes were not started: {e}"),
-        }
-    }
-}
-
-/// How long after the agreed instant each host's flip took effect, by its own clock (a
-/// pair loses about the difference between its two hosts): the range and the latest.
-fn print_switched(switched: &[(NodeName, String)], ready_after: Option<Duration>) {
-    if crate::ui::console::quiet() {
-        return;
-    }
-    let mut ms: Vec<(i64, &NodeName)> = switched
-        .iter()
-        .filter_map(|(n, v)| v.trim().parse::<i64>().ok().map(|ms| (ms, n)))
-        .collect();
-    ms.sort();
-    if let (Some((first, _)), Some((last, node))) = (ms.first(), ms.last()) {
-        let ready = ready_after.map_or(String::new(), |d| {
-            format!(
-                "; all ready {:.1} s after their scripts were sent",
-                d.as_secs_f64()
-            )
-        });
-        println!(
-            "flip: {} host(s) switched {first} to {last} ms after the agreed instant (by their own clocks; latest: {node}){ready}",
-            ms.len()
-        );
-    }
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+use crate::inventory::NodeName;
+
 /// How long a wave waits for its hosts to be ready before it sets the instant anyway:
 /// a script reaches its switch in well under a second on an idle host.
 pub fn deadline(hosts: usize) -> Duration {
@@ -147,6 +149,31 @@ impl Arrival<'_> {
     /// The host's script ended (ready before or not: counted once).
     pub fn gone(&self) {
         self.ready();
+    }
+}
+
+/// How long after the agreed instant each host's flip took effect, by its own clock (a
+/// pair loses about the difference between its two hosts): the range and the latest.
+pub(super) fn print_switched(switched: &[(NodeName, String)], ready_after: Option<Duration>) {
+    if crate::ui::console::quiet() {
+        return;
+    }
+    let mut ms: Vec<(i64, &NodeName)> = switched
+        .iter()
+        .filter_map(|(n, v)| v.trim().parse::<i64>().ok().map(|ms| (ms, n)))
+        .collect();
+    ms.sort();
+    if let (Some((first, _)), Some((last, node))) = (ms.first(), ms.last()) {
+        let ready = ready_after.map_or(String::new(), |d| {
+            format!(
+                "; all ready {:.1} s after their scripts were sent",
+                d.as_secs_f64()
+            )
+        });
+        println!(
+            "flip: {} host(s) switched {first} to {last} ms after the agreed instant (by their own clocks; latest: {node}){ready}",
+            ms.len()
+        );
     }
 }
 

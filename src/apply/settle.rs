@@ -9,8 +9,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use std::time::Duration;
+
+use crate::fanout;
+use crate::host_error::HostError;
 use crate::inventory::NodeName;
+use crate::scripts::Values;
+use crate::session::{Gathered, Session};
 use crate::topology::{Mesh, NodeSpec};
+use crate::ui::{self, HostOutcome, Recap};
 
 /// How long the hosts wait for their pairs' first replies: a handshake lost to a peer
 /// that was not ready yet is retried by WireGuard after 5 s.
@@ -49,6 +56,85 @@ pub fn initiators(
         }
     }
     out
+}
+
+/// The first handshake of every pair this run brought up or changed, each started from
+/// one side (see the module); a pair that gets none within the deadline is named. Hosts
+/// in `flipped` switched at the agreed instant and saw their new sessions' handshakes
+/// there: their pairs need no other.
+pub(super) fn first_handshakes(
+    session: &Session,
+    mesh: &crate::topology::Mesh,
+    gathered: &Gathered,
+    recap: &Recap,
+    flipped: &BTreeSet<NodeName>,
+) {
+    let changed: BTreeSet<NodeName> = recap
+        .outcomes
+        .iter()
+        .filter(|(n, o)| matches!(o, HostOutcome::Changed(_)) && !flipped.contains(*n))
+        .map(|(n, _)| n.clone())
+        .collect();
+    if changed.is_empty() {
+        return;
+    }
+    let up = |n: &NodeName| match recap.outcomes.get(n) {
+        Some(HostOutcome::Changed(_)) => true,
+        Some(HostOutcome::Ok) => {
+            matches!(gathered.facts.get(n), Some(Ok(f)) if f.interface_up())
+        }
+        _ => false,
+    };
+    let plan = initiators(mesh, &changed, &up);
+    let hosts: Vec<(&NodeName, &Vec<(NodeName, std::net::IpAddr)>)> = plan
+        .iter()
+        .filter(|(n, _)| gathered.sessions.contains_key(*n))
+        .collect();
+    let deadline = SETTLE_DEADLINE_SECS.to_string();
+    let results = session.block_on(fanout::run(
+        hosts,
+        session.parallel.max(plan.len()),
+        |(node, peers)| {
+            let ssh = gathered.sessions.get(node).cloned();
+            let deadline = &deadline;
+            async move {
+                let ssh = ssh.ok_or(HostError::NotConnected)?;
+                let addresses: Vec<String> = peers.iter().map(|(_, a)| a.to_string()).collect();
+                let script = Values::new()
+                    .set("MU_WARM", &addresses.join(" "))
+                    .set("MU_WARM_DEADLINE", deadline)
+                    .before(crate::scripts::SETTLE);
+                let out = ssh
+                    .exec(
+                        "sh -s",
+                        script.as_bytes(),
+                        Duration::from_secs(u64::from(SETTLE_DEADLINE_SECS) + 30),
+                    )
+                    .await?;
+                Ok::<_, HostError>(crate::scripts::output::markers(&out.stdout_str()))
+            }
+        },
+    ));
+    if ui::console::quiet() {
+        return;
+    }
+    for ((node, peers), result) in results {
+        match result {
+            Ok(markers) => {
+                for m in markers.iter().filter(|m| m.kind == "unsettled") {
+                    let peer = peers
+                        .iter()
+                        .find(|(_, a)| a.to_string() == m.value)
+                        .map_or(m.value.as_str(), |(n, _)| n.as_str());
+                    println!(
+                        "warning: {node} → {peer}: no handshake within {} s of the end of apply; `meshup verify` says why",
+                        SETTLE_DEADLINE_SECS
+                    );
+                }
+            }
+            Err(e) => println!("warning: {node}: the first handshakes were not started: {e}"),
+        }
+    }
 }
 
 #[cfg(test)]
