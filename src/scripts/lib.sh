@@ -979,10 +979,10 @@ mu_cron_line() {
 }
 
 # mu_watchdog_timer IFACE: systemd reads the watchdog's units again and runs its timer, now
-# and at every boot.
+# and at every boot (one reload: enable's own would read every unit a second time).
 mu_watchdog_timer() {
 	mu_mark step "watchdog timer $1"
-	mu_run timer "systemctl daemon-reload && systemctl enable meshup-watchdog-$1.timer && systemctl restart meshup-watchdog-$1.timer" ||
+	mu_run timer "systemctl daemon-reload && systemctl enable --no-reload meshup-watchdog-$1.timer && systemctl restart meshup-watchdog-$1.timer" ||
 		{ cat "$D/.meshup-timer.log" >&2; mu_fail "cannot start meshup-watchdog-$1.timer"; }
 }
 

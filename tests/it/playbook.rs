@@ -224,7 +224,9 @@ fn exact_commands_for_the_main_families() {
     );
     assert_eq!(
         d("debian-12").service_enable_commands("wg-mesh"),
-        Some(vec!["systemctl enable --now wg-quick@wg-mesh".to_string()])
+        Some(vec![
+            "systemctl enable --no-reload --now wg-quick@wg-mesh".to_string()
+        ])
     );
     assert_eq!(
         d("debian-11").install_command(&both).as_deref(),
@@ -289,7 +291,7 @@ fn service_recipe_follows_the_hosts_init_not_the_playbook() {
         pmos.service_commands_for(&systemd, "wg0")
             .expect("systemd")
             .commands,
-        vec!["systemctl enable --now wg-quick@wg0"]
+        vec!["systemctl enable --no-reload --now wg-quick@wg0"]
     );
     let devuan = p.detect(&os("devuan-5")).expect("devuan");
     let sysv = facts::InitSystem {
