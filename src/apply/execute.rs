@@ -221,14 +221,24 @@ pub(super) fn execute(
     };
     let public = |h: &HostPlan| mesh.node(&h.node).is_some_and(|n| n.is_public());
     let public_starts = changing.iter().any(|h| public(h) && starting(h));
-    let waits_for_up = |h: &HostPlan| {
+    // In a run that punches or moves paths at an instant fixed ahead, those NAT nodes
+    // start in the second wave instead (with an instant of its own): waiting in the first,
+    // they would reach their instant late.
+    let fixed_instant = |h: &&HostPlan| {
+        h.steps
+            .iter()
+            .any(|s| matches!(s.kind, plan::StepKind::Punch | plan::StepKind::PathMove))
+    };
+    let any_fixed = changing.iter().any(fixed_instant);
+    let nat_starting = |h: &HostPlan| {
         h.after.is_empty()
             && public_starts
             && !public(h)
             && mesh.node(&h.node).is_some()
             && starting(h)
     };
-    let late = |h: &HostPlan| !h.after.is_empty();
+    let waits_for_up = |h: &HostPlan| !any_fixed && nat_starting(h);
+    let late = |h: &HostPlan| !h.after.is_empty() || (any_fixed && nat_starting(h));
     for wave in [false, true] {
         if interrupt.stopped() {
             break;
@@ -286,11 +296,7 @@ pub(super) fn execute(
         // A wave of flips alone agrees its instant once every flipping host is ready
         // (see `instant`). Punches and path moves keep an instant fixed ahead: their
         // background work on the hosts reads it before the switch.
-        let fixed = hosts.iter().any(|h| {
-            h.steps
-                .iter()
-                .any(|s| matches!(s.kind, plan::StepKind::Punch | plan::StepKind::PathMove))
-        });
+        let fixed = hosts.iter().any(fixed_instant);
         let flipping = |h: &HostPlan| h.steps.iter().any(|s| s.kind.at_agreed_instant());
         let gate = instant::Gate::new(if fixed { 0 } else { flips }, instant::margin(slowest));
         let flip_at = if fixed {
