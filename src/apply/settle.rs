@@ -101,6 +101,7 @@ pub(super) fn first_handshakes(
                 let ssh = ssh.ok_or(HostError::NotConnected)?;
                 let addresses: Vec<String> = peers.iter().map(|(_, a)| a.to_string()).collect();
                 let script = Values::new()
+                    .set("MU_IF", session.mesh.settings.interface.as_str())
                     .set("MU_WARM", &addresses.join(" "))
                     .set("MU_WARM_DEADLINE", deadline)
                     .before(crate::scripts::SETTLE);
@@ -118,22 +119,37 @@ pub(super) fn first_handshakes(
     if ui::console::quiet() {
         return;
     }
+    let mut renewed = Vec::new();
     for ((node, peers), result) in results {
+        let name = |value: &str| {
+            peers
+                .iter()
+                .find(|(_, a)| a.to_string() == value)
+                .map_or(value.to_string(), |(n, _)| n.to_string())
+        };
         match result {
             Ok(markers) => {
-                for m in markers.iter().filter(|m| m.kind == "unsettled") {
-                    let peer = peers
-                        .iter()
-                        .find(|(_, a)| a.to_string() == m.value)
-                        .map_or(m.value.as_str(), |(n, _)| n.as_str());
-                    println!(
-                        "warning: {node} → {peer}: no handshake within {} s of the end of apply; `meshup verify` says why",
-                        SETTLE_DEADLINE_SECS
-                    );
+                for m in &markers {
+                    match m.kind.as_str() {
+                        "unsettled" => println!(
+                            "warning: {node} → {}: no handshake within {} s of the end of apply; `meshup verify` says why",
+                            name(&m.value),
+                            SETTLE_DEADLINE_SECS
+                        ),
+                        "renewed" => renewed.push(format!("{node} → {}", name(&m.value))),
+                        _ => {}
+                    }
                 }
             }
             Err(e) => println!("warning: {node}: the first handshakes were not started: {e}"),
         }
+    }
+    if !renewed.is_empty() {
+        println!(
+            "first handshakes: {} pair(s) without an answer after 2 s got a fresh session (the first side's entry re-created): {}",
+            renewed.len(),
+            renewed.join(", ")
+        );
     }
 }
 
