@@ -22,7 +22,7 @@ export PATH LC_ALL
 # the next packet starts a fresh handshake. Nothing is left if the entry is not found.
 mu_renew() {
 	# Root's runtime directory, one file per address (the jobs run at once).
-	mu_psk="/run/.meshup-settle-psk.$$.$1"
+	mu_psk="${MU_RUNDIR:-/run}/.meshup-settle-psk.$$.$1"
 	mu_args=$(wg show "$MU_IF" dump 2>/dev/null | (umask 077 && awk -v a="$1" -v psk="$mu_psk" '
 		NR > 1 {
 			n = split($4, ips, ",")

@@ -383,3 +383,65 @@ fn routes_follow_the_allowed_nets_with_no_process_per_covered_peer() {
         );
     }
 }
+
+#[test]
+fn settle_renews_an_entry_with_its_endpoint_allowed_ips_keepalive_and_preshared_key() {
+    // `wg show wg0 dump`: the interface line, then one line per peer.
+    let dump = "PRIV\tPUB\t51820\toff\n\
+                KA\t(none)\t203.0.113.2:51820\t10.10.0.2/32\t0\t0\t0\toff\n\
+                KB\tPSKB\t198.51.100.7:40001\t10.10.0.3/32,10.20.0.0/16\t1796560000\t92\t148\t25\n";
+    for shell in shells() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let t = tmp.path().display().to_string();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin");
+        std::fs::write(tmp.path().join("dump"), dump).expect("dump");
+        // `wg set` logs its arguments and what the preshared-key file held then.
+        let wg = bin.join("wg");
+        std::fs::write(
+            &wg,
+            format!(
+                "#!/bin/sh\ncase \"$1 $2 $3\" in\n'show wg0 dump') cat '{t}/dump' ;;\n\
+                 'set wg0 '*) shift 2; echo \"$*\" >>'{t}/log'\n\
+                 while [ $# -gt 0 ]; do [ \"$1\" = preshared-key ] && {{ cat \"$2\"; stat -c %a \"$2\"; }} >>'{t}/log'; shift; done ;;\n\
+                 *) exit 1 ;;\nesac\n"
+            ),
+        )
+        .expect("wg");
+        let _ = Command::new("chmod").arg("755").arg(&wg).status();
+        let script = format!(
+            "MU_IF=wg0 MU_RUNDIR='{t}' MU_WARM='' MU_WARM_DEADLINE=1\n{}\nPATH='{t}/bin':$PATH\n\
+             mu_renew 10.10.0.3 && echo renewed-b\nmu_renew 10.10.0.2 && echo renewed-a\n\
+             mu_renew 10.10.0.9 || echo none-for-9\nls -A '{t}' | grep -c meshup-settle-psk\n",
+            meshup::scripts::SETTLE
+        );
+        let out = run(shell, &script, tmp.path());
+        assert_eq!(
+            out, "@@meshup:done:settle\nrenewed-b\nrenewed-a\nnone-for-9\n0\n",
+            "{shell:?}"
+        );
+        let log = std::fs::read_to_string(tmp.path().join("log")).expect("log");
+        let psk = format!("{t}/.meshup-settle-psk.");
+        let lines: Vec<String> = log
+            .lines()
+            .map(|l| {
+                // The file's name carries the shell's PID.
+                l.split(' ')
+                    .map(|w| if w.starts_with(&psk) { "PSKFILE" } else { w })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "peer KB remove peer KB preshared-key PSKFILE endpoint 198.51.100.7:40001 \
+                 allowed-ips 10.10.0.3/32,10.20.0.0/16 persistent-keepalive 25",
+                "PSKB",
+                "600",
+                "peer KA remove peer KA endpoint 203.0.113.2:51820 allowed-ips 10.10.0.2/32",
+            ],
+            "{shell:?}"
+        );
+    }
+}
