@@ -319,6 +319,11 @@ pub(super) fn execute(
             let up = &up;
             async move {
                 let waits = waits_for_up(host);
+                // Taken first: a host that fails before its script runs still arrives
+                // (when these drop), so no gate waits for it.
+                let is_up = (!waits).then(|| up.arrival());
+                let agreed = !fixed && flipping(host);
+                let ready = agreed.then(|| gate.arrival());
                 if waits {
                     progress.set(host.node.as_str(), "waiting for the public nodes");
                     up.opened().await;
@@ -331,12 +336,9 @@ pub(super) fn execute(
                 let full = steps_of(host)?;
                 let text = phase::script(values, Phase::Converge, full.phase(Phase::Converge));
                 drop(full);
-                let agreed = !fixed && flipping(host);
                 if !agreed && (waits || waiting == 0) {
                     return phase::run(&ssh, Phase::Converge, &text, CONVERGE_TIMEOUT).await;
                 }
-                let ready = agreed.then(|| gate.arrival());
-                let is_up = (!waits).then(|| up.arrival());
                 let line = |l: &str| {
                     if let Some(a) = ready.as_ref().filter(|_| phase::is_ready_line(l)) {
                         a.ready();
@@ -350,12 +352,7 @@ pub(super) fn execute(
                 } else {
                     None
                 };
-                let result =
-                    phase::run_watched(&ssh, &text, &line, instant, CONVERGE_TIMEOUT).await;
-                for a in ready.iter().chain(is_up.iter()) {
-                    a.gone();
-                }
-                result
+                phase::run_watched(&ssh, &text, &line, instant, CONVERGE_TIMEOUT).await
             }
         });
         let wave_results = session.block_on(async {

@@ -41,7 +41,8 @@ pub struct Gate {
     instant: watch::Sender<Option<String>>,
 }
 
-/// One host's arrival at the gate: counted once, whether ready or gone.
+/// One host's arrival at the gate: counted once, when it says it is ready or when it is
+/// dropped, whichever comes first.
 pub struct Arrival<'a> {
     gate: &'a Gate,
     arrived: AtomicBool,
@@ -145,9 +146,12 @@ impl Arrival<'_> {
             self.gate.arrive();
         }
     }
+}
 
-    /// The host's script ended (ready before or not: counted once).
-    pub fn gone(&self) {
+/// A host that ends without saying it is ready (failed, not connected, interrupted before
+/// its script was sent) is counted when its arrival goes: no gate waits for it.
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
         self.ready();
     }
 }
@@ -187,8 +191,8 @@ mod tests {
         let (a, b, c) = (gate.arrival(), gate.arrival(), gate.arrival());
         a.ready();
         a.ready();
-        a.gone();
-        b.gone();
+        drop(a);
+        drop(b);
         assert_eq!(
             gate.set(),
             None,
