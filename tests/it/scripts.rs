@@ -68,6 +68,13 @@ fn shells() -> Vec<&'static [&'static str]> {
         .collect()
 }
 
+/// A fake command for a script test: `bin/NAME`, a `sh` script running `body`.
+fn fake_tool(bin: &Path, name: &str, body: &str) {
+    let path = bin.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("tool");
+    let _ = Command::new("chmod").arg("755").arg(&path).status();
+}
+
 /// Feeds `script` on stdin to `shell` with `TMPDIR` at `tmp`; returns stdout.
 fn run(shell: &[&str], script: &str, tmp: &Path) -> String {
     let mut child = Command::new(shell[0])
@@ -259,9 +266,7 @@ fn a_live_reload_keeps_a_followed_dns_endpoint_and_sends_a_moved_one() {
                     .to_owned(),
             ),
         ] {
-            let path = bin.join(tool);
-            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("tool");
-            let _ = Command::new("chmod").arg("755").arg(&path).status();
+            fake_tool(&bin, tool, &body);
         }
         let script = format!(
             "MU_DIR='{t}' MU_IF=wg0 MU_RUNDIR='{t}'\n{}\nPATH='{t}/bin':$PATH\n\
@@ -357,9 +362,7 @@ fn routes_follow_the_allowed_nets_with_no_process_per_covered_peer() {
         std::fs::write(tmp.path().join("allowed"), allowed).expect("allowed");
         std::fs::write(tmp.path().join("routes4"), routes4).expect("routes4");
         std::fs::write(tmp.path().join("routes6"), routes6).expect("routes6");
-        let wg = bin.join("wg");
-        std::fs::write(&wg, format!("#!/bin/sh\ncat '{t}/allowed'\n")).expect("wg");
-        let _ = Command::new("chmod").arg("755").arg(&wg).status();
+        fake_tool(&bin, "wg", &format!("cat '{t}/allowed'"));
         // `ip` as a function: busybox sh runs its own applet before any in PATH.
         let script = format!(
             "MU_DIR='{t}' MU_IF=wg0 MU_RUNDIR='{t}'\n{}\nPATH='{t}/bin':$PATH\n\
@@ -397,18 +400,16 @@ fn settle_renews_an_entry_with_its_endpoint_allowed_ips_keepalive_and_preshared_
         std::fs::create_dir(&bin).expect("bin");
         std::fs::write(tmp.path().join("dump"), dump).expect("dump");
         // `wg set` logs its arguments and what the preshared-key file held then.
-        let wg = bin.join("wg");
-        std::fs::write(
-            &wg,
-            format!(
-                "#!/bin/sh\ncase \"$1 $2 $3\" in\n'show wg0 dump') cat '{t}/dump' ;;\n\
+        fake_tool(
+            &bin,
+            "wg",
+            &format!(
+                "case \"$1 $2 $3\" in\n'show wg0 dump') cat '{t}/dump' ;;\n\
                  'set wg0 '*) shift 2; echo \"$*\" >>'{t}/log'\n\
                  while [ $# -gt 0 ]; do [ \"$1\" = preshared-key ] && {{ cat \"$2\"; stat -c %a \"$2\"; }} >>'{t}/log'; shift; done ;;\n\
-                 *) exit 1 ;;\nesac\n"
+                 *) exit 1 ;;\nesac"
             ),
-        )
-        .expect("wg");
-        let _ = Command::new("chmod").arg("755").arg(&wg).status();
+        );
         let script = format!(
             "MU_IF=wg0 MU_RUNDIR='{t}' MU_WARM='' MU_WARM_DEADLINE=1\n{}\nPATH='{t}/bin':$PATH\n\
              mu_renew 10.10.0.3 && echo renewed-b\nmu_renew 10.10.0.2 && echo renewed-a\n\
