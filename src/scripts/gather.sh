@@ -390,12 +390,46 @@ mu_ip_route() {
 	return 0
 }
 
+# mu_unit_state UNIT: "enabled=" and "active=" lines for UNIT, as `systemctl is-enabled`
+# and `is-active` print them. Under a running systemd one `systemctl show` answers for both
+# of meshup's units (those two would be a process and a request to PID 1 each, four per
+# gather); without one, is-enabled reads the unit files itself.
+mu_units_shown=
+mu_units=
+mu_unit_state() {
+	if [ ! -d /run/systemd/system ]; then
+		printf 'enabled=%s\n' "$(systemctl is-enabled "$1" 2>/dev/null)"
+		printf 'active=%s\n' "$(systemctl is-active "$1" 2>/dev/null)"
+		return 0
+	fi
+	if [ -z "$mu_units_shown" ]; then
+		mu_units=$(systemctl show -p Id -p UnitFileState -p ActiveState "wg-quick@$MU_IF.service" "meshup-watchdog-$MU_IF.timer" 2>/dev/null)
+		mu_units_shown=1
+	fi
+	# One block per unit, blank-line separated, its properties in any order.
+	mu_id='' mu_ufs='' mu_as='' mu_en='' mu_ac=''
+	while IFS= read -r mu_l; do
+		case $mu_l in
+		Id=*) mu_id=${mu_l#Id=} ;;
+		UnitFileState=*) mu_ufs=${mu_l#*=} ;;
+		ActiveState=*) mu_as=${mu_l#*=} ;;
+		'')
+			if [ "$mu_id" = "$1" ]; then mu_en=$mu_ufs mu_ac=$mu_as; fi
+			mu_id='' mu_ufs='' mu_as=''
+			;;
+		esac
+	done <<EOF
+$mu_units
+
+EOF
+	printf 'enabled=%s\nactive=%s\n' "$mu_en" "$mu_ac"
+}
+
 mu_service() {
 	if mu_has systemctl && [ -d /run/systemd/system ]; then
 		printf 'manager=systemd\n'
 		printf 'unit=wg-quick@%s\n' "$MU_IF"
-		printf 'enabled=%s\n' "$(systemctl is-enabled "wg-quick@$MU_IF" 2>/dev/null)"
-		printf 'active=%s\n' "$(systemctl is-active "wg-quick@$MU_IF" 2>/dev/null)"
+		mu_unit_state "wg-quick@$MU_IF.service"
 	elif mu_has rc-service; then
 		printf 'manager=openrc\n'
 		printf 'unit=wg-quick.%s\n' "$MU_IF"
@@ -512,8 +546,7 @@ mu_watchdog() {
 		[ "$mu_o" = "$MU_IF" ] || printf 'other=%s\n' "$mu_o"
 	done
 	if [ -f "/etc/systemd/system/meshup-watchdog-$MU_IF.timer" ] && mu_has systemctl; then
-		printf 'enabled=%s\n' "$(systemctl is-enabled "meshup-watchdog-$MU_IF.timer" 2>/dev/null)"
-		printf 'active=%s\n' "$(systemctl is-active "meshup-watchdog-$MU_IF.timer" 2>/dev/null)"
+		mu_unit_state "meshup-watchdog-$MU_IF.timer"
 	fi
 	if [ -r "/run/meshup-watchdog-$MU_IF.tick" ]; then
 		mu_at=$(sed -n 's/^at=//p' "/run/meshup-watchdog-$MU_IF.tick")
