@@ -204,6 +204,8 @@ pub(super) fn execute(
     let t = Instant::now();
     let mut punched = Vec::new();
     let mut switched = Vec::new();
+    // Hosts whose clock is off, and by how much (instant.rs): their instants were moved.
+    let clocks = std::sync::Mutex::new(Vec::<(NodeName, f64)>::new());
     // Hosts whose converge switched a running interface at the agreed instant: their new
     // sessions got their first handshakes there already (`mu_settle_flip`).
     let mut flipped = BTreeSet::new();
@@ -317,6 +319,7 @@ pub(super) fn execute(
             let values = &values;
             let gate = &gate;
             let up = &up;
+            let clocks = &clocks;
             async move {
                 let waits = waits_for_up(host);
                 // Taken first: a host that fails before its script runs still arrives
@@ -339,8 +342,22 @@ pub(super) fn execute(
                 if !agreed && (waits || waiting == 0) {
                     return phase::run(&ssh, Phase::Converge, &text, CONVERGE_TIMEOUT).await;
                 }
+                // The host's clock against this one, from its ready line (instant.rs).
+                let offset = std::sync::Mutex::new(None::<f64>);
                 let line = |l: &str| {
-                    if let Some(a) = ready.as_ref().filter(|_| phase::is_ready_line(l)) {
+                    if let (Some(a), Some(stamp)) = (ready.as_ref(), phase::ready_stamp(l)) {
+                        let received = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs_f64())
+                            .unwrap_or_default();
+                        let rtt = ssh.round_trip().unwrap_or_default();
+                        if let Some(o) = instant::clock_offset(stamp, received, rtt) {
+                            *offset.lock().unwrap_or_else(|p| p.into_inner()) = Some(o);
+                            clocks
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((host.node.clone(), o));
+                        }
                         a.ready();
                     }
                     if let Some(a) = is_up.as_ref().filter(|_| phase::is_up_line(l)) {
@@ -348,7 +365,14 @@ pub(super) fn execute(
                     }
                 };
                 let instant: Option<crate::transport::BoxFuture<'_, String>> = if agreed {
-                    Some(Box::pin(gate.instant()))
+                    let offset = &offset;
+                    Some(Box::pin(async move {
+                        let at = gate.instant().await;
+                        match *offset.lock().unwrap_or_else(|p| p.into_inner()) {
+                            Some(o) => instant::on_host_clock(&at, o),
+                            None => at,
+                        }
+                    }))
                 } else {
                     None
                 };
@@ -420,6 +444,7 @@ pub(super) fn execute(
     progress.clear();
     punch::print_confirmed(punched);
     instant::print_switched(&switched, ready_after);
+    instant::print_clocks(&clocks.into_inner().unwrap_or_else(|p| p.into_inner()));
     if !interrupt.stopped() {
         let t = Instant::now();
         settle::first_handshakes(session, mesh, gathered, recap, &flipped);

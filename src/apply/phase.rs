@@ -94,9 +94,10 @@ pub async fn run_watched<'a>(
     outcome(&out)
 }
 
-/// The line of a converge script that says the host is ready for the agreed instant.
-pub fn is_ready_line(line: &str) -> bool {
-    line.strip_prefix(output::PREFIX) == Some("ready:")
+/// The line of a converge script that says the host is ready for the agreed instant:
+/// the time by the host's clock it carries (empty from an older script).
+pub fn ready_stamp(line: &str) -> Option<&str> {
+    line.strip_prefix(output::PREFIX)?.strip_prefix("ready:")
 }
 
 /// The line of a converge script that says the host's interface is up with its config

@@ -249,11 +249,13 @@ mu_sleep_until() {
 
 # mu_instant: where the run agrees its instant once every host is ready (MU_FLIP_AT=go;
 # the script is one brace group, so the shell has read all of it before this), says this
-# host is ready (everything up to the switch prepared) and reads the instant the
-# workstation sends when all are. Fails without one (the workstation went away).
+# host is ready (everything up to the switch prepared), with this host's clock, and reads
+# the instant the workstation sends when all are, in this host's clock (the workstation
+# corrects a clock that is off by what the ready line tells). Fails without one (the
+# workstation went away).
 mu_instant() {
 	[ "$mu_flip_at" = go ] || return 0
-	mu_mark ready ''
+	mu_mark ready "$(date +%s.%N 2>/dev/null)"
 	IFS= read -r mu_flip_at || mu_flip_at=
 	case $mu_flip_at in
 	'' | *[!0-9.]*) mu_flip_at=go; return 1 ;;

@@ -1603,6 +1603,73 @@ fn rotation_losses(name: &str, one: (u64, u64), all_bound: u64) {
     assert_ping_matrix(&lab, &hosts);
 }
 
+/// pub-1's clock as meshup's scripts read it (`date +%s.%N`, `date +%s`), 1.5 s behind:
+/// a wrapper in /usr/local/bin, which their PATH finds first.
+const CLOCK_BEHIND: &str = r#"cat > /usr/local/bin/date <<'EOF'
+#!/bin/sh
+# lab: this host's clock, 1.5 s behind (for meshup's scripts)
+case "$*" in
+'+%s.%N') /usr/bin/date +%s.%N | awk '{ printf "%.9f\n", $1 - 1.5 }' ;;
+'+%s') /usr/bin/date +%s.%N | awk '{ printf "%.0f\n", int($1 - 1.5) }' ;;
+*) exec /usr/bin/date "$@" ;;
+esac
+EOF
+chmod 755 /usr/local/bin/date"#;
+
+/// A host whose clock is off (no time sync; a VM whose clock started from a whole-second
+/// RTC) would switch that much after (or before) its peers and lose that much traffic
+/// with each: apply reads each host's clock off its ready line and sends it the instant
+/// by its own clock, and names the host. pub-1's clock runs 1.5 s behind here (emulated:
+/// a `date` wrapper, see CLOCK_BEHIND); uncorrected, each of its pairs loses about 30
+/// packets at 20/s. Real wireguard-go and wireguard-tools on every host.
+#[test]
+fn apply_lab_rotation_times_a_host_whose_clock_is_1_5_s_behind_by_its_own_clock() {
+    require_lab!();
+    let lab = Lab::up_with("rot-clock", &["--public", "3"]);
+    let hosts = ["pub-1", "pub-2", "pub-3"];
+    let nodes: Vec<NodeOpts<'_>> = hosts.iter().map(|h| node(&lab, h)).collect();
+    let inv = write_inventory(&lab, "clock.yaml", "", &nodes);
+    apply_ok(&lab, &inv, &[]);
+    lab.host_exec("pub-1", CLOCK_BEHIND).expect_ok("slow date");
+    let skew = lab
+        .host_exec("pub-1", "/usr/local/bin/date +%s.%N; /usr/bin/date +%s.%N")
+        .expect_ok("dates")
+        .to_string();
+    let t: Vec<f64> = skew.lines().map(|l| l.parse().expect("epoch")).collect();
+    assert!(
+        (t[1] - t[0] - 1.5).abs() < 0.1,
+        "pub-1's clock is 1.5 s behind: {skew}"
+    );
+
+    let pings = PingAll::start(&lab, &hosts, 12);
+    std::thread::sleep(Duration::from_secs(1));
+    let run = meshup(&lab, &["rotate", "--all", "--yes", path_str(&inv)]);
+    run.expect_ok("rotate --all");
+    let lost = pings.collect();
+    eprintln!("rotate --all, pub-1 1.5 s behind: lost per pair {lost:?}");
+    let clocks = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("clocks: "))
+        .unwrap_or_else(|| panic!("no clocks line:\n{}", run.stdout));
+    let behind: f64 = clocks
+        .strip_prefix("clocks: pub-1 ")
+        .and_then(|r| r.split_once(" s behind"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{clocks}"));
+    assert!((behind - 1.5).abs() < 0.1, "{clocks}");
+    assert!(
+        !clocks.contains("pub-2") && !clocks.contains("pub-3"),
+        "{clocks}"
+    );
+    // Corrected, a pair loses what any rotation does (a few packets on a loaded machine);
+    // uncorrected, pub-1's pairs lose 30.
+    assert_eq!(lost.len(), 6, "every directed pair was measured");
+    assert!(lost.values().all(|n| *n <= 12), "{lost:?}\n{}", run.stdout);
+    let v = meshup(&lab, &["verify", path_str(&inv)]);
+    assert_eq!(v.code, Some(0), "{}\n{}", v.stdout, v.stderr);
+}
+
 /// apply's line on how late each host switched ("flip: 5 host(s) switched …").
 fn flip_line(stdout: &str) -> &str {
     stdout
