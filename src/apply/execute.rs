@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::{instant, phase, punch, settle};
+use super::{clocks, instant, phase, punch, settle};
 use crate::fanout;
 use crate::host_error::HostError;
 use crate::interrupt::Interrupt;
@@ -204,8 +204,6 @@ pub(super) fn execute(
     let t = Instant::now();
     let mut punched = Vec::new();
     let mut switched = Vec::new();
-    // Hosts whose clock is off, and by how much (instant.rs): their instants were moved.
-    let clocks = std::sync::Mutex::new(Vec::<(NodeName, f64)>::new());
     // Hosts whose converge switched a running interface at the agreed instant: their new
     // sessions got their first handshakes there already (`mu_settle_flip`).
     let mut flipped = BTreeSet::new();
@@ -301,6 +299,7 @@ pub(super) fn execute(
         let fixed = hosts.iter().any(fixed_instant);
         let flipping = |h: &HostPlan| h.steps.iter().any(|s| s.kind.at_agreed_instant());
         let gate = instant::Gate::new(if fixed { 0 } else { flips }, instant::margin(slowest));
+        let wave_clocks = clocks::Clocks::default();
         let flip_at = if fixed {
             let at = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -319,7 +318,7 @@ pub(super) fn execute(
             let values = &values;
             let gate = &gate;
             let up = &up;
-            let clocks = &clocks;
+            let wave_clocks = &wave_clocks;
             async move {
                 let waits = waits_for_up(host);
                 // Taken first: a host that fails before its script runs still arrives
@@ -342,21 +341,16 @@ pub(super) fn execute(
                 if !agreed && (waits || waiting == 0) {
                     return phase::run(&ssh, Phase::Converge, &text, CONVERGE_TIMEOUT).await;
                 }
-                // The host's clock against this one, from its ready line (instant.rs).
-                let offset = std::sync::Mutex::new(None::<f64>);
                 let line = |l: &str| {
                     if let (Some(a), Some(stamp)) = (ready.as_ref(), phase::ready_stamp(l)) {
+                        // The host's clock, read off its ready line (clocks.rs).
                         let received = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .map(|d| d.as_secs_f64())
                             .unwrap_or_default();
                         let rtt = ssh.round_trip().unwrap_or_default();
-                        if let Some(o) = instant::clock_offset(stamp, received, rtt) {
-                            *offset.lock().unwrap_or_else(|p| p.into_inner()) = Some(o);
-                            clocks
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push((host.node.clone(), o));
+                        if let Some(r) = clocks::reading(stamp, received, rtt) {
+                            wave_clocks.record(&host.node, r);
                         }
                         a.ready();
                     }
@@ -365,13 +359,9 @@ pub(super) fn execute(
                     }
                 };
                 let instant: Option<crate::transport::BoxFuture<'_, String>> = if agreed {
-                    let offset = &offset;
                     Some(Box::pin(async move {
                         let at = gate.instant().await;
-                        match *offset.lock().unwrap_or_else(|p| p.into_inner()) {
-                            Some(o) => instant::on_host_clock(&at, o),
-                            None => at,
-                        }
+                        clocks::on_host_clock(&at, wave_clocks.shift(&host.node))
                     }))
                 } else {
                     None
@@ -401,6 +391,7 @@ pub(super) fn execute(
         });
         if !fixed && flips > 0 {
             ready_after = gate.waited().max(ready_after);
+            wave_clocks.print();
         }
         let results = wave_results;
         for (host, result) in results {
@@ -444,7 +435,6 @@ pub(super) fn execute(
     progress.clear();
     punch::print_confirmed(punched);
     instant::print_switched(&switched, ready_after);
-    instant::print_clocks(&clocks.into_inner().unwrap_or_else(|p| p.into_inner()));
     if !interrupt.stopped() {
         let t = Instant::now();
         settle::first_handshakes(session, mesh, gathered, recap, &flipped);

@@ -156,61 +156,6 @@ impl Drop for Arrival<'_> {
     }
 }
 
-/// A host clock off by less than this from the workstation's is taken as it is: the
-/// estimate below is only as good as the time its ready line spent on the way, and hosts
-/// kept by NTP agree to a few ms. Above it (a host without time sync, a VM whose clock
-/// started from a whole-second RTC), the host's instant is moved by its offset, or it would
-/// switch that much before or after its peers, and lose that much traffic with each.
-pub const CLOCK_TOLERANCE: Duration = Duration::from_millis(100);
-
-/// A host's clock offset from this workstation's, in seconds (its clock minus this one),
-/// when it is off by more than [`CLOCK_TOLERANCE`]: `stamp` is the time its ready line
-/// carries (`EPOCH.frac` by its clock, taken as it printed the line), `received` when the
-/// line arrived here (epoch seconds by this clock); the line spent about half the round
-/// trip on the way. `None` within the tolerance, or when the stamp is no sub-second time
-/// (a `date` without `%N` prints `EPOCH.N` or `EPOCH.%N`).
-pub fn clock_offset(stamp: &str, received: f64, round_trip: Duration) -> Option<f64> {
-    let (secs, frac) = stamp.trim().split_once('.')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(secs) || !digits(frac) || frac.len() < 3 {
-        return None;
-    }
-    let at: f64 = stamp.trim().parse().ok()?;
-    let offset = at - (received - round_trip.as_secs_f64() / 2.0);
-    (offset.abs() > CLOCK_TOLERANCE.as_secs_f64()).then_some(offset)
-}
-
-/// The instant as a host whose clock is `offset` seconds off reads it (`EPOCH.mmm`); a
-/// wave called off (empty) stays called off.
-pub fn on_host_clock(instant: &str, offset: f64) -> String {
-    match instant.parse::<f64>() {
-        Ok(at) if !instant.is_empty() => format!("{:.3}", at + offset),
-        _ => instant.to_string(),
-    }
-}
-
-/// The hosts whose instant was moved for their clocks, and by how much: their clocks
-/// need time sync (the watchdog's ticks and every log line there are off by as much).
-pub(super) fn print_clocks(offsets: &[(NodeName, f64)]) {
-    if crate::ui::console::quiet() || offsets.is_empty() {
-        return;
-    }
-    let list: Vec<String> = offsets
-        .iter()
-        .map(|(n, o)| {
-            format!(
-                "{n} {:.2} s {}",
-                o.abs(),
-                if *o < 0.0 { "behind" } else { "ahead" }
-            )
-        })
-        .collect();
-    println!(
-        "clocks: {} (by the ready line each sent; their switch was timed with it): set up time sync (chrony, systemd-timesyncd) there",
-        list.join(", ")
-    );
-}
-
 /// How long after the agreed instant each host's flip took effect, by its own clock (a
 /// pair loses about the difference between its two hosts): the range and the latest.
 pub(super) fn print_switched(switched: &[(NodeName, String)], ready_after: Option<Duration>) {
@@ -280,28 +225,6 @@ mod tests {
             Gate::new(0, Duration::ZERO).set().is_some(),
             "nothing to wait for"
         );
-    }
-
-    #[test]
-    fn a_clock_off_by_more_than_the_tolerance_moves_the_hosts_instant() {
-        let rtt = Duration::from_millis(40);
-        // In step (the stamp is half a round trip before the arrival): no correction.
-        assert_eq!(clock_offset("1000.980", 1001.0, rtt), None);
-        assert_eq!(clock_offset("1001.050", 1001.0, rtt), None);
-        // A VM 0.58 s behind, a host 2 s ahead.
-        let behind = clock_offset("1000.400000000", 1001.0, rtt).expect("behind");
-        assert!((behind + 0.58).abs() < 1e-6, "{behind}");
-        let ahead = clock_offset("1002.980", 1001.0, rtt).expect("ahead");
-        assert!((ahead - 2.0).abs() < 1e-6, "{ahead}");
-        // No sub-second stamp (busybox date without %N), or none at all: no correction.
-        for stamp in [
-            "1000.N", "1000.%N", "1000", "", "1000.4x", "1e3.500", "-5.000",
-        ] {
-            assert_eq!(clock_offset(stamp, 1001.0, rtt), None, "{stamp:?}");
-        }
-        assert_eq!(on_host_clock("1005.300", behind), "1004.720");
-        assert_eq!(on_host_clock("1005.300", ahead), "1007.300");
-        assert_eq!(on_host_clock("", behind), "", "called off stays off");
     }
 
     #[tokio::test]

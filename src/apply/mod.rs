@@ -1,6 +1,7 @@
 //! `meshup plan` and `meshup apply`: gather facts through the [`Session`], compute the
 //! [`Plan`], show it, and (apply) send exactly its steps: one SSH exec per host for the
 //! prepare steps (install, keys, preshared keys), then one for the converge steps.
+mod clocks;
 mod execute;
 pub mod hold;
 mod instant;

@@ -317,13 +317,25 @@ fn a_flip_reads_the_instant_sent_after_it_said_ready_under_every_shell() {
             stdin.write_all(script.as_bytes()).expect("write script");
             let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
             let mut line = String::new();
-            while line.trim_end() != "@@meshup:ready:" {
+            // The ready line carries the host's clock (clocks.rs reads it).
+            while !line.starts_with("@@meshup:ready:") {
                 line.clear();
                 assert!(
                     stdout.read_line(&mut line).expect("read") > 0,
                     "{shell:?}: ended before it said ready"
                 );
             }
+            let stamp = line.trim_end().trim_start_matches("@@meshup:ready:");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs_f64();
+            // busybox's date has no %N ("EPOCH.%N"): apply then takes the clock as it is.
+            let secs: f64 = stamp.split('.').next().unwrap_or("").parse().unwrap_or(0.0);
+            assert!(
+                (secs - now).abs() < 5.0,
+                "{shell:?}: ready with its clock: {line:?}"
+            );
             if let Some(instant) = send {
                 stdin.write_all(instant.as_bytes()).expect("write instant");
             }
